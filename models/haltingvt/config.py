@@ -1,0 +1,133 @@
+"""One config dataclass for HaltingVT and its named presets.
+
+The paper presets reproduce the eight configs of the authors' code (dun-research/HaltingVT,
+`configs/{minik,activitynet}/HaltingVT_*.py`): DeiT-S (dim 384, 6 heads), 2 Glimpser + 10 joint
+blocks, keep ratios [1.0, k], halt_scale 10 and eps 0.01. See ../shared/reference/haltingvt-official.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class HaltingVTConfig:
+    img_size: int = 224  # square input crop, pixels
+    patch_size: int = 16  # conv patch embedding kernel and stride
+    in_chans: int = 3
+    num_frames: int = 8  # T: frames per clip; time_embed has T rows
+    embed_dim: int = 384  # D
+    num_heads: int = 6
+    mlp_ratio: float = 4.0  # MLP hidden = mlp_ratio * D
+    glimpser_keep: tuple[float, ...] = (1.0, 0.5)  # one Glimpser (divided) block per entry; keep ratio of its top-k
+    num_joint: int = 10  # joint space-time blocks with token halting
+    num_classes: int = 200
+    halt_scale: float = 10.0  # h = sigmoid(halt_scale * x[..., 0] - halt_center)
+    halt_center: float = 20.0
+    halt_eps: float = 0.01  # a token halts once its cumulative h reaches 1 - eps (the default threshold)
+    ln_eps: float = 1e-6
+    drop_path: float = 0.1  # stochastic depth, linspace(0, drop_path, depth) over all blocks (training only)
+    motion_head: bool = True  # 2-way real-vs-static head used by the Motion Loss
+    labels: tuple[str, ...] = ()  # class names; empty means "class_<i>"
+    # Authors' quirks (haltingvt-official.md §7). True reproduces their code so their checkpoints
+    # give their results; False gives the "clean" alternative.
+    quirk_drop_cls_residual: bool = True  # Q1: a pruning Glimpser block replaces the class token by cls_mean alone
+    quirk_attend_halted: bool = True  # Q2: halted tokens stay as zero vectors that are still attended to
+    quirk_cls_halts: bool = True  # Q3: the class token halts like any token (else only at the last layer)
+    mean: tuple[float, float, float] = (127.5, 127.5, 127.5)  # Q10: inputs normalised to [-1, 1]
+    std: tuple[float, float, float] = (127.5, 127.5, 127.5)
+
+    def __post_init__(self) -> None:
+        assert self.img_size % self.patch_size == 0, f"img_size {self.img_size} not a multiple of patch {self.patch_size}"
+        assert self.embed_dim % self.num_heads == 0, f"embed_dim {self.embed_dim} not divisible by {self.num_heads} heads"
+        assert len(self.glimpser_keep) >= 1 and self.glimpser_keep[0] == 1.0, "the first Glimpser block must keep 1.0"
+        assert all(0.0 < k <= 1.0 for k in self.glimpser_keep), f"keep ratios must lie in (0, 1]: {self.glimpser_keep}"
+        assert self.num_joint >= 1
+        assert not self.labels or len(self.labels) == self.num_classes, "labels must name every class"
+
+    @property
+    def patches_per_frame(self) -> int:
+        return (self.img_size // self.patch_size) ** 2
+
+    @property
+    def mlp_hidden(self) -> int:
+        return int(self.embed_dim * self.mlp_ratio)
+
+    @property
+    def num_glimpser(self) -> int:
+        return len(self.glimpser_keep)
+
+    @property
+    def depth(self) -> int:
+        return self.num_glimpser + self.num_joint
+
+    @property
+    def default_threshold(self) -> float:
+        return 1.0 - self.halt_eps
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.labels) if self.labels else [f"class_{i}" for i in range(self.num_classes)]
+
+    def replace(self, **changes) -> "HaltingVTConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "HaltingVTConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        assert not unknown, f"unknown config fields: {unknown}"
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def kept_patches(keep: float, patches: int) -> int:
+    """Patches per frame that a Glimpser block keeps: ceil(keep * P), computed in float32 exactly as
+    the ONNX graph and the TypeScript mirror do, clamped to [1, P]. Golden cases: golden/kept_patches.json."""
+    product = np.float32(keep) * np.float32(patches)  # float32, like the graph
+    return int(min(max(math.ceil(float(product)), 1), patches))
+
+
+def _paper(keep: float, center: float, frames: int) -> HaltingVTConfig:
+    return HaltingVTConfig(num_frames=frames, glimpser_keep=(1.0, keep), halt_center=center)
+
+
+PRESETS: dict[str, HaltingVTConfig] = {
+    # Mini-Kinetics: 8 frames x 32 interval, 20 epochs.
+    "paper-minik-g03-b5": _paper(0.3, 5.0, 8),
+    "paper-minik-g03-b10": _paper(0.3, 10.0, 8),
+    "paper-minik-g05-b20": _paper(0.5, 20.0, 8),
+    "paper-minik-g07-b20": _paper(0.7, 20.0, 8),
+    # ActivityNet-1.3: 10 frames x 64 interval, 50 epochs.
+    "paper-anet-g03-b10": _paper(0.3, 10.0, 10),
+    "paper-anet-g05-b10": _paper(0.5, 10.0, 10),
+    "paper-anet-g05-b20": _paper(0.5, 20.0, 10),
+    "paper-anet-g07-b20": _paper(0.7, 20.0, 10),
+    # The embedded default model: the full architecture (2 Glimpser + halting joint blocks, 8 frames)
+    # at 112x112 and dim 128, small enough to train on a 2-core CPU within the hour.
+    "motion-tiny": HaltingVTConfig(
+        img_size=112, embed_dim=128, num_heads=4, num_joint=6, glimpser_keep=(1.0, 0.5),
+        num_classes=12, halt_center=10.0, drop_path=0.0,
+    ),
+    # Unit tests: 4 frames of 3x3 patches, fast everywhere.
+    "test-micro": HaltingVTConfig(
+        img_size=48, patch_size=16, num_frames=4, embed_dim=32, num_heads=2, num_joint=4,
+        glimpser_keep=(1.0, 0.5), num_classes=5, halt_center=0.0, drop_path=0.0,
+    ),
+}
+
+
+def preset(name: str, **overrides) -> HaltingVTConfig:
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
+    return PRESETS[name].replace(**overrides) if overrides else PRESETS[name]

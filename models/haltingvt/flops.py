@@ -1,0 +1,89 @@
+"""FLOPs accounting in the paper's convention: one multiply-add = one FLOP (haltingvt-official.md §4).
+
+The formula is written once in docs/contracts.md and mirrored in src/engine/flops.ts; both are checked
+against golden/flops.json. LayerNorm, softmax, GELU and the sigmoid are ignored (< 0.2%), and the
+null key of the compact path (one extra key per layer) is not counted: the paper counts n^2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from .config import HaltingVTConfig, kept_patches
+
+
+@dataclass(frozen=True)
+class FlopsConstants:
+    frames: int
+    patches: int
+    patch_dim: int  # in_chans * patch_size^2
+    dim: int
+    mlp_hidden: int
+    glimpser_blocks: int
+    joint_blocks: int
+    classes: int
+    motion_classes: int
+
+    @classmethod
+    def of(cls, cfg: HaltingVTConfig) -> "FlopsConstants":
+        return cls(cfg.num_frames, cfg.patches_per_frame, cfg.in_chans * cfg.patch_size ** 2, cfg.embed_dim,
+                   cfg.mlp_hidden, cfg.num_glimpser, cfg.num_joint, cfg.num_classes, 2 if cfg.motion_head else 0)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def embed_macs(k: FlopsConstants) -> int:
+    return k.frames * k.patches * k.patch_dim * k.dim
+
+
+def glimpser_macs(k: FlopsConstants, kept: int) -> int:
+    """One divided space-time block whose MLP runs on the class token + `kept` patches per frame."""
+    T, P, D, H = k.frames, k.patches, k.dim, k.mlp_hidden
+    temporal = T * P * 5 * D * D + P * 2 * T * T * D  # qkv (3D^2) + proj + temporal_fc; QK^T + AV
+    spatial = T * (P + 1) * 4 * D * D + T * 2 * (P + 1) ** 2 * D  # qkv + proj; QK^T + AV per frame
+    mlp = (1 + T * kept) * 2 * D * H
+    return temporal + spatial + mlp
+
+
+def joint_macs(k: FlopsConstants, tokens: int) -> int:
+    """One joint block over `tokens` active tokens: linear layers + attention (QK^T and AV)."""
+    return tokens * (4 * k.dim * k.dim + 2 * k.dim * k.mlp_hidden) + 2 * tokens * tokens * k.dim
+
+
+def head_macs(k: FlopsConstants) -> int:
+    return k.dim * (k.classes + k.motion_classes)
+
+
+def video_macs(k: FlopsConstants, kept: int, active_tokens: list[int]) -> int:
+    """Total multiply-adds for one video: `kept` patches per frame after the Glimpser, and the
+    active-token count of every joint layer (0 after the class token halted)."""
+    assert len(active_tokens) == k.joint_blocks, f"need {k.joint_blocks} layer counts, got {len(active_tokens)}"
+    glimpser = sum(glimpser_macs(k, k.patches) for _ in range(k.glimpser_blocks - 1)) + glimpser_macs(k, kept)
+    return embed_macs(k) + glimpser + sum(joint_macs(k, n) for n in active_tokens) + head_macs(k)
+
+
+def glimpser_only_tokens(k: FlopsConstants, kept: int) -> list[int]:
+    """Active tokens per joint layer when nothing halts."""
+    return [1 + k.frames * kept] * k.joint_blocks
+
+
+def gflops(cfg: HaltingVTConfig, keep: float = 1.0, active_tokens: list[int] | None = None) -> float:
+    k = FlopsConstants.of(cfg)
+    kept = kept_patches(keep, k.patches) if keep < 1.0 else k.patches
+    tokens = glimpser_only_tokens(k, kept) if active_tokens is None else active_tokens
+    return video_macs(k, kept, tokens) / 1e9
+
+
+def per_layer_report(cfg: HaltingVTConfig, keep: float, active_tokens: list[int] | None = None) -> list[tuple[str, int, float]]:
+    """(stage, tokens, GFLOPs) rows for the CLI."""
+    k = FlopsConstants.of(cfg)
+    kept = kept_patches(keep, k.patches) if keep < 1.0 else k.patches
+    tokens = glimpser_only_tokens(k, kept) if active_tokens is None else active_tokens
+    rows = [("patch_embed", k.frames * k.patches, embed_macs(k) / 1e9)]
+    for b in range(k.glimpser_blocks):
+        kb = kept if b == k.glimpser_blocks - 1 else k.patches
+        rows.append((f"glimpser.{b}", 1 + k.frames * kb, glimpser_macs(k, kb) / 1e9))
+    rows += [(f"joint.{i}", n, joint_macs(k, n) / 1e9) for i, n in enumerate(tokens)]
+    rows.append(("head", 1, head_macs(k) / 1e9))
+    return rows
