@@ -1,0 +1,277 @@
+"""The ONNX graph of HaltingVT's compact path: embedding, Glimpser, the whole halting loop and the
+head in one graph, so no token tensor makes a round trip through the host between layers.
+
+It mirrors `HaltingVT.forward_compact` stage by stage. Between joint layers the live tokens of each
+video are moved to the front (TopK on a position key) and the token axis is cut to the batch's
+largest live count; padding is masked out of attention, so a batched video gives its unbatched
+result. Each joint layer sits in an `If` that skips it once every class token has halted.
+
+Inputs: video float32 (B, 3, T, S, S), keep_ratio float32 (), halt_threshold float32 ().
+Outputs: logits (B, C), active_tokens int64 (B, L), patch_stop_layer int64 (B, T, P).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper
+
+from ..config import HaltingVTConfig
+from ..halting import NEG_INF
+from ..layers import Attention, GlimpserBlock, JointBlock, Mlp
+from ..model import HaltingVT
+from .builder import INT64_MAX, Builder
+
+OPSET = 17
+F32 = TensorProto.FLOAT
+I64 = TensorProto.INT64
+BOOL = TensorProto.BOOL
+
+INPUTS = ("video", "keep_ratio", "halt_threshold")
+OUTPUTS = ("logits", "active_tokens", "patch_stop_layer")
+STATE = ("x", "c", "ids", "live", "n_halted", "r_cls", "cls_out", "stop")  # carried between joint layers
+
+
+def np_(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().float().numpy()
+
+
+def build_graph(model: HaltingVT) -> onnx.ModelProto:
+    cfg = model.cfg
+    g = Builder()
+    x = embed(g, model, "video")  # (B, 1+P*T, D)
+    x, ids = glimpse(g, model, x, "keep_ratio")  # (B, N, D), (B, N)
+    state = initial_state(g, cfg, x, ids)
+    counts = []
+    for i, blk in enumerate(model.joint):
+        state, count = joint_layer(g, cfg, blk, i, state, "halt_threshold")
+        counts.append(g.unsqueeze(count, [1]))  # (B, 1)
+    feat = g.layer_norm(state["cls_out"], np_(model.norm.weight), np_(model.norm.bias), cfg.ln_eps, "norm")
+    g.op("Identity", g.linear(feat, np_(model.fc_cls.weight), np_(model.fc_cls.bias), "fc_cls"), out="logits")
+    g.op("Concat", *counts, axis=1, out="active_tokens")
+    T, P = cfg.num_frames, cfg.patches_per_frame
+    g.op("Identity", g.reshape(g.slice(state["stop"], 0, T * P, 1), [-1, T, P]), out="patch_stop_layer")
+
+    S = cfg.img_size
+    graph = helper.make_graph(
+        g.nodes, "haltingvt",
+        inputs=[helper.make_tensor_value_info("video", F32, ["batch", 3, T, S, S]),
+                helper.make_tensor_value_info("keep_ratio", F32, []),
+                helper.make_tensor_value_info("halt_threshold", F32, [])],
+        outputs=[helper.make_tensor_value_info("logits", F32, ["batch", cfg.num_classes]),
+                 helper.make_tensor_value_info("active_tokens", I64, ["batch", cfg.num_joint]),
+                 helper.make_tensor_value_info("patch_stop_layer", I64, ["batch", T, P])],
+        initializer=g.initializers,
+    )
+    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                                   producer_name="haltingvt")
+    onnx_model.ir_version = 8  # readable by every ONNX Runtime since 1.11
+    onnx.checker.check_model(onnx_model, full_check=True)
+    return onnx_model
+
+
+# ---- stages ------------------------------------------------------------------------------------
+
+def embed(g: Builder, model: HaltingVT, video: str) -> str:
+    cfg = model.cfg
+    T, D, S = cfg.num_frames, cfg.embed_dim, cfg.img_size
+    P = cfg.patches_per_frame
+    frames = g.reshape(g.transpose(video, [0, 2, 1, 3, 4]), [-1, 3, S, S])  # (B*T, 3, S, S)
+    conv = g.op("Conv", frames, g.weight(np_(model.patch_embed.weight), "patch_embed.weight"),
+                g.weight(np_(model.patch_embed.bias), "patch_embed.bias"),
+                kernel_shape=[cfg.patch_size] * 2, strides=[cfg.patch_size] * 2, hint="patch_embed")  # (B*T, D, h, w)
+    patches = g.transpose(g.reshape(conv, [0, D, P]), [0, 2, 1])  # (B*T, P, D)
+    patches = g.op("Add", patches, g.weight(np_(model.pos_embed[0, 1:]), "pos_embed"))  # (B*T, P, D)
+    patches = g.reshape(patches, [-1, T, P, D])  # (B, T, P, D)
+    patches = g.op("Add", patches, g.weight(np_(model.time_embed[0])[:, None, :], "time_embed"))  # (B, T, P, D)
+    patches = g.reshape(g.transpose(patches, [0, 2, 1, 3]), [-1, P * T, D])  # (B, P*T, D): b (n t) d
+    cls = np_(model.cls_token + model.pos_embed[:, :1])  # (1, 1, D)
+    batch = g.dim(patches, 0)  # [B]
+    cls = g.op("Expand", g.weight(cls, "cls_token"), g.concat(batch, g.const([1, D]), axis=0))  # (B, 1, D)
+    return g.concat(cls, patches, axis=1)  # (B, 1+P*T, D)
+
+
+def attention(g: Builder, attn: Attention, x: str, dim: int, hint: str, extras: dict | None = None,
+              cls_attn: bool = False):
+    """Multi-head attention on x (B', N, D); `extras` adds key_bias (B', 1, 1, N), the null key and
+    value ((H, d, 1) and (1, H, 1, d)) and its bias (B', 1, 1, 1) as in `layers.Attention`."""
+    H = attn.heads
+    d = dim // H
+    qkv = g.linear(x, np_(attn.qkv.weight), np_(attn.qkv.bias), f"{hint}.qkv")  # (B', N, 3D)
+    qkv = g.transpose(g.reshape(qkv, [0, 0, 3, H, d]), [2, 0, 3, 1, 4])  # (3, B', H, N, d)
+    q, k, v = (g.squeeze(t, [0]) for t in g.op("Split", qkv, g.const([1, 1, 1]), axis=0, outputs=3))
+    scale = g.const(attn.scale, np.float32)
+    logits = g.op("Mul", g.op("MatMul", q, g.transpose(k, [0, 1, 3, 2])), scale)  # (B', H, N, N)
+    if extras is None:
+        probs = g.op("Softmax", logits, axis=-1)  # (B', H, N, N)
+        out = g.op("MatMul", probs, v)  # (B', H, N, d)
+    else:
+        logits = g.op("Add", logits, extras["key_bias"])  # (B', H, N, N)
+        null_logit = g.op("Add", g.op("Mul", g.op("MatMul", q, extras["null_k"]), scale), extras["null_bias"])  # (B', H, N, 1)
+        probs = g.op("Softmax", g.concat(logits, null_logit, axis=-1), axis=-1)  # (B', H, N, N+1)
+        n = g.dim(x, 1)
+        p_tok, p_null = g.op("Split", probs, g.concat(n, g.const([1]), axis=0), axis=-1, outputs=2)
+        out = g.op("Add", g.op("MatMul", p_tok, v), g.op("Mul", p_null, extras["null_v"]))  # (B', H, N, d)
+    out = g.reshape(g.transpose(out, [0, 2, 1, 3]), [0, 0, dim])  # (B', N, D)
+    out = g.linear(out, np_(attn.proj.weight), np_(attn.proj.bias), f"{hint}.proj")  # (B', N, D)
+    if not cls_attn:
+        return out
+    first_row = g.slice(g.slice(probs, 0, 1, 2), 1, INT64_MAX, 3)  # (B', H, 1, N-1)
+    return out, g.op("ReduceMean", first_row, axes=[1, 2], keepdims=0)  # (B', N-1): head mean
+
+
+def mlp(g: Builder, m: Mlp, x: str, hint: str) -> str:
+    h = g.gelu(g.linear(x, np_(m.fc1.weight), np_(m.fc1.bias), f"{hint}.fc1"))
+    return g.linear(h, np_(m.fc2.weight), np_(m.fc2.bias), f"{hint}.fc2")
+
+
+def ln(g: Builder, norm: torch.nn.LayerNorm, x: str, hint: str) -> str:
+    return g.layer_norm(x, np_(norm.weight), np_(norm.bias), norm.eps, hint)
+
+
+def glimpser_block(g: Builder, cfg: HaltingVTConfig, blk: GlimpserBlock, x: str, keep: str | None, hint: str):
+    """One divided block; `keep` (a scalar graph value) makes it prune. Returns (x, index (B, T, k) or None)."""
+    T, P, D = cfg.num_frames, cfg.patches_per_frame, cfg.embed_dim
+    patches = g.slice(x, 1, INT64_MAX, 1)  # (B, P*T, D)
+    xt = g.reshape(patches, [-1, T, D])  # (B*P, T, D)
+    res = attention(g, blk.temporal_attn, ln(g, blk.temporal_norm1, xt, f"{hint}.temporal_norm1"), D, f"{hint}.temporal_attn")
+    res = g.linear(g.reshape(res, [-1, P * T, D]), np_(blk.temporal_fc.weight), np_(blk.temporal_fc.bias), f"{hint}.temporal_fc")
+    xt = g.op("Add", patches, res)  # (B, P*T, D)
+
+    init_cls = g.slice(x, 0, 1, 1)  # (B, 1, D)
+    cls_rep = g.reshape(g.op("Tile", init_cls, g.const([1, T, 1])), [-1, 1, D])  # (B*T, 1, D)
+    frame_tokens = g.reshape(g.transpose(g.reshape(xt, [-1, P, T, D]), [0, 2, 1, 3]), [-1, P, D])  # (B*T, P, D)
+    xs = ln(g, blk.norm1, g.concat(cls_rep, frame_tokens, axis=1), f"{hint}.norm1")  # (B*T, 1+P, D)
+    res_s, score = attention(g, blk.attn, xs, D, f"{hint}.attn", cls_attn=True)  # (B*T, 1+P, D), (B*T, P)
+    cls_mean = g.op("ReduceMean", g.reshape(g.slice(res_s, 0, 1, 1), [-1, T, D]), axes=[1], keepdims=1)  # (B, 1, D)
+    res_p = g.reshape(g.transpose(g.reshape(g.slice(res_s, 1, INT64_MAX, 1), [-1, T, P, D]), [0, 2, 1, 3]), [-1, P * T, D])
+    x = g.op("Add", g.concat(init_cls, xt, axis=1), g.concat(cls_mean, res_p, axis=1))  # (B, 1+P*T, D)
+
+    index = None
+    if keep is not None:
+        kept = g.op("Cast", g.op("Ceil", g.op("Mul", keep, g.const(float(P), np.float32))), to=I64)
+        kept = g.reshape(g.op("Clip", kept, g.const(1), g.const(P)), [1])  # [k] = ceil(keep * P) in [1, P]
+        index = g.op("TopK", g.reshape(score, [-1, T, P]), kept, axis=-1, largest=1, sorted=1, outputs=2)[1]  # (B, T, k)
+        frames_x = g.transpose(g.reshape(g.slice(x, 1, INT64_MAX, 1), [-1, P, T, D]), [0, 2, 1, 3])  # (B, T, P, D)
+        expanded = g.op("Expand", g.unsqueeze(index, [3]), g.concat(g.op("Shape", index), g.const([D]), axis=0))
+        gathered = g.op("GatherElements", frames_x, expanded, axis=2)  # (B, T, k, D)
+        gathered = g.reshape(g.transpose(gathered, [0, 2, 1, 3]), [0, -1, D])  # (B, k*T, D)
+        prunes = g.op("Less", keep, g.const(1.0, np.float32))  # the authors prune whenever keep != 1
+        residual_cls = g.slice(x, 0, 1, 1)  # init_cls + cls_mean
+        cls = g.where(prunes, cls_mean, residual_cls) if cfg.quirk_drop_cls_residual else residual_cls  # Q1
+        x = g.concat(cls, gathered, axis=1)  # (B, 1+k*T, D)
+    x = g.op("Add", x, mlp(g, blk.mlp, ln(g, blk.norm2, x, f"{hint}.norm2"), f"{hint}.mlp"))
+    return x, index
+
+
+def glimpse(g: Builder, model: HaltingVT, x: str, keep: str) -> tuple[str, str]:
+    cfg = model.cfg
+    T, P = cfg.num_frames, cfg.patches_per_frame
+    index = None
+    last = cfg.num_glimpser - 1
+    for b, blk in enumerate(model.glimpser):
+        x, idx = glimpser_block(g, cfg, blk, x, keep if b == last else None, f"glimpser{b}")
+        index = idx if idx is not None else index
+    ids = g.op("Add", index, g.const(np.arange(T).reshape(1, T, 1) * P))  # (B, T, k): id t*P + p
+    ids = g.reshape(g.transpose(ids, [0, 2, 1]), [0, -1])  # (B, k*T), token order
+    cls_id = g.op("Expand", g.const([[T * P]]), g.concat(g.dim(ids, 0), g.const([1]), axis=0))  # (B, 1)
+    return x, g.concat(cls_id, ids, axis=1)  # (B, N, D), (B, N)
+
+
+def initial_state(g: Builder, cfg: HaltingVTConfig, x: str, ids: str) -> dict[str, str]:
+    tokens = g.op("Shape", ids)  # [B, N]
+    batch = g.dim(ids, 0)  # [B]
+    return {
+        "x": x,
+        "c": g.full_like_dims(tokens, 0.0, np.float32),
+        "ids": ids,
+        "live": g.full_like_dims(tokens, True, np.bool_),
+        "n_halted": g.full_like_dims(batch, 0.0, np.float32),
+        "r_cls": g.full_like_dims(batch, 1.0, np.float32),
+        "cls_out": g.full_like_dims(g.concat(batch, g.const([cfg.embed_dim]), axis=0), 0.0, np.float32),
+        "stop": g.full_like_dims(g.concat(batch, g.const([cfg.num_frames * cfg.patches_per_frame + 1]), axis=0), 0, np.int64),
+    }
+
+
+def joint_layer(g: Builder, cfg: HaltingVTConfig, blk: JointBlock, i: int, state: dict[str, str], threshold: str):
+    """Wraps one joint layer in If(any token live): skipped entirely once every class token halted."""
+    any_live = g.op("Greater", g.op("ReduceMax", g.cast(state["live"], F32), keepdims=0), g.const(0.0, np.float32))
+    then_b = g.child(f"joint{i}/")
+    then_out = joint_layer_body(then_b, cfg, blk, i, state, threshold)
+    else_b = g.child(f"skip{i}/")
+    else_out = [else_b.op("Identity", state[k]) for k in STATE]
+    else_out.append(else_b.full_like_dims(else_b.op("Shape", state["n_halted"]), 0, np.int64))  # count 0
+
+    def branch(b: Builder, outs: list[str], name: str) -> onnx.GraphProto:
+        types = [F32, F32, I64, BOOL, F32, F32, F32, I64, I64]
+        return helper.make_graph(b.nodes, name, [], [helper.make_tensor_value_info(o, t, None) for o, t in zip(outs, types)])
+
+    outs = g.op("If", any_live, outputs=len(STATE) + 1, hint=f"joint{i}",
+                then_branch=branch(then_b, then_out, f"joint{i}"), else_branch=branch(else_b, else_out, f"skip{i}"))
+    return dict(zip(STATE, outs[:-1])), outs[-1]
+
+
+def joint_layer_body(g: Builder, cfg: HaltingVTConfig, blk: JointBlock, i: int, s: dict[str, str], threshold: str) -> list[str]:
+    D = cfg.embed_dim
+    last = i == cfg.num_joint - 1
+    # compaction: live tokens first (stable), token axis cut to the batch's largest live count
+    live_count = g.count_true(s["live"], 1)  # (B,)
+    m = g.reshape(g.cast(g.op("ReduceMax", live_count, keepdims=1), I64), [1])  # [M], M >= 1 here
+    n = g.dim(s["live"], 1)
+    pos = g.cast(g.op("Range", g.const(0), g.squeeze(n, [0]), g.const(1)), F32)  # (N,)
+    key = g.where(s["live"], pos, g.op("Add", pos, g.cast(n, F32)))  # (B, N)
+    order = g.op("TopK", key, m, axis=-1, largest=0, sorted=1, outputs=2)[1]  # (B, M)
+    x = g.gather_rows(s["x"], order, D)  # (B, M, D)
+    c = g.gather_rows(s["c"], order, None)  # (B, M)
+    ids = g.gather_rows(s["ids"], order, None)
+    live = g.gather_rows(s["live"], order, None)
+    count = g.cast(g.count_true(live, 1), I64)  # (B,)
+
+    dummy = g.const(cfg.num_frames * cfg.patches_per_frame)
+    stop_idx = g.where(live, ids, dummy)  # (B, M)
+    stop = g.op("ScatterElements", s["stop"], stop_idx, g.op("Expand", g.const(i + 1), g.op("Shape", stop_idx)), axis=1)
+
+    null_k, null_v = (np_(t) for t in blk.null_kv())  # (H, d) each: what every halted token presents
+    neg = g.const(NEG_INF, np.float32)
+    zero = g.const(0.0, np.float32)
+    extras = {
+        "key_bias": g.unsqueeze(g.where(live, zero, neg), [1, 2]),  # (B, 1, 1, M)
+        "null_k": g.weight(null_k[:, :, None], f"joint{i}.null_k"),  # (H, d, 1)
+        "null_v": g.weight(null_v[None, :, None, :], f"joint{i}.null_v"),  # (1, H, 1, d)
+        "null_bias": g.reshape(null_bias(g, s["n_halted"], cfg.quirk_attend_halted), [-1, 1, 1, 1]),  # (B, 1, 1, 1)
+    }
+    h = f"joint{i}"
+    x = g.op("Add", x, attention(g, blk.attn, ln(g, blk.norm1, x, f"{h}.norm1"), D, f"{h}.attn", extras))
+    z = g.op("Add", x, mlp(g, blk.mlp, ln(g, blk.norm2, x, f"{h}.norm2"), f"{h}.mlp"))  # (B, M, D)
+
+    # halting (halting.act_step): the class token sits at position 0 of every live video
+    x0 = g.squeeze(g.slice(z, 0, 1, 2), [2])  # (B, M)
+    score = g.op("Sigmoid", g.op("Sub", g.op("Mul", x0, g.const(cfg.halt_scale, np.float32)), g.const(cfg.halt_center, np.float32)))
+    if not cfg.quirk_cls_halts and not last:
+        score = g.concat(g.op("Mul", g.slice(score, 0, 1, 1), zero), g.slice(score, 1, INT64_MAX, 1), axis=1)
+    c_new = g.op("Add", c, score)  # (B, M)
+    false = g.const(False, np.bool_)
+    if last:
+        reached, not_reached = live, g.op("And", live, false)
+    else:
+        reached = g.op("And", live, g.op("Greater", c_new, threshold))
+        not_reached = g.op("And", live, g.op("Less", c_new, threshold))
+    cls_reached, cls_going = (g.squeeze(g.slice(t, 0, 1, 1), [1]) for t in (reached, not_reached))  # (B,)
+    h0 = g.squeeze(g.slice(score, 0, 1, 1), [1])  # (B,)
+    weight = g.where(cls_reached, s["r_cls"], g.where(cls_going, h0, zero))  # (B,)
+    cls_out = g.op("Add", s["cls_out"], g.op("Mul", g.squeeze(g.slice(z, 0, 1, 1), [1]), g.unsqueeze(weight, [1])))  # (B, D)
+    r_cls = g.op("Sub", s["r_cls"], g.where(cls_going, h0, zero))
+    halted_now = g.op("And", live, g.op("Not", not_reached))
+    n_halted = g.op("Add", s["n_halted"], g.count_true(halted_now, 1))  # (B,)
+    live_next = g.op("And", not_reached, g.slice(not_reached, 0, 1, 1))  # a halted class token ends its video
+    return [z, c_new, ids, live_next, n_halted, r_cls, cls_out, stop, count]
+
+
+def null_bias(g: Builder, n_halted: str, attend_halted: bool) -> str:
+    """log(n_halted), or NEG_INF when no token has halted (halting.null_logit_bias)."""
+    neg = g.const(NEG_INF, np.float32)
+    if not attend_halted:
+        return g.op("Add", g.op("Mul", n_halted, g.const(0.0, np.float32)), neg)  # (B,) of NEG_INF
+    has = g.op("Greater", n_halted, g.const(0.0, np.float32))
+    return g.where(has, g.op("Log", g.op("Max", n_halted, g.const(1.0, np.float32))), neg)
