@@ -1,0 +1,53 @@
+/**
+ * TypeScript mirror of the FLOPs formula in docs/contracts.md (paper convention: one multiply-add is
+ * one FLOP). Golden cases: models/golden/flops.json.
+ */
+import type { Manifest } from './model.js';
+
+export type FlopsConstants = Manifest['flops'];
+
+/**
+ * Patches per frame a Glimpser block keeps: ceil(keep * P) computed in float32 like the ONNX graph
+ * (and models/haltingvt/config.py kept_patches), clamped to [1, P].
+ */
+export function keptPatches(keep: number, patches: number): number {
+  const product = Math.fround(Math.fround(keep) * Math.fround(patches));
+  return Math.min(Math.max(Math.ceil(product), 1), patches);
+}
+
+/**
+ * Keep ratio of each Glimpser block: the model's configured ratios (config.glimpser_keep) with the
+ * last one replaced by the request's keep_ratio knob; block 0 always keeps everything.
+ */
+export function glimpserKeeps(blocks: number, keepRatio: number, configured?: readonly number[]): number[] {
+  return Array.from({ length: blocks }, (_, b) => (b === blocks - 1 ? keepRatio : b === 0 ? 1 : (configured?.[b] ?? 1)));
+}
+
+/** Total FLOPs for one video given the joint layers' active token counts (class token included). */
+export function videoFlops(c: FlopsConstants, glimpserKeepRatios: readonly number[], activeTokens: ArrayLike<number>): number {
+  const { frames: T, patches: P, patch_dim: patchDim, dim: D, mlp_hidden: H } = c;
+  let total = T * P * patchDim * D; // embed
+  for (const keep of glimpserKeepRatios) {
+    const k = keep >= 1 ? P : keptPatches(keep, P);
+    total += T * P * (3 * D * D + D * D + D * D) + P * 2 * T * T * D; // temporal: qkv, proj, temporal_fc, QK^T+AV
+    total += T * (P + 1) * (3 * D * D + D * D) + T * 2 * (P + 1) ** 2 * D; // spatial: qkv, proj, QK^T+AV
+    total += (1 + T * k) * 2 * D * H; // MLP on the tokens it keeps
+  }
+  for (let l = 0; l < activeTokens.length; l++) {
+    const n = activeTokens[l] as number;
+    total += n * (4 * D * D + 2 * D * H) + 2 * n * n * D;
+  }
+  total += D * c.classes + D * c.motion_classes; // head
+  return total;
+}
+
+/**
+ * Joint-layer token counts with no halting at `keepRatio`: what a dense run processes. Each joint
+ * layer sees the class token plus the patches the last Glimpser block kept.
+ */
+export function denseActiveTokens(c: FlopsConstants, lastKeep: number): number[] {
+  const k = c.glimpser_blocks > 0 ? (lastKeep >= 1 ? c.patches : keptPatches(lastKeep, c.patches)) : c.patches;
+  return new Array<number>(c.joint_blocks).fill(1 + c.frames * k);
+}
+
+export const gflops = (flops: number): number => flops / 1e9;

@@ -1,0 +1,56 @@
+/**
+ * The one catalogue of error codes. Every failure the engine (and the HTTP service on top of it)
+ * reports to a caller is an `EngineError` whose `code` is a key of `ERRORS`.
+ *
+ * To add a code, add a row: the HTTP status is what the service answers; `title` is the short,
+ * caller-safe summary (the service sends `message` only for statuses below 500, as fastify's own
+ * error handler does, and `title` otherwise).
+ */
+export const ERRORS = {
+  // Caller input
+  BAD_KNOB: { status: 400, title: 'a request knob is out of range or of the wrong type' },
+  FILE_NOT_FOUND: { status: 400, title: 'the input file does not exist or cannot be read' },
+  VIDEO_NO_STREAM: { status: 422, title: 'the file has no video stream' },
+  VIDEO_STILL_IMAGE: { status: 422, title: 'the file is a still image, not a video' },
+  VIDEO_UNDECODABLE: { status: 422, title: 'the video cannot be decoded' },
+  VIDEO_TOO_LONG: { status: 422, title: 'the video is longer than this service accepts' },
+  ABORTED: { status: 499, title: 'the request was cancelled' },
+
+  // Decoding
+  DECODE_TIMEOUT: { status: 504, title: 'decoding took longer than the time limit' },
+  DECODE_FAILED: { status: 500, title: 'ffmpeg failed' },
+  FFMPEG_NOT_FOUND: { status: 500, title: 'no ffmpeg/ffprobe binary was found' },
+
+  // Model and inference
+  MODEL_NOT_FOUND: { status: 500, title: 'the model folder or one of its files is missing' },
+  MODEL_INVALID: { status: 500, title: 'the model folder does not follow the contract' },
+  FEED_MISMATCH: { status: 500, title: 'the inputs do not match what the model expects' },
+  INFERENCE_FAILED: { status: 500, title: 'the model failed to run' },
+  WORKER_CRASHED: { status: 503, title: 'the inference worker crashed; it is being replaced' },
+  ENGINE_CLOSED: { status: 503, title: 'the engine is shutting down' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class EngineError extends Error {
+  override readonly name = 'EngineError';
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Structured facts for logs and 4xx bodies (knob name, range, file, ffmpeg stderr tail...). */
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.details = details;
+  }
+
+  toJSON(): { code: ErrorCode; status: number; message: string; details?: Record<string, unknown> } {
+    return { code: this.code, status: this.status, message: this.message, ...(this.details ? { details: this.details } : {}) };
+  }
+}
+
+export function isEngineError(err: unknown, code?: ErrorCode): err is EngineError {
+  return err instanceof EngineError && (code === undefined || err.code === code);
+}
