@@ -27,6 +27,17 @@ class DropPath(nn.Module):
         return x * keep / (1.0 - self.p)
 
 
+class PatchEmbed(nn.Module):
+    """Conv 16/16 patch embedding (B*T, 3, S, S) -> (B*T, P, D) in raster order; key `patch_embed.proj`."""
+
+    def __init__(self, in_chans: int, dim: int, patch: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch, stride=patch)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.proj(frames).flatten(2).transpose(1, 2)  # (B*T, P, D)
+
+
 class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()

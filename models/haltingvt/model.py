@@ -22,7 +22,7 @@ from torch import nn
 
 from .config import HaltingVTConfig
 from .halting import NEG_INF, act_step, halting_score, null_logit_bias
-from .layers import GlimpserBlock, JointBlock, drop_path_rates, init_weights
+from .layers import GlimpserBlock, JointBlock, PatchEmbed, drop_path_rates, init_weights
 
 
 @dataclass
@@ -40,7 +40,7 @@ class HaltingVT(nn.Module):
         super().__init__()
         self.cfg = cfg
         D, P, T = cfg.embed_dim, cfg.patches_per_frame, cfg.num_frames
-        self.patch_embed = nn.Conv2d(cfg.in_chans, D, kernel_size=cfg.patch_size, stride=cfg.patch_size)
+        self.patch_embed = PatchEmbed(cfg.in_chans, D, cfg.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, D))
         self.pos_embed = nn.Parameter(torch.zeros(1, P + 1, D))
         self.time_embed = nn.Parameter(torch.zeros(1, T, D))
@@ -81,7 +81,7 @@ class HaltingVT(nn.Module):
         B, C, T, H, W = video.shape
         D = self.cfg.embed_dim
         frames = video.transpose(1, 2).reshape(B * T, C, H, W)  # (B*T, 3, H, W)
-        patches = self.patch_embed(frames).flatten(2).transpose(1, 2)  # (B*T, P, D), raster order
+        patches = self.patch_embed(frames)  # (B*T, P, D), raster order
         P = patches.shape[1]
         patches = patches + self.pos_embed[:, 1:]  # (B*T, P, D): position per frame
         patches = patches.reshape(B, T, P, D) + self.time_embed[:, :, None, :]  # (B, T, P, D): time on patches only

@@ -78,8 +78,8 @@ def embed(g: Builder, model: HaltingVT, video: str) -> str:
     T, D, S = cfg.num_frames, cfg.embed_dim, cfg.img_size
     P = cfg.patches_per_frame
     frames = g.reshape(g.transpose(video, [0, 2, 1, 3, 4]), [-1, 3, S, S])  # (B*T, 3, S, S)
-    conv = g.op("Conv", frames, g.weight(np_(model.patch_embed.weight), "patch_embed.weight"),
-                g.weight(np_(model.patch_embed.bias), "patch_embed.bias"),
+    conv = g.op("Conv", frames, g.weight(np_(model.patch_embed.proj.weight), "patch_embed.weight"),
+                g.weight(np_(model.patch_embed.proj.bias), "patch_embed.bias"),
                 kernel_shape=[cfg.patch_size] * 2, strides=[cfg.patch_size] * 2, hint="patch_embed")  # (B*T, D, h, w)
     patches = g.transpose(g.reshape(conv, [0, D, P]), [0, 2, 1])  # (B*T, P, D)
     patches = g.op("Add", patches, g.weight(np_(model.pos_embed[0, 1:]), "pos_embed"))  # (B*T, P, D)

@@ -1,0 +1,78 @@
+"""python -m haltingvt golden: writes the cases both languages test against (models/golden/*.json)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import kept_patches, preset
+from .flops import FlopsConstants, glimpser_only_tokens, video_macs
+from .sampling import segment_centre_indices
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+PARITY_KNOBS = [(0.5, 0.99), (0.3, 0.9), (1.0, 0.99), (0.5, 3.0)]
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+
+
+def flops_cases() -> list[dict]:
+    cases = []
+    for name, keep, tokens in [
+        ("paper-minik-g05-b20", 1.0, None), ("paper-minik-g05-b20", 0.3, None),
+        ("paper-minik-g05-b20", 0.5, None), ("paper-minik-g05-b20", 0.7, None),
+        ("paper-anet-g05-b20", 1.0, None), ("paper-minik-g03-b5", 0.3, [473, 300, 200, 120, 80, 40, 0, 0, 0, 0]),
+        ("motion-tiny", 1.0, None), ("motion-tiny", 0.5, [201, 150, 90, 40, 0, 0]), ("test-micro", 0.5, [21, 15, 9, 0]),
+    ]:
+        k = FlopsConstants.of(preset(name))
+        kept = kept_patches(keep, k.patches) if keep < 1.0 else k.patches
+        active = tokens or glimpser_only_tokens(k, kept)
+        cases.append({"preset": name, "constants": k.to_dict(), "keep": keep, "kept_per_frame": kept,
+                      "active_tokens": active, "macs": video_macs(k, kept, active),
+                      "gflops": round(video_macs(k, kept, active) / 1e9, 6)})
+    return cases
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m haltingvt golden")
+    ap.add_argument("--out", default=str(GOLDEN))
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    kept = [{"keep": k, "patches": p, "kept": kept_patches(k, p)}
+            for p in (9, 49, 196) for k in (0.05, 0.1, 0.25, 0.3, 0.35, 0.5, 0.7, 0.9, 0.999, 1.0)]
+    sampling = [{"n": n, "frames": t, "indices": segment_centre_indices(n, t)}
+                for n in (1, 3, 7, 8, 9, 16, 60, 61, 250, 301, 3600) for t in (8, 10)]
+    docs = {"flops.json": flops_cases(), "kept_patches.json": kept, "sampling.json": sampling}
+    for name, cases in docs.items():
+        (out / name).write_text(json.dumps({"cases": cases}, indent=1) + "\n")
+        print(f"wrote {out / name}: {len(cases)} cases")
+    write_tiny_fixture(FIXTURES / "tiny", out / "parity_tiny")
+    return 0
+
+
+def write_tiny_fixture(model_dir: Path, parity_dir: Path) -> None:
+    """A tiny exported model whose tokens halt at different layers, and cases for cross-language
+    parity: an input tensor (float32 little-endian, NCTHW) with the reference path's outputs."""
+    from .export import export_model
+    from .testing import random_model, random_video
+
+    cfg = preset("test-micro", labels=("left", "right", "up", "down", "still"))
+    model = random_model(cfg, seed=0)
+    export_model(model, model_dir, "tiny", "0.0.1")
+    video = random_video(cfg, batch=3, seed=7)  # (3, 3, T, S, S)
+    parity_dir.mkdir(parents=True, exist_ok=True)
+    (parity_dir / "input.f32").write_bytes(video.numpy().astype("<f4").tobytes())
+    cases = []
+    for keep, threshold in PARITY_KNOBS:
+        with torch.no_grad():
+            ref = model.forward_reference(video, keep, threshold)
+        cases.append({"keep_ratio": keep, "halt_threshold": threshold, "logits": ref.logits.numpy().round(7).tolist(),
+                      "active_tokens": ref.active_tokens.tolist(), "patch_stop_layer": ref.patch_stop_layer.tolist()})
+    doc = {"model": str(model_dir.relative_to(model_dir.parents[2])), "input": "input.f32",
+           "input_shape": list(video.shape), "cases": cases}
+    (parity_dir / "expected.json").write_text(json.dumps(doc) + "\n")
+    print(f"wrote {model_dir} and {parity_dir}: {len(cases)} parity cases")

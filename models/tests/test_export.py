@@ -1,0 +1,88 @@
+"""ONNX Runtime (Python) against the PyTorch reference path: logits to 1e-4 relative, token counts
+and the per-patch stop map exact, for batch 1-4, several keep ratios and thresholds."""
+
+import itertools
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from haltingvt import preset
+from haltingvt.export import export_model, feeds, sha256
+from haltingvt.export.graph import build_graph
+from haltingvt.testing import random_model, random_video
+
+ort = pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    cfg = preset("test-micro", labels=("a", "b", "c", "d", "e"))
+    model = random_model(cfg, seed=2)
+    out = tmp_path_factory.mktemp("export")
+    export_model(model, out, "micro")
+    sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    return model, sess, out
+
+
+def test_parity_batch_1_to_4_keeps_and_thresholds(exported):
+    model, sess, _ = exported
+    cfg = model.cfg
+    worst = 0.0
+    for batch, keep, thr in itertools.product((1, 2, 3, 4), (0.3, 0.5, 0.7, 1.0), (0.7, 0.9, 0.99, 4.0)):
+        video = random_video(cfg, batch, seed=batch * 10)
+        logits, tokens, stop = sess.run(None, feeds(video.numpy(), keep, thr))
+        with torch.no_grad():
+            ref = model.forward_reference(video, keep, thr)
+        rel = np.abs(logits - ref.logits.numpy()).max() / np.abs(ref.logits.numpy()).max()
+        worst = max(worst, rel)
+        assert rel < 1e-4, (batch, keep, thr, rel)
+        assert np.array_equal(tokens, ref.active_tokens.numpy()), (batch, keep, thr)
+        assert np.array_equal(stop, ref.patch_stop_layer.numpy()), (batch, keep, thr)
+    print(f"worst logits relative error {worst:.2e}")
+
+
+def test_batched_equals_unbatched_in_onnx_runtime(exported):
+    model, sess, _ = exported
+    video = random_video(model.cfg, 4, seed=3).numpy()
+    logits, tokens, stop = sess.run(None, feeds(video, 0.5, 0.99))
+    assert len({tuple(t) for t in tokens.tolist()}) > 1
+    for b in range(4):
+        one = sess.run(None, feeds(video[b:b + 1], 0.5, 0.99))
+        assert np.abs(one[0] - logits[b:b + 1]).max() <= 1e-5 * np.abs(logits).max()
+        assert np.array_equal(one[1][0], tokens[b]) and np.array_equal(one[2][0], stop[b])
+
+
+def test_dynamic_dims_and_io_names():
+    graph = build_graph(random_model(preset("test-micro"))).graph
+    assert [i.name for i in graph.input] == ["video", "keep_ratio", "halt_threshold"]
+    assert [o.name for o in graph.output] == ["logits", "active_tokens", "patch_stop_layer"]
+    assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert sum(n.op_type == "If" for n in graph.node) == preset("test-micro").num_joint
+    assert not [n for n in graph.node if n.op_type == "Loop"], "layers are unrolled, each inside an If"
+
+
+def test_manifest_describes_everything_and_hashes_every_file(exported):
+    model, _, out = exported
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["format"] == "haltingvt-manifest/1" and m["name"] == "micro"
+    assert m["labels"] == ["a", "b", "c", "d", "e"] == (out / "labels.txt").read_text().split()
+    assert m["input"]["frames"] == 4 and m["input"]["size"] == 48 and m["input"]["mean"] == [127.5] * 3
+    assert [i["name"] for i in m["graph"]["inputs"]] == ["video", "keep_ratio", "halt_threshold"]
+    assert m["graph"]["outputs"][1] == {"name": "active_tokens", "dtype": "int64", "shape": ["batch", 4]}
+    assert m["knobs"]["keep_ratio"]["default"] == 0.5 and m["knobs"]["halt_threshold"]["default"] == 0.99
+    assert set(m["flops"]) >= {"frames", "patches", "dim", "mlp_hidden", "joint_blocks"}
+    for name, info in m["files"].items():
+        assert sha256(out / name) == info["sha256"]
+    onnx.checker.check_model(str(out / "model.onnx"), full_check=True)
+
+
+def test_paper_preset_builds_with_dynamic_token_dims():
+    """The DeiT-S graph builds and checks (random weights, not run: too slow for CI on 2 cores)."""
+    torch.manual_seed(0)
+    from haltingvt import HaltingVT
+
+    graph = build_graph(HaltingVT(preset("paper-minik-g05-b20")).eval())
+    assert graph.graph.input[0].type.tensor_type.shape.dim[4].dim_value == 224
