@@ -2,9 +2,11 @@
 
 `sample_video(path, frames, size, resize_short_side)` returns uint8 [frames, size, size, 3] RGB:
 
-1. n = number of frames the decoder produces for the first video stream
-   (`ffprobe -count_frames -select_streams v:0 -show_entries stream=nb_read_frames`).
-2. indices = segment centres floor((i + 0.5) * n / frames), i = 0..frames-1 (repeats when n < frames).
+1. n = the frame count of the first video stream: the container's nb_frames when it states one
+   (MP4), else the number of its packets (`ffprobe -count_packets`, demuxing only; WebM). This is
+   the rule of the service's select path (src/engine/decode.ts).
+2. indices = segment centres floor((i + 0.5) * n / frames), i = 0..frames-1 (repeats when n < frames;
+   haltingvt.sampling, golden/sampling.json).
 3. One ffmpeg run decodes the file (autorotate on, as by default), and the filter graph
        select='eq(n,i1)+eq(n,i2)+...',
        scale=w=W:h=H:flags=bilinear, format=rgb24,
@@ -15,6 +17,8 @@
    Scaling and the YUV->RGB conversion happen in the same swscale call (bilinear); the
    crop is done in RGB so its offset is exact. Only the selected frames are ever held in memory.
    Sample aspect ratio is ignored (storage pixels are treated as square).
+4. If the file yields fewer frames than n said (lying nb_frames, truncated file), the missing
+   slots repeat the last frame that did decode, as the service does.
 
 `ffmpeg_sampling_args` returns the exact argument list so the service can mirror it.
 """
@@ -30,19 +34,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .sampling import segment_centre_indices
+
 FFMPEG = os.environ.get("HALTINGVT_FFMPEG", "ffmpeg")
 FFPROBE = os.environ.get("HALTINGVT_FFPROBE", "ffprobe")
 
 
 class VideoError(RuntimeError):
     pass
-
-
-def segment_centre_indices(n: int, frames: int) -> list[int]:
-    """floor((i + 0.5) * n / frames) for i in 0..frames-1, in exact integer arithmetic."""
-    if n < 1 or frames < 1:
-        raise ValueError(f"need n >= 1 and frames >= 1, got n={n}, frames={frames}")
-    return [((2 * i + 1) * n) // (2 * frames) for i in range(frames)]
 
 
 def resized_dims(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -81,6 +80,20 @@ def probe(path: str | os.PathLike) -> dict:
     return info
 
 
+def frame_count(path: str | os.PathLike) -> int:
+    """n for sampling: the container's nb_frames if it states one, else the stream's packet count."""
+    info = probe(path)
+    nb = str(info["streams"][0].get("nb_frames", "")).strip()
+    if nb.isdigit() and int(nb) > 0:
+        return int(nb)
+    out = _run([FFPROBE, "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
+                "stream=nb_read_packets", "-of", "csv=p=0", os.fspath(path)], "ffprobe -count_packets")
+    text = out.decode().strip().split("\n")[0].strip().rstrip(",")
+    if not text.isdigit() or int(text) < 1:
+        raise VideoError(f"{path}: cannot count frames (ffprobe said {text!r})")
+    return int(text)
+
+
 def count_frames(path: str | os.PathLike) -> int:
     """Number of frames the decoder produces for the first video stream (decodes the file)."""
     out = _run([FFPROBE, "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries",
@@ -114,25 +127,25 @@ def sample_video(path: str | os.PathLike, frames: int = 8, size: int = 112, resi
                  n_frames: int | None = None) -> np.ndarray:
     """Model input frames of a video file: uint8 [frames, size, size, 3] RGB (contract sampling).
 
-    n_frames: the decoded frame count if already known (skips the counting pass); it must be what
-    count_frames(path) returns, or the indices differ from the service's."""
+    n_frames: the frame count if already known (skips probing); it must be what frame_count(path)
+    returns, or the indices differ from the service's."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(path)
-    n = count_frames(path) if n_frames is None else int(n_frames)
+    n = frame_count(path) if n_frames is None else int(n_frames)
     if n < 1:
         raise VideoError(f"{path}: no decodable frames")
     idx = segment_centre_indices(n, frames)
     uniq = sorted(set(idx))
     raw = _run(ffmpeg_sampling_args(path, uniq, size, resize_short_side), "ffmpeg decode")
     fsz = size * size * 3
-    if len(raw) != len(uniq) * fsz:
-        raise VideoError(f"{path}: expected {len(uniq)} frames of {size}x{size} from ffmpeg, got {len(raw) / fsz:g} "
-                         f"(n={n}, indices={uniq})")
-    got = np.frombuffer(raw, np.uint8).reshape(len(uniq), size, size, 3)
-    pos = {v: k for k, v in enumerate(uniq)}
+    got_n = min(len(raw) // fsz, len(uniq))
+    if got_n == 0:
+        raise VideoError(f"{path}: ffmpeg decoded none of the frames {uniq} (n={n})")
+    got = np.frombuffer(raw, np.uint8)[:got_n * fsz].reshape(got_n, size, size, 3)
+    pos = {v: min(k, got_n - 1) for k, v in enumerate(uniq)}  # missing tail frames: repeat the last decoded
     return np.ascontiguousarray(got[[pos[i] for i in idx]])
 
 
-__all__ = ["VideoError", "segment_centre_indices", "resized_dims", "probe", "count_frames", "sampling_filter",
+__all__ = ["VideoError", "segment_centre_indices", "resized_dims", "probe", "frame_count", "count_frames", "sampling_filter",
            "ffmpeg_sampling_args", "sample_video"]

@@ -106,7 +106,7 @@ class Renderer:
         fx = np.array([q.fx for q in g], np.float64)
         fy = np.array([q.fy for q in g], np.float64)
         ph = np.array([q.phase for q in g], np.float64)
-        col = np.array([q.color for q in g], np.float64)  # (K, 3)
+        col = np.array([q.color for q in g], np.float64).reshape(len(g), 3)  # (K, 3)
         A = 2 * np.pi * cv.xs.astype(np.float64)[:, None] * fx[None]  # (w, K)
         B = 2 * np.pi * cv.ys.astype(np.float64)[:, None] * fy[None] + ph[None]  # (h, K)
         bg = np.empty((cv.h, cv.w, 3), np.float32)

@@ -241,11 +241,16 @@ def _grating(rng: np.random.Generator, p: SceneParams, freq: tuple[float, float]
                    tuple(float(amp * c) for c in tint))
 
 
-def make_spec(seed: int, index: int, params: SceneParams = DEFAULT_PARAMS) -> ClipSpec:
-    """The clip (seed, index): a pure function of its arguments."""
+def make_spec(seed: int, index: int, params: SceneParams = DEFAULT_PARAMS, label: int | None = None) -> ClipSpec:
+    """The clip (seed, index): a pure function of its arguments.
+
+    label forces the class while keeping every random draw (the scene is the same for every
+    label: only the target's motion terms change), which the tests use to compare classes."""
     p = params
     rng = clip_rng(seed, index, 0)
-    label = clip_label(seed, index)
+    label = clip_label(seed, index) if label is None else int(label)
+    if not 0 <= label < NUM_CLASSES:
+        raise ValueError(f"label {label} outside 0..{NUM_CLASSES - 1}")
     name = CLASSES[label]
 
     fps = int(rng.choice(p.fps_choices))
