@@ -57,8 +57,7 @@ def test_region_render_matches_full_frame():
     H, W = out_size_for(spec, 128)
     full = render(spec, [1.0], (H, W))
     part = render(spec, [1.0], (H, W), (5, 9, 40, 50))
-    diff = np.abs(full[:, 5:45, 9:59].astype(int) - part)
-    assert diff.max() <= 1 and (diff > 0).mean() < 0.01  # BLAS summation order may flip a rounding
+    assert np.array_equal(full[:, 5:45, 9:59], part)
 
 
 def test_class_balance():

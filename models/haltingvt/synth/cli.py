@@ -11,7 +11,7 @@ import argparse
 import sys
 import time
 
-from .scenes import CLASSES, DEFAULT_HELDOUT_SEED, HELDOUT_SEEDS, TRAIN_SEEDS
+from .scenes import CLASSES, DEFAULT_HELDOUT_SEED, HELDOUT_SEEDS, SCENE_PRESETS, TRAIN_SEEDS
 from .split import write_split
 from .video_io import FORMATS
 
@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write every clip in every format (default: formats alternate by clip index)")
     p.add_argument("--resolutions", type=_resolutions, default=None,
                    help="comma list of WIDTHxHEIGHT to draw from (default 320x240,426x240,640x360,360x640,480x480)")
+    p.add_argument("--scenes", choices=sorted(SCENE_PRESETS), default="default",
+                   help="scene difficulty preset; must match the one the model was trained on (default: default)")
     p.add_argument("--workers", type=int, default=2, help="parallel clips (default 2)")
     p.add_argument("--allow-train-seed", action="store_true", help="allow a seed from the training namespace")
     p.add_argument("--quiet", action="store_true")
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.perf_counter()
     rows = write_split(args.out, args.count, args.seed, args.formats, args.all_formats, max(1, args.workers),
-                       args.start, args.resolutions, progress=not args.quiet)
+                       args.start, args.resolutions, params=SCENE_PRESETS[args.scenes], progress=not args.quiet)
     if not args.quiet:
         print(f"{len(rows)} files, labels in {args.out}/labels.csv ({time.perf_counter() - t0:.1f} s)")
     return 0

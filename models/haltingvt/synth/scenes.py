@@ -104,6 +104,11 @@ class SceneParams:
 
 
 DEFAULT_PARAMS = SceneParams()
+# Fewer distractors, sparser and fainter clutter: a fallback if a small model cannot learn the
+# default scenes in its budget. Same classes, same single-frame invariances.
+EASY_PARAMS = SceneParams(distractors=(0, 1), clutter_density=(3.0, 6.0), grating_amp=(3.0, 10.0),
+                          drift_patches=(0, 1))
+SCENE_PRESETS: dict[str, SceneParams] = {"default": DEFAULT_PARAMS, "easy": EASY_PARAMS}
 
 
 @dataclass(frozen=True)
@@ -373,6 +378,7 @@ def patch_pos(pt: DriftPatch, tau: float) -> tuple[float, float]:
 
 __all__ = [
     "CLASSES", "NUM_CLASSES", "SHAPES", "SHAPE_NAMES", "RESOLUTIONS", "FPS_CHOICES", "SceneParams", "DEFAULT_PARAMS",
+    "EASY_PARAMS", "SCENE_PRESETS",
     "Shape", "Grating", "DriftPatch", "Distractor", "Target", "ClipSpec", "make_spec", "clip_rng", "clip_label",
     "target_pose", "distractor_pose", "patch_pos", "TRAIN_SEEDS", "HELDOUT_SEEDS", "DEFAULT_TRAIN_SEED",
     "DEFAULT_VAL_SEED", "DEFAULT_HELDOUT_SEED",

@@ -5,6 +5,7 @@ Layout of DIR:
                                             index), or one per clip and format with all_formats
     labels.csv                              header "path,label"; path relative to DIR, label = class name
     classes.txt                             one class name per line, line number = class id
+    split.json                              seed, count, formats and every scene parameter
     meta.jsonl                              per file: path, label, label_id, seed, index, format, fps,
                                             n_frames, duration, width, height
 """
@@ -18,7 +19,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 from .scenes import CLASSES, DEFAULT_PARAMS, SceneParams, make_spec
 from .stream import render_full_clip
@@ -79,6 +80,10 @@ def write_split(out_dir: str | os.PathLike, count: int, seed: int, formats: tupl
             w.writerow([r["path"], r["label"]])
     with open(os.path.join(out_dir, "classes.txt"), "w") as f:
         f.write("".join(c + "\n" for c in CLASSES))
+    with open(os.path.join(out_dir, "split.json"), "w") as f:
+        json.dump({"seed": seed, "start": start, "count": count, "formats": list(formats), "all_formats": all_formats,
+                   "classes": list(CLASSES), "params": asdict(params)}, f, indent=1)
+        f.write("\n")
     with open(os.path.join(out_dir, "meta.jsonl"), "w") as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")
