@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 from .scenes import CLASSES, DEFAULT_HELDOUT_SEED, HELDOUT_SEEDS, SCENE_PRESETS, TRAIN_SEEDS
 from .split import write_split
@@ -66,11 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"synth: seed {args.seed} is reserved for training (use {HELDOUT_SEEDS.start}..{HELDOUT_SEEDS.stop - 1},"
               " or --allow-train-seed)", file=sys.stderr)
         return 2
-    t0 = time.perf_counter()
-    rows = write_split(args.out, args.count, args.seed, args.formats, args.all_formats, max(1, args.workers),
+    write_split(args.out, args.count, args.seed, args.formats, args.all_formats, max(1, args.workers),
                        args.start, args.resolutions, params=SCENE_PRESETS[args.scenes], progress=not args.quiet)
-    if not args.quiet:
-        print(f"{len(rows)} files, labels in {args.out}/labels.csv ({time.perf_counter() - t0:.1f} s)")
     return 0
 
 
