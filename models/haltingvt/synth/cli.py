@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
               " or --allow-train-seed)", file=sys.stderr)
         return 2
     write_split(args.out, args.count, args.seed, args.formats, args.all_formats, max(1, args.workers),
-                       args.start, args.resolutions, params=SCENE_PRESETS[args.scenes], progress=not args.quiet)
+                args.start, args.resolutions, params=SCENE_PRESETS[args.scenes], progress=not args.quiet)
     return 0
 
 
