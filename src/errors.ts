@@ -28,6 +28,19 @@ export const ERRORS = {
   INFERENCE_FAILED: { status: 500, title: 'the model failed to run' },
   WORKER_CRASHED: { status: 503, title: 'the inference worker crashed; it is being replaced' },
   ENGINE_CLOSED: { status: 503, title: 'the engine is shutting down' },
+
+  // HTTP service (src/http/)
+  BAD_REQUEST: { status: 400, title: 'the request is malformed' },
+  UNAUTHORIZED: { status: 401, title: 'a valid bearer token is required' },
+  NOT_FOUND: { status: 404, title: 'no such route or model' },
+  UPLOAD_TOO_LARGE: { status: 413, title: 'the upload is larger than this service accepts' },
+  BATCH_TOO_LARGE: { status: 413, title: 'the batch has more videos than this service accepts' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'the content type is not a video or multipart/form-data' },
+  VIDEO_TOO_LARGE: { status: 422, title: 'the video frames have more pixels than this service accepts' },
+  QUEUE_FULL: { status: 429, title: 'the inference queue is full; retry later' },
+  NOT_READY: { status: 503, title: 'the model is still loading; retry later' },
+  DRAINING: { status: 503, title: 'the service is shutting down; retry on another instance' },
+  INTERNAL: { status: 500, title: 'internal error' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
