@@ -8,11 +8,10 @@ PY = $(PY_ENV)/bin/python
 NODE_STAMP = node_modules/.install-stamp
 export ONNXRUNTIME_NODE_INSTALL = skip   # the CUDA libraries come from NuGet, which is unreachable; CPU binaries ship in the npm package
 export PYTHONPATH := $(CURDIR)/models
-export HALTINGVT_PYTHON = $(PY)
 
 .PHONY: run test test-python test-ts build deps python-env node-deps ffmpeg bench golden default-model clean
 
-run: deps build  ## install what is needed and serve the embedded default model on :8080
+run: ffmpeg build  ## install what is needed and serve the embedded default model on :8080
 	node dist/server.js
 
 test: deps  ## install what is needed and run every test, TypeScript and Python
@@ -22,9 +21,9 @@ test: deps  ## install what is needed and run every test, TypeScript and Python
 test-python: python-env
 	cd models && $(PY) -m pytest -q tests
 
-test-ts: node-deps
+test-ts: node-deps python-env
 	npx tsc --noEmit -p tsconfig.json
-	npx vitest run
+	HALTINGVT_PYTHON=$(PY) npx vitest run
 
 build: node-deps
 	npx tsc -p tsconfig.json

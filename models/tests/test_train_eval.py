@@ -1,0 +1,79 @@
+"""A short training run reduces the loss; evaluation runs on a tiny split of real video files."""
+
+import json
+
+import numpy as np
+import pytest
+
+from haltingvt.checkpoint import load_checkpoint
+from haltingvt.evaluate import load_clips, main as eval_main, markdown, run
+from haltingvt.train import TrainConfig, lr_at, parse, train
+
+MICRO = dict(preset="test-micro", train_resize=(55, 64), workers=0, threads=2, lr=2e-3, warmup_steps=5,
+             save_every=1000)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    result = train(TrainConfig(out=str(out), steps=60, batch_size=8, train_clips=16, **MICRO), progress=False)
+    return out, result
+
+
+def test_short_run_reduces_the_loss(trained):
+    out, result = trained
+    history = json.loads((out / "history.json").read_text())
+    first = np.mean([h["task"] for h in history[:8]])
+    last = np.mean([h["task"] for h in history[-8:]])
+    assert last < 0.8 * first, (first, last)
+    assert set(history[0]) >= {"task", "ponder", "motion", "tokens"}
+    assert result["steps"] == 60
+
+
+def test_checkpoint_resumes_where_it_stopped(trained, tmp_path):
+    out, _ = trained
+    model, payload = load_checkpoint(out / "last.pt")
+    assert payload["meta"]["step"] == 60 and "optimizer" in payload
+    result = train(TrainConfig(out=str(tmp_path), steps=62, batch_size=8, train_clips=16, resume=str(out / "last.pt"),
+                               **MICRO), progress=False)
+    assert result["steps"] == 62
+    assert len(json.loads((tmp_path / "history.json").read_text())) == 2
+
+
+def test_schedule_warms_up_then_decays():
+    tc = TrainConfig(steps=100, warmup_steps=10, lr=1.0)
+    assert lr_at(0, tc) == pytest.approx(0.1) and lr_at(10, tc) == pytest.approx(1.0)
+    assert lr_at(55, tc) == pytest.approx(0.5) and lr_at(100, tc) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_cli_parses_tuples_and_overrides():
+    tc, quiet = parse(["--keep-choices", "0.3,0.5", "--train-resize", "55,64", "--halt-center", "4", "--quiet"])
+    assert tc.keep_choices == (0.3, 0.5) and tc.train_resize == (55, 64) and tc.halt_center == 4.0 and quiet
+
+
+def test_eval_on_a_tiny_split_of_video_files(trained, tmp_path):
+    from haltingvt.synth.cli import main as synth_main
+
+    out, _ = trained
+    assert synth_main(["--out", str(tmp_path / "split"), "--count", "6", "--seed", "1500", "--resolutions", "96x64"]) == 0
+    assert eval_main(["--checkpoint", str(out / "final.pt"), "--data", str(tmp_path / "split"), "--sweep",
+                      "--out", str(tmp_path / "eval"), "--quiet", "--threads", "2"]) == 0
+    report = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert report["clips"] == 6 and 0 <= report["default"]["top1"] <= 1
+    assert report["dense"]["gflops"] > report["default"]["gflops"]
+    assert len(report["sweep"]) == 10 and (tmp_path / "eval" / "accuracy_vs_gflops.png").stat().st_size > 1000
+    assert "| 0.3 | off |" in (tmp_path / "eval" / "sweep.md").read_text()
+
+
+def test_training_seeds_are_refused_for_evaluation(trained):
+    model, _ = load_checkpoint(trained[0] / "final.pt")
+    with pytest.raises(AssertionError, match="training seed"):
+        load_clips(model, "synth", 2, seed=3, progress=False)
+
+
+def test_evaluation_counts_gflops_from_tokens(trained):
+    model, _ = load_checkpoint(trained[0] / "final.pt")
+    clips, labels = load_clips(model, "synth", 4, seed=1200, progress=False)
+    dense = run(model, clips, labels, 1.0, 4.0)
+    assert dense.tokens_per_layer == [37.0] * 4
+    assert "| 1 | off |" in markdown([dense], dense.gflops)
