@@ -51,8 +51,35 @@ def main(argv: list[str]) -> int:
         (out / name).write_text(json.dumps({"cases": cases}, indent=1) + "\n")
         print(f"wrote {out / name}: {len(cases)} cases")
     write_tiny_fixture(FIXTURES / "tiny", out / "parity_tiny")
+    write_video_fixtures(out / "frames")
     return 0
 
+
+def write_video_fixtures(out: Path) -> None:
+    """Short clips with the frames Python's decoder samples from them (8 x 112 x 112 RGB, the default
+    model's input): the TypeScript decoder must pick the same frames with pixels within tolerance."""
+    import itertools
+
+    from .synth.render import Renderer
+    from .synth.scenes import make_spec
+    from .synth.video_io import write_video
+    from .video import count_frames, sample_video
+
+    out.mkdir(parents=True, exist_ok=True)
+    cases = []
+    for name, (seed, index, width, height, frames) in {"landscape.mp4": (1999, 0, 320, 240, 45),
+                                                        "portrait.webm": (1999, 1, 180, 320, 31)}.items():
+        spec = make_spec(seed, index)
+        renderer = Renderer(spec, (height, width))
+        clip = (renderer.frame(k / spec.fps) for k in range(frames))
+        write_video(out / name, itertools.islice(clip, frames), width, height, spec.fps)
+        sampled = sample_video(out / name, 8, 112, 128)  # (8, 112, 112, 3)
+        (out / f"{name}.rgb").write_bytes(sampled.tobytes())
+        cases.append({"video": name, "frames_file": f"{name}.rgb", "decoded_frames": count_frames(out / name),
+                      "shape": list(sampled.shape), "frames": 8, "size": 112, "resize_short_side": 128,
+                      "label": spec.label_name})
+    (out / "expected.json").write_text(json.dumps({"cases": cases}, indent=1) + "\n")
+    print(f"wrote {out}: {len(cases)} video fixtures")
 
 def write_tiny_fixture(model_dir: Path, parity_dir: Path) -> None:
     """A tiny exported model whose tokens halt at different layers, and cases for cross-language

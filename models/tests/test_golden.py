@@ -34,3 +34,14 @@ def test_tiny_fixture_reproduces_its_parity_cases():
         ref = np.array(case["logits"])
         assert np.abs(logits - ref).max() / np.abs(ref).max() < 1e-4
         assert tokens.tolist() == case["active_tokens"] and stop.tolist() == case["patch_stop_layer"]
+
+
+def test_python_decoder_reproduces_the_committed_frames():
+    from haltingvt.video import sample_video
+
+    doc = json.loads((ROOT / "golden" / "frames" / "expected.json").read_text())
+    for case in doc["cases"]:
+        got = sample_video(ROOT / "golden" / "frames" / case["video"], case["frames"], case["size"], case["resize_short_side"])
+        want = np.fromfile(ROOT / "golden" / "frames" / case["frames_file"], np.uint8).reshape(case["shape"])
+        diff = np.abs(got.astype(int) - want.astype(int))
+        assert diff.mean() < 0.5 and diff.max() <= 8, (case["video"], diff.mean(), diff.max())
