@@ -1,0 +1,195 @@
+#!/usr/bin/env node
+/**
+ * haltingvt classify FILE... [--top-k N] [--keep-ratio R] [--threshold H] [--model DIR] [--pretty]
+ *
+ * Prints one JSON result per line per file (a table with --pretty). A file that fails prints
+ * {"file", "error": {code, message}} in its place and the exit code becomes 1. Logs and the
+ * progress bar go to stderr.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { createEngine, isEngineError, type ClassifyResult, type Engine, type EngineOptions } from './engine/index.js';
+
+const USAGE = `usage: haltingvt classify FILE... [options]
+
+options:
+  --top-k N          labels to print (manifest range)
+  --keep-ratio R     share of patches per frame the Glimpser keeps (manifest range)
+  --threshold H      halting threshold (manifest range)
+  --model DIR        model folder (default: models/default, else models/fixtures/tiny)
+  --pretty           a table instead of JSON lines
+  --providers LIST   execution providers in order of preference (default: cuda,cpu)
+  --threads N        ORT intra-op threads (default: ORT decides)
+  --verbose          engine logs on stderr
+  -h, --help         this text`;
+
+export interface CliIo {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  createEngine: (options: EngineOptions) => Promise<Engine>;
+  cwd: string;
+}
+
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        'top-k': { type: 'string' },
+        'keep-ratio': { type: 'string' },
+        threshold: { type: 'string' },
+        model: { type: 'string' },
+        pretty: { type: 'boolean', default: false },
+        providers: { type: 'string' },
+        threads: { type: 'string' },
+        verbose: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (err) {
+    io.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const [command, ...files] = positionals;
+  if (values.help) {
+    io.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (command !== 'classify' || files.length === 0) {
+    io.stderr.write(`${command && command !== 'classify' ? `unknown command "${command}"\n\n` : ''}${USAGE}\n`);
+    return 2;
+  }
+
+  const knobs = {
+    top_k: numberFlag(values['top-k']),
+    keep_ratio: numberFlag(values['keep-ratio']),
+    halt_threshold: numberFlag(values.threshold),
+  };
+  const modelDir = values.model ?? defaultModelDir(io.cwd);
+  const logger = pino({ level: values.verbose ? 'info' : 'warn' }, pino.destination({ dest: 2, sync: true }));
+  let engine: Engine | undefined;
+  try {
+    engine = await io.createEngine({
+      modelDir,
+      logger,
+      config: {
+        ...(values.providers ? { executionProviders: values.providers.split(',').map((p) => p.trim()) } : {}),
+        ...(values.threads ? { intraOpNumThreads: Number(values.threads) } : {}),
+      },
+    });
+    engine.validateKnobs(knobs); // refuse bad knobs once, before any file
+  } catch (err) {
+    await engine?.close();
+    io.stderr.write(`haltingvt: ${describeError(err)}\n`);
+    return isEngineError(err, 'BAD_KNOB') ? 2 : 1;
+  }
+
+  const progress = files.length > 1 && io.stderr.isTTY ? progressBar(io.stderr, files.length) : undefined;
+  const rows: Array<ClassifyResult | { file: string; error: { code: string; message: string } }> = [];
+  let failed = 0;
+  try {
+    for (const file of files) {
+      let row: (typeof rows)[number];
+      try {
+        row = await engine.classify(file, knobs);
+      } catch (err) {
+        if (!isEngineError(err)) throw err;
+        failed += 1;
+        row = { file, error: { code: err.code, message: err.message } };
+      }
+      if (values.pretty) rows.push(row);
+      else io.stdout.write(`${JSON.stringify(row)}\n`);
+      progress?.tick(file);
+    }
+  } finally {
+    progress?.done();
+    await engine.close();
+  }
+  if (values.pretty) io.stdout.write(table(rows));
+  return failed > 0 ? 1 : 0;
+}
+
+function numberFlag(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  // A non-number is passed through as text so the knob validator names the knob in its refusal.
+  return Number.isNaN(value) || text.trim() === '' ? (text as unknown as number) : value;
+}
+
+/** models/default when it exists (in the working directory, then next to this package), else the tiny fixture. */
+export function defaultModelDir(cwd: string): string {
+  const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  for (const root of [cwd, packageRoot]) {
+    const dir = path.join(root, 'models', 'default');
+    if (existsSync(path.join(dir, 'manifest.json'))) return dir;
+  }
+  for (const root of [cwd, packageRoot]) {
+    const dir = path.join(root, 'models', 'fixtures', 'tiny');
+    if (existsSync(path.join(dir, 'manifest.json'))) return dir;
+  }
+  return path.join(cwd, 'models', 'default');
+}
+
+function describeError(err: unknown): string {
+  if (isEngineError(err)) return `${err.code}: ${err.message}`;
+  return err instanceof Error ? (err.stack ?? err.message) : String(err);
+}
+
+function progressBar(out: NodeJS.WritableStream, total: number): { tick(file: string): void; done(): void } {
+  let done = 0;
+  const width = 30;
+  const draw = (label: string): void => {
+    const filled = Math.round((done / total) * width);
+    out.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${path.basename(label).slice(0, 40).padEnd(40)}`);
+  };
+  draw('');
+  return {
+    tick(file) {
+      done += 1;
+      draw(file);
+    },
+    done() {
+      out.write('\n');
+    },
+  };
+}
+
+function table(rows: Array<ClassifyResult | { file: string; error: { code: string; message: string } }>): string {
+  const header = ['file', 'top label', 'p', 'others', 'kept', 'GFLOPs', 'decode s', 'infer s'];
+  const body = rows.map((r) => {
+    if ('error' in r) return [path.basename(r.file), `ERROR ${r.error.code}`, '', r.error.message.slice(0, 60), '', '', '', ''];
+    const [first, ...rest] = r.top;
+    return [
+      path.basename(r.file),
+      first?.label ?? '',
+      first ? first.probability.toFixed(3) : '',
+      rest.map((p) => `${p.label} ${p.probability.toFixed(2)}`).join(', '),
+      r.tokens.kept_ratio.toFixed(3),
+      r.gflops.toFixed(4),
+      r.timings_s.decode.toFixed(3),
+      r.timings_s.infer.toFixed(3),
+    ];
+  });
+  const widths = header.map((h, c) => Math.max(h.length, ...body.map((row) => (row[c] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((cell, c) => cell.padEnd(widths[c] as number)).join('  ').trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n') + '\n';
+}
+
+const invoked = process.argv[1] ? path.resolve(process.argv[1]) : '';
+if (invoked === fileURLToPath(import.meta.url) || /[\\/]haltingvt(\.js)?$/.test(invoked)) {
+  main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, createEngine, cwd: process.cwd() }).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`haltingvt: ${describeError(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

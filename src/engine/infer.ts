@@ -1,0 +1,59 @@
+/**
+ * Stage 5: feed the tensor and the knobs to the model (in the worker process) and read its three
+ * outputs back as plain arrays for one video.
+ */
+import { EngineError } from '../errors.js';
+import type { Knobs } from './knobs.js';
+import type { PlainTensor } from './ort-session.js';
+import type { SessionHost } from './session-host.js';
+
+export interface ModelOutputs {
+  /** (classes) raw scores for the video. */
+  logits: Float32Array;
+  /** (joint_layers) tokens each joint layer processed, class token included. */
+  activeTokens: number[];
+  /** (frames * patches) 0 = dropped by the Glimpser, else the 1-based joint layer where the patch stopped. */
+  patchStopLayer: number[];
+}
+
+export interface InferResult {
+  outputs: ModelOutputs;
+  queueS: number;
+  inferS: number;
+}
+
+export async function infer(
+  host: SessionHost,
+  video: Float32Array,
+  dims: [number, number, number, number, number],
+  knobs: Knobs,
+  signal?: AbortSignal,
+): Promise<InferResult> {
+  const feeds: Record<string, PlainTensor> = {
+    video: { dtype: 'float32', dims, data: video },
+    keep_ratio: { dtype: 'float32', dims: [], data: Float32Array.of(knobs.keep_ratio) },
+    halt_threshold: { dtype: 'float32', dims: [], data: Float32Array.of(knobs.halt_threshold) },
+  };
+  const { outputs, queueS, inferS } = await host.run(feeds, signal);
+  return {
+    outputs: {
+      logits: expect(outputs, 'logits', 'float32').data as Float32Array,
+      activeTokens: toNumbers(expect(outputs, 'active_tokens', 'int64')),
+      patchStopLayer: toNumbers(expect(outputs, 'patch_stop_layer', 'int64')),
+    },
+    queueS,
+    inferS,
+  };
+}
+
+function expect(outputs: Record<string, PlainTensor>, name: string, dtype: PlainTensor['dtype']): PlainTensor {
+  const t = outputs[name];
+  if (!t) throw new EngineError('MODEL_INVALID', `the model returned no "${name}" output (got ${Object.keys(outputs).join(', ')})`);
+  if (t.dtype !== dtype) throw new EngineError('MODEL_INVALID', `output "${name}" is ${t.dtype}, the contract says ${dtype}`);
+  if (t.dims[0] !== 1) throw new EngineError('MODEL_INVALID', `output "${name}" has batch ${t.dims[0]}, expected 1`);
+  return t;
+}
+
+function toNumbers(t: PlainTensor): number[] {
+  return Array.from(t.data as ArrayLike<number | bigint>, Number);
+}

@@ -1,0 +1,146 @@
+/**
+ * The only module that imports onnxruntime-node. It opens a session (trying the configured execution
+ * providers in order, e.g. CUDA then CPU), checks feeds against the model's declared inputs and
+ * reports every mismatch at once, and runs the graph. Everything else sees `EngineSession`.
+ */
+import * as ort from 'onnxruntime-node';
+import type { Logger } from 'pino';
+import { EngineError } from '../errors.js';
+
+export type TensorData = Float32Array | BigInt64Array | Int32Array | Uint8Array;
+
+/** A plain tensor: what crosses the worker boundary and what the rest of the engine handles. */
+export interface PlainTensor {
+  dtype: 'float32' | 'int64' | 'int32' | 'uint8' | 'bool';
+  dims: number[];
+  data: TensorData;
+}
+
+export interface ValueSpec {
+  name: string;
+  /** undefined for non-tensor values (sequences, maps). */
+  dtype: string | undefined;
+  /** Numbers for fixed dims, strings (or -1) for symbolic ones; empty for scalars. */
+  dims: Array<number | string>;
+}
+
+export interface EngineSession {
+  readonly inputs: readonly ValueSpec[];
+  readonly outputs: readonly ValueSpec[];
+  /** The execution provider the session was created with ("cuda", "cpu", ...). */
+  readonly executionProvider: string;
+  run(feeds: Record<string, PlainTensor>): Promise<Record<string, PlainTensor>>;
+  dispose(): Promise<void>;
+}
+
+export interface SessionOptions {
+  /** Providers for this attempt, most preferred first; ORT places unsupported nodes on the next. */
+  executionProviders: string[];
+  intraOpNumThreads?: number | undefined;
+  interOpNumThreads?: number | undefined;
+}
+
+/** Creates a session for one attempt; injectable so tests can fail CUDA on purpose. */
+export type SessionFactory = (modelPath: string, options: SessionOptions) => Promise<Omit<EngineSession, 'executionProvider'>>;
+
+export const ortSessionFactory: SessionFactory = async (modelPath, options) => {
+  const session = await ort.InferenceSession.create(modelPath, {
+    executionProviders: options.executionProviders,
+    graphOptimizationLevel: 'all',
+    ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
+    ...(options.interOpNumThreads ? { interOpNumThreads: options.interOpNumThreads } : {}),
+  });
+  const spec = (m: ort.InferenceSession.ValueMetadata): ValueSpec =>
+    m.isTensor ? { name: m.name, dtype: m.type, dims: [...m.shape] } : { name: m.name, dtype: undefined, dims: [] };
+  return {
+    inputs: session.inputMetadata.map(spec),
+    outputs: session.outputMetadata.map(spec),
+    async run(feeds) {
+      const ortFeeds: Record<string, ort.Tensor> = {};
+      for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.dtype, t.data, t.dims);
+      const results = await session.run(ortFeeds);
+      const out: Record<string, PlainTensor> = {};
+      for (const [name, value] of Object.entries(results)) {
+        out[name] = { dtype: value.type as PlainTensor['dtype'], dims: [...value.dims], data: value.data as TensorData };
+      }
+      return out;
+    },
+    dispose: () => session.release(),
+  };
+};
+
+export interface OpenOptions {
+  /** Preferred providers, e.g. ["cuda", "cpu"]. On failure the first is dropped and the rest tried. */
+  executionProviders: string[];
+  intraOpNumThreads?: number | undefined;
+  interOpNumThreads?: number | undefined;
+  logger: Pick<Logger, 'warn' | 'info'>;
+  factory?: SessionFactory | undefined;
+}
+
+/**
+ * Opens the model with the first provider list that works: ["cuda", "cpu"], then ["cpu"]. Each
+ * fallback is logged at warn level with the reason (usually missing CUDA libraries).
+ */
+export async function openSession(modelPath: string, options: OpenOptions): Promise<EngineSession> {
+  const factory = options.factory ?? ortSessionFactory;
+  const failures: string[] = [];
+  for (let start = 0; start < options.executionProviders.length; start++) {
+    const providers = options.executionProviders.slice(start);
+    const provider = providers[0] as string;
+    try {
+      const session = await factory(modelPath, {
+        executionProviders: providers,
+        intraOpNumThreads: options.intraOpNumThreads,
+        interOpNumThreads: options.interOpNumThreads,
+      });
+      options.logger.info({ provider, failures }, `onnxruntime session on ${provider}`);
+      return { inputs: session.inputs, outputs: session.outputs, executionProvider: provider, run: (feeds) => session.run(feeds), dispose: () => session.dispose() };
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      failures.push(`${provider}: ${reason}`);
+      if (start + 1 < options.executionProviders.length) {
+        options.logger.warn({ provider, reason }, `cannot create a session on ${provider}; trying ${options.executionProviders[start + 1]}`);
+      }
+    }
+  }
+  throw new EngineError('MODEL_INVALID', `${modelPath}: no execution provider could load the model (${failures.join('; ')})`, {
+    file: modelPath,
+    failures,
+  });
+}
+
+/**
+ * Every way `feeds` disagrees with the model's inputs: missing and unexpected names, dtypes, rank
+ * and fixed dims. Symbolic dims accept any positive size. Returns [] when the feeds fit.
+ */
+export function feedMismatches(inputs: readonly ValueSpec[], feeds: Record<string, PlainTensor>): string[] {
+  const problems: string[] = [];
+  const expected = new Set(inputs.map((i) => i.name));
+  for (const input of inputs) {
+    const feed = feeds[input.name];
+    if (!feed) {
+      problems.push(`missing input "${input.name}" (${input.dtype ?? 'non-tensor'} [${input.dims.join(', ')}])`);
+      continue;
+    }
+    if (input.dtype !== undefined && feed.dtype !== input.dtype) problems.push(`"${input.name}": dtype ${feed.dtype}, model wants ${input.dtype}`);
+    if (feed.dims.length !== input.dims.length) {
+      problems.push(`"${input.name}": rank ${feed.dims.length} [${feed.dims.join(', ')}], model wants rank ${input.dims.length} [${input.dims.join(', ')}]`);
+      continue;
+    }
+    input.dims.forEach((want, axis) => {
+      const got = feed.dims[axis] as number;
+      const fixed = typeof want === 'number' && want >= 0;
+      if (fixed ? got !== want : !(got > 0)) problems.push(`"${input.name}": dim ${axis} is ${got}, model wants ${want}`);
+    });
+    const elements = feed.dims.reduce((a, b) => a * b, 1);
+    if (feed.data.length !== elements) problems.push(`"${input.name}": ${feed.data.length} values for dims [${feed.dims.join(', ')}] (${elements})`);
+  }
+  for (const name of Object.keys(feeds)) if (!expected.has(name)) problems.push(`unexpected input "${name}"`);
+  return problems;
+}
+
+export function checkFeeds(inputs: readonly ValueSpec[], feeds: Record<string, PlainTensor>): void {
+  const problems = feedMismatches(inputs, feeds);
+  if (problems.length > 0) throw new EngineError('FEED_MISMATCH', `inputs do not match the model: ${problems.join('; ')}`, { problems });
+}

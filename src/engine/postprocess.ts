@@ -1,0 +1,90 @@
+/**
+ * Stage 6: turn raw outputs into a result that explains itself: top-k labels with probabilities,
+ * tokens per joint layer and in total, the kept ratio against a dense run, and the GFLOPs spent.
+ */
+import { denseActiveTokens, gflops, glimpserKeeps, videoFlops } from './flops.js';
+import type { ModelOutputs } from './infer.js';
+import type { Knobs } from './knobs.js';
+import type { Manifest } from './model.js';
+
+export interface Prediction {
+  label: string;
+  index: number;
+  probability: number;
+}
+
+export interface TokenReport {
+  /** Tokens each joint layer processed (class token included); 0 after the class token halted. */
+  per_layer: number[];
+  total: number;
+  /** Tokens a dense run (keep_ratio 1, no halting) processes in the joint layers. */
+  dense: number;
+  /** total / dense. */
+  kept_ratio: number;
+  /** Joint layers that processed at least one token. */
+  layers_run: number;
+  /** Patches per stop layer: index 0 = dropped by the Glimpser, l = stopped at joint layer l. */
+  patch_stop_histogram: number[];
+}
+
+export interface Postprocessed {
+  top: Prediction[];
+  tokens: TokenReport;
+  gflops: number;
+  dense_gflops: number;
+}
+
+export function postprocess(manifest: Manifest, outputs: ModelOutputs, knobs: Knobs): Postprocessed {
+  const probabilities = softmax(outputs.logits);
+  const c = manifest.flops;
+  const total = sum(outputs.activeTokens);
+  const dense = sum(denseActiveTokens(c, 1));
+  const configured = Array.isArray(manifest.config.glimpser_keep) ? (manifest.config.glimpser_keep as number[]) : undefined;
+  const keeps = glimpserKeeps(c.glimpser_blocks, knobs.keep_ratio, configured);
+  const histogram = new Array<number>(c.joint_blocks + 1).fill(0);
+  for (const layer of outputs.patchStopLayer) if (layer >= 0 && layer < histogram.length) histogram[layer] = (histogram[layer] as number) + 1;
+  return {
+    top: topK(probabilities, knobs.top_k, manifest.labels),
+    tokens: {
+      per_layer: outputs.activeTokens,
+      total,
+      dense,
+      kept_ratio: round(total / dense, 6),
+      layers_run: outputs.activeTokens.filter((n) => n > 0).length,
+      patch_stop_histogram: histogram,
+    },
+    gflops: round(gflops(videoFlops(c, keeps, outputs.activeTokens)), 6),
+    dense_gflops: manifest.dense_gflops,
+  };
+}
+
+/** Numerically stable softmax in float64. */
+export function softmax(logits: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(logits.length);
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i] as number);
+  let total = 0;
+  for (let i = 0; i < logits.length; i++) total += out[i] = Math.exp((logits[i] as number) - max);
+  for (let i = 0; i < out.length; i++) out[i] = (out[i] as number) / total;
+  return out;
+}
+
+/** The k most probable classes, most probable first; ties keep the lower class index first. */
+export function topK(probabilities: ArrayLike<number>, k: number, labels: readonly string[]): Prediction[] {
+  const order = Array.from({ length: probabilities.length }, (_, i) => i);
+  order.sort((a, b) => (probabilities[b] as number) - (probabilities[a] as number) || a - b);
+  return order.slice(0, Math.min(k, order.length)).map((index) => ({
+    label: labels[index] ?? String(index),
+    index,
+    probability: round(probabilities[index] as number, 6),
+  }));
+}
+
+function sum(values: readonly number[]): number {
+  return values.reduce((a, b) => a + b, 0);
+}
+
+function round(value: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
