@@ -1,0 +1,102 @@
+/**
+ * The whole HTTP service as one fastify instance. Everything that varies comes in through `deps`
+ * (engine, logger, metrics registry, clock, limits), so tests build as many apps as they like and
+ * `inject()` requests without a port; server.ts only configures, listens and closes.
+ */
+import { performance } from 'node:perf_hooks';
+import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
+import type { AppConfig } from './config.js';
+import { EngineError } from './errors.js';
+import { createBearerCheck } from './http/auth.js';
+import type { EnginePort } from './http/engine-port.js';
+import { sendError, toServiceError } from './http/errors.js';
+import { createLifecycle, type Lifecycle } from './http/lifecycle.js';
+import { createMetrics } from './http/metrics.js';
+import { createWorkQueue } from './http/queue.js';
+import { createRequestIdGenerator, REQUEST_ID_HEADER } from './http/request-id.js';
+import { classifyRoutes } from './http/routes/classify.js';
+import { healthRoutes } from './http/routes/health.js';
+import { modelRoutes } from './http/routes/models.js';
+import { serviceRoutes } from './http/routes/service.js';
+import { createUploadArea } from './http/upload.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** starting → ready → draining; server.ts drains it on SIGTERM. */
+    lifecycle: Lifecycle;
+  }
+}
+
+export type AppSettings = Pick<AppConfig, 'limits' | 'queue' | 'authToken' | 'uploadDir'>;
+
+export interface AppDeps {
+  config: AppSettings;
+  /** The engine, or the promise of one still loading: readiness turns 200 when it resolves. */
+  engine: EnginePort | Promise<EnginePort>;
+  logger: FastifyBaseLogger;
+  registry: Registry;
+  /** Milliseconds, monotonic. */
+  now?: (() => number) | undefined;
+  makeRequestId?: (() => string) | undefined;
+}
+
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const { config, registry } = deps;
+  const now = deps.now ?? (() => performance.now());
+  const metrics = createMetrics(registry);
+
+  const app = fastify({
+    loggerInstance: deps.logger,
+    genReqId: createRequestIdGenerator(deps.makeRequestId),
+    logController: new LogController({ requestIdLogLabel: 'request_id' }),
+    // Requests arriving once app.close() has begun get 503 (fastify's default, stated on purpose).
+    return503OnClosing: true,
+  });
+
+  const lifecycle = createLifecycle(deps.engine, {
+    onReady: (engine) => {
+      metrics.modelReady({ ...engine.info.model, executionProvider: engine.info.session.executionProvider });
+      app.log.info({ model: engine.info.model, executionProvider: engine.info.session.executionProvider }, 'model ready');
+    },
+    onFailed: (err) => app.log.error({ err }, 'the model failed to load'),
+    onInflight: (delta) => metrics.inflight(delta),
+  });
+  app.decorate('lifecycle', lifecycle);
+
+  const queue = createWorkQueue({ concurrency: config.queue.concurrency, size: config.queue.size, now, onChange: (s) => metrics.queue(s.queued, s.running) });
+  const uploads = createUploadArea(config.uploadDir);
+  app.addHook('onClose', async () => uploads.dispose());
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header(REQUEST_ID_HEADER, request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    // The route pattern, never the raw URL: unknown paths must not create label values.
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.observeRequest(route, request.method, reply.statusCode, reply.elapsedTime / 1000);
+  });
+  app.setErrorHandler(async (err, request, reply) => {
+    const error = toServiceError(err);
+    metrics.error(error.code);
+    return sendError(request, reply, error, config.queue.retryAfterS);
+  });
+  app.setNotFoundHandler(async (request, reply) => {
+    const error = new EngineError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`);
+    metrics.error(error.code);
+    return sendError(request, reply, error, config.queue.retryAfterS);
+  });
+
+  app.register(healthRoutes, { lifecycle, retryAfterS: config.queue.retryAfterS });
+  app.register(modelRoutes, { lifecycle });
+  app.register(serviceRoutes, { registry });
+  app.register(classifyRoutes, {
+    lifecycle,
+    queue,
+    uploads,
+    metrics,
+    limits: config.limits,
+    authorize: config.authToken ? createBearerCheck(config.authToken) : undefined,
+  });
+  return app;
+}

@@ -1,0 +1,117 @@
+/**
+ * Service configuration: one zod schema over the environment, validated once at boot. A bad value
+ * stops the start with a message that names the variable (fail fast, as fastify/demo's env plugin).
+ * Every limit has a default sized for a small CPU box; the README's table is generated from the
+ * descriptions below.
+ */
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+/** The package root: src/ or dist/ sits right under it. */
+export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const positive = () => z.coerce.number().positive().finite();
+
+/** Environment variables the service reads, with their defaults. Unset and empty mean the default. */
+export const EnvSchema = z.object({
+  PORT: int(0, 65535).default(8080).describe('TCP port to listen on'),
+  HOST: z.string().min(1).default('0.0.0.0').describe('address to bind'),
+  MODEL_DIR: z.string().min(1).optional().describe('exported model folder; default models/default, else models/fixtures/tiny'),
+  EXECUTION_PROVIDERS: z
+    .string()
+    .regex(/^[a-z0-9_-]+(,[a-z0-9_-]+)*$/, 'must be a comma-separated list such as "cuda,cpu"')
+    .default('cuda,cpu')
+    .describe('ONNX Runtime execution providers in order of preference; the next is tried when one fails'),
+  INTRA_OP_THREADS: int(0, 1024).default(0).describe('ORT intra-op threads; 0 lets ORT decide'),
+  MAX_UPLOAD_BYTES: int(1).default(256 * 1024 * 1024).describe('largest accepted video upload, per file'),
+  MAX_DURATION_S: positive().default(600).describe('longest accepted video, in seconds'),
+  MAX_PIXELS: int(1).default(3840 * 2160).describe('largest accepted frame, width x height'),
+  MAX_BATCH_ITEMS: int(1, 1000).default(16).describe('most videos in one batch request'),
+  DECODE_TIMEOUT_MS: int(1).default(60_000).describe('time limit for decoding one video'),
+  QUEUE_SIZE: int(0, 100_000).default(16).describe('requests that may wait for a free slot; more are refused with 429'),
+  CONCURRENCY: int(1, 64).default(2).describe('videos decoded or inferred at once'),
+  RETRY_AFTER_S: int(1, 3600).default(2).describe('Retry-After seconds sent with 429 and 503'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
+  AUTH_TOKEN: z.string().min(16, 'must be at least 16 characters').optional().describe('when set, inference routes need "Authorization: Bearer <token>"'),
+  UPLOAD_DIR: z.string().min(1).default(os.tmpdir()).describe('where uploads are spooled (a private folder is made inside)'),
+  SHUTDOWN_DELAY_MS: int(0).default(0).describe('after SIGTERM, time readiness reports 503 before the listener closes'),
+  SHUTDOWN_GRACE_MS: int(1).default(25_000).describe('after SIGTERM, time in-flight requests get to finish'),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+
+export interface AppConfig {
+  port: number;
+  host: string;
+  modelDir: string;
+  executionProviders: string[];
+  intraOpThreads: number;
+  limits: {
+    maxUploadBytes: number;
+    maxDurationS: number;
+    maxPixels: number;
+    maxBatchItems: number;
+    decodeTimeoutMs: number;
+  };
+  queue: { size: number; concurrency: number; retryAfterS: number };
+  logLevel: Env['LOG_LEVEL'];
+  authToken: string | undefined;
+  uploadDir: string;
+  shutdown: { delayMs: number; graceMs: number };
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export interface LoadConfigOptions {
+  /** Defaults to a check on the real file system. */
+  exists?: (file: string) => boolean;
+  root?: string;
+}
+
+/** Reads the environment; throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined>, options: LoadConfigOptions = {}): AppConfig {
+  const exists = options.exists ?? existsSync;
+  const root = options.root ?? PACKAGE_ROOT;
+  // An empty variable means "unset": `FOO= node server.js` should not fail on FOO.
+  const present = Object.fromEntries(Object.entries(env).filter(([k, v]) => k in EnvSchema.shape && v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => {
+      const name = String(i.path[0] ?? '(environment)');
+      return `${name}=${JSON.stringify(present[name] ?? '')}: ${i.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    modelDir: e.MODEL_DIR ? path.resolve(e.MODEL_DIR) : defaultModelDir(root, exists),
+    executionProviders: e.EXECUTION_PROVIDERS.split(','),
+    intraOpThreads: e.INTRA_OP_THREADS,
+    limits: {
+      maxUploadBytes: e.MAX_UPLOAD_BYTES,
+      maxDurationS: e.MAX_DURATION_S,
+      maxPixels: e.MAX_PIXELS,
+      maxBatchItems: e.MAX_BATCH_ITEMS,
+      decodeTimeoutMs: e.DECODE_TIMEOUT_MS,
+    },
+    queue: { size: e.QUEUE_SIZE, concurrency: e.CONCURRENCY, retryAfterS: e.RETRY_AFTER_S },
+    logLevel: e.LOG_LEVEL,
+    authToken: e.AUTH_TOKEN,
+    uploadDir: path.resolve(e.UPLOAD_DIR),
+    shutdown: { delayMs: e.SHUTDOWN_DELAY_MS, graceMs: e.SHUTDOWN_GRACE_MS },
+  };
+}
+
+/** The embedded default model, or the tiny test fixture until the default model is exported. */
+export function defaultModelDir(root: string, exists: (file: string) => boolean): string {
+  const embedded = path.join(root, 'models', 'default');
+  return exists(path.join(embedded, 'manifest.json')) ? embedded : path.join(root, 'models', 'fixtures', 'tiny');
+}

@@ -1,0 +1,79 @@
+/**
+ * The service's life: starting (the model loads and warms up) → ready → draining (after SIGTERM:
+ * readiness fails, new inference is refused, requests already in flight finish). `failed` means
+ * the engine could not start; the server exits on it, the app only reports it.
+ */
+import { EngineError } from '../errors.js';
+import type { EnginePort } from './engine-port.js';
+
+export type Status = 'starting' | 'ready' | 'draining' | 'failed';
+
+export interface Lifecycle {
+  status(): Status;
+  /** The engine, or NOT_READY / DRAINING for a request that should not start now. */
+  engine(): EnginePort;
+  /** The engine once loaded, whatever the status (model metadata stays readable while draining). */
+  loaded(): EnginePort | undefined;
+  /** Counts one inference request until the returned function is called. */
+  enter(): () => void;
+  inflight(): number;
+  /** Stops new work; resolves when no inference request is in flight. */
+  drain(): Promise<void>;
+}
+
+export function createLifecycle(
+  engine: EnginePort | Promise<EnginePort>,
+  hooks: { onReady?: (engine: EnginePort) => void; onFailed?: (err: unknown) => void; onInflight?: (delta: 1 | -1) => void } = {},
+): Lifecycle {
+  let status: Status = 'starting';
+  let loaded: EnginePort | undefined;
+  let inflight = 0;
+  let drained: Array<() => void> = [];
+
+  const settle = (): void => {
+    if (inflight > 0) return;
+    const waiters = drained;
+    drained = [];
+    for (const w of waiters) w();
+  };
+
+  Promise.resolve(engine).then(
+    (e) => {
+      loaded = e;
+      if (status === 'starting') status = 'ready';
+      hooks.onReady?.(e);
+    },
+    (err: unknown) => {
+      if (status === 'starting') status = 'failed';
+      hooks.onFailed?.(err);
+    },
+  );
+
+  return {
+    status: () => status,
+    engine() {
+      if (status === 'draining') throw new EngineError('DRAINING', 'the service is shutting down and takes no new work');
+      if (!loaded) throw new EngineError('NOT_READY', status === 'failed' ? 'the model failed to load' : 'the model is still loading');
+      return loaded;
+    },
+    loaded: () => loaded,
+    enter() {
+      inflight += 1;
+      hooks.onInflight?.(1);
+      let left = false;
+      return () => {
+        if (left) return;
+        left = true;
+        inflight -= 1;
+        hooks.onInflight?.(-1);
+        settle();
+      };
+    },
+    inflight: () => inflight,
+    drain() {
+      status = 'draining';
+      if (inflight === 0) return Promise.resolve();
+      return new Promise((resolve) => drained.push(resolve));
+    },
+  };
+}

@@ -1,0 +1,163 @@
+/**
+ * Prometheus metrics, created once per app on an injected Registry (no prom-client global).
+ * Naming follows prometheus.io/docs/practices/naming: one prefix, base units (seconds, FLOPs,
+ * ratios 0..1), `_total` on counters, and never an id or a file name in a label. The buckets are
+ * sized for video: a request takes from tens of milliseconds (tiny model) to a minute (long 4K
+ * file on CPU), where prom-client's default 5 ms..10 s buckets would lose the tail.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { VideoResult } from './schemas.js';
+
+export const PREFIX = 'haltingvt_';
+
+const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60];
+// 10^6 .. 10^12 FLOPs in half decades: the tiny fixture (~2.5 MFLOPs) to the paper's largest model (~55 GFLOPs) and beyond.
+const FLOPS = Array.from({ length: 13 }, (_, i) => Number((10 ** (6 + i / 2)).toPrecision(3)));
+const TOKENS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536];
+const RATIO = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1];
+const BATCH = [1, 2, 4, 8, 16, 32, 64, 128];
+
+export type Stage = 'queue' | 'decode' | 'infer' | 'post';
+
+export interface Metrics {
+  registry: Registry;
+  /** One HTTP response: `route` is the route pattern (never the raw URL). */
+  observeRequest(route: string, method: string, status: number, seconds: number): void;
+  /** One classified video. */
+  observeVideo(result: VideoResult): void;
+  videoFailed(): void;
+  batch(items: number): void;
+  error(code: string): void;
+  queue(queued: number, running: number): void;
+  inflight(delta: 1 | -1): void;
+  modelReady(info: { name: string; version: string; executionProvider: string } | undefined): void;
+}
+
+/** A registry with the process and Node.js default metrics, as the server uses. */
+export function createRegistry(options: { defaultMetrics?: boolean } = {}): Registry {
+  const registry = new Registry();
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+export function createMetrics(registry: Registry): Metrics {
+  const registers = [registry];
+  const requests = new Counter({
+    name: `${PREFIX}http_requests_total`,
+    help: 'HTTP requests answered, by route pattern, method and status code',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers,
+  });
+  const requestDuration = new Histogram({
+    name: `${PREFIX}http_request_duration_seconds`,
+    help: 'Time from receiving an HTTP request to the end of its response, upload included',
+    labelNames: ['route', 'method'] as const,
+    buckets: SECONDS,
+    registers,
+  });
+  const stageDuration = new Histogram({
+    name: `${PREFIX}stage_duration_seconds`,
+    help: 'Time one video spent in each stage: queue (service queue and inference worker), decode (probe, ffmpeg, preprocessing), infer, post',
+    labelNames: ['stage'] as const,
+    buckets: SECONDS,
+    registers,
+  });
+  const queueDepth = new Gauge({ name: `${PREFIX}queue_depth`, help: 'Videos waiting for a slot in the service queue', registers });
+  const running = new Gauge({ name: `${PREFIX}queue_running`, help: 'Videos being decoded or inferred (queue slots in use)', registers });
+  const inflight = new Gauge({
+    name: `${PREFIX}inflight_requests`,
+    help: 'Inference requests in progress, from the first byte of the upload to the response',
+    registers,
+  });
+  const videos = new Counter({
+    name: `${PREFIX}videos_total`,
+    help: 'Videos processed, by outcome (ok or error)',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  const batches = new Counter({ name: `${PREFIX}batches_total`, help: 'Batch requests accepted', registers });
+  const batchSize = new Histogram({ name: `${PREFIX}batch_size_videos`, help: 'Videos per batch request', buckets: BATCH, registers });
+  const flops = new Histogram({
+    name: `${PREFIX}video_flops`,
+    help: 'FLOPs (1 multiply-add = 1 FLOP) spent on one video',
+    buckets: FLOPS,
+    registers,
+  });
+  const tokens = new Histogram({
+    name: `${PREFIX}video_tokens`,
+    help: 'Tokens the joint layers processed for one video, all layers summed',
+    buckets: TOKENS,
+    registers,
+  });
+  const kept = new Histogram({
+    name: `${PREFIX}video_kept_token_ratio`,
+    help: 'Tokens processed over what a dense run processes, per video (0..1)',
+    buckets: RATIO,
+    registers,
+  });
+  const layerTokens = new Counter({
+    name: `${PREFIX}layer_active_tokens_total`,
+    help: 'Tokens processed by each joint layer (0-based index), summed over videos; divide by videos_total for the mean',
+    labelNames: ['layer'] as const,
+    registers,
+  });
+  const errors = new Counter({
+    name: `${PREFIX}errors_total`,
+    help: 'Errors answered, by error code (a batch counts each failed item)',
+    labelNames: ['code'] as const,
+    registers,
+  });
+  const ready = new Gauge({ name: `${PREFIX}model_ready`, help: '1 when the model is loaded and warm, else 0', registers });
+  const modelInfo = new Gauge({
+    name: `${PREFIX}model_info`,
+    help: 'The served model (value is always 1)',
+    labelNames: ['model', 'version', 'execution_provider'] as const,
+    registers,
+  });
+  ready.set(0);
+  queueDepth.set(0);
+  running.set(0);
+  inflight.set(0);
+
+  return {
+    registry,
+    observeRequest(route, method, status, seconds) {
+      requests.inc({ route, method, status: String(status) });
+      requestDuration.observe({ route, method }, seconds);
+    },
+    observeVideo(result) {
+      videos.inc({ outcome: 'ok' });
+      const t = result.timings_s;
+      stageDuration.observe({ stage: 'queue' }, t.queue);
+      stageDuration.observe({ stage: 'decode' }, t.decode);
+      stageDuration.observe({ stage: 'infer' }, t.infer);
+      stageDuration.observe({ stage: 'post' }, t.post);
+      flops.observe(result.gflops * 1e9);
+      tokens.observe(result.tokens.total);
+      kept.observe(result.tokens.kept_ratio);
+      result.tokens.per_layer.forEach((n, layer) => layerTokens.inc({ layer: String(layer) }, n));
+    },
+    videoFailed() {
+      videos.inc({ outcome: 'error' });
+    },
+    batch(items) {
+      batches.inc();
+      batchSize.observe(items);
+    },
+    error(code) {
+      errors.inc({ code });
+    },
+    queue(q, r) {
+      queueDepth.set(q);
+      running.set(r);
+    },
+    inflight(delta) {
+      inflight.inc(delta);
+    },
+    modelReady(info) {
+      ready.set(info ? 1 : 0);
+      modelInfo.reset();
+      if (info) modelInfo.set({ model: info.name, version: info.version, execution_provider: info.executionProvider }, 1);
+    },
+  };
+}

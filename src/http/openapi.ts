@@ -1,0 +1,204 @@
+/**
+ * The OpenAPI 3.1 document, generated from the zod schemas (schemas.ts) and the error catalogue
+ * (src/errors.ts). openapi.yaml at the repository root is this document written out by
+ * `npm run openapi`; a test fails when the two differ, and another validates real responses
+ * against the file.
+ */
+import { stringify } from 'yaml';
+import { z } from 'zod';
+import { ERRORS, type ErrorCode } from '../errors.js';
+import { apiSchemas, KnobFields } from './schemas.js';
+
+export const API_VERSION = '1.0.0';
+
+type Json = Record<string, unknown>;
+
+const ref = (id: string): Json => ({ $ref: `#/components/schemas/${id}` });
+const json = (schema: Json): Json => ({ 'application/json': { schema } });
+
+function componentSchemas(): Record<string, Json> {
+  const { schemas } = z.toJSONSchema(apiSchemas, { target: 'draft-2020-12', uri: (id) => `#/components/schemas/${id}` }) as { schemas: Record<string, Json> };
+  // Inside an OpenAPI document the component is the schema: no $id (it would rebase $refs) and no $schema.
+  return Object.fromEntries(Object.entries(schemas).map(([id, { $id: _id, $schema: _schema, ...schema }]) => [id, schema]));
+}
+
+function codesWith(statuses: number[]): string {
+  return (Object.entries(ERRORS) as Array<[ErrorCode, { status: number; title: string }]>)
+    .filter(([, e]) => statuses.includes(e.status))
+    .map(([code, e]) => `\`${code}\` (${e.status}): ${e.title}`)
+    .join('; ');
+}
+
+function errorResponses(statuses: number[]): Record<string, Json> {
+  const out: Record<string, Json> = {};
+  for (const status of statuses) out[String(status)] = { $ref: `#/components/responses/E${status}` };
+  return out;
+}
+
+const knobShape = KnobFields.shape;
+const knobNames = Object.keys(knobShape) as Array<keyof typeof knobShape>;
+const knobDescription = (name: keyof typeof knobShape): string => knobShape[name].description ?? name;
+const knobType = (name: keyof typeof knobShape): Json => (name === 'top_k' ? { type: 'integer' } : { type: 'number' });
+
+const INFERENCE_ERRORS = [400, 401, 413, 415, 422, 429, 499, 500, 503, 504];
+
+export function buildOpenApiDocument(): Json {
+  const statuses = [...new Set(Object.values(ERRORS).map((e) => e.status))].sort((a, b) => a - b);
+  const responses: Record<string, Json> = {};
+  for (const status of statuses) {
+    const retry = status === 429 || status === 503;
+    responses[`E${status}`] = {
+      description: `Error ${status}. Codes: ${codesWith([status])}.`,
+      ...(retry ? { headers: { 'Retry-After': { description: 'seconds to wait before retrying', schema: { type: 'integer' } } } } : {}),
+      content: json(ref('Error')),
+    };
+  }
+
+  const knobFormFields = Object.fromEntries(knobNames.map((n) => [n, { ...knobType(n), description: knobDescription(n) }]));
+  const knobQuery = knobNames.map((n) => ({
+    name: n,
+    in: 'query',
+    required: false,
+    description: `${knobDescription(n)} (raw-body uploads only; multipart uploads send it as a field). Range and default: GET /v1/models/{name}.`,
+    schema: knobType(n),
+  }));
+  const binary = { type: 'string', contentMediaType: 'application/octet-stream' };
+  const secured = [{ bearer: [] }, {}];
+
+  const classify = {
+    post: {
+      operationId: 'classify',
+      summary: 'Classify one video',
+      description:
+        'Upload one video as multipart/form-data (`file` part, knobs as fields) or as the raw body (video/* or application/octet-stream, knobs in the query string). ' +
+        'The upload is streamed to a temp file, waits in a bounded queue, and is decoded and classified. ' +
+        'The answer has the top-k labels, tokens per layer, the kept-token ratio, GFLOPs, the knobs used and the time per stage.',
+      tags: ['inference'],
+      security: secured,
+      parameters: knobQuery,
+      requestBody: {
+        required: true,
+        content: {
+          'multipart/form-data': {
+            schema: { type: 'object', required: ['file'], properties: { file: { ...binary, description: 'the video' }, ...knobFormFields } },
+          },
+          'video/*': { schema: binary },
+          'application/octet-stream': { schema: binary },
+        },
+      },
+      responses: { '200': { description: 'the video was classified', content: json(ref('ClassifyResponse')) }, ...errorResponses(INFERENCE_ERRORS) },
+    },
+  };
+
+  const batch = {
+    post: {
+      operationId: 'classifyBatch',
+      summary: 'Classify several videos in one request',
+      description:
+        'multipart/form-data with one `files` part per video and optional knob fields that apply to every video. ' +
+        'The answer has one item per file, in upload order: a result, or an error for that file alone (a bad file never fails the others). ' +
+        'Request-level problems (bad knobs, too many files, queue full, not multipart) fail the whole request.',
+      tags: ['inference'],
+      security: secured,
+      requestBody: {
+        required: true,
+        content: {
+          'multipart/form-data': {
+            schema: {
+              type: 'object',
+              required: ['files'],
+              properties: { files: { type: 'array', items: binary, description: 'the videos, one part each' }, ...knobFormFields },
+            },
+          },
+        },
+      },
+      responses: {
+        '200': { description: 'one item per uploaded file', content: json(ref('BatchResponse')) },
+        ...errorResponses([400, 401, 413, 415, 429, 499, 500, 503]),
+      },
+    },
+  };
+
+  const get = (operationId: string, summary: string, schema: string, errors: number[], extra: Json = {}): Json => ({
+    get: { operationId, summary, tags: extra.tags ?? ['service'], ...extra, responses: { '200': { description: summary, content: json(ref(schema)) }, ...errorResponses(errors) } },
+  });
+  const probe = (operationId: string, summary: string, schema: string): Json => ({
+    get: {
+      operationId,
+      summary,
+      tags: ['health'],
+      responses: {
+        '200': { description: 'ready', content: json(ref(schema)) },
+        '503': {
+          description: 'starting, draining or failed',
+          headers: { 'Retry-After': { schema: { type: 'integer' } } },
+          content: json(ref(schema)),
+        },
+      },
+    },
+  });
+
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'haltingvt video classification service',
+      version: API_VERSION,
+      description:
+        'Video classification with adaptive token halting. Every inference answer reports what the video cost: tokens per layer, kept ratio and GFLOPs. ' +
+        `Errors share one shape (\`Error\`) and one catalogue of codes: ${codesWith(statuses)}.`,
+    },
+    servers: [{ url: '/' }],
+    tags: [
+      { name: 'inference', description: 'classify videos' },
+      { name: 'models', description: 'what is served' },
+      { name: 'health', description: 'liveness and readiness (also in KServe v2 form)' },
+      { name: 'service', description: 'metrics and documentation' },
+    ],
+    paths: {
+      '/v1/classify': classify,
+      '/v1/classify:batch': batch,
+      '/v1/models': get('listModels', 'The served models', 'ModelList', [503], { tags: ['models'] }),
+      '/v1/models/{name}': get('getModel', 'One model: labels, input spec, knob ranges and defaults, dense GFLOPs', 'ModelInfo', [404, 503], {
+        tags: ['models'],
+        parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
+      }),
+      '/healthz': { get: { operationId: 'live', summary: 'Liveness: the process answers', tags: ['health'], responses: { '200': { description: 'alive', content: json(ref('Liveness')) } } } },
+      '/readyz': probe('ready', 'Readiness: the model is warm and the service is not draining', 'Readiness'),
+      '/v2/health/live': { get: { operationId: 'v2Live', summary: 'KServe v2 liveness', tags: ['health'], responses: { '200': { description: 'alive', content: json(ref('V2Live')) } } } },
+      '/v2/health/ready': probe('v2Ready', 'KServe v2 readiness', 'V2Ready'),
+      '/metrics': {
+        get: {
+          operationId: 'metrics',
+          summary: 'Prometheus metrics (text exposition format)',
+          tags: ['service'],
+          responses: { '200': { description: 'metrics', content: { 'text/plain': { schema: { type: 'string' } } } } },
+        },
+      },
+      '/openapi.yaml': {
+        get: {
+          operationId: 'openapi',
+          summary: 'This document',
+          tags: ['service'],
+          responses: { '200': { description: 'OpenAPI 3.1 in YAML', content: { 'application/yaml': { schema: { type: 'string' } } } } },
+        },
+      },
+      '/docs': {
+        get: {
+          operationId: 'docs',
+          summary: 'Interactive documentation (self-contained HTML)',
+          tags: ['service'],
+          responses: { '200': { description: 'an HTML page', content: { 'text/html': { schema: { type: 'string' } } } } },
+        },
+      },
+    },
+    components: {
+      schemas: componentSchemas(),
+      responses,
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'needed on inference routes when the service runs with AUTH_TOKEN' } },
+    },
+  };
+}
+
+export function openApiYaml(): string {
+  return stringify(buildOpenApiDocument(), { lineWidth: 0, aliasDuplicateObjects: false });
+}

@@ -1,0 +1,275 @@
+/**
+ * POST /v1/classify (one video) and POST /v1/classify:batch (many, one result or error each).
+ *
+ * A video arrives as multipart/form-data (`file` part, knobs as fields) or, for /v1/classify only,
+ * as a raw body with a video/* or application/octet-stream content type and the knobs in the query
+ * string. Either way it is spooled to a temp file (upload.ts), then goes through the bounded queue
+ * (queue.ts) to the engine. The temp files go in the handler's `finally`.
+ */
+import multipart, { type Multipart, type MultipartFile } from '@fastify/multipart';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { Readable } from 'node:stream';
+import type { AppConfig } from '../../config.js';
+import type { ClassifyResult, Knobs } from '../../engine/index.js';
+import { EngineError, isEngineError } from '../../errors.js';
+import type { EnginePort } from '../engine-port.js';
+import { errorObject, toServiceError } from '../errors.js';
+import type { Lifecycle } from '../lifecycle.js';
+import type { Metrics } from '../metrics.js';
+import type { WorkQueue } from '../queue.js';
+import { KnobFields, type BatchItem, type BatchResponse, type ClassifyResponse, type VideoResult } from '../schemas.js';
+import { spool, tooLarge, type TempFiles, type UploadArea } from '../upload.js';
+
+export interface ClassifyDeps {
+  lifecycle: Lifecycle;
+  queue: WorkQueue;
+  uploads: UploadArea;
+  metrics: Metrics;
+  limits: AppConfig['limits'];
+  /** Throws UNAUTHORIZED; absent when no AUTH_TOKEN is configured. */
+  authorize?: ((request: FastifyRequest) => void) | undefined;
+}
+
+/** Room for the multipart boundaries and knob fields around one file. */
+const MULTIPART_OVERHEAD = 64 * 1024;
+const RAW_TYPES = /^(video\/[a-z0-9.+-]+|application\/octet-stream)$/;
+
+interface Upload {
+  path: string;
+  filename: string | null;
+}
+
+/** What the client called a temp file, for error messages and results. */
+type Renames = Map<string, string>;
+
+export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps) => {
+  const { lifecycle, queue, uploads, metrics, limits } = deps;
+
+  // Only what these routes accept: multipart, and every other type as an unread stream so the
+  // handler can spool it or refuse it with 415 (fastify's JSON parser would buffer the body).
+  app.removeAllContentTypeParsers();
+  await app.register(multipart, {
+    throwFileSizeLimit: false, // a too-large batch item fails alone: `truncated` is checked per file
+    limits: { fileSize: limits.maxUploadBytes, files: limits.maxBatchItems, fields: 16, fieldSize: 1024, parts: limits.maxBatchItems + 16 },
+  });
+  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+  if (deps.authorize) {
+    const authorize = deps.authorize;
+    app.addHook('onRequest', async (request) => authorize(request));
+  }
+
+  app.post('/v1/classify', async (request, reply): Promise<ClassifyResponse> => {
+    const engine = lifecycle.engine();
+    const leave = lifecycle.enter();
+    const temps = uploads.session();
+    const renames: Renames = new Map();
+    const signal = clientGone(reply);
+    try {
+      if (!queue.hasRoom()) throw queueFull(queue);
+      let upload: Upload;
+      let knobs: Knobs;
+      if (request.isMultipart()) {
+        refuseLongBody(request, limits.maxUploadBytes + MULTIPART_OVERHEAD);
+        const received = await receiveMultipart(request, temps, renames, { maxFiles: 1 });
+        const [first] = received.items;
+        if (!first) throw new EngineError('BAD_REQUEST', 'the form has no "file" part');
+        if (first.error) throw first.error;
+        knobs = engine.validateKnobs(parseKnobs(received.fields));
+        upload = first as Upload;
+      } else if (RAW_TYPES.test(mediaType(request))) {
+        knobs = engine.validateKnobs(parseKnobs(request.query as Record<string, unknown>));
+        refuseLongBody(request, limits.maxUploadBytes);
+        const file = temps.path();
+        renames.set(file, 'the uploaded video');
+        const bytes = await spool(request.body as Readable, file, limits.maxUploadBytes);
+        if (bytes === 0) throw new EngineError('BAD_REQUEST', 'the request body is empty');
+        upload = { path: file, filename: null };
+      } else {
+        throw unsupported(request);
+      }
+      const result = await classifyFile(engine, upload, knobs, signal);
+      return { request_id: request.id, model: { name: engine.manifest.name, version: engine.manifest.version }, ...result };
+    } catch (err) {
+      throw named(toServiceError(err), renames);
+    } finally {
+      await temps.removeAll();
+      leave();
+    }
+  });
+
+  // `::` is find-my-way's escape for a literal colon (a single `:` would start a parameter).
+  app.post('/v1/classify::batch', async (request, reply): Promise<BatchResponse> => {
+    const engine = lifecycle.engine();
+    const leave = lifecycle.enter();
+    const temps = uploads.session();
+    const renames: Renames = new Map();
+    const signal = clientGone(reply);
+    try {
+      if (!request.isMultipart()) throw unsupported(request, 'a batch must be multipart/form-data with one "files" part per video');
+      if (!queue.hasRoom()) throw queueFull(queue);
+      const { items, fields } = await receiveMultipart(request, temps, renames, { maxFiles: limits.maxBatchItems });
+      if (items.length === 0) throw new EngineError('BAD_REQUEST', 'the form has no "files" parts');
+      const knobs = engine.validateKnobs(parseKnobs(fields));
+      metrics.batch(items.length);
+      const answers: BatchItem[] = [];
+      // One item at a time: a batch holds one queue slot, so it cannot starve single requests.
+      for (const [index, item] of items.entries()) {
+        if (signal.aborted) throw new EngineError('ABORTED', 'the client went away during the batch');
+        try {
+          if (item.error) throw item.error;
+          answers.push({ index, ok: true, result: await classifyFile(engine, item as Upload, knobs, signal) });
+        } catch (err) {
+          const error = toServiceError(err);
+          if (error.code === 'ABORTED' && signal.aborted) throw error;
+          if (!item.error) metrics.videoFailed();
+          metrics.error(error.code);
+          request.log[error.status >= 500 ? 'error' : 'info']({ err: error.status >= 500 ? error : undefined, code: error.code, index }, 'batch item failed');
+          answers.push({ index, ok: false, filename: item.filename, error: errorObject(named(error, renames), request.id) });
+        }
+      }
+      const succeeded = answers.filter((a) => a.ok).length;
+      return {
+        request_id: request.id,
+        model: { name: engine.manifest.name, version: engine.manifest.version },
+        knobs,
+        succeeded,
+        failed: answers.length - succeeded,
+        items: answers,
+      };
+    } catch (err) {
+      throw named(toServiceError(err), renames);
+    } finally {
+      await temps.removeAll();
+      leave();
+    }
+  });
+
+  async function classifyFile(engine: EnginePort, upload: Upload, knobs: Knobs, signal: AbortSignal): Promise<VideoResult> {
+    try {
+      const { value, waitedS } = await queue.run(() => engine.classify(upload.path, knobs, { signal }), signal);
+      const result = toVideoResult(value, upload.filename, waitedS);
+      metrics.observeVideo(result);
+      return result;
+    } catch (err) {
+      if (!isEngineError(err, 'QUEUE_FULL')) metrics.videoFailed();
+      throw err;
+    }
+  }
+};
+
+interface Received {
+  items: Array<Partial<Upload> & { filename: string | null; error?: EngineError }>;
+  fields: Record<string, unknown>;
+}
+
+/**
+ * Reads every part: files are spooled in order (a too-large one is recorded as that item's error
+ * and the next part is read), fields are collected. Field order does not matter.
+ */
+async function receiveMultipart(request: FastifyRequest, temps: TempFiles, renames: Renames, options: { maxFiles: number }): Promise<Received> {
+  const received: Received = { items: [], fields: {} };
+  const single = options.maxFiles === 1;
+  for await (const part of request.parts() as AsyncIterableIterator<Multipart>) {
+    if (part.type === 'field') {
+      if (part.fieldname in received.fields) throw new EngineError('BAD_REQUEST', `field "${part.fieldname}" appears twice`);
+      received.fields[part.fieldname] = part.value;
+      continue;
+    }
+    const expected = single ? ['file'] : ['files', 'file'];
+    if (!expected.includes(part.fieldname)) {
+      throw new EngineError('BAD_REQUEST', `unexpected file part "${part.fieldname}"; videos go in ${single ? '"file"' : '"files" parts'}`);
+    }
+    if (received.items.length >= options.maxFiles) {
+      if (single) throw new EngineError('BAD_REQUEST', 'send exactly one "file" part; use /v1/classify:batch for several videos');
+      throw new EngineError('BATCH_TOO_LARGE', `a batch holds at most ${options.maxFiles} videos`, { maxItems: options.maxFiles });
+    }
+    received.items.push(await receiveFile(part, temps, renames));
+  }
+  return received;
+}
+
+async function receiveFile(part: MultipartFile, temps: TempFiles, renames: Renames): Promise<Received['items'][number]> {
+  const filename = part.filename ? part.filename : null;
+  const file = temps.path(filename ?? undefined);
+  renames.set(file, filename ? JSON.stringify(filename) : 'the uploaded video');
+  try {
+    const bytes = await spool(part.file, file, Number.POSITIVE_INFINITY);
+    // busboy stops writing at the fileSize limit and flags the stream; the rest of the part is skipped.
+    if (part.file.truncated) return { filename, error: tooLarge(Number((part.file as { bytesRead?: number }).bytesRead ?? bytes)) };
+    if (bytes === 0) return { filename, error: new EngineError('BAD_REQUEST', `${filename ? JSON.stringify(filename) : 'the file'} is empty`) };
+    return { filename, path: file };
+  } catch (err) {
+    // A source error means the request itself broke: nothing more can be read.
+    if (part.file.destroyed || part.file.errored) throw err;
+    part.file.resume(); // skip the rest of this part so the next one can be read
+    return { filename, error: toServiceError(err) };
+  }
+}
+
+function parseKnobs(input: Record<string, unknown>): Record<string, number | undefined> {
+  const parsed = KnobFields.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const unknown = parsed.error.issues.find((i) => i.code === 'unrecognized_keys');
+  const problems = parsed.error.issues.map((i) => i.message);
+  throw new EngineError(unknown ? 'BAD_REQUEST' : 'BAD_KNOB', problems.join('; '), { problems });
+}
+
+function toVideoResult(r: ClassifyResult, filename: string | null, waitedS: number): VideoResult {
+  const t = r.timings_s;
+  return {
+    filename,
+    top: r.top,
+    tokens: r.tokens,
+    gflops: r.gflops,
+    dense_gflops: r.dense_gflops,
+    knobs: r.knobs,
+    video: r.video,
+    timings_s: { queue: round6(waitedS + t.queue), decode: t.decode, infer: t.infer, post: t.post, total: round6(waitedS + t.total) },
+  };
+}
+
+/** Aborts when the client closes the connection before the response is written. */
+function clientGone(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) controller.abort(new EngineError('ABORTED', 'the client went away'));
+  });
+  return controller.signal;
+}
+
+function refuseLongBody(request: FastifyRequest, maxBytes: number): void {
+  const declared = Number(request.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
+}
+
+function mediaType(request: FastifyRequest): string {
+  return (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+}
+
+function unsupported(request: FastifyRequest, hint = 'send multipart/form-data with a "file" part, or the video itself as video/* or application/octet-stream'): EngineError {
+  const type = mediaType(request);
+  return new EngineError('UNSUPPORTED_MEDIA_TYPE', `content type ${type ? JSON.stringify(type) : '(none)'} is not accepted; ${hint}`, { contentType: type || null });
+}
+
+function queueFull(queue: WorkQueue): EngineError {
+  const { queued, running } = queue.stats();
+  return new EngineError('QUEUE_FULL', `${running} videos are being processed and ${queued} are waiting; retry later`, { queued, running });
+}
+
+/** The error with temp file paths replaced by the client's names and server paths dropped. */
+function named(err: EngineError, renames: Renames): EngineError {
+  if (renames.size === 0 || !err.details && !Array.from(renames.keys()).some((p) => err.message.includes(p))) return err;
+  const swap = (text: string): string => {
+    let out = text;
+    for (const [from, to] of renames) out = out.split(`file:${from}`).join(to).split(from).join(to);
+    return out;
+  };
+  const details = err.details
+    ? Object.fromEntries(Object.entries(err.details).filter(([k]) => k !== 'file').map(([k, v]) => [k, typeof v === 'string' ? swap(v) : v]))
+    : undefined;
+  return new EngineError(err.code, swap(err.message), details, { cause: err.cause ?? err });
+}
+
+function round6(s: number): number {
+  return Math.round(s * 1e6) / 1e6;
+}

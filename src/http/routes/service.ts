@@ -1,0 +1,20 @@
+/** GET /metrics, /openapi.yaml and /docs. */
+import type { FastifyPluginAsync } from 'fastify';
+import type { Registry } from 'prom-client';
+import { DOCS_CSP, renderDocsPage } from '../docs-page.js';
+import { buildOpenApiDocument, openApiYaml } from '../openapi.js';
+
+export const serviceRoutes: FastifyPluginAsync<{ registry: Registry }> = async (app, { registry }) => {
+  // Built once: the document depends only on the code.
+  const yaml = openApiYaml();
+  const page = renderDocsPage(buildOpenApiDocument());
+
+  app.get('/metrics', async (_request, reply) => {
+    const text = await registry.metrics();
+    return reply.type(registry.contentType).send(text);
+  });
+  app.get('/openapi.yaml', async (_request, reply) => reply.type('application/yaml; charset=utf-8').send(yaml));
+  app.get('/docs', async (_request, reply) =>
+    reply.type('text/html; charset=utf-8').header('content-security-policy', DOCS_CSP).header('x-content-type-options', 'nosniff').send(page),
+  );
+};

@@ -1,0 +1,158 @@
+/**
+ * The HTTP API's shapes, written once in zod: handlers parse requests with them, the response
+ * types come from `z.infer`, and openapi.yaml is generated from them (src/http/openapi.ts), so the
+ * documentation cannot drift from the code. Every schema that openapi.yaml names is registered in
+ * `apiSchemas` under its component name.
+ */
+import { z } from 'zod';
+import { ERRORS, type ErrorCode } from '../errors.js';
+
+export const apiSchemas = z.registry<{ id: string }>();
+
+const count = () => z.number().int().nonnegative();
+
+// ---------------------------------------------------------------- requests
+
+/** Knob values arrive as text (query string or multipart fields); an absent knob takes the model default. */
+const knobText = (name: string, integer: boolean) =>
+  z
+    .string()
+    .trim()
+    .regex(integer ? /^[0-9]+$/ : /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/, `${name} must be ${integer ? 'an integer' : 'a number'}`)
+    .transform(Number)
+    .optional();
+
+export const KnobFields = z.strictObject(
+  {
+    top_k: knobText('top_k', true).describe('labels to return, most probable first'),
+    keep_ratio: knobText('keep_ratio', false).describe('share of patches per frame the Glimpser keeps (lower is cheaper)'),
+    halt_threshold: knobText('halt_threshold', false).describe('halting threshold; higher halts later (at least joint layers - 1 disables halting)'),
+  },
+  { error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown field ${iss.keys.join(', ')}; known: file, top_k, keep_ratio, halt_threshold` : undefined) },
+);
+export type KnobFields = z.infer<typeof KnobFields>;
+
+export const ModelNameParams = z.object({ name: z.string().min(1) });
+
+// ---------------------------------------------------------------- responses
+
+export const ErrorBody = z
+  .strictObject({
+    error: z.strictObject({
+      code: z.enum(Object.keys(ERRORS) as [ErrorCode, ...ErrorCode[]]).describe('stable error code, see the ERRORS catalogue'),
+      status: z.number().int().describe('the HTTP status, repeated'),
+      message: z.string().describe('what went wrong; for 5xx a generic text (the full error is in the server log under the request id)'),
+      request_id: z.string(),
+      details: z.record(z.string(), z.unknown()).optional().describe('structured facts for 4xx errors: knob ranges, limits...'),
+    }),
+  })
+  .register(apiSchemas, { id: 'Error' });
+export type ErrorBody = z.infer<typeof ErrorBody>;
+
+export const ModelRef = z.strictObject({ name: z.string(), version: z.string() }).register(apiSchemas, { id: 'ModelRef' });
+
+export const Knobs = z
+  .strictObject({ top_k: z.number().int(), keep_ratio: z.number(), halt_threshold: z.number() })
+  .describe('the knobs the video ran with (defaults filled in)')
+  .register(apiSchemas, { id: 'Knobs' });
+
+export const VideoResult = z
+  .strictObject({
+    filename: z.string().nullable().describe('the client file name, when the upload carried one'),
+    top: z
+      .array(z.strictObject({ label: z.string(), index: count(), probability: z.number().min(0).max(1) }))
+      .describe('top-k labels, most probable first (softmax over the logits)'),
+    tokens: z.strictObject({
+      per_layer: z.array(count()).describe('tokens each joint layer processed (class token included); 0 after the class token halted'),
+      total: count().describe('sum of per_layer'),
+      dense: count().describe('tokens a dense run (keep_ratio 1, no halting) processes'),
+      kept_ratio: z.number().min(0).describe('total / dense'),
+      layers_run: count(),
+      patch_stop_histogram: z.array(count()).describe('patches per stop layer: index 0 = dropped by the Glimpser, l = stopped at joint layer l'),
+    }),
+    gflops: z.number().nonnegative().describe('GFLOPs (1 multiply-add = 1 FLOP) this video cost'),
+    dense_gflops: z.number().positive(),
+    knobs: Knobs,
+    video: z.strictObject({
+      width: count(),
+      height: count(),
+      rotation: z.number().int().describe('display rotation in degrees (0, 90, 180 or 270); frames are decoded upright'),
+      duration_s: z.number().nullable(),
+      frame_count: count(),
+      frame_count_source: z.enum(['container', 'counted', 'estimated']),
+      sampled_indices: z.array(count()),
+      decode_strategy: z.enum(['select', 'seek']),
+      padded_frames: count(),
+    }),
+    timings_s: z
+      .strictObject({
+        queue: z.number().nonnegative().describe('waiting for a slot in the service queue and for the inference worker'),
+        decode: z.number().nonnegative().describe('probe, ffmpeg decode and preprocessing'),
+        infer: z.number().nonnegative(),
+        post: z.number().nonnegative(),
+        total: z.number().nonnegative().describe('from entering the queue to the result (the upload itself excluded)'),
+      })
+      .describe('seconds per stage'),
+  })
+  .register(apiSchemas, { id: 'VideoResult' });
+export type VideoResult = z.infer<typeof VideoResult>;
+
+export const ClassifyResponse = z
+  .strictObject({ request_id: z.string(), model: ModelRef, ...VideoResult.shape })
+  .register(apiSchemas, { id: 'ClassifyResponse' });
+export type ClassifyResponse = z.infer<typeof ClassifyResponse>;
+
+export const BatchItem = z
+  .discriminatedUnion('ok', [
+    z.strictObject({ index: count(), ok: z.literal(true), result: VideoResult }),
+    z.strictObject({ index: count(), ok: z.literal(false), filename: z.string().nullable(), error: ErrorBody.shape.error }),
+  ])
+  .register(apiSchemas, { id: 'BatchItem' });
+export type BatchItem = z.infer<typeof BatchItem>;
+
+export const BatchResponse = z
+  .strictObject({
+    request_id: z.string(),
+    model: ModelRef,
+    knobs: Knobs,
+    succeeded: count(),
+    failed: count(),
+    items: z.array(BatchItem).describe('one entry per uploaded file, in upload order'),
+  })
+  .register(apiSchemas, { id: 'BatchResponse' });
+export type BatchResponse = z.infer<typeof BatchResponse>;
+
+const KnobRange = z.strictObject({ default: z.number(), min: z.number(), max: z.number() });
+
+export const ModelInfo = z
+  .strictObject({
+    name: z.string(),
+    version: z.string(),
+    ready: z.boolean(),
+    execution_provider: z.string().describe('where the model runs (cpu, cuda...)'),
+    labels: z.array(z.string()),
+    input: z.strictObject({
+      layout: z.string(),
+      frames: count(),
+      size: count(),
+      resize_short_side: count(),
+      crop: z.string(),
+      sampling: z.string(),
+      color: z.string(),
+      mean: z.array(z.number()),
+      std: z.array(z.number()),
+    }),
+    knobs: z.strictObject({ top_k: KnobRange, keep_ratio: KnobRange, halt_threshold: KnobRange }),
+    dense_gflops: z.number().positive().describe('GFLOPs of one video with keep_ratio 1 and no halting'),
+  })
+  .register(apiSchemas, { id: 'ModelInfo' });
+export type ModelInfo = z.infer<typeof ModelInfo>;
+
+export const ModelList = z.strictObject({ models: z.array(ModelInfo) }).register(apiSchemas, { id: 'ModelList' });
+
+export const Liveness = z.strictObject({ status: z.literal('ok') }).register(apiSchemas, { id: 'Liveness' });
+export const Readiness = z
+  .strictObject({ status: z.enum(['starting', 'ready', 'draining', 'failed']) })
+  .register(apiSchemas, { id: 'Readiness' });
+export const V2Live = z.strictObject({ live: z.boolean() }).register(apiSchemas, { id: 'V2Live' });
+export const V2Ready = z.strictObject({ ready: z.boolean() }).register(apiSchemas, { id: 'V2Ready' });

@@ -1,0 +1,166 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Engine } from '../../src/engine/index.js';
+import { ClassifyResponse, ErrorBody } from '../../src/http/schemas.js';
+import { fixture, form, makeApp, openTinyEngine, videoPart, type TestApp } from './helpers.js';
+
+let engine: Engine;
+let t: TestApp;
+
+beforeAll(async () => {
+  engine = await openTinyEngine();
+  t = makeApp(engine);
+});
+afterAll(async () => {
+  await t?.app.close();
+  await engine?.close();
+});
+
+const LABELS = ['left', 'right', 'up', 'down', 'still'];
+
+function expectError(res: { statusCode: number; json: () => unknown; headers: Record<string, unknown> }, status: number, code: string): ErrorBody['error'] {
+  expect(res.statusCode).toBe(status);
+  const body = ErrorBody.parse(res.json());
+  expect(body.error.code).toBe(code);
+  expect(body.error.status).toBe(status);
+  expect(body.error.request_id).toBe(res.headers['x-request-id']);
+  return body.error;
+}
+
+describe('POST /v1/classify, multipart', () => {
+  it('classifies a video and reports tokens, GFLOPs, knobs and timings', async () => {
+    const { payload, headers } = form([videoPart('clip.mp4', fixture('clip.mp4')), { name: 'top_k', data: '3' }]);
+    const res = await t.app.inject({ method: 'POST', url: '/v1/classify', payload, headers });
+    expect(res.statusCode).toBe(200);
+    const body = ClassifyResponse.parse(res.json());
+    expect(body.model).toEqual({ name: 'tiny', version: '0.0.1' });
+    expect(body.filename).toBe('clip.mp4');
+    expect(body.request_id).toBe(res.headers['x-request-id']);
+    expect(body.top).toHaveLength(3);
+    for (const p of body.top) expect(LABELS).toContain(p.label);
+    expect(body.top[0]!.probability).toBeGreaterThanOrEqual(body.top[2]!.probability);
+    expect(body.knobs).toEqual({ top_k: 3, keep_ratio: 0.5, halt_threshold: 0.99 });
+    expect(body.tokens.per_layer).toHaveLength(4);
+    expect(body.tokens.total).toBe(body.tokens.per_layer.reduce((a, b) => a + b, 0));
+    expect(body.tokens.kept_ratio).toBeCloseTo(body.tokens.total / body.tokens.dense, 5);
+    expect(body.gflops).toBeGreaterThan(0);
+    expect(body.gflops).toBeLessThanOrEqual(body.dense_gflops);
+    expect(body.video).toMatchObject({ width: 320, height: 240, frame_count: 50 });
+    expect(Object.keys(body.timings_s).sort()).toEqual(['decode', 'infer', 'post', 'queue', 'total']);
+    expect(t.tempFiles()).toEqual([]);
+  });
+
+  it('takes knob fields sent before or after the file, and the same video gives the same answer', async () => {
+    const clip = fixture('clip.mp4');
+    const before = form([{ name: 'keep_ratio', data: '1' }, { name: 'halt_threshold', data: '4' }, videoPart('a.mp4', clip)]);
+    const after = form([videoPart('a.mp4', clip), { name: 'halt_threshold', data: '4' }, { name: 'keep_ratio', data: '1' }]);
+    const [r1, r2] = await Promise.all([before, after].map((f) => t.app.inject({ method: 'POST', url: '/v1/classify', ...f })));
+    const [b1, b2] = [r1!, r2!].map((r) => ClassifyResponse.parse(r.json()));
+    expect(b1!.knobs).toEqual({ top_k: 5, keep_ratio: 1, halt_threshold: 4 });
+    // keep 1 and no halting is the dense run.
+    expect(b1!.tokens.kept_ratio).toBe(1);
+    expect(b1!.gflops).toBeCloseTo(b1!.dense_gflops, 4);
+    expect(b2!.top).toEqual(b1!.top);
+  });
+
+  it('reads an MP4 whose moov atom is at the end (needs a seekable file, not a pipe)', async () => {
+    const file = fixture('clip.mp4');
+    const bytes = readFileSync(file);
+    // Without +faststart ffmpeg writes mdat first and moov last.
+    expect(bytes.indexOf('moov')).toBeGreaterThan(bytes.indexOf('mdat'));
+    const res = await t.app.inject({ method: 'POST', url: '/v1/classify', ...form([videoPart('late-moov.mp4', file)]) });
+    expect(res.statusCode).toBe(200);
+  });
+});
+
+describe('POST /v1/classify, raw body', () => {
+  it('accepts video/* with knobs in the query string', async () => {
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/v1/classify?top_k=2&keep_ratio=0.3',
+      headers: { 'content-type': 'video/mp4' },
+      payload: readFileSync(fixture('faststart.mp4')),
+    });
+    expect(res.statusCode).toBe(200);
+    const body = ClassifyResponse.parse(res.json());
+    expect(body.knobs).toMatchObject({ top_k: 2, keep_ratio: 0.3 });
+    expect(body.top).toHaveLength(2);
+    expect(body.filename).toBeNull();
+  });
+
+  it('accepts application/octet-stream', async () => {
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/v1/classify',
+      headers: { 'content-type': 'application/octet-stream' },
+      payload: readFileSync(fixture('clip-audio.mp4')),
+    });
+    expect(res.statusCode).toBe(200);
+  });
+});
+
+describe('request ids', () => {
+  it('echoes an incoming x-request-id and uses it in the body and the logs', async () => {
+    const res = await t.app.inject({ method: 'POST', url: '/v1/classify', headers: { 'content-type': 'application/json', 'x-request-id': 'abc-123' }, payload: '{}' });
+    expect(res.headers['x-request-id']).toBe('abc-123');
+    expect(expectError(res, 415, 'UNSUPPORTED_MEDIA_TYPE').request_id).toBe('abc-123');
+    expect(t.logs.some((l) => l.request_id === 'abc-123')).toBe(true);
+  });
+
+  it('replaces an id that does not look like one', async () => {
+    const res = await t.app.inject({ method: 'GET', url: '/healthz', headers: { 'x-request-id': 'bad id with spaces' } });
+    expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe('errors', () => {
+  const post = (parts: Parameters<typeof form>[0]) => t.app.inject({ method: 'POST', url: '/v1/classify', ...form(parts) });
+
+  it('400 BAD_KNOB for a knob out of range, with the range in details', async () => {
+    const err = expectError(await post([videoPart('c.mp4', fixture('clip.mp4')), { name: 'keep_ratio', data: '1.5' }]), 400, 'BAD_KNOB');
+    expect(err.message).toContain('keep_ratio');
+    expect(err.details).toHaveProperty('ranges');
+  });
+
+  it('400 BAD_KNOB for a knob that is not a number, in the query too', async () => {
+    expectError(await post([videoPart('c.mp4', fixture('clip.mp4')), { name: 'top_k', data: 'lots' }]), 400, 'BAD_KNOB');
+    const res = await t.app.inject({ method: 'POST', url: '/v1/classify?top_k=99', headers: { 'content-type': 'video/mp4' }, payload: Buffer.from('x') });
+    expectError(res, 400, 'BAD_KNOB');
+  });
+
+  it('400 BAD_REQUEST for an unknown field, a missing file and two files', async () => {
+    expect(expectError(await post([videoPart('c.mp4', fixture('clip.mp4')), { name: 'topk', data: '1' }]), 400, 'BAD_REQUEST').message).toContain('topk');
+    expectError(await post([{ name: 'top_k', data: '1' }]), 400, 'BAD_REQUEST');
+    expectError(await post([videoPart('a.mp4', fixture('clip.mp4')), videoPart('b.mp4', fixture('clip.mp4'))]), 400, 'BAD_REQUEST');
+    expectError(await post([videoPart('a.mp4', fixture('clip.mp4'), 'video')]), 400, 'BAD_REQUEST');
+    expectError(await post([{ name: 'file', filename: 'empty.mp4', data: '' }]), 400, 'BAD_REQUEST');
+  });
+
+  it('415 UNSUPPORTED_MEDIA_TYPE for JSON, text and no content type', async () => {
+    for (const headers of [{ 'content-type': 'application/json' }, { 'content-type': 'text/plain' }, {}]) {
+      const res = await t.app.inject({ method: 'POST', url: '/v1/classify', headers, payload: '{"video":"x"}' });
+      expectError(res, 415, 'UNSUPPORTED_MEDIA_TYPE');
+    }
+  });
+
+  it('422 for audio only, a still image, garbage and a truncated file; the message names the upload, not the temp file', async () => {
+    const cases: Array<[string, string]> = [
+      ['audio.m4a', 'VIDEO_NO_STREAM'],
+      ['image.png', 'VIDEO_STILL_IMAGE'],
+      ['garbage.mp4', 'VIDEO_UNDECODABLE'],
+    ];
+    for (const [name, code] of cases) {
+      const err = expectError(await post([videoPart(name, fixture(name))]), 422, code);
+      expect(err.message).not.toContain(t.uploadRoot);
+      expect(err.details ?? {}).not.toHaveProperty('file');
+    }
+    const truncated = await post([videoPart('truncated.mp4', fixture('truncated.mp4'))]);
+    expect(truncated.statusCode).toBe(422);
+    expect(t.tempFiles()).toEqual([]);
+  });
+
+  it('404 NOT_FOUND for an unknown route', async () => {
+    expectError(await t.app.inject({ method: 'GET', url: '/v1/nothing' }), 404, 'NOT_FOUND');
+    expectError(await t.app.inject({ method: 'GET', url: '/v1/classify' }), 404, 'NOT_FOUND');
+  });
+});

@@ -1,0 +1,116 @@
+/**
+ * Shared set-up for the HTTP tests: the real engine on the tiny fixture model, apps built with
+ * buildApp() over it, a pino logger whose lines the test can read, and a multipart body builder
+ * for inject(). Videos come from test/helpers/media.ts (generated with ffmpeg into test/.cache).
+ */
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import type { Registry } from 'prom-client';
+import { buildApp, type AppSettings } from '../../src/app.js';
+import { createEngine, type Engine } from '../../src/engine/index.js';
+import type { EnginePort } from '../../src/http/engine-port.js';
+import { createRegistry } from '../../src/http/metrics.js';
+
+export { fixture } from '../helpers/media.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const TINY_MODEL = path.join(ROOT, 'models', 'fixtures', 'tiny');
+const SCRATCH = path.join(ROOT, 'test', '.cache', 'http');
+
+export function openTinyEngine(): Promise<Engine> {
+  return createEngine({ modelDir: TINY_MODEL, config: { executionProviders: ['cpu'], intraOpNumThreads: 1 } });
+}
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  request_id?: string;
+  err?: { type: string; message: string; stack: string };
+  [key: string]: unknown;
+}
+
+export interface TestApp {
+  app: FastifyInstance;
+  registry: Registry;
+  uploadRoot: string;
+  logs: LogLine[];
+  /** Files left in the app's upload folder. */
+  tempFiles(): string[];
+}
+
+export const DEFAULT_SETTINGS: AppSettings = {
+  limits: { maxUploadBytes: 8 * 1024 * 1024, maxDurationS: 600, maxPixels: 3840 * 2160, maxBatchItems: 8, decodeTimeoutMs: 60_000 },
+  queue: { size: 16, concurrency: 2, retryAfterS: 2 },
+  authToken: undefined,
+  uploadDir: '',
+};
+
+export function makeApp(
+  engine: EnginePort | Promise<EnginePort>,
+  overrides: { limits?: Partial<AppSettings['limits']>; queue?: Partial<AppSettings['queue']>; authToken?: string; defaultMetrics?: boolean } = {},
+): TestApp {
+  mkdirSync(SCRATCH, { recursive: true });
+  const uploadRoot = mkdtempSync(path.join(SCRATCH, 'up-'));
+  const logs: LogLine[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
+  const registry = createRegistry({ defaultMetrics: overrides.defaultMetrics ?? false });
+  const app = buildApp({
+    config: {
+      limits: { ...DEFAULT_SETTINGS.limits, ...overrides.limits },
+      queue: { ...DEFAULT_SETTINGS.queue, ...overrides.queue },
+      authToken: overrides.authToken,
+      uploadDir: uploadRoot,
+    },
+    engine,
+    logger,
+    registry,
+  });
+  const tempFiles = (): string[] => readdirSync(uploadRoot).flatMap((d) => readdirSync(path.join(uploadRoot, d)));
+  return { app, registry, uploadRoot, logs, tempFiles };
+}
+
+export interface Part {
+  name: string;
+  /** A file part when set. */
+  filename?: string;
+  contentType?: string;
+  data: Buffer | string;
+}
+
+/** A multipart/form-data body and its content type, for inject(). */
+export function form(parts: Part[]): { payload: Buffer; headers: Record<string, string> } {
+  const boundary = `----haltingvt${Math.random().toString(16).slice(2)}`;
+  const chunks: Buffer[] = [];
+  for (const part of parts) {
+    const disposition = `form-data; name="${part.name}"${part.filename !== undefined ? `; filename="${part.filename}"` : ''}`;
+    const type = part.contentType ?? (part.filename !== undefined ? 'application/octet-stream' : undefined);
+    chunks.push(Buffer.from(`--${boundary}\r\nContent-Disposition: ${disposition}\r\n${type ? `Content-Type: ${type}\r\n` : ''}\r\n`));
+    chunks.push(Buffer.isBuffer(part.data) ? part.data : Buffer.from(part.data));
+    chunks.push(Buffer.from('\r\n'));
+  }
+  chunks.push(Buffer.from(`--${boundary}--\r\n`));
+  return { payload: Buffer.concat(chunks), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
+}
+
+export function videoPart(name: string, file: string, fieldName = 'file'): Part {
+  return { name: fieldName, filename: name, contentType: 'video/mp4', data: readFileSync(file) };
+}
+
+/** A promise that a test resolves by hand, to hold a request inside the engine. */
+export function gate(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  return { promise, open };
+}
+
+/** Waits for `check` to hold, polling; fails the test after `timeoutMs`. */
+export async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
