@@ -80,9 +80,9 @@ function canSeek(info: VideoInfo): boolean {
   return info.durationS !== undefined && (info.frameCount !== undefined || info.fps !== undefined);
 }
 
-async function decodeBySelect(runner: FfmpegRunner, req: DecodeRequest, remaining: () => number): Promise<DecodedFrames> {
+async function decodeBySelect(runner: FfmpegRunner, req: DecodeRequest, remaining: () => number, recount = false): Promise<DecodedFrames> {
   const { info, frames } = req;
-  let frameCount = info.frameCount;
+  let frameCount = recount ? undefined : info.frameCount;
   let frameCountSource: DecodedFrames['frameCountSource'] = 'container';
   if (frameCount === undefined) {
     frameCount = await countFrames(runner, req, remaining());
@@ -94,6 +94,11 @@ async function decodeBySelect(runner: FfmpegRunner, req: DecodeRequest, remainin
   const sink = new FrameSink(req.out, frameBytes(req.geometry), plan.unique.length);
   const args = [...inputArgs(req), '-vf', vf, ...outputArgs(plan.unique.length)];
   const result = await runner.run('ffmpeg', args, { timeoutMs: remaining(), signal: req.signal, onStdout: sink.write });
+  if (sink.frames < plan.unique.length && frameCountSource === 'container') {
+    // The container's frame count was wrong (a truncated file whose index survived): count the
+    // packets that are really there and sample again.
+    return decodeBySelect(runner, req, remaining, true);
+  }
   if (sink.frames === 0) {
     throw new EngineError('VIDEO_UNDECODABLE', `ffmpeg decoded no frame of ${req.file}: ${stderrTail(result.stderr) || `exit ${result.exitCode}`}`, {
       file: req.file,

@@ -66,6 +66,9 @@ export function runProcess(file: string, args: readonly string[], options: RunOp
       if (failure !== undefined) return;
       failure = err;
       child.kill('SIGKILL');
+      // Close our ends too: a grandchild holding the pipes open must not delay 'close'.
+      child.stdout.destroy();
+      child.stderr.destroy();
     };
     const timer = setTimeout(
       () => fail(new EngineError('DECODE_TIMEOUT', `${tool(file)} did not finish within ${timeoutMs} ms`, { timeoutMs })),

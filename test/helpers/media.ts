@@ -27,6 +27,11 @@ const RECIPES: Record<string, (out: string) => void> = {
   'vfr.mkv': (out) => ffmpeg([...src('320x240', 2), '-vf', "select='lt(mod(n,5),2)+gt(n,40)'", '-vsync', 'vfr', ...X264, out]),
   'odd.mp4': (out) => ffmpeg([...src('320x240', 1), '-vf', 'scale=333:187', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv444p', out]),
   'garbage.mp4': (out) => writeFileSync(out, Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 251))),
+  // The index (moov) is at the start and intact, but half of the frames' data is gone.
+  'truncated-faststart.mp4': (out) => {
+    const whole = readFileSync(fixture('faststart.mp4'));
+    writeFileSync(out, whole.subarray(0, Math.floor(whole.length / 2)));
+  },
   'truncated.mp4': (out) => {
     const whole = readFileSync(fixture('clip.mp4'));
     writeFileSync(out, whole.subarray(0, Math.floor(whole.length / 2)));

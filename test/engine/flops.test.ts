@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { denseActiveTokens, gflops, glimpserKeeps, keptPatches, videoFlops, type FlopsConstants } from '../../src/engine/flops.js';
+import { golden } from '../helpers/paths.js';
+
+interface FlopsCase {
+  preset: string;
+  constants: FlopsConstants;
+  keep: number;
+  kept_per_frame: number;
+  active_tokens: number[];
+  macs: number;
+  gflops: number;
+}
+
+const flops = golden<{ cases: FlopsCase[] }>('flops.json').cases;
+const kept = golden<{ cases: Array<{ keep: number; patches: number; kept: number }> }>('kept_patches.json').cases;
+
+describe('videoFlops', () => {
+  it.each(flops.map((c) => [c.preset, c.keep, c] as const))('%s keep=%f matches the golden MACs', (_preset, keep, c) => {
+    const total = videoFlops(c.constants, glimpserKeeps(c.constants.glimpser_blocks, keep), c.active_tokens);
+    expect(total).toBe(c.macs);
+    expect(gflops(total)).toBeCloseTo(c.gflops, 5);
+  });
+
+  it('reproduces the paper numbers quoted in the contract', () => {
+    const paper = flops.filter((c) => c.preset === 'paper-minik-g05-b20');
+    const byKeep = Object.fromEntries(paper.map((c) => [c.keep, Math.round(gflops(c.macs) * 100) / 100]));
+    expect(byKeep).toMatchObject({ 1: 55.5, 0.3: 17.63, 0.5: 26.53, 0.7: 37.21 });
+  });
+
+  it('gives dense token counts that match the no-halting golden cases', () => {
+    for (const c of flops.filter((f) => f.active_tokens.every((n) => n === f.active_tokens[0]) && f.active_tokens[0] !== 0)) {
+      expect(denseActiveTokens(c.constants, c.keep)).toEqual(c.active_tokens);
+    }
+  });
+});
+
+describe('keptPatches', () => {
+  it.each(kept.map((c) => [c.keep, c.patches, c.kept] as const))('keep=%f of %i patches keeps %i (float32 like the graph)', (keep, patches, k) => {
+    expect(keptPatches(keep, patches)).toBe(k);
+  });
+});
+
+describe('glimpserKeeps', () => {
+  it('keeps everything in block 0 and applies the knob to the last block', () => {
+    expect(glimpserKeeps(2, 0.3)).toEqual([1, 0.3]);
+    expect(glimpserKeeps(3, 0.3, [1, 0.8, 0.5])).toEqual([1, 0.8, 0.3]);
+    expect(glimpserKeeps(1, 0.4)).toEqual([0.4]);
+  });
+});

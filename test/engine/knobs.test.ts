@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { isEngineError } from '../../src/errors.js';
+import { createKnobValidator } from '../../src/engine/knobs.js';
+import type { Manifest } from '../../src/engine/model.js';
+
+const manifest = {
+  labels: ['a', 'b', 'c', 'd'],
+  knobs: {
+    keep_ratio: { default: 0.5, min: 0.05, max: 1 },
+    halt_threshold: { default: 0.99, min: 0.5, max: 10 },
+    top_k: { default: 5, min: 1, max: 10 },
+  },
+} as unknown as Manifest;
+const validate = createKnobValidator(manifest);
+
+function refusal(input: unknown): { message: string; details: Record<string, unknown> | undefined } {
+  try {
+    validate(input);
+  } catch (err) {
+    if (isEngineError(err, 'BAD_KNOB')) return { message: err.message, details: err.details };
+    throw err;
+  }
+  throw new Error('accepted');
+}
+
+describe('knob validation', () => {
+  it('fills defaults, capping top_k at the number of labels', () => {
+    expect(validate({})).toEqual({ top_k: 4, keep_ratio: 0.5, halt_threshold: 0.99 });
+    expect(validate(undefined)).toEqual({ top_k: 4, keep_ratio: 0.5, halt_threshold: 0.99 });
+    expect(validate({ keep_ratio: undefined, top_k: 2 })).toEqual({ top_k: 2, keep_ratio: 0.5, halt_threshold: 0.99 });
+  });
+
+  it('accepts the range ends', () => {
+    expect(validate({ keep_ratio: 0.05, halt_threshold: 10, top_k: 1 })).toEqual({ top_k: 1, keep_ratio: 0.05, halt_threshold: 10 });
+  });
+
+  it('names the knob, the value and the range', () => {
+    expect(refusal({ keep_ratio: 1.5 }).message).toBe('keep_ratio=1.5 is out of range [0.05, 1]');
+    expect(refusal({ halt_threshold: 0.1 }).message).toBe('halt_threshold=0.1 is out of range [0.5, 10]');
+    expect(refusal({ top_k: 5 }).message).toBe('top_k=5 is out of range [1, 4]');
+  });
+
+  it('reports every bad knob at once', () => {
+    const { message, details } = refusal({ keep_ratio: 0, top_k: 0 });
+    expect(message).toContain('keep_ratio=0');
+    expect(message).toContain('top_k=0');
+    expect(details?.problems).toHaveLength(2);
+  });
+
+  it('refuses non-integers, non-numbers and unknown knobs', () => {
+    expect(refusal({ top_k: 2.5 }).message).toContain('top_k=2.5 must be an integer');
+    expect(refusal({ keep_ratio: 'half' }).message).toContain('keep_ratio must be a number, got "half"');
+    expect(refusal({ keep_ratio: Number.NaN }).message).toContain('keep_ratio');
+    expect(refusal({ keep: 0.5 }).message).toContain('unknown knob keep');
+  });
+});
