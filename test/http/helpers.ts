@@ -3,7 +3,7 @@
  * buildApp() over it, a pino logger whose lines the test can read, and a multipart body builder
  * for inject(). Videos come from test/helpers/media.ts (generated with ffmpeg into test/.cache).
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
@@ -13,6 +13,8 @@ import { buildApp, type AppSettings } from '../../src/app.js';
 import { createEngine, type Engine } from '../../src/engine/index.js';
 import type { EnginePort } from '../../src/http/engine-port.js';
 import { createRegistry } from '../../src/http/metrics.js';
+
+import { ffmpeg } from '../helpers/media.js';
 
 export { fixture } from '../helpers/media.js';
 
@@ -113,4 +115,15 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** A small (96x72) but 3 s long video, for the duration limit. Made once into test/.cache/http. */
+export function longSmallVideo(): string {
+  const file = path.join(SCRATCH, 'long-small.mp4');
+  if (existsSync(file)) return file;
+  mkdirSync(SCRATCH, { recursive: true });
+  const tmp = path.join(SCRATCH, `.${process.pid}.long-small.mp4`);
+  ffmpeg(['-f', 'lavfi', '-i', 'testsrc2=size=96x72:rate=10:duration=3', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', tmp]);
+  renameSync(tmp, file);
+  return file;
 }

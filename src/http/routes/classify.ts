@@ -50,7 +50,7 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
   app.removeAllContentTypeParsers();
   await app.register(multipart, {
     throwFileSizeLimit: false, // a too-large batch item fails alone: `truncated` is checked per file
-    limits: { fileSize: limits.maxUploadBytes, files: limits.maxBatchItems, fields: 16, fieldSize: 1024, parts: limits.maxBatchItems + 16 },
+    limits: { fileSize: limits.maxUploadBytes, files: limits.maxBatchItems + 1, fields: 16, fieldSize: 1024, parts: limits.maxBatchItems + 16 },
   });
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
   if (deps.authorize) {
@@ -121,7 +121,6 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
         } catch (err) {
           const error = toServiceError(err);
           if (error.code === 'ABORTED' && signal.aborted) throw error;
-          if (!item.error) metrics.videoFailed();
           metrics.error(error.code);
           request.log[error.status >= 500 ? 'error' : 'info']({ err: error.status >= 500 ? error : undefined, code: error.code, index }, 'batch item failed');
           answers.push({ index, ok: false, filename: item.filename, error: errorObject(named(error, renames), request.id) });

@@ -1,0 +1,91 @@
+/**
+ * /metrics after real traffic: the series the README promises, with route patterns (never raw
+ * URLs) as labels, and `promtool check metrics` clean when promtool is installed (Debian's
+ * `prometheus` package); without promtool that one test is skipped.
+ */
+import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Engine } from '../../src/engine/index.js';
+import { fixture, form, makeApp, openTinyEngine, videoPart, type TestApp } from './helpers.js';
+
+let engine: Engine;
+let t: TestApp;
+let text: string;
+
+const promtool = spawnSync('promtool', ['--version'], { stdio: 'ignore' }).status === 0;
+
+beforeAll(async () => {
+  engine = await openTinyEngine();
+  t = makeApp(engine, { defaultMetrics: true });
+  await t.app.inject({ method: 'POST', url: '/v1/classify', ...form([videoPart('clip.mp4', fixture('clip.mp4'))]) });
+  await t.app.inject({ method: 'POST', url: '/v1/classify', ...form([videoPart('g.mp4', fixture('garbage.mp4'))]) });
+  await t.app.inject({
+    method: 'POST',
+    url: '/v1/classify:batch',
+    ...form([videoPart('a.mp4', fixture('three.mp4'), 'files'), videoPart('b.m4a', fixture('audio.m4a'), 'files')]),
+  });
+  await t.app.inject({ method: 'GET', url: '/v1/models/nope' });
+  await t.app.inject({ method: 'GET', url: '/no/such/path?id=123' });
+  const res = await t.app.inject({ method: 'GET', url: '/metrics' });
+  expect(res.statusCode).toBe(200);
+  expect(res.headers['content-type']).toContain('text/plain');
+  text = res.body;
+});
+afterAll(async () => {
+  await t?.app.close();
+  await engine?.close();
+});
+
+/** The value of one sample line, e.g. value('haltingvt_videos_total{outcome="ok"}'). */
+function value(series: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  if (!line) throw new Error(`no sample ${series} in\n${text}`);
+  return Number(line.slice(series.length + 1));
+}
+
+describe('GET /metrics', () => {
+  it('counts requests by route pattern and status', () => {
+    expect(value('haltingvt_http_requests_total{route="/v1/classify",method="POST",status="200"}')).toBe(1);
+    expect(value('haltingvt_http_requests_total{route="/v1/classify",method="POST",status="422"}')).toBe(1);
+    expect(value('haltingvt_http_requests_total{route="/v1/classify::batch",method="POST",status="200"}')).toBe(1);
+    expect(value('haltingvt_http_requests_total{route="/v1/models/:name",method="GET",status="404"}')).toBe(1);
+    expect(value('haltingvt_http_requests_total{route="unmatched",method="GET",status="404"}')).toBe(1);
+    expect(text).not.toContain('/no/such/path');
+    expect(value('haltingvt_http_request_duration_seconds_count{route="/v1/classify",method="POST"}')).toBe(2);
+    expect(text).toContain('haltingvt_http_request_duration_seconds_bucket{le="60",route="/v1/classify",method="POST"} 2');
+  });
+
+  it('counts videos, batches, errors by code, and per-video tokens, FLOPs and kept ratio', () => {
+    expect(value('haltingvt_videos_total{outcome="ok"}')).toBe(2);
+    expect(value('haltingvt_videos_total{outcome="error"}')).toBe(2);
+    expect(value('haltingvt_batches_total')).toBe(1);
+    expect(value('haltingvt_batch_size_videos_sum')).toBe(2);
+    expect(value('haltingvt_errors_total{code="VIDEO_UNDECODABLE"}')).toBe(1);
+    expect(value('haltingvt_errors_total{code="VIDEO_NO_STREAM"}')).toBe(1);
+    expect(value('haltingvt_errors_total{code="NOT_FOUND"}')).toBe(2);
+    expect(value('haltingvt_video_flops_count')).toBe(2);
+    expect(value('haltingvt_video_flops_sum')).toBeGreaterThan(1e6);
+    expect(value('haltingvt_video_tokens_count')).toBe(2);
+    expect(value('haltingvt_video_kept_token_ratio_count')).toBe(2);
+    expect(value('haltingvt_video_kept_token_ratio_sum')).toBeLessThanOrEqual(2);
+    expect(value('haltingvt_layer_active_tokens_total{layer="0"}')).toBeGreaterThan(0);
+    expect(text).toMatch(/haltingvt_layer_active_tokens_total\{layer="3"\} \d+/);
+    for (const stage of ['queue', 'decode', 'infer', 'post']) expect(value(`haltingvt_stage_duration_seconds_count{stage="${stage}"}`)).toBe(2);
+  });
+
+  it('has queue, in-flight and model gauges, and the default process metrics', () => {
+    expect(value('haltingvt_queue_depth')).toBe(0);
+    expect(value('haltingvt_queue_running')).toBe(0);
+    expect(value('haltingvt_inflight_requests')).toBe(0);
+    expect(value('haltingvt_model_ready')).toBe(1);
+    expect(value('haltingvt_model_info{model="tiny",version="0.0.1",execution_provider="cpu"}')).toBe(1);
+    expect(text).toContain('process_cpu_seconds_total');
+    expect(text).toContain('nodejs_eventloop_lag_seconds');
+  });
+
+  it.skipIf(!promtool)('passes `promtool check metrics` with nothing to report', () => {
+    const run = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    expect(run.stdout + run.stderr).toBe('');
+    expect(run.status).toBe(0);
+  });
+});
