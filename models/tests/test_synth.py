@@ -74,7 +74,8 @@ def test_durations_fps_resolutions_sizes():
         assert (s.width, s.height) in RESOLUTIONS
         for tau in (0.0, 0.5, 1.0):
             size = target_pose(s, tau)[2]
-            assert 0.074 < size < 0.221  # 7.5 .. 22 % of the short side
+            lo, hi = DEFAULT_PARAMS.size_lo[0], DEFAULT_PARAMS.size_lo[1] * DEFAULT_PARAMS.size_ratio[1]
+            assert lo - 1e-3 < size < hi + 1e-3  # 15 .. 32 % of the short side
     assert len({s.fps for s in specs}) == len(FPS_CHOICES)
     assert len({(s.width, s.height) for s in specs}) == len(RESOLUTIONS)
     durs = [s.duration for s in specs]
@@ -134,7 +135,8 @@ def test_motion_is_large_enough_and_unaliased_at_8_frames():
             assert np.all(sgn * dang > math.radians(20)) and np.all(sgn * dang < math.radians(90))
         elif name in ("grow", "shrink"):
             sgn = 1 if name == "grow" else -1
-            assert np.all(sgn * dsize > 0) and abs(math.log(poses[-1, 2] / poses[0, 2])) > 0.5
+            min_ratio = math.log(DEFAULT_PARAMS.size_ratio[0]) * 7 / 8  # sampled frames span 7/8 of the clip
+            assert np.all(sgn * dsize > 0) and abs(math.log(poses[-1, 2] / poses[0, 2])) > min_ratio - 1e-9
         elif name.startswith("oscillate_"):
             main_, other = (du, dv) if name.endswith("horizontal") else (dv, du)
             assert np.all(other == 0) and np.ptp(np.cumsum(main_)) > 0.15 and (np.diff(np.sign(main_)) != 0).any()
