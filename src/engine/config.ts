@@ -16,6 +16,8 @@ export const EngineConfigSchema = z.strictObject({
   decodeTimeoutMs: z.number().int().positive().default(60_000),
   /** Longer videos are refused with VIDEO_TOO_LONG. */
   maxDurationS: z.number().positive().default(3 * 3600),
+  /** Frames with more pixels (width x height) are refused with VIDEO_TOO_LARGE before decoding. */
+  maxPixels: z.number().int().positive().default(8192 * 8192),
   /** Videos at least this long use one fast seek per frame instead of one select pass (docs/decisions.md). */
   seekMinDurationS: z.number().nonnegative().default(30),
   seekConcurrency: z.number().int().positive().default(2),

@@ -91,6 +91,14 @@ export function createPipeline(deps: PipelineDeps): Classify {
         maxDurationS: config.maxDurationS,
       });
     }
+    if (info.width * info.height > config.maxPixels) {
+      throw new EngineError('VIDEO_TOO_LARGE', `${file} is ${info.width}x${info.height}; the limit is ${config.maxPixels} pixels per frame`, {
+        file,
+        width: info.width,
+        height: info.height,
+        maxPixels: config.maxPixels,
+      });
+    }
     const geometry = cropGeometry(info.width, info.height, shortSide, size);
     const buffers = acquire();
     try {

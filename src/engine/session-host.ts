@@ -131,6 +131,9 @@ export function createSessionHost(options: SessionHostOptions): SessionHost {
       proc.kill('SIGKILL');
     }, options.startTimeoutMs ?? 120_000);
 
+    // A send to a child that has just died fails with EPIPE; its jobs are failed by the exit handler.
+    proc.on('error', (err) => logger.warn({ err: err.message, pid: proc.pid }, 'inference worker channel error'));
+
     proc.on('message', (message: FromWorker) => {
       switch (message.type) {
         case 'ready':

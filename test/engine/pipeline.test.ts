@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isEngineError, type ErrorCode } from '../../src/errors.js';
+import { createEngine, type Engine } from '../../src/engine/index.js';
+import { fixture } from '../helpers/media.js';
+import { TINY_MODEL } from '../helpers/paths.js';
+
+let engine: Engine;
+beforeAll(async () => {
+  engine = await createEngine({ modelDir: TINY_MODEL, config: { executionProviders: ['cpu'], maxDurationS: 1.5, maxPixels: 1e6 } });
+});
+afterAll(() => engine.close());
+
+async function code(file: string, knobs?: unknown): Promise<ErrorCode | undefined> {
+  try {
+    await engine.classify(file, knobs);
+  } catch (err) {
+    if (isEngineError(err)) return err.code;
+    throw err;
+  }
+  return undefined;
+}
+
+describe('engine.classify (tiny model, real ffmpeg, worker process)', () => {
+  it('returns a result that explains itself', async () => {
+    const r = await engine.classify(fixture('one.mp4'), { top_k: 3, keep_ratio: 0.3, halt_threshold: 0.9 });
+    expect(r.model).toEqual({ name: 'tiny', version: '0.0.1' });
+    expect(r.top).toHaveLength(3);
+    expect(r.top.map((p) => p.probability)).toEqual([...r.top.map((p) => p.probability)].sort((a, b) => b - a));
+    expect(engine.manifest.labels).toContain(r.top[0]?.label);
+    expect(r.knobs).toEqual({ top_k: 3, keep_ratio: 0.3, halt_threshold: 0.9 });
+    expect(r.tokens.per_layer).toHaveLength(4);
+    expect(r.tokens.total).toBe(r.tokens.per_layer.reduce((a, b) => a + b, 0));
+    expect(r.tokens.dense).toBe(4 * (1 + 4 * 9));
+    expect(r.tokens.kept_ratio).toBeCloseTo(r.tokens.total / r.tokens.dense, 6);
+    expect(r.tokens.patch_stop_histogram.reduce((a, b) => a + b, 0)).toBe(4 * 9);
+    expect(r.gflops).toBeGreaterThan(0);
+    expect(r.gflops).toBeLessThan(r.dense_gflops);
+    expect(r.video).toMatchObject({ width: 160, height: 120, frame_count: 1, sampled_indices: [0, 0, 0, 0], decode_strategy: 'select' });
+    for (const stage of ['decode', 'queue', 'infer', 'post', 'total'] as const) expect(r.timings_s[stage]).toBeGreaterThanOrEqual(0);
+  });
+
+  it('spends the dense budget with keep 1 and halting off', async () => {
+    const r = await engine.classify(fixture('one.mp4'), { keep_ratio: 1, halt_threshold: 4 });
+    expect(r.tokens.kept_ratio).toBe(1);
+    expect(r.gflops).toBeCloseTo(r.dense_gflops, 5);
+  });
+
+  it('gives the same answer for the same video', async () => {
+    const [a, b] = await Promise.all([engine.classify(fixture('one.mp4')), engine.classify(fixture('one.mp4'))]);
+    expect(a.top).toEqual(b.top);
+    expect(a.tokens).toEqual(b.tokens);
+  });
+
+  it.each([
+    ['missing.mp4', 'FILE_NOT_FOUND'],
+    ['audio.m4a', 'VIDEO_NO_STREAM'],
+    ['image.png', 'VIDEO_STILL_IMAGE'],
+    ['garbage.mp4', 'VIDEO_UNDECODABLE'],
+    ['clip.mp4', 'VIDEO_TOO_LONG'],
+  ] as const)('refuses %s with %s', async (name, expected) => {
+    expect(await code(name === 'missing.mp4' ? '/nonexistent/missing.mp4' : fixture(name))).toBe(expected);
+  });
+
+  it('refuses bad knobs before touching the file', async () => {
+    expect(await code('/nonexistent/missing.mp4', { keep_ratio: 9 })).toBe('BAD_KNOB');
+  });
+
+  it('is cancelled by its signal', async () => {
+    const error = await engine.classify(fixture('one.mp4'), {}, { signal: AbortSignal.abort() }).catch((e: unknown) => e);
+    expect(isEngineError(error, 'ABORTED')).toBe(true);
+  });
+});
+
+describe('createEngine', () => {
+  it('refuses frames over the pixel limit', async () => {
+    const small = await createEngine({ modelDir: TINY_MODEL, config: { executionProviders: ['cpu'], maxPixels: 100 } });
+    try {
+      await expect(small.classify(fixture('one.mp4'))).rejects.toMatchObject({ code: 'VIDEO_TOO_LARGE' });
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('fails with the model error when the folder is broken', async () => {
+    await expect(createEngine({ modelDir: '/nonexistent/model' })).rejects.toMatchObject({ code: 'MODEL_NOT_FOUND' });
+  });
+});
