@@ -1,0 +1,86 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+const root = '/srv/haltingvt';
+const none = (): boolean => false;
+
+describe('loadConfig', () => {
+  it('has defaults for everything', () => {
+    const c = loadConfig({}, { root, exists: none });
+    expect(c).toMatchObject({
+      port: 8080,
+      host: '0.0.0.0',
+      executionProviders: ['cuda', 'cpu'],
+      intraOpThreads: 0,
+      queue: { size: 16, concurrency: 2, retryAfterS: 2 },
+      logLevel: 'info',
+      authToken: undefined,
+      shutdown: { delayMs: 0, graceMs: 25_000 },
+    });
+    expect(c.limits).toEqual({ maxUploadBytes: 256 * 1024 * 1024, maxDurationS: 600, maxPixels: 3840 * 2160, maxBatchItems: 16, decodeTimeoutMs: 60_000 });
+  });
+
+  it('serves models/default once it exists, the tiny fixture until then, MODEL_DIR when set', () => {
+    expect(loadConfig({}, { root, exists: none }).modelDir).toBe(path.join(root, 'models/fixtures/tiny'));
+    expect(loadConfig({}, { root, exists: (f) => f === path.join(root, 'models/default/manifest.json') }).modelDir).toBe(path.join(root, 'models/default'));
+    expect(loadConfig({ MODEL_DIR: '/models/x' }, { root, exists: none }).modelDir).toBe('/models/x');
+  });
+
+  it('parses every variable', () => {
+    const c = loadConfig(
+      {
+        PORT: '9000',
+        HOST: '127.0.0.1',
+        EXECUTION_PROVIDERS: 'cpu',
+        INTRA_OP_THREADS: '3',
+        MAX_UPLOAD_BYTES: '1000',
+        MAX_DURATION_S: '2.5',
+        MAX_PIXELS: '640',
+        MAX_BATCH_ITEMS: '4',
+        DECODE_TIMEOUT_MS: '500',
+        QUEUE_SIZE: '0',
+        CONCURRENCY: '1',
+        RETRY_AFTER_S: '9',
+        LOG_LEVEL: 'warn',
+        AUTH_TOKEN: 'sixteen-chars-at-least',
+        UPLOAD_DIR: '/var/tmp',
+        SHUTDOWN_DELAY_MS: '100',
+        SHUTDOWN_GRACE_MS: '200',
+        UNRELATED: 'ignored',
+      },
+      { root, exists: none },
+    );
+    expect(c).toMatchObject({
+      port: 9000,
+      host: '127.0.0.1',
+      executionProviders: ['cpu'],
+      intraOpThreads: 3,
+      limits: { maxUploadBytes: 1000, maxDurationS: 2.5, maxPixels: 640, maxBatchItems: 4, decodeTimeoutMs: 500 },
+      queue: { size: 0, concurrency: 1, retryAfterS: 9 },
+      logLevel: 'warn',
+      authToken: 'sixteen-chars-at-least',
+      uploadDir: '/var/tmp',
+      shutdown: { delayMs: 100, graceMs: 200 },
+    });
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(loadConfig({ PORT: '', AUTH_TOKEN: '' }, { root, exists: none })).toMatchObject({ port: 8080, authToken: undefined });
+  });
+
+  it('refuses bad values with a message naming each variable', () => {
+    const bad = { PORT: 'eighty', QUEUE_SIZE: '-1', LOG_LEVEL: 'loud', AUTH_TOKEN: 'short', EXECUTION_PROVIDERS: 'cuda;cpu', MAX_DURATION_S: '0' };
+    let error: unknown;
+    try {
+      loadConfig(bad, { root, exists: none });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    for (const [name, value] of Object.entries(bad)) expect(message).toContain(`${name}=${JSON.stringify(value)}`);
+    expect(() => loadConfig({ PORT: '70000' }, { root, exists: none })).toThrow(/PORT="70000"/);
+    expect(() => loadConfig({ CONCURRENCY: '1.5' }, { root, exists: none })).toThrow(/CONCURRENCY/);
+  });
+});

@@ -1,0 +1,125 @@
+/**
+ * Over a real socket (the app listening on 127.0.0.1): what inject() cannot show, i.e. clients
+ * that go away. Their temp files must go, and a request dropped while queued must never reach the
+ * engine.
+ */
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Engine } from '../../src/engine/index.js';
+import type { EnginePort } from '../../src/http/engine-port.js';
+import { ClassifyResponse } from '../../src/http/schemas.js';
+import { fixture, form, gate, makeApp, openTinyEngine, until, videoPart, type TestApp } from './helpers.js';
+
+let engine: Engine;
+let t: TestApp;
+let base: string;
+let g = gate();
+let calls = 0;
+
+beforeAll(async () => {
+  engine = await openTinyEngine();
+  const held: EnginePort = {
+    manifest: engine.manifest,
+    info: engine.info,
+    validateKnobs: (k) => engine.validateKnobs(k),
+    stats: () => engine.stats(),
+    classify: async (file, knobs, options) => {
+      calls += 1;
+      await g.promise;
+      return engine.classify(file, knobs, options);
+    },
+  };
+  t = makeApp(held, { queue: { concurrency: 1, size: 4 } });
+  await t.app.listen({ host: '127.0.0.1', port: 0 });
+  base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  g.open();
+  await t?.app.close();
+  await engine?.close();
+});
+
+/** Starts a raw-body upload and returns the request without ending it. */
+function startUpload(declaredBytes: number): { req: http.ClientRequest; response: Promise<http.IncomingMessage | Error> } {
+  const req = http.request(`${base}/v1/classify`, { method: 'POST', headers: { 'content-type': 'video/mp4', 'content-length': String(declaredBytes) } });
+  const response = new Promise<http.IncomingMessage | Error>((resolve) => {
+    req.on('response', resolve);
+    req.on('error', resolve);
+  });
+  return { req, response };
+}
+
+async function gauge(name: string): Promise<number> {
+  const text = await t.registry.getSingleMetricAsString(name);
+  return Number(/ (\S+)$/m.exec(text.split('\n').filter((l) => l.startsWith(name)).join('\n'))?.[1]);
+}
+
+describe('over a real socket', () => {
+  it('classifies a video sent with fetch and FormData', async () => {
+    g.open();
+    const body = new FormData();
+    body.append('file', new Blob([readFileSync(fixture('clip.mp4'))], { type: 'video/mp4' }), 'clip.mp4');
+    body.append('top_k', '1');
+    const res = await fetch(`${base}/v1/classify`, { method: 'POST', body, headers: { 'x-request-id': 'socket-1' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-request-id')).toBe('socket-1');
+    const json = ClassifyResponse.parse(await res.json());
+    expect(json.top).toHaveLength(1);
+    expect(json.request_id).toBe('socket-1');
+  });
+
+  it('removes the temp file when the client goes away mid-upload', async () => {
+    const video = readFileSync(fixture('clip.mp4'));
+    const { req, response } = startUpload(video.length);
+    req.write(video.subarray(0, 4096));
+    await until(() => t.tempFiles().length === 1, 'the upload to start spooling');
+    req.destroy();
+    await response;
+    await until(() => t.tempFiles().length === 0, 'the temp file to be removed');
+    await until(() => t.app.lifecycle.inflight() === 0, 'the request to end');
+  });
+
+  it('drops a queued request whose client went away: it never reaches the engine', async () => {
+    g = gate();
+    calls = 0;
+    const video = readFileSync(fixture('clip.mp4'));
+    const holder = startUpload(video.length);
+    holder.req.end(video);
+    await until(() => calls === 1, 'the first request to reach the engine');
+
+    const { req, response } = startUpload(video.length);
+    req.end(video);
+    await until(async () => (await gauge('haltingvt_queue_depth')) === 1, 'the second request to wait in the queue');
+    req.destroy();
+    await response;
+    await until(async () => (await gauge('haltingvt_queue_depth')) === 0, 'the queue to drop it');
+
+    g.open();
+    const first = await holder.response;
+    expect(first).toBeInstanceOf(http.IncomingMessage);
+    expect((first as http.IncomingMessage).statusCode).toBe(200);
+    (first as http.IncomingMessage).resume();
+    expect(calls).toBe(1);
+    await until(() => t.tempFiles().length === 0, 'every temp file to be removed');
+  });
+
+  it('removes the temp file when the client goes away while its video is being processed', async () => {
+    g = gate();
+    calls = 0;
+    const video = readFileSync(fixture('clip.mp4'));
+    const { req, response } = startUpload(video.length);
+    req.end(video);
+    await until(() => calls === 1, 'the request to reach the engine');
+    expect(t.tempFiles()).toHaveLength(1);
+    req.destroy();
+    await response;
+    g.open(); // the engine now sees an aborted signal
+    await until(() => t.tempFiles().length === 0, 'the temp file to be removed');
+    await until(() => t.app.lifecycle.inflight() === 0, 'the request to end');
+    // The service is still fine afterwards.
+    const ok = await t.app.inject({ method: 'POST', url: '/v1/classify', ...form([videoPart('three.mp4', fixture('three.mp4'))]) });
+    expect(ok.statusCode).toBe(200);
+  });
+});
