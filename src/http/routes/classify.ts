@@ -257,7 +257,8 @@ function queueFull(queue: WorkQueue): EngineError {
 
 /** The error with temp file paths replaced by the client's names and server paths dropped. */
 function named(err: EngineError, renames: Renames): EngineError {
-  if (renames.size === 0 || !err.details && !Array.from(renames.keys()).some((p) => err.message.includes(p))) return err;
+  const mentions = Array.from(renames.keys()).some((p) => err.message.includes(p));
+  if (renames.size === 0 || (!err.details && !mentions)) return err;
   const swap = (text: string): string => {
     let out = text;
     for (const [from, to] of renames) out = out.split(`file:${from}`).join(to).split(from).join(to);
