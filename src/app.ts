@@ -52,6 +52,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     logController: new LogController({ requestIdLogLabel: 'request_id' }),
     // Requests arriving once app.close() has begun get 503 (fastify's default, stated on purpose).
     return503OnClosing: true,
+    // Fastify disables Node's request timeout by default; a client trickling an upload would
+    // otherwise hold its temp file and an in-flight slot for ever.
+    requestTimeout: config.limits.requestTimeoutMs,
+    http: httpTimeouts(config.limits.requestTimeoutMs),
   });
 
   const lifecycle = createLifecycle(deps.engine, {
@@ -99,4 +103,17 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     authorize: config.authToken ? createBearerCheck(config.authToken) : undefined,
   });
   return app;
+}
+
+/**
+ * Node enforces requestTimeout only while headersTimeout <= requestTimeout (otherwise a stalled
+ * upload is never cut off: checked on Node 20), and checks both on a timer that runs every 30 s by
+ * default, too coarse for short limits.
+ */
+function httpTimeouts(requestTimeoutMs: number): { headersTimeout?: number; connectionsCheckingInterval?: number } {
+  if (requestTimeoutMs === 0) return {};
+  return {
+    headersTimeout: Math.min(60_000, requestTimeoutMs),
+    connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.round(requestTimeoutMs / 10))),
+  };
 }

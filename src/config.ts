@@ -32,6 +32,7 @@ export const EnvSchema = z.object({
   MAX_PIXELS: int(1).default(3840 * 2160).describe('largest accepted frame, width x height'),
   MAX_BATCH_ITEMS: int(1, 1000).default(16).describe('most videos in one batch request'),
   DECODE_TIMEOUT_MS: int(1).default(60_000).describe('time limit for decoding one video'),
+  REQUEST_TIMEOUT_MS: int(0).default(300_000).describe('time limit for receiving a whole request, upload included (0: none); past it Node answers 408'),
   QUEUE_SIZE: int(0, 100_000).default(16).describe('requests that may wait for a free slot; more are refused with 429'),
   CONCURRENCY: int(1, 64).default(2).describe('videos decoded or inferred at once'),
   RETRY_AFTER_S: int(1, 3600).default(2).describe('Retry-After seconds sent with 429 and 503'),
@@ -56,6 +57,7 @@ export interface AppConfig {
     maxPixels: number;
     maxBatchItems: number;
     decodeTimeoutMs: number;
+    requestTimeoutMs: number;
   };
   queue: { size: number; concurrency: number; retryAfterS: number };
   logLevel: Env['LOG_LEVEL'];
@@ -101,6 +103,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
       maxPixels: e.MAX_PIXELS,
       maxBatchItems: e.MAX_BATCH_ITEMS,
       decodeTimeoutMs: e.DECODE_TIMEOUT_MS,
+      requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     },
     queue: { size: e.QUEUE_SIZE, concurrency: e.CONCURRENCY, retryAfterS: e.RETRY_AFTER_S },
     logLevel: e.LOG_LEVEL,

@@ -72,7 +72,8 @@ export function buildOpenApiDocument(): Json {
       description:
         'Upload one video as multipart/form-data (`file` part, knobs as fields) or as the raw body (video/* or application/octet-stream, knobs in the query string). ' +
         'The upload is streamed to a temp file, waits in a bounded queue, and is decoded and classified. ' +
-        'The answer has the top-k labels, tokens per layer, the kept-token ratio, GFLOPs, the knobs used and the time per stage.',
+        'The answer has the top-k labels, tokens per layer, the kept-token ratio, GFLOPs, the knobs used and the time per stage. ' +
+        'A request not received in full within REQUEST_TIMEOUT_MS gets a bare 408 from the HTTP server and its connection is closed.',
       tags: ['inference'],
       security: secured,
       parameters: knobQuery,

@@ -18,7 +18,7 @@ describe('loadConfig', () => {
       authToken: undefined,
       shutdown: { delayMs: 0, graceMs: 25_000 },
     });
-    expect(c.limits).toEqual({ maxUploadBytes: 256 * 1024 * 1024, maxDurationS: 600, maxPixels: 3840 * 2160, maxBatchItems: 16, decodeTimeoutMs: 60_000 });
+    expect(c.limits).toEqual({ maxUploadBytes: 256 * 1024 * 1024, maxDurationS: 600, maxPixels: 3840 * 2160, maxBatchItems: 16, decodeTimeoutMs: 60_000, requestTimeoutMs: 300_000 });
   });
 
   it('serves models/default once it exists, the tiny fixture until then, MODEL_DIR when set', () => {
@@ -39,6 +39,7 @@ describe('loadConfig', () => {
         MAX_PIXELS: '640',
         MAX_BATCH_ITEMS: '4',
         DECODE_TIMEOUT_MS: '500',
+        REQUEST_TIMEOUT_MS: '0',
         QUEUE_SIZE: '0',
         CONCURRENCY: '1',
         RETRY_AFTER_S: '9',
@@ -56,7 +57,7 @@ describe('loadConfig', () => {
       host: '127.0.0.1',
       executionProviders: ['cpu'],
       intraOpThreads: 3,
-      limits: { maxUploadBytes: 1000, maxDurationS: 2.5, maxPixels: 640, maxBatchItems: 4, decodeTimeoutMs: 500 },
+      limits: { maxUploadBytes: 1000, maxDurationS: 2.5, maxPixels: 640, maxBatchItems: 4, decodeTimeoutMs: 500, requestTimeoutMs: 0 },
       queue: { size: 0, concurrency: 1, retryAfterS: 9 },
       logLevel: 'warn',
       authToken: 'sixteen-chars-at-least',

@@ -44,7 +44,7 @@ export interface TestApp {
 }
 
 export const DEFAULT_SETTINGS: AppSettings = {
-  limits: { maxUploadBytes: 8 * 1024 * 1024, maxDurationS: 600, maxPixels: 3840 * 2160, maxBatchItems: 8, decodeTimeoutMs: 60_000 },
+  limits: { maxUploadBytes: 8 * 1024 * 1024, maxDurationS: 600, maxPixels: 3840 * 2160, maxBatchItems: 8, decodeTimeoutMs: 60_000, requestTimeoutMs: 300_000 },
   queue: { size: 16, concurrency: 2, retryAfterS: 2 },
   authToken: undefined,
   uploadDir: '',

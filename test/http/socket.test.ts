@@ -123,3 +123,31 @@ describe('over a real socket', () => {
     expect(ok.statusCode).toBe(200);
   });
 });
+
+describe('request timeout', () => {
+  it('a client that stops sending mid-upload is cut off at REQUEST_TIMEOUT_MS and its temp file removed', async () => {
+    const slow = makeApp(engine, { limits: { requestTimeoutMs: 500 } });
+    try {
+      await slow.app.listen({ host: '127.0.0.1', port: 0 });
+      const url = `http://127.0.0.1:${(slow.app.server.address() as AddressInfo).port}/v1/classify`;
+      const video = readFileSync(fixture('clip.mp4'));
+      const req = http.request(url, { method: 'POST', headers: { 'content-type': 'video/mp4', 'content-length': String(video.length) } });
+      const outcome = new Promise<number | string>((resolve) => {
+        req.on('response', (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', (err) => resolve((err as NodeJS.ErrnoException).code ?? 'error'));
+      });
+      req.write(video.subarray(0, 4096));
+      await until(() => slow.tempFiles().length === 1, 'the upload to start spooling');
+      // Nothing more is sent: the server must give up on its own.
+      expect(await outcome).toBe(408);
+      await until(() => slow.tempFiles().length === 0, 'the temp file to be removed');
+      await until(() => slow.app.lifecycle.inflight() === 0, 'the request to end');
+      req.destroy();
+    } finally {
+      await slow.app.close();
+    }
+  });
+});
