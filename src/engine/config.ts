@@ -19,8 +19,8 @@ export const EngineConfigSchema = z.strictObject({
   /** Frames with more pixels (width x height) are refused with VIDEO_TOO_LARGE before decoding. */
   maxPixels: z.number().int().positive().default(8192 * 8192),
   /** Videos at least this long use one fast seek per frame instead of one select pass (docs/decisions.md). */
-  seekMinDurationS: z.number().nonnegative().default(30),
-  seekConcurrency: z.number().int().positive().default(2),
+  seekMinDurationS: z.number().nonnegative().default(60),
+  seekConcurrency: z.number().int().positive().default(1),
   /** Force a decode strategy (benchmarks). */
   decodeStrategy: z.enum(['select', 'seek']).optional(),
   /** Explicit ffmpeg/ffprobe paths; otherwise PATH, then the npm packages. */
