@@ -31,6 +31,8 @@ export type { Prediction, TokenReport } from './postprocess.js';
 export type { EngineConfig, EngineConfigInput } from './config.js';
 export type { FfmpegRunner, RunOptions, RunResult } from './ffmpeg-runner.js';
 export type { SessionHost, SessionHostOptions, SessionInfo } from './session-host.js';
+export type { SessionFactory, EngineSession, PlainTensor, ValueSpec } from './ort-session.js';
+export { createInProcessHost } from './session-inprocess.js';
 
 export interface EngineOptions {
   /** Model folder with manifest.json, model.onnx and labels.txt (docs/contracts.md). */
@@ -42,7 +44,10 @@ export interface EngineOptions {
   now?: (() => number) | undefined;
   /** ffmpeg/ffprobe runner; defaults to spawning the resolved binaries. */
   runner?: FfmpegRunner | undefined;
-  /** Builds the session host; defaults to the child-process host. Tests inject in-process hosts. */
+  /**
+   * Builds the session host; defaults to the child-process host. Tests inject
+   * `createInProcessHost(factory)` to run a fake or failing SessionFactory in-process.
+   */
   createHost?: ((options: SessionHostOptions) => SessionHost) | undefined;
 }
 

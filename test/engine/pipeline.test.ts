@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isEngineError, type ErrorCode } from '../../src/errors.js';
-import { createEngine, type Engine } from '../../src/engine/index.js';
+import { createEngine, createInProcessHost, type Engine, type SessionFactory } from '../../src/engine/index.js';
+import { ortSessionFactory } from '../../src/engine/ort-session.js';
+import { captureLogger } from '../helpers/logger.js';
 import { fixture } from '../helpers/media.js';
 import { TINY_MODEL } from '../helpers/paths.js';
 
@@ -83,5 +85,40 @@ describe('createEngine', () => {
 
   it('fails with the model error when the folder is broken', async () => {
     await expect(createEngine({ modelDir: '/nonexistent/model' })).rejects.toMatchObject({ code: 'MODEL_NOT_FOUND' });
+  });
+});
+
+describe('createEngine with an injected session factory', () => {
+  it('falls back from CUDA to CPU, says why, and classifies on CPU', async () => {
+    const tried: string[] = [];
+    const factory: SessionFactory = async (modelPath, options) => {
+      tried.push(options.executionProviders.join(','));
+      if (options.executionProviders[0] === 'cuda') throw new Error('CUDA driver version is insufficient');
+      return ortSessionFactory(modelPath, options);
+    };
+    const { logger, lines } = captureLogger();
+    const engine = await createEngine({ modelDir: TINY_MODEL, logger, createHost: createInProcessHost(factory) });
+    try {
+      expect(tried).toEqual(['cuda,cpu', 'cpu']);
+      expect(engine.info.session.executionProvider).toBe('cpu');
+      expect(lines.find((l) => l.level === 40)).toMatchObject({ provider: 'cuda', reason: 'CUDA driver version is insufficient' });
+      const r = await engine.classify(fixture('one.mp4'));
+      expect(r.top).toHaveLength(5);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('turns a model that breaks the output contract into MODEL_INVALID', async () => {
+    const factory: SessionFactory = async (modelPath, options) => {
+      const real = await ortSessionFactory(modelPath, options);
+      return { ...real, run: async (feeds) => ({ ...(await real.run(feeds)), logits: { dtype: 'int64', dims: [1, 5], data: new BigInt64Array(5) } }) };
+    };
+    const engine = await createEngine({ modelDir: TINY_MODEL, config: { executionProviders: ['cpu'] }, createHost: createInProcessHost(factory) });
+    try {
+      await expect(engine.classify(fixture('one.mp4'))).rejects.toThrow(/output "logits" is int64, the contract says float32/);
+    } finally {
+      await engine.close();
+    }
   });
 });

@@ -1,0 +1,59 @@
+/**
+ * A SessionHost that runs the session in the calling thread, through an injectable SessionFactory.
+ * For tests (fake sessions, failing providers) and benchmarks only: a real session here blocks the
+ * event loop while it runs (docs/decisions.md), which is why the engine defaults to the child process.
+ */
+import { EngineError } from '../errors.js';
+import { checkFeeds, openSession, type EngineSession, type SessionFactory } from './ort-session.js';
+import type { SessionHost, SessionHostOptions, SessionInfo } from './session-host.js';
+
+export function createInProcessHost(factory: SessionFactory): (options: SessionHostOptions) => SessionHost {
+  return (options) => {
+    const { now } = options;
+    let closed = false;
+    let pending = 0;
+    let tail: Promise<unknown> = Promise.resolve();
+    const opening: Promise<{ session: EngineSession; info: SessionInfo }> = (async () => {
+      const session = await openSession(options.modelPath, {
+        executionProviders: options.executionProviders,
+        intraOpNumThreads: options.intraOpNumThreads,
+        interOpNumThreads: options.interOpNumThreads,
+        logger: options.logger,
+        factory,
+      });
+      return { session, info: { executionProvider: session.executionProvider, inputs: [...session.inputs], outputs: [...session.outputs], warmupMs: 0 } };
+    })();
+    opening.catch(() => undefined); // reported through ready() and run()
+
+    return {
+      ready: async () => (await opening).info,
+      run(feeds, signal) {
+        if (closed) return Promise.reject(new EngineError('ENGINE_CLOSED', 'the engine is shutting down'));
+        const enqueuedAt = now();
+        pending += 1;
+        // One run at a time, in order, like the child process host.
+        const result = tail.then(async () => {
+          try {
+            if (signal?.aborted) throw new EngineError('ABORTED', 'the request was cancelled');
+            const { session } = await opening;
+            checkFeeds(session.inputs, feeds);
+            const sentAt = now();
+            const outputs = await session.run(feeds);
+            return { outputs, queueS: (sentAt - enqueuedAt) / 1000, inferS: (now() - sentAt) / 1000 };
+          } finally {
+            pending -= 1;
+          }
+        });
+        tail = result.catch(() => undefined);
+        return result;
+      },
+      stats: () => ({ queued: Math.max(0, pending - 1), inFlight: Math.min(pending, 1), restarts: 0, pid: process.pid }),
+      async close() {
+        closed = true;
+        await tail;
+        const opened = await opening.catch(() => undefined);
+        await opened?.session.dispose();
+      },
+    };
+  };
+}
