@@ -66,6 +66,11 @@ describe('decodeFrames', () => {
     expect(run.calls.map((c) => c.tool)).toEqual(['ffprobe', 'ffmpeg']);
   });
 
+  it('copes with a container that states neither duration nor frame count', async () => {
+    const { result } = await decode(fixture('clip.mp4'), { info: { durationS: undefined, frameCount: undefined } });
+    expect(result).toMatchObject({ strategy: 'select', frameCountSource: 'counted', frameCount: 50, decoded: 8 });
+  });
+
   it('decodes rotated and odd-sized videos to full crops', async () => {
     for (const name of ['rotated.mp4', 'odd.mp4']) {
       const { result } = await decode(fixture(name));
