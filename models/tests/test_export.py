@@ -86,3 +86,16 @@ def test_paper_preset_builds_with_dynamic_token_dims():
 
     graph = build_graph(HaltingVT(preset("paper-minik-g05-b20")).eval())
     assert graph.graph.input[0].type.tensor_type.shape.dim[4].dim_value == 224
+
+
+def test_parity_when_the_class_token_never_halts_early(tmp_path):
+    cfg = preset("test-micro", quirk_cls_halts=False)
+    model = random_model(cfg, seed=5)
+    export_model(model, tmp_path, "cls-late")
+    sess = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    video = random_video(cfg, 3, seed=4)
+    logits, tokens, stop = sess.run(None, feeds(video.numpy(), 0.5, 0.9))
+    with torch.no_grad():
+        ref = model.forward_reference(video, 0.5, 0.9)
+    assert np.abs(logits - ref.logits.numpy()).max() / np.abs(ref.logits.numpy()).max() < 1e-4
+    assert np.array_equal(tokens, ref.active_tokens.numpy()) and np.array_equal(stop, ref.patch_stop_layer.numpy())

@@ -80,13 +80,22 @@ def test_quirk_switches_change_the_result():
     video = random_video(base, 2, seed=9)
     outs = {}
     for name, cfg in {"authors": base, "keep_cls": base.replace(quirk_drop_cls_residual=False),
-                      "mask_halted": base.replace(quirk_attend_halted=False)}.items():
+                      "mask_halted": base.replace(quirk_attend_halted=False),
+                      "cls_never_halts_early": base.replace(quirk_cls_halts=False)}.items():
         model = random_model(cfg, seed=4)
         ref, cmp = model.forward_reference(video), model.forward_compact(video)
         assert rel_err(cmp.logits, ref.logits) < 1e-4 and torch.equal(cmp.active_tokens, ref.active_tokens), name
         outs[name] = ref.logits
     assert rel_err(outs["keep_cls"], outs["authors"]) > 1e-3
     assert rel_err(outs["mask_halted"], outs["authors"]) > 1e-6
+    assert rel_err(outs["cls_never_halts_early"], outs["authors"]) > 1e-6
+
+
+@torch.no_grad()
+def test_a_class_token_that_never_halts_early_runs_every_layer():
+    cfg = preset("test-micro", quirk_cls_halts=False)
+    out = random_model(cfg, seed=1).forward_compact(random_video(cfg, 3, seed=2), 0.5, 0.9)
+    assert (out.active_tokens > 0).all(), "the class token alone keeps every layer running"
 
 
 def test_reference_path_trains():
