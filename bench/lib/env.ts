@@ -1,0 +1,122 @@
+/** The benchmark's surroundings: the Python helper, held-out clips, machine facts. */
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { MachineFacts } from './report.js';
+
+const execFileP = promisify(execFile);
+
+export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+
+export function log(msg: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+let pythonBin: string | undefined;
+
+/** The toolkit's Python: HALTINGVT_PYTHON, else the venv scripts/python-env.sh prepares. */
+export function python(): string {
+  if (pythonBin) return pythonBin;
+  const fromEnv = process.env.HALTINGVT_PYTHON;
+  pythonBin = fromEnv && fromEnv.length > 0 ? fromEnv : path.join(execFileSync(path.join(ROOT, 'scripts', 'python-env.sh'), { cwd: ROOT, encoding: 'utf8' }).trim(), 'bin', 'python');
+  return pythonBin;
+}
+
+function pythonEnv(): NodeJS.ProcessEnv {
+  const models = path.join(ROOT, 'models');
+  return { ...process.env, PYTHONPATH: process.env.PYTHONPATH ? `${models}:${process.env.PYTHONPATH}` : models };
+}
+
+/** Runs `python args...` (cwd = repo root), streams its stderr through, resolves with its stdout. */
+export function runPython(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(python(), args, { cwd: ROOT, env: pythonEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
+    child.stderr.on('data', (c: Buffer) => process.stderr.write(c));
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      const stdout = Buffer.concat(chunks).toString('utf8');
+      if (code === 0) resolve(stdout);
+      else reject(new Error(`python ${args.slice(0, 2).join(' ')} failed (code ${code}, signal ${signal}): ${stdout.slice(-2000)}`));
+    });
+  });
+}
+
+/** The helper's answer: one JSON object on the last line of stdout. */
+export async function helper<T>(args: string[]): Promise<T> {
+  const stdout = await runPython([path.join(ROOT, 'bench', 'py', 'helper.py'), ...args]);
+  const last = stdout.trim().split('\n').pop() ?? '';
+  return JSON.parse(last) as T;
+}
+
+/** Held-out clips from the procedural benchmark (seed 1002), generated once into `dir`. */
+export async function heldOutClips(dir: string, count: number): Promise<string[]> {
+  const list = (): string[] => {
+    const csv = path.join(dir, 'labels.csv');
+    if (!existsSync(csv)) return [];
+    return readFileSync(csv, 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => path.join(dir, line.split(',')[0] as string))
+      .filter((f) => existsSync(f));
+  };
+  let files = list();
+  if (files.length < count) {
+    log(`generating ${count} held-out clips into ${path.relative(ROOT, dir)}`);
+    await runPython(['-m', 'haltingvt', 'synth', '--out', dir, '--count', String(count), '--seed', '1002', '--quiet']);
+    files = list();
+  }
+  if (files.length < count) throw new Error(`${dir}: expected ${count} clips, found ${files.length}`);
+  return files.slice(0, count);
+}
+
+export interface PythonFacts {
+  torch: string;
+  onnx: string;
+  onnxruntime_python: string;
+  torch_default_threads: number;
+  python: string;
+}
+
+export async function machineFacts(threads: number, py: PythonFacts, ffmpegPath: string): Promise<MachineFacts> {
+  const cpus = os.cpus();
+  const ortPkg = JSON.parse(readFileSync(path.join(ROOT, 'node_modules', 'onnxruntime-node', 'package.json'), 'utf8')) as { version: string };
+  let ffmpeg = 'unknown';
+  try {
+    ffmpeg = (await execFileP(ffmpegPath, ['-version'])).stdout.split('\n')[0]?.replace(/ Copyright.*/, '') ?? ffmpeg;
+  } catch {
+    /* keep "unknown" */
+  }
+  return {
+    cpu: cpus[0]?.model.trim() ?? 'unknown',
+    cores: cpus.length,
+    memory_gib: os.totalmem() / 2 ** 30,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    onnxruntime_node: ortPkg.version,
+    torch: py.torch,
+    onnxruntime_python: py.onnxruntime_python,
+    ffmpeg,
+    ort_intra_op_threads: threads,
+    torch_threads: threads,
+    loadavg_start: os.loadavg(),
+    concurrent_load: otherLoad(),
+  };
+}
+
+/** Heavy processes that are not ours (a training run), from /proc. */
+export function otherLoad(): string | null {
+  try {
+    const out = execFileSync('pgrep', ['-af', 'haltingvt train'], { encoding: 'utf8' }).trim();
+    const lines = out.split('\n').filter((l) => l && !l.includes('pgrep'));
+    return lines.length > 0 ? `a training run was active (${lines.length} process${lines.length > 1 ? 'es' : ''}: haltingvt train)` : null;
+  } catch {
+    return null;
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

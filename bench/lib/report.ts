@@ -1,0 +1,402 @@
+/**
+ * The benchmark's results: one typed object, written as bench/results.json and rendered as
+ * bench/results.md. Pure (no I/O but `writeResults`), so the test suite can check it.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fmt, pct } from './stats.js';
+
+export type Mode = 'quick' | 'full';
+
+export interface MachineFacts {
+  cpu: string;
+  cores: number;
+  memory_gib: number;
+  os: string;
+  node: string;
+  onnxruntime_node: string;
+  torch: string;
+  onnxruntime_python: string;
+  ffmpeg: string;
+  ort_intra_op_threads: number;
+  torch_threads: number;
+  loadavg_start: number[];
+  /** Other heavy processes seen at the start (e.g. a training run): the numbers are noisier then. */
+  concurrent_load: string | null;
+}
+
+export interface ModelInfo {
+  role: 'embedded' | 'preset';
+  name: string;
+  dir: string;
+  preset: string;
+  summary: string;
+  dense_gflops: number;
+  knobs: { keep_ratio: number; halt_threshold: number };
+  joint_layers: number;
+  note: string;
+}
+
+export interface RunStats {
+  knobs: { keep_ratio: number; halt_threshold: number };
+  /** Median over repetitions, per clip. */
+  ms_per_clip: number[];
+  ms_total: number;
+  gflops_per_clip: number[];
+  gflops_mean: number;
+  /** 2 x multiply-adds per second over all clips. */
+  gflop_per_s: number;
+}
+
+export interface HaltingRow {
+  model: string;
+  role: ModelInfo['role'];
+  clips: number;
+  reps: number;
+  dense: RunStats;
+  keep_only: RunStats;
+  halting: RunStats;
+  speedup: number;
+  flops_ratio: number;
+  realisation: number;
+  realisation_per_clip_median: number;
+  tokens_per_layer_mean: number[];
+}
+
+export interface ReferenceRow {
+  model: string;
+  role: ModelInfo['role'];
+  clips: number;
+  reps: number;
+  threads: number;
+  torch_ms_per_clip: number[];
+  torch_compact_ms_per_clip: number[] | null;
+  ort_ms_per_clip: number[];
+  speedup_per_clip: number[];
+  speedup_median: number;
+  speedup_min: number;
+  speedup_max: number;
+  /** Same weights and inputs: largest |logit difference| over the largest |logit|, and token counts equal. */
+  parity: { max_rel_logits_err: number; tokens_equal: boolean };
+}
+
+export interface MicroRow {
+  name: string;
+  kind: 'matmul' | 'block';
+  macs: number;
+  reps: number;
+  ms_median: number;
+  gflop_per_s: number;
+}
+
+export interface LimitRow {
+  model: string;
+  setting: 'halting' | 'dense';
+  gflop_per_s: number;
+  block: string;
+  block_gflop_per_s: number;
+  fraction_of_block: number;
+  matmul_gflop_per_s: number;
+  fraction_of_matmul: number;
+}
+
+export interface DecodeRow {
+  clip: string;
+  width: number;
+  height: number;
+  duration_s: number;
+  frames: number;
+  reps: number;
+  probe_ms: number;
+  strategy_auto: string;
+  sample8_ms: number;
+  select_ms: number;
+  seek_ms: number;
+  full_ms: number;
+  full_over_sample8: number;
+}
+
+export interface ShareRow {
+  model: string;
+  clip: string;
+  reps: number;
+  decode_s: number;
+  infer_s: number;
+  total_s: number;
+  share: number;
+}
+
+export interface ServiceStep {
+  concurrency: number;
+  duration_s: number;
+  requests: number;
+  ok: number;
+  rate_429: number;
+  rate_503: number;
+  other_errors: number;
+  throughput: number;
+  p50_ms: number;
+  p99_ms: number;
+  eld_p50_ms: number;
+  eld_p99_ms: number;
+  eld_max_ms: number;
+  rss_main_mib: number;
+  rss_worker_mib: number;
+  /** Medians of the server's own per-stage timings (200 responses). */
+  stage_ms: { queue: number; decode: number; infer: number };
+}
+
+export interface SoakSample {
+  t_s: number;
+  rss_main_mib: number;
+  rss_worker_mib: number;
+  eld_p99_ms: number;
+  completed: number;
+}
+
+export interface ServiceResults {
+  model: string;
+  config: { concurrency: number; queue_size: number; threads: number };
+  engine: Array<{ concurrency: number; duration_s: number; videos: number; throughput: number }>;
+  engine_throughput: number;
+  steps: ServiceStep[];
+  saturation: { concurrency: number; throughput: number; ratio: number };
+  eld_p99_worst_ms: number;
+  soak: {
+    concurrency: number;
+    duration_s: number;
+    throughput: number;
+    samples: SoakSample[];
+    first_minute: { rss_main_mib: number; rss_worker_mib: number };
+    last_minute: { rss_main_mib: number; rss_worker_mib: number };
+    growth: number;
+    eld_p99_worst_ms: number;
+  } | null;
+}
+
+export interface OpProfile {
+  label: string;
+  wall_ms: number;
+  kernel_ms: number;
+  ops: Array<{ op: string; ms: number; share: number; calls: number }>;
+}
+
+export interface TargetResult {
+  id: string;
+  what: string;
+  target: string;
+  value: string;
+  met: boolean | null;
+  notes: string[];
+}
+
+export interface Results {
+  format: 'haltingvt-bench/1';
+  mode: Mode;
+  command: string;
+  started: string;
+  wall_s: number;
+  machine: MachineFacts;
+  models: ModelInfo[];
+  halting: HaltingRow[];
+  reference: ReferenceRow[];
+  limit: { micro: MicroRow[]; rows: LimitRow[] };
+  decode: { rows: DecodeRow[]; share: ShareRow[] };
+  service: ServiceResults | null;
+  profiles: OpProfile[];
+  targets: TargetResult[];
+  notes: string[];
+}
+
+const metText = (met: boolean | null): string => (met === null ? 'not measured' : met ? '**met**' : '**not met**');
+
+function table(header: string[], rows: string[][]): string {
+  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+export function renderMarkdown(r: Results): string {
+  const m = r.machine;
+  const out: string[] = [];
+  out.push(`# Benchmark results (${r.mode} run)`, '');
+  out.push(`Command: \`${r.command}\` — started ${r.started}, ${fmt(r.wall_s, 3)} s wall. Ratios are taken within this one run; absolute times on this shared 2-core machine are noisy. Times are medians over repetitions.`, '');
+  out.push(
+    table(['machine', ''], [
+      ['CPU', `${m.cpu} (${m.cores} logical cores), ${fmt(m.memory_gib)} GiB RAM, ${m.os}`],
+      ['Node.js / onnxruntime-node', `${m.node} / ${m.onnxruntime_node} (intra-op threads ${m.ort_intra_op_threads})`],
+      ['PyTorch / onnxruntime (Python)', `${m.torch} (threads ${m.torch_threads}) / ${m.onnxruntime_python}`],
+      ['ffmpeg', m.ffmpeg],
+      ['load at start', `${m.loadavg_start.map((x) => x.toFixed(2)).join(' ')}${m.concurrent_load ? ` — ${m.concurrent_load}` : ''}`],
+    ]),
+    '',
+  );
+  out.push('## Models', '');
+  out.push(
+    table(
+      ['role', 'model', 'architecture', 'dense GFLOPs', 'default knobs', 'note'],
+      r.models.map((x) => [x.role, `\`${x.name}\``, x.summary, fmt(x.dense_gflops, 4), `keep ${x.knobs.keep_ratio}, threshold ${x.knobs.halt_threshold}`, x.note]),
+    ),
+    '',
+  );
+
+  out.push('## Targets', '');
+  out.push(table(['#', 'what', 'target', 'measured', 'status'], r.targets.map((t) => [t.id, t.what, t.target, t.value, metText(t.met)])), '');
+
+  out.push('## 1. Halting realisation (onnxruntime-node, engine ORT session, batch 1)', '');
+  out.push('dense = keep 1.0 and halt_threshold = joint layers (halting off), same graph; realisation = (dense time / halting time) ÷ (dense GFLOPs / halting GFLOPs), over all clips (sum of per-clip medians). "keep only" = default keep, halting off.', '');
+  out.push(
+    table(
+      ['model', 'clips × reps', 'dense ms/clip', 'keep only ms/clip', 'halting ms/clip', 'dense GFLOPs', 'halting GFLOPs (mean)', 'time ratio', 'FLOPs ratio', 'realisation', 'per-clip median', 'tokens per joint layer (mean)'],
+      r.halting.map((h) => [
+        h.model,
+        `${h.clips} × ${h.reps}`,
+        fmt(h.dense.ms_total / h.clips),
+        fmt(h.keep_only.ms_total / h.clips),
+        fmt(h.halting.ms_total / h.clips),
+        fmt(h.dense.gflops_mean, 4),
+        fmt(h.halting.gflops_mean, 4),
+        fmt(h.speedup),
+        fmt(h.flops_ratio),
+        `**${fmt(h.realisation)}**`,
+        fmt(h.realisation_per_clip_median),
+        h.tokens_per_layer_mean.map((t) => t.toFixed(0)).join(' / '),
+      ]),
+    ),
+    '',
+  );
+
+  out.push('## 2. Against the PyTorch reference (authors\' semantics)', '');
+  out.push('PyTorch `forward_reference` (dense masked loop), CPU, torch.no_grad, same weights (read back from model.onnx), same input tensors, same thread count, vs our ONNX graph in onnxruntime-node at the default knobs. Model time only (decode excluded on both sides).', '');
+  out.push(
+    table(
+      ['model', 'clips × reps', 'threads', 'PyTorch reference ms/clip', 'PyTorch compact ms/clip', 'ORT ms/clip', 'speedup per video: median (min–max)', 'parity (logits rel. err, tokens)'],
+      r.reference.map((x) => [
+        x.model,
+        `${x.clips} × ${x.reps}`,
+        String(x.threads),
+        fmt(avg(x.torch_ms_per_clip)),
+        x.torch_compact_ms_per_clip ? fmt(avg(x.torch_compact_ms_per_clip)) : '–',
+        fmt(avg(x.ort_ms_per_clip)),
+        `**${fmt(x.speedup_median)}×** (${fmt(x.speedup_min)}–${fmt(x.speedup_max)})`,
+        `${x.parity.max_rel_logits_err.toExponential(1)}, ${x.parity.tokens_equal ? 'equal' : 'DIFFER'}`,
+      ]),
+    ),
+    '',
+  );
+
+  out.push('## 3. Against the machine\'s limit', '');
+  out.push('GFLOP/s = 2 × multiply-adds / time. Micro graphs built with onnx.helper (bench/py/helper.py micro) and run through the same session options.', '');
+  out.push(table(['graph', 'multiply-adds', 'reps', 'ms', 'GFLOP/s'], r.limit.micro.map((x) => [x.name, fmt(x.macs / 1e9, 4) + ' G', String(x.reps), fmt(x.ms_median), fmt(x.gflop_per_s)])), '');
+  out.push(
+    table(
+      ['model', 'setting', 'model GFLOP/s', 'block', 'block GFLOP/s', '% of block', '% of MatMul'],
+      r.limit.rows.map((x) => [x.model, x.setting, fmt(x.gflop_per_s), x.block, fmt(x.block_gflop_per_s), pct(x.fraction_of_block, 0), pct(x.fraction_of_matmul, 0)]),
+    ),
+    '',
+  );
+
+  out.push('## 4. Decoding', '');
+  out.push('The engine\'s own decode path (src/engine/decode.ts: probe, then 8 frames scaled and cropped by ffmpeg) vs decoding every frame of the same file through the same scale/crop chain. "auto" is the strategy the engine picks (seek for videos of 60 s and more).', '');
+  out.push(
+    table(
+      ['clip', 'frames', 'reps', 'probe ms', 'sample 8 (auto) ms', 'select ms', 'seek ms', 'every frame ms', 'every frame / sample 8'],
+      r.decode.rows.map((x) => [x.clip, String(x.frames), String(x.reps), fmt(x.probe_ms), `${fmt(x.sample8_ms)} (${x.strategy_auto})`, fmt(x.select_ms), fmt(x.seek_ms), fmt(x.full_ms), `${fmt(x.full_over_sample8)}×`]),
+    ),
+    '',
+  );
+  out.push('Decode share of end-to-end latency (engine.classify, timings_s; decode = probe + ffmpeg + preprocessing):', '');
+  out.push(
+    table(
+      ['model', 'clip', 'reps', 'decode s', 'infer s', 'total s', 'decode share'],
+      r.decode.share.map((x) => [x.model, x.clip, String(x.reps), fmt(x.decode_s), fmt(x.infer_s), fmt(x.total_s), pct(x.share, 0)]),
+    ),
+    '',
+  );
+
+  out.push('## 5. The service under load', '');
+  const s = r.service;
+  if (!s) out.push('(not run)', '');
+  else {
+    out.push(`Real server process (\`node dist/server.js\`, model \`${s.model}\`, CONCURRENCY=${s.config.concurrency}, QUEUE_SIZE=${s.config.queue_size}, INTRA_OP_THREADS=${s.config.threads}) on loopback; closed-loop clients posting held-out clips as raw bodies; a client backs off 100 ms after a 429/503. Event-loop delay: monitorEventLoopDelay (1 ms resolution) in the server's main thread, read over IPC. RSS: /proc of the server and of its inference worker.`, '');
+    out.push(
+      table(
+        ['engine alone (no HTTP): concurrency', 'seconds', 'videos', 'videos/s'],
+        s.engine.map((e) => [String(e.concurrency), fmt(e.duration_s), String(e.videos), fmt(e.throughput)]),
+      ),
+      '',
+    );
+    out.push(
+      table(
+        ['clients', 's', 'requests', 'ok', '429', '503', 'videos/s', '% of engine', 'p50 ms', 'p99 ms', 'loop delay p99 ms (max)', 'RSS main / worker MiB', 'server stage ms: queue / decode / infer'],
+        s.steps.map((x) => [
+          String(x.concurrency),
+          fmt(x.duration_s),
+          String(x.requests),
+          String(x.ok),
+          pct(x.rate_429, 0),
+          pct(x.rate_503, 0),
+          fmt(x.throughput),
+          pct(x.throughput / s.engine_throughput, 0),
+          fmt(x.p50_ms),
+          fmt(x.p99_ms),
+          `${fmt(x.eld_p99_ms)} (${fmt(x.eld_max_ms)})`,
+          `${fmt(x.rss_main_mib)} / ${fmt(x.rss_worker_mib)}`,
+          `${fmt(x.stage_ms.queue)} / ${fmt(x.stage_ms.decode)} / ${fmt(x.stage_ms.infer)}`,
+        ]),
+      ),
+      '',
+    );
+    if (s.soak) {
+      const k = s.soak;
+      out.push(
+        `Soak: ${k.concurrency} clients for ${fmt(k.duration_s)} s, ${fmt(k.throughput)} videos/s, RSS sampled every few seconds. First minute: main ${fmt(k.first_minute.rss_main_mib)} MiB, worker ${fmt(k.first_minute.rss_worker_mib)} MiB; last minute: main ${fmt(k.last_minute.rss_main_mib)} MiB, worker ${fmt(k.last_minute.rss_worker_mib)} MiB (total growth ${pct(k.growth)}); worst loop-delay p99 in a sample window ${fmt(k.eld_p99_worst_ms)} ms.`,
+        '',
+      );
+      out.push(
+        table(
+          ['t s', 'RSS main MiB', 'RSS worker MiB', 'loop delay p99 ms', 'completed'],
+          k.samples.filter((_, i) => i % Math.max(1, Math.round(k.samples.length / 12)) === 0 || i === k.samples.length - 1).map((x) => [fmt(x.t_s), fmt(x.rss_main_mib), fmt(x.rss_worker_mib), fmt(x.eld_p99_ms), String(x.completed)]),
+        ),
+        '',
+      );
+    } else out.push('Soak: not run in this mode (full mode runs 5 minutes at saturation).', '');
+  }
+
+  if (r.profiles.length > 0) {
+    out.push('## Where the time goes (ORT profiling)', '');
+    out.push('onnxruntime-node session option enableProfiling; kernel time by operator type (nodes inside the per-layer `If` subgraphs are counted once, the `If` itself is left out).', '');
+    for (const p of r.profiles) {
+      out.push(`**${p.label}** — wall ${fmt(p.wall_ms)} ms per run with profiling on (slower than the unprofiled runs above, most for small graphs), kernels ${fmt(p.kernel_ms)} ms (${pct(p.kernel_ms / p.wall_ms, 0)} of wall):`, '');
+      out.push(table(['op', 'ms per run', 'share of kernel time', 'calls per run'], p.ops.slice(0, 10).map((o) => [o.op, fmt(o.ms), pct(o.share, 0), fmt(o.calls)])), '');
+    }
+  }
+
+  const open = r.targets.filter((t) => t.notes.length > 0);
+  if (open.length > 0) {
+    out.push('## Notes and plans', '');
+    for (const t of open) {
+      out.push(`**${t.id}. ${t.what}** (${metText(t.met)}):`, '');
+      for (const n of t.notes) out.push(`- ${n}`);
+      out.push('');
+    }
+  }
+  if (r.notes.length > 0) {
+    out.push('## Run notes', '');
+    for (const n of r.notes) out.push(`- ${n}`);
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+function avg(xs: readonly number[]): number {
+  return xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+/** Writes results.json and results.md into `dir`; returns their paths. */
+export async function writeResults(dir: string, r: Results): Promise<{ json: string; md: string }> {
+  await mkdir(dir, { recursive: true });
+  const json = path.join(dir, 'results.json');
+  const md = path.join(dir, 'results.md');
+  await writeFile(json, `${JSON.stringify(r, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
+  await writeFile(md, renderMarkdown(r));
+  return { json, md };
+}

@@ -1,0 +1,335 @@
+/**
+ * Section 5: the real server process under a bounded, closed-loop load on loopback, against the
+ * engine's own throughput with no HTTP in front. The server is started as `node --import
+ * bench/lib/eld-probe.mjs dist/server.js` with an IPC channel, over which the probe reports the
+ * main thread's event-loop delay; RSS comes from /proc for the server and its inference worker.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Engine } from '../../src/engine/index.js';
+import { log, ROOT, sleep } from './env.js';
+import type { ServiceResults, ServiceStep, SoakSample } from './report.js';
+import { mean, median, percentile } from './stats.js';
+
+const MIB = 2 ** 20;
+
+/** Closed loop on the engine itself: `concurrency` callers, each classifying the next clip as soon as the last is done. */
+export async function engineThroughput(engine: Engine, files: string[], concurrency: number, seconds: number): Promise<{ concurrency: number; duration_s: number; videos: number; throughput: number }> {
+  let next = 0;
+  let done = 0;
+  const t0 = performance.now();
+  const deadline = t0 + seconds * 1000;
+  const lane = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      await engine.classify(files[next++ % files.length] as string);
+      done += 1;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, lane));
+  const elapsed = (performance.now() - t0) / 1000;
+  log(`engine alone, concurrency ${concurrency}: ${(done / elapsed).toFixed(2)} videos/s`);
+  return { concurrency, duration_s: elapsed, videos: done, throughput: done / elapsed };
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** VmRSS of a process in bytes (0 when it is gone). */
+export function rssOf(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Direct children of a process, from /proc/PID/task/TID/children. */
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  try {
+    for (const tid of readdirSafe(`/proc/${pid}/task`)) {
+      const text = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+      if (text) out.push(...text.split(/\s+/).map(Number));
+    }
+  } catch {
+    /* gone */
+  }
+  return out;
+}
+
+function readdirSafe(dir: string): string[] {
+  try {
+    return existsSync(dir) ? readdirSync(dir) : [];
+  } catch {
+    return [];
+  }
+}
+
+interface EldReport {
+  count: number;
+  p50: number;
+  p99: number;
+  max: number;
+  rss: number;
+}
+
+export interface ServerHandle {
+  proc: ChildProcess;
+  url: string;
+  eld(reset: boolean): Promise<EldReport>;
+  rss(): { main: number; worker: number };
+  stop(): Promise<number | null>;
+}
+
+export interface ServerOptions {
+  modelDir: string;
+  threads: number;
+  concurrency: number;
+  queueSize: number;
+}
+
+export async function startServer(o: ServerOptions): Promise<ServerHandle> {
+  const port = await freePort();
+  const dist = path.join(ROOT, 'dist', 'server.js');
+  const probe = pathToFileURL(path.join(ROOT, 'bench', 'lib', 'eld-probe.mjs')).href;
+  const args = existsSync(dist) ? ['--import', probe, dist] : ['--import', probe, '--import', 'tsx', path.join(ROOT, 'src', 'server.ts')];
+  const env = {
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    MODEL_DIR: o.modelDir,
+    EXECUTION_PROVIDERS: 'cpu',
+    INTRA_OP_THREADS: String(o.threads),
+    CONCURRENCY: String(o.concurrency),
+    QUEUE_SIZE: String(o.queueSize),
+    LOG_LEVEL: 'warn',
+  };
+  const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  let stderr = '';
+  proc.stderr?.on('data', (c: Buffer) => {
+    stderr = (stderr + c.toString('utf8')).slice(-4000);
+  });
+  let nextId = 1;
+  const waiting = new Map<number, (r: EldReport) => void>();
+  proc.on('message', (m: { type?: string; id?: number } & EldReport) => {
+    if (m?.type !== 'bench:eld' || m.id === undefined) return;
+    waiting.get(m.id)?.(m);
+    waiting.delete(m.id);
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const started = performance.now();
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`the server exited (${proc.exitCode}): ${stderr}`);
+    try {
+      const res = await fetch(`${url}/readyz`);
+      await res.arrayBuffer();
+      if (res.status === 200) break;
+    } catch {
+      /* not listening yet */
+    }
+    if (performance.now() - started > 120_000) throw new Error(`the server did not become ready: ${stderr}`);
+    await sleep(200);
+  }
+  log(`server ready on ${url} after ${((performance.now() - started) / 1000).toFixed(1)} s (pid ${proc.pid})`);
+  const pid = proc.pid as number;
+  return {
+    proc,
+    url,
+    eld: (reset) =>
+      new Promise((resolve, reject) => {
+        const id = nextId++;
+        const timer = setTimeout(() => reject(new Error('no event-loop report from the server')), 10_000);
+        waiting.set(id, (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        });
+        proc.send({ type: 'bench:eld', id, reset });
+      }),
+    rss: () => {
+      const workers = childrenOf(pid);
+      return { main: rssOf(pid), worker: workers.reduce((a, w) => a + rssOf(w), 0) };
+    },
+    stop: () =>
+      new Promise((resolve) => {
+        if (proc.exitCode !== null) return resolve(proc.exitCode);
+        const kill = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+        proc.once('exit', (code) => {
+          clearTimeout(kill);
+          resolve(code);
+        });
+        proc.kill('SIGTERM');
+      }),
+  };
+}
+
+interface Sample {
+  ms: number;
+  status: number;
+  stages?: { queue: number; decode: number; infer: number };
+}
+
+/**
+ * `concurrency` closed-loop clients for `seconds`: each posts the next clip as a raw body and waits
+ * for the answer; after a 429/503 it waits `backoffMs` (a client honouring Retry-After would wait
+ * longer). `onTick` runs every `tickMs` while the load runs.
+ */
+export async function load(
+  server: ServerHandle,
+  bodies: Buffer[],
+  concurrency: number,
+  seconds: number,
+  options: { backoffMs?: number; tickMs?: number; onTick?: (elapsedS: number, completed: number) => void } = {},
+): Promise<{ samples: Sample[]; elapsedS: number }> {
+  const samples: Sample[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  const deadline = t0 + seconds * 1000;
+  const tick = options.onTick ? setInterval(() => options.onTick?.((performance.now() - t0) / 1000, samples.filter((s) => s.status === 200).length), options.tickMs ?? 5000) : undefined;
+  const lane = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      const body = bodies[next++ % bodies.length] as Buffer;
+      const start = performance.now();
+      let status = 0;
+      let stages: Sample['stages'];
+      try {
+        const res = await fetch(`${server.url}/v1/classify`, { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } });
+        status = res.status;
+        const text = await res.text();
+        if (status === 200) {
+          const t = (JSON.parse(text) as { timings_s: { queue: number; decode: number; infer: number } }).timings_s;
+          stages = { queue: t.queue * 1000, decode: t.decode * 1000, infer: t.infer * 1000 };
+        }
+      } catch {
+        status = -1;
+      }
+      samples.push({ ms: performance.now() - start, status, stages });
+      if (status === 429 || status === 503) await sleep(options.backoffMs ?? 100);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, lane));
+  if (tick) clearInterval(tick);
+  return { samples, elapsedS: (performance.now() - t0) / 1000 };
+}
+
+export interface ServiceOptions extends ServerOptions {
+  files: string[];
+  levels: number[];
+  stepSeconds: number;
+  soakSeconds: number;
+  soakConcurrency: number;
+  soakSampleS: number;
+  engineThroughput: ServiceResults['engine'];
+  modelName: string;
+}
+
+export async function measureService(o: ServiceOptions): Promise<ServiceResults> {
+  const bodies = await Promise.all(o.files.map((f) => readFile(f)));
+  const server = await startServer(o);
+  const steps: ServiceStep[] = [];
+  let soak: ServiceResults['soak'] = null;
+  try {
+    await load(server, bodies, 1, Math.min(2, o.stepSeconds)); // warm-up: JIT, buffers, first ffmpeg spawns
+    for (const c of o.levels) {
+      await server.eld(true);
+      let peak = { main: 0, worker: 0 };
+      const { samples, elapsedS } = await load(server, bodies, c, o.stepSeconds, {
+        tickMs: 1000,
+        onTick: () => {
+          const r = server.rss();
+          peak = { main: Math.max(peak.main, r.main), worker: Math.max(peak.worker, r.worker) };
+        },
+      });
+      const eld = await server.eld(true);
+      const r = server.rss();
+      peak = { main: Math.max(peak.main, r.main), worker: Math.max(peak.worker, r.worker) };
+      const ok = samples.filter((s) => s.status === 200);
+      const stages = ok.map((s) => s.stages).filter((s): s is NonNullable<Sample['stages']> => s !== undefined);
+      const step: ServiceStep = {
+        concurrency: c,
+        duration_s: elapsedS,
+        requests: samples.length,
+        ok: ok.length,
+        rate_429: samples.filter((s) => s.status === 429).length / samples.length,
+        rate_503: samples.filter((s) => s.status === 503).length / samples.length,
+        other_errors: samples.filter((s) => ![200, 429, 503].includes(s.status)).length,
+        throughput: ok.length / elapsedS,
+        p50_ms: percentile(ok.map((s) => s.ms), 50),
+        p99_ms: percentile(ok.map((s) => s.ms), 99),
+        eld_p50_ms: eld.p50,
+        eld_p99_ms: eld.p99,
+        eld_max_ms: eld.max,
+        rss_main_mib: peak.main / MIB,
+        rss_worker_mib: peak.worker / MIB,
+        stage_ms: { queue: median(stages.map((s) => s.queue)), decode: median(stages.map((s) => s.decode)), infer: median(stages.map((s) => s.infer)) },
+      };
+      log(`service c=${c}: ${step.throughput.toFixed(2)} videos/s, p50 ${step.p50_ms.toFixed(0)} ms, p99 ${step.p99_ms.toFixed(0)} ms, 429 ${(100 * step.rate_429).toFixed(0)}%, loop p99 ${step.eld_p99_ms.toFixed(1)} ms`);
+      steps.push(step);
+    }
+    if (o.soakSeconds > 0) {
+      log(`soak: ${o.soakConcurrency} clients for ${o.soakSeconds} s`);
+      await server.eld(true);
+      const samples: SoakSample[] = [];
+      let pending = Promise.resolve();
+      const { samples: reqs, elapsedS } = await load(server, bodies, o.soakConcurrency, o.soakSeconds, {
+        tickMs: o.soakSampleS * 1000,
+        onTick: (t, completed) => {
+          const r = server.rss();
+          pending = pending.then(async () => {
+            const eld = await server.eld(true);
+            samples.push({ t_s: t, rss_main_mib: r.main / MIB, rss_worker_mib: r.worker / MIB, eld_p99_ms: eld.p99, completed });
+          });
+        },
+      });
+      await pending;
+      const window = (from: number, to: number): { rss_main_mib: number; rss_worker_mib: number } => {
+        const xs = samples.filter((s) => s.t_s >= from && s.t_s <= to);
+        return { rss_main_mib: mean(xs.map((s) => s.rss_main_mib)), rss_worker_mib: mean(xs.map((s) => s.rss_worker_mib)) };
+      };
+      const minute = Math.min(60, elapsedS / 3);
+      const first = window(0, minute);
+      const last = window(elapsedS - minute, elapsedS + 1);
+      const growth = (last.rss_main_mib + last.rss_worker_mib) / (first.rss_main_mib + first.rss_worker_mib) - 1;
+      soak = {
+        concurrency: o.soakConcurrency,
+        duration_s: elapsedS,
+        throughput: reqs.filter((s) => s.status === 200).length / elapsedS,
+        samples,
+        first_minute: first,
+        last_minute: last,
+        growth,
+        eld_p99_worst_ms: Math.max(...samples.map((s) => s.eld_p99_ms)),
+      };
+      log(`soak: ${soak.throughput.toFixed(2)} videos/s, RSS growth ${(100 * growth).toFixed(1)}%`);
+    }
+  } finally {
+    const code = await server.stop();
+    log(`server stopped (exit ${code})`);
+  }
+  const engineBest = Math.max(...o.engineThroughput.map((e) => e.throughput));
+  const best = steps.reduce((a, b) => (b.throughput > a.throughput ? b : a), steps[0] as ServiceStep);
+  return {
+    model: o.modelName,
+    config: { concurrency: o.concurrency, queue_size: o.queueSize, threads: o.threads },
+    engine: o.engineThroughput,
+    engine_throughput: engineBest,
+    steps,
+    saturation: { concurrency: best.concurrency, throughput: best.throughput, ratio: best.throughput / engineBest },
+    eld_p99_worst_ms: Math.max(...steps.map((s) => s.eld_p99_ms)),
+    soak,
+  };
+}

@@ -1,0 +1,277 @@
+/**
+ * `make bench`: everything measured side by side in one run, written to bench/results.{md,json}.
+ *
+ *   node --import tsx bench/run.ts            full run (about 10-15 minutes on 2 cores)
+ *   node --import tsx bench/run.ts --quick    CI smoke run (under a minute), results in bench/out/quick/
+ *
+ * Sections: 1 halting realisation (engine ORT session), 2 PyTorch reference, 3 machine limit
+ * (micro graphs), 4 decoding, 5 the service under load; machine facts in the header. Generated
+ * clips, models and tensors live under bench/out/ (gitignored).
+ *
+ * Options: --model DIR (embedded model; default models/default, else models/fixtures/tiny),
+ * --preset NAME, --threads N, --clips N, --soak SECONDS, --results DIR, --skip LIST
+ * (comma list of halting,decode,service).
+ */
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { defaultModelDir } from '../src/config.js';
+import { resolveFfmpegBinaries } from '../src/engine/ffmpeg-binaries.js';
+import { createFfmpegRunner } from '../src/engine/ffmpeg-runner.js';
+import { createEngine } from '../src/engine/index.js';
+import { loadModel } from '../src/engine/model.js';
+import { measureDecode, measureShare, syntheticClip, type ClipSpec } from './lib/decode.js';
+import { heldOutClips, helper, log, machineFacts, otherLoad, ROOT, type PythonFacts } from './lib/env.js';
+import {
+  decodeTensor,
+  defaults,
+  denseKnobs,
+  feeds,
+  info,
+  limitRows,
+  measureHalting,
+  measureMicro,
+  measureReference,
+  profileOps,
+  writeTensors,
+  type MicroGraph,
+  type Subject,
+} from './lib/models.js';
+import type { DecodeRow, HaltingRow, LimitRow, MicroRow, OpProfile, ReferenceRow, Results, ServiceResults, ShareRow } from './lib/report.js';
+import { writeResults } from './lib/report.js';
+import { measureService, engineThroughput } from './lib/service.js';
+import { buildTargets } from './lib/targets.js';
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    model: { type: 'string' },
+    preset: { type: 'string' },
+    threads: { type: 'string' },
+    clips: { type: 'string' },
+    soak: { type: 'string' },
+    results: { type: 'string' },
+    skip: { type: 'string', default: '' },
+  },
+});
+
+const quick = values.quick ?? false;
+const mode = quick ? 'quick' : 'full';
+const skip = new Set((values.skip ?? '').split(',').filter(Boolean));
+const threads = Number(values.threads ?? Math.min(os.cpus().length, 2));
+const OUT = path.join(ROOT, 'bench', 'out');
+const resultsDir = path.resolve(values.results ?? (quick ? path.join(OUT, 'quick') : path.join(ROOT, 'bench')));
+
+/** Everything that makes quick quick. */
+const plan = quick
+  ? {
+      clips: 2,
+      presetClips: 2,
+      preset: 'test-micro',
+      presetTarget: [] as string[],
+      reps: { embedded: 2, preset: 2, torch: 1, micro: 3 },
+      profileRuns: 1,
+      decodeClips: [
+        { label: '2 s 1080p H.264', spec: { seconds: 2, width: 1920, height: 1080 } },
+        { label: '6 s 720p H.264', spec: { seconds: 6, width: 1280, height: 720 } },
+      ],
+      decodeReps: 1,
+      fullReps: 1,
+      shareReps: 1,
+      engineLevels: [2],
+      engineSeconds: 2,
+      levels: [1, 2],
+      stepSeconds: 2,
+      soakSeconds: 0,
+    }
+  : {
+      clips: 8,
+      presetClips: 8,
+      preset: 'paper-minik-g05-b20',
+      // The paper's Table 1 reports 24.2 GFLOPs for HaltingVT-S (Glimpser 0.5, beta 20) on Mini-Kinetics.
+      presetTarget: ['--target-gflops', '24.2'],
+      reps: { embedded: 7, preset: 3, torch: 3, micro: 15 },
+      profileRuns: 3,
+      decodeClips: [
+        { label: '10 s 1080p H.264', spec: { seconds: 10, width: 1920, height: 1080 } },
+        { label: '2 min 720p H.264', spec: { seconds: 120, width: 1280, height: 720 } },
+      ],
+      decodeReps: 3,
+      fullReps: 2,
+      shareReps: 2,
+      engineLevels: [2, 4],
+      engineSeconds: 15,
+      levels: [1, 2, 4, 8, 24],
+      stepSeconds: 15,
+      soakSeconds: Number(values.soak ?? 300),
+    };
+if (values.clips) plan.clips = plan.presetClips = Number(values.clips);
+if (values.preset) plan.preset = values.preset;
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const t0 = performance.now();
+  const notes: string[] = [];
+  const command = `node --import tsx bench/run.ts ${process.argv.slice(2).join(' ')}`.trim();
+  log(`${mode} run, ${threads} threads, results in ${path.relative(ROOT, resultsDir) || '.'}`);
+
+  const binaries = resolveFfmpegBinaries();
+  const runner = createFfmpegRunner(binaries);
+  const pyFacts = await helper<PythonFacts>(['facts']);
+  const machine = await machineFacts(threads, pyFacts, binaries.ffmpeg);
+  if (machine.concurrent_load) notes.push(`${machine.concurrent_load} during this run: absolute times are slower and noisier than on an idle machine; ratios are taken within the run.`);
+
+  // ---- models and inputs ----------------------------------------------------------------------
+  const embeddedDir = values.model ? path.resolve(values.model) : defaultModelDir(ROOT, existsSync);
+  const isDefault = existsSync(path.join(ROOT, 'models', 'default', 'manifest.json')) && embeddedDir === path.join(ROOT, 'models', 'default');
+  const embedded = await loadModel(embeddedDir);
+  const embeddedNote = isDefault
+    ? 'the embedded default model (trained weights)'
+    : `${path.relative(ROOT, embeddedDir)}${values.model ? ' (chosen with --model)' : ': models/default/manifest.json did not exist when this run started, so the test fixture stands in for the embedded model'}`;
+  if (!isDefault && !values.model) notes.push(`Embedded-model rows ran on ${path.relative(ROOT, embeddedDir)}: the trained default model (models/default) was not exported yet.`);
+  const heldoutDir = path.join(OUT, 'heldout');
+  const clips = await heldOutClips(heldoutDir, Math.max(plan.clips, plan.presetClips));
+
+  log(`preparing ${plan.preset} with random weights`);
+  const presetMeta = await helper<{ dir: string; preset: string; halt_center_default: number; halt_center: number; tuned_mean_gflops: number; no_halt_gflops: number; target_gflops: number; tune_clips: number }>([
+    'prepare-preset', '--preset', plan.preset, '--clips', heldoutDir, '--count', String(plan.presetClips), '--threads', String(threads),
+    '--out', path.join(OUT, 'models', `${plan.preset}-random`), ...plan.presetTarget,
+  ]);
+  const preset = await loadModel(path.resolve(ROOT, presetMeta.dir));
+  const subjects: Subject[] = [
+    { role: 'embedded', model: embedded, note: embeddedNote },
+    {
+      role: 'preset',
+      model: preset,
+      note:
+        `random weights (haltingvt.testing.random_model, seed 0: make_it_halt gives fc2 row 0 of each joint block 20× larger weights so tokens halt at different layers); ` +
+        `halt_center shifted from ${presetMeta.halt_center_default} to ${presetMeta.halt_center.toFixed(3)} by bisection on forward_compact so that the mean GFLOPs on ${presetMeta.tune_clips} held-out clips is ` +
+        `${presetMeta.tuned_mean_gflops.toFixed(2)} (target ${presetMeta.target_gflops.toFixed(2)}; no halting at keep ${preset.manifest.knobs.keep_ratio.default}: ${presetMeta.no_halt_gflops.toFixed(2)}); exported with export/graph.build_graph`,
+    },
+  ];
+
+  // Micro graphs: the large MatMul and DeiT-S block of the brief, plus a block at each model's own width and token count.
+  const blockSpecs = new Set<string>(['785,384,6,1536']);
+  for (const s of subjects) {
+    const f = s.model.manifest.flops;
+    const tokens = 1 + f.frames * Math.min(f.patches, Math.max(1, Math.ceil(Math.fround(defaults(s).keep_ratio) * f.patches)));
+    const heads = Number((s.model.manifest.config as { num_heads?: number }).num_heads ?? 1);
+    blockSpecs.add(`${tokens},${f.dim},${heads},${f.mlp_hidden}`);
+  }
+  const micro = await helper<{ graphs: MicroGraph[] }>(['micro', '--out', path.join(OUT, 'micro'), '--matmul', '785x384x1536', ...[...blockSpecs].flatMap((b) => ['--block', b])]);
+
+  const halting: HaltingRow[] = [];
+  const reference: ReferenceRow[] = [];
+  const profiles: OpProfile[] = [];
+  let microRows: MicroRow[] = [];
+  let limit: LimitRow[] = [];
+  if (!skip.has('halting')) {
+    for (const s of subjects) {
+      const n = s.role === 'preset' ? plan.presetClips : plan.clips;
+      const name = s.model.manifest.name;
+      log(`${name}: decoding ${n} held-out clips through the engine's decode stages`);
+      const tensors: Float32Array[] = [];
+      for (const file of clips.slice(0, n)) tensors.push(await decodeTensor(runner, s, file));
+      const tensorDir = path.join(OUT, 'tensors', name);
+      await writeTensors(tensorDir, s, tensors);
+      const reps = s.role === 'preset' ? plan.reps.preset : plan.reps.embedded;
+      log(`${name}: ORT dense / keep-only / halting, ${n} clips × ${reps} reps`);
+      const h = await measureHalting(s, tensors, threads, reps);
+      log(`${name}: realisation ${h.row.realisation.toFixed(3)} (time ${h.row.speedup.toFixed(2)}×, FLOPs ${h.row.flops_ratio.toFixed(2)}×)`);
+      halting.push(h.row);
+      log(`${name}: PyTorch reference`);
+      const ref = await measureReference(s, tensorDir, h, threads, plan.reps.torch);
+      log(`${name}: PyTorch reference / ORT = ${ref.speedup_median.toFixed(2)}× (median)`);
+      reference.push(ref);
+      for (const [label, knobs] of [['halting', defaults(s)], ['dense', denseKnobs(s)]] as const) {
+        profiles.push(await profileOps(`${name}, ${label} (keep ${knobs.keep_ratio}, threshold ${knobs.halt_threshold})`, s.model.modelPath, feeds(s, tensors[0] as Float32Array, knobs), threads, plan.profileRuns, path.join(OUT, 'profile')));
+      }
+    }
+    log('micro graphs');
+    microRows = await measureMicro(micro.graphs, threads, plan.reps.micro);
+    const deitBlock = micro.graphs.find((g) => g.kind === 'block' && g.tokens === 785 && g.dim === 384);
+    if (deitBlock) {
+      const blk = microRows.find((m) => m.name === deitBlock.name);
+      if (blk) profiles.push(await profileOps(`one dense DeiT-S joint block at 785 tokens`, deitBlock.file, { x: { dtype: 'float32', dims: deitBlock.input.dims, data: new Float32Array(deitBlock.input.dims.reduce((a, b) => a * b, 1)).fill(0.1) } }, threads, plan.profileRuns * 3, path.join(OUT, 'profile')));
+    }
+    limit = limitRows(halting, microRows, micro.graphs, subjects);
+  }
+
+  // ---- decoding ---------------------------------------------------------------------------------
+  const decodeRows: DecodeRow[] = [];
+  const share: ShareRow[] = [];
+  if (!skip.has('decode')) {
+    const input = embedded.manifest.input;
+    const files: Array<{ label: string; file: string }> = plan.decodeClips.map((c) => ({ label: c.label, file: syntheticClip(binaries.ffmpeg, path.join(OUT, 'clips'), c.spec as ClipSpec) }));
+    for (const { label, file } of files) {
+      decodeRows.push(await measureDecode(runner, file, label, { frames: input.frames, size: input.size, shortSide: input.resize_short_side, scaleFlags: input.scale_flags, reps: plan.decodeReps, fullReps: plan.fullReps, seekMinDurationS: 60 }));
+    }
+    for (const s of subjects) {
+      const engine = await createEngine({ modelDir: s.model.dir, config: { executionProviders: ['cpu'], intraOpNumThreads: threads } });
+      try {
+        log(`${s.model.manifest.name}: end-to-end classify for the decode share`);
+        share.push(...(await measureShare(engine, [{ label: `held-out clips (${Math.min(4, clips.length)})`, files: clips.slice(0, 4) }, ...files.map((f) => ({ label: f.label, files: [f.file] }))], plan.shareReps)));
+      } finally {
+        await engine.close();
+      }
+    }
+  }
+
+  // ---- service ---------------------------------------------------------------------------------
+  let service: ServiceResults | null = null;
+  if (!skip.has('service')) {
+    const concurrency = 2; // the service's default CONCURRENCY
+    const engine = await createEngine({ modelDir: embedded.dir, config: { executionProviders: ['cpu'], intraOpNumThreads: threads } });
+    const engineRuns: ServiceResults['engine'] = [];
+    try {
+      await engineThroughput(engine, clips, 1, 1); // warm-up
+      for (const c of plan.engineLevels) engineRuns.push(await engineThroughput(engine, clips, c, plan.engineSeconds));
+    } finally {
+      await engine.close();
+    }
+    service = await measureService({
+      modelDir: embedded.dir,
+      modelName: embedded.manifest.name,
+      threads,
+      concurrency,
+      queueSize: 16,
+      files: clips,
+      levels: plan.levels,
+      stepSeconds: plan.stepSeconds,
+      soakSeconds: plan.soakSeconds,
+      soakConcurrency: 8,
+      soakSampleS: 5,
+      engineThroughput: engineRuns,
+    });
+  }
+
+  const stillTraining = otherLoad();
+  if (stillTraining && !machine.concurrent_load) notes.push(`${stillTraining} at the end of the run.`);
+  const results: Results = {
+    format: 'haltingvt-bench/1',
+    mode,
+    command,
+    started: started.toISOString(),
+    wall_s: (performance.now() - t0) / 1000,
+    machine,
+    models: subjects.map(info),
+    halting,
+    reference,
+    limit: { micro: microRows, rows: limit },
+    decode: { rows: decodeRows, share },
+    service,
+    profiles,
+    targets: [],
+    notes,
+  };
+  results.targets = buildTargets(results);
+  const written = await writeResults(resultsDir, results);
+  log(`wrote ${path.relative(ROOT, written.md)} and ${path.relative(ROOT, written.json)} in ${results.wall_s.toFixed(0)} s`);
+  for (const t of results.targets) log(`target ${t.id} ${t.what}: ${t.value} → ${t.met === null ? 'not measured' : t.met ? 'met' : 'NOT met'}`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

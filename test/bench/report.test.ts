@@ -1,0 +1,135 @@
+/**
+ * The benchmark's pure parts (statistics, target judging, the results writer) on a made-up result,
+ * so that bench/ cannot rot silently. No timing is measured or asserted here.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { renderMarkdown, writeResults, type Results, type RunStats } from '../../bench/lib/report.js';
+import { fmt, median, percentile, summarize } from '../../bench/lib/stats.js';
+import { buildTargets } from '../../bench/lib/targets.js';
+
+const run = (ms: number[], gflops: number[], keep: number, thr: number): RunStats => ({
+  knobs: { keep_ratio: keep, halt_threshold: thr },
+  ms_per_clip: ms,
+  ms_total: ms.reduce((a, b) => a + b, 0),
+  gflops_per_clip: gflops,
+  gflops_mean: gflops.reduce((a, b) => a + b, 0) / gflops.length,
+  gflop_per_s: (2 * gflops.reduce((a, b) => a + b, 0)) / (ms.reduce((a, b) => a + b, 0) / 1000),
+});
+
+function fakeResults(): Results {
+  return {
+    format: 'haltingvt-bench/1',
+    mode: 'quick',
+    command: 'node --import tsx bench/run.ts --quick',
+    started: '2026-01-01T00:00:00.000Z',
+    wall_s: 42,
+    machine: {
+      cpu: 'Test CPU', cores: 2, memory_gib: 8, os: 'Linux', node: 'v20', onnxruntime_node: '1.30.0', torch: '2.x', onnxruntime_python: '1.x',
+      ffmpeg: 'ffmpeg 5', ort_intra_op_threads: 2, torch_threads: 2, loadavg_start: [0.1, 0.2, 0.3], concurrent_load: null,
+    },
+    models: [
+      { role: 'embedded', name: 'tiny', dir: 'models/fixtures/tiny', preset: '–', summary: 's', dense_gflops: 1, knobs: { keep_ratio: 0.5, halt_threshold: 0.99 }, joint_layers: 4, note: '' },
+      { role: 'preset', name: 'paper', dir: 'bench/out/models/p', preset: 'paper', summary: 's', dense_gflops: 55.5, knobs: { keep_ratio: 0.5, halt_threshold: 0.99 }, joint_layers: 10, note: '' },
+    ],
+    halting: [
+      {
+        model: 'tiny', role: 'embedded', clips: 2, reps: 1,
+        dense: run([10, 10], [1, 1], 1, 4), keep_only: run([6, 6], [0.6, 0.6], 0.5, 4), halting: run([5, 5], [0.5, 0.5], 0.5, 0.99),
+        speedup: 2, flops_ratio: 2, realisation: 1, realisation_per_clip_median: 1, tokens_per_layer_mean: [21, 20, 10, 5],
+      },
+      {
+        model: 'paper', role: 'preset', clips: 2, reps: 1,
+        dense: run([800, 800], [55.5, 55.5], 1, 10), keep_only: run([400, 400], [26.5, 26.5], 0.5, 10), halting: run([500, 500], [24.2, 24.2], 0.5, 0.99),
+        speedup: 1.6, flops_ratio: 2.29, realisation: 0.7, realisation_per_clip_median: 0.7, tokens_per_layer_mean: [785, 700],
+      },
+    ],
+    reference: [
+      { model: 'tiny', role: 'embedded', clips: 2, reps: 1, threads: 2, torch_ms_per_clip: [50, 50], torch_compact_ms_per_clip: [40, 40], ort_ms_per_clip: [5, 5], speedup_per_clip: [10, 10], speedup_median: 10, speedup_min: 10, speedup_max: 10, parity: { max_rel_logits_err: 1e-7, tokens_equal: true } },
+      { model: 'paper', role: 'preset', clips: 2, reps: 1, threads: 2, torch_ms_per_clip: [600, 600], torch_compact_ms_per_clip: null, ort_ms_per_clip: [500, 500], speedup_per_clip: [1.2, 1.2], speedup_median: 1.2, speedup_min: 1.2, speedup_max: 1.2, parity: { max_rel_logits_err: 1e-7, tokens_equal: true } },
+    ],
+    limit: {
+      micro: [{ name: 'block', kind: 'block', macs: 1e9, reps: 3, ms_median: 20, gflop_per_s: 100 }],
+      rows: [
+        { model: 'tiny', setting: 'halting', gflop_per_s: 90, block: 'block', block_gflop_per_s: 100, fraction_of_block: 0.9, matmul_gflop_per_s: 120, fraction_of_matmul: 0.75 },
+        { model: 'paper', setting: 'halting', gflop_per_s: 50, block: 'block', block_gflop_per_s: 100, fraction_of_block: 0.5, matmul_gflop_per_s: 120, fraction_of_matmul: 0.42 },
+      ],
+    },
+    decode: {
+      rows: [{ clip: '10 s 1080p', width: 1920, height: 1080, duration_s: 10, frames: 250, reps: 1, probe_ms: 50, strategy_auto: 'select', sample8_ms: 300, select_ms: 300, seek_ms: 900, full_ms: 1200, full_over_sample8: 4 }],
+      share: [{ model: 'tiny', clip: '10 s 1080p', reps: 1, decode_s: 0.3, infer_s: 0.01, total_s: 0.31, share: 0.97 }],
+    },
+    service: {
+      model: 'tiny',
+      config: { concurrency: 2, queue_size: 16, threads: 2 },
+      engine: [{ concurrency: 2, duration_s: 2, videos: 10, throughput: 5 }],
+      engine_throughput: 5,
+      steps: [{ concurrency: 2, duration_s: 2, requests: 10, ok: 9, rate_429: 0.1, rate_503: 0, other_errors: 0, throughput: 4.5, p50_ms: 300, p99_ms: 500, eld_p50_ms: 1, eld_p99_ms: 4, eld_max_ms: 9, rss_main_mib: 90, rss_worker_mib: 120, stage_ms: { queue: 1, decode: 200, infer: 5 } }],
+      saturation: { concurrency: 2, throughput: 4.5, ratio: 0.9 },
+      eld_p99_worst_ms: 4,
+      soak: null,
+    },
+    profiles: [{ label: 'paper, halting (keep 0.5, threshold 0.99)', wall_ms: 10, kernel_ms: 8, ops: [{ op: 'MatMul', ms: 5, share: 0.625, calls: 40 }] }],
+    targets: [],
+    notes: ['a note'],
+  };
+}
+
+describe('bench statistics', () => {
+  it('medians and nearest-rank percentiles', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 2, 3])).toBe(2.5);
+    expect(Number.isNaN(median([]))).toBe(true);
+    const xs = Array.from({ length: 100 }, (_, i) => i + 1);
+    expect(percentile(xs, 50)).toBe(50);
+    expect(percentile(xs, 99)).toBe(99);
+    expect(percentile([7], 99)).toBe(7);
+    expect(summarize([1, 2, 3])).toMatchObject({ n: 3, median: 2, min: 1, max: 3, mean: 2 });
+    expect(fmt(Number.NaN)).toBe('–');
+    expect(fmt(0.0012345)).toBe('0.00123');
+  });
+});
+
+describe('bench targets and results writer', () => {
+  it('judges every target and explains the ones not met', () => {
+    const targets = buildTargets(fakeResults());
+    const byId = Object.fromEntries(targets.map((t) => [t.id, t]));
+    expect(Object.keys(byId).sort()).toEqual(['1a', '1b', '2a', '2b', '3a', '3b', '5a', '5b', '5c']);
+    expect(byId['1a']?.met).toBe(true);
+    expect(byId['1b']?.met).toBe(false);
+    expect(byId['2a']?.met).toBe(true);
+    expect(byId['2b']?.met).toBe(false);
+    expect(byId['3a']?.met).toBe(true);
+    expect(byId['3b']?.met).toBe(false);
+    expect(byId['5a']?.met).toBe(true);
+    expect(byId['5b']?.met).toBe(true);
+    expect(byId['5c']?.met).toBeNull();
+    for (const t of targets) if (t.met === false) expect(t.notes.some((n) => n.startsWith('Plan:'))).toBe(true);
+  });
+
+  it('renders every section and writes parseable JSON', async () => {
+    const r = fakeResults();
+    r.targets = buildTargets(r);
+    const md = renderMarkdown(r);
+    for (const heading of ['## Targets', '## 1. Halting realisation', '## 2. Against the PyTorch reference', "## 3. Against the machine's limit", '## 4. Decoding', '## 5. The service under load', '## Notes and plans']) {
+      expect(md).toContain(heading);
+    }
+    expect(md).toContain('**not met**');
+    expect(md).toContain('**met**');
+    expect(md).toContain('Test CPU');
+
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-results-'));
+    try {
+      r.halting[0]!.realisation = Number.NaN; // non-finite numbers become null, not invalid JSON
+      const written = await writeResults(dir, r);
+      const json = JSON.parse(await readFile(written.json, 'utf8')) as Results;
+      expect(json.format).toBe('haltingvt-bench/1');
+      expect(json.halting[0]?.realisation).toBeNull();
+      expect(await readFile(written.md, 'utf8')).toContain('# Benchmark results (quick run)');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
