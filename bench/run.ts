@@ -34,6 +34,7 @@ import {
   measureMicro,
   measureReference,
   profileOps,
+  stageFlops,
   writeTensors,
   type MicroGraph,
   type Subject,
@@ -185,7 +186,11 @@ async function main(): Promise<void> {
       log(`${name}: PyTorch reference / ORT = ${ref.speedup_median.toFixed(2)}× (median)`);
       reference.push(ref);
       for (const [label, knobs] of [['halting', defaults(s)], ['dense', denseKnobs(s)]] as const) {
-        profiles.push(await profileOps(`${name}, ${label} (keep ${knobs.keep_ratio}, threshold ${knobs.halt_threshold})`, s.model.modelPath, feeds(s, tensors[0] as Float32Array, knobs), threads, plan.profileRuns, path.join(OUT, 'profile')));
+        profiles.push(
+          await profileOps(`${name}, ${label} (keep ${knobs.keep_ratio}, threshold ${knobs.halt_threshold})`, s.model.modelPath, feeds(s, tensors[0] as Float32Array, knobs), threads, plan.profileRuns, path.join(OUT, 'profile'), (active) =>
+            stageFlops(s, knobs, active),
+          ),
+        );
       }
     }
     log('micro graphs');

@@ -299,7 +299,30 @@ export function limitRows(halting: HaltingRow[], micro: MicroRow[], graphs: Micr
  * time summed by operator type. The engine's session factory has no profiling switch, so this one
  * session is opened here with the same options plus profiling.
  */
-export async function profileOps(label: string, modelPath: string, input: Record<string, PlainTensor>, threads: number, runs: number, dir: string): Promise<OpProfile> {
+/** FLOPs of one run by stage, with the names profileOps gives its stages (docs/contracts.md formula). */
+export function stageFlops(s: Subject, knobs: Knobs, activeTokens: number[]): Record<string, number> {
+  const c = s.model.manifest.flops;
+  const { frames: T, patches: P, patch_dim: patchDim, dim: D, mlp_hidden: H } = c;
+  const configured = (s.model.manifest.config as { glimpser_keep?: number[] }).glimpser_keep;
+  const out: Record<string, number> = { embedding: T * P * patchDim * D };
+  glimpserKeeps(c.glimpser_blocks, knobs.keep_ratio, configured).forEach((keep, b) => {
+    const k = keep >= 1 ? P : Math.min(Math.max(Math.ceil(Math.fround(Math.fround(keep) * Math.fround(P))), 1), P);
+    out[`Glimpser block ${b}`] = T * P * 5 * D * D + P * 2 * T * T * D + T * (P + 1) * 4 * D * D + T * 2 * (P + 1) ** 2 * D + (1 + T * k) * 2 * D * H;
+  });
+  out['joint layers'] = sum(activeTokens.map((n) => n * (4 * D * D + 2 * D * H) + 2 * n * n * D));
+  out['halting loop glue + head'] = D * c.classes + D * c.motion_classes;
+  return out;
+}
+
+export async function profileOps(
+  label: string,
+  modelPath: string,
+  input: Record<string, PlainTensor>,
+  threads: number,
+  runs: number,
+  dir: string,
+  flopsOf?: (activeTokens: number[]) => Record<string, number>,
+): Promise<OpProfile> {
   await mkdir(dir, { recursive: true });
   const prefix = path.join(dir, label.replace(/[^a-z0-9]+/gi, '_'));
   const options: ort.InferenceSession.SessionOptions = {
@@ -311,7 +334,8 @@ export async function profileOps(label: string, modelPath: string, input: Record
   const session = await ort.InferenceSession.create(modelPath, { ...options, enableProfiling: true, profileFilePrefix: prefix });
   const ortFeeds: Record<string, ort.Tensor> = {};
   for (const [name, t] of Object.entries(input)) ortFeeds[name] = new ort.Tensor(t.dtype, t.data, t.dims);
-  await session.run(ortFeeds); // warm-up, profiled too: subtracted below by counting only the last `runs`
+  const first = await session.run(ortFeeds); // warm-up, profiled too: left out below by counting only the last `runs`
+  const active = first.active_tokens ? Array.from(first.active_tokens.data as BigInt64Array, Number) : undefined;
   const wall: number[] = [];
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
@@ -338,10 +362,35 @@ export async function profileOps(label: string, modelPath: string, input: Record
     entry.calls += 1;
     byOp.set(e.args.op_name, entry);
   }
+  // Stage of each kernel from the export's node names: `joint{i}/...` inside the per-layer If,
+  // otherwise the builder's running counter (`hint_N`) orders embed → Glimpser blocks → loop glue → head.
+  const counter = (name: string): number => Number(/_(\d+)/.exec(name.slice(name.lastIndexOf('/') + 1))?.[1] ?? Number.NaN);
+  const nodeEvents = (events as Array<{ cat?: string; name?: string; dur?: number; ts?: number; args?: { op_name?: string } }>).filter(
+    (e) => e.cat === 'Node' && e.name?.endsWith('_kernel_time') && e.args?.op_name && e.args.op_name !== 'If' && inSpan(e),
+  );
+  const names = nodeEvents.map((e) => (e.name as string).replace(/_kernel_time$/, ''));
+  const firstJoint = Math.min(...names.filter((n) => /^joint\d+\//.test(n)).map(counter).filter(Number.isFinite));
+  const glimpserStart = [0, 1, 2, 3].map((b) => Math.min(...names.filter((n) => n.startsWith(`glimpser${b}.`)).map(counter).filter(Number.isFinite)));
+  const stageOf = (n: string): string => {
+    const joint = /^(joint|skip)(\d+)\//.exec(n);
+    if (joint) return 'joint layers';
+    const c = counter(n);
+    if (!Number.isFinite(c)) return 'other';
+    if (Number.isFinite(firstJoint) && c > firstJoint) return 'halting loop glue + head';
+    for (let b = glimpserStart.length - 1; b >= 0; b--) if (Number.isFinite(glimpserStart[b]) && c >= (glimpserStart[b] as number)) return `Glimpser block ${b}`;
+    return 'embedding';
+  };
+  const byStage = new Map<string, number>();
+  nodeEvents.forEach((e, i) => byStage.set(stageOf(names[i] as string), (byStage.get(stageOf(names[i] as string)) ?? 0) + (e.dur ?? 0)));
   const kernelUs = sum([...byOp.values()].map((v) => v.us));
   const ops = [...byOp.entries()]
     .map(([op, v]) => ({ op, ms: v.us / 1000 / runs, share: v.us / kernelUs, calls: v.calls / runs }))
     .sort((a, b) => b.ms - a.ms);
   log(`profile ${label}: ${ops.slice(0, 4).map((o) => `${o.op} ${(100 * o.share).toFixed(0)}%`).join(', ')}`);
-  return { label, wall_ms: median(wall), kernel_ms: kernelUs / 1000 / runs, ops };
+  const flops = active && flopsOf ? flopsOf(active) : undefined;
+  const totalFlops = flops ? sum(Object.values(flops)) : 0;
+  const stages = [...byStage.entries()]
+    .map(([stage, us]) => ({ stage, ms: us / 1000 / runs, share: us / kernelUs, ...(flops ? { flops_share: (flops[stage] ?? 0) / totalFlops } : {}) }))
+    .sort((a, b) => a.stage.localeCompare(b.stage));
+  return { label, wall_ms: median(wall), kernel_ms: kernelUs / 1000 / runs, ops, stages };
 }

@@ -160,7 +160,8 @@ export interface ServiceResults {
   engine: Array<{ concurrency: number; duration_s: number; videos: number; throughput: number }>;
   engine_throughput: number;
   steps: ServiceStep[];
-  saturation: { concurrency: number; throughput: number; ratio: number };
+  /** Best step vs the engine's best; also vs the engine at the service's own CONCURRENCY (what HTTP alone costs). */
+  saturation: { concurrency: number; throughput: number; ratio: number; engine_same_concurrency: number; ratio_same_concurrency: number };
   eld_p99_worst_ms: number;
   soak: {
     concurrency: number;
@@ -179,6 +180,8 @@ export interface OpProfile {
   wall_ms: number;
   kernel_ms: number;
   ops: Array<{ op: string; ms: number; share: number; calls: number }>;
+  /** Kernel time by model stage (from the export's node names), with that stage's share of the run's FLOPs where known. */
+  stages: Array<{ stage: string; ms: number; share: number; flops_share?: number }>;
 }
 
 export interface TargetResult {
@@ -367,6 +370,9 @@ export function renderMarkdown(r: Results): string {
     for (const p of r.profiles) {
       out.push(`**${p.label}** — wall ${fmt(p.wall_ms)} ms per run with profiling on (slower than the unprofiled runs above, most for small graphs), kernels ${fmt(p.kernel_ms)} ms (${pct(p.kernel_ms / p.wall_ms, 0)} of wall):`, '');
       out.push(table(['op', 'ms per run', 'share of kernel time', 'calls per run'], p.ops.slice(0, 10).map((o) => [o.op, fmt(o.ms), pct(o.share, 0), fmt(o.calls)])), '');
+      if (p.stages.length > 1) {
+        out.push(table(['stage', 'ms per run', 'share of kernel time', 'share of FLOPs'], p.stages.map((x) => [x.stage, fmt(x.ms), pct(x.share, 0), pct(x.flops_share, 0)])), '');
+      }
     }
   }
 

@@ -72,6 +72,14 @@ export function childrenOf(pid: number): number[] {
   return out;
 }
 
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return '';
+  }
+}
+
 function readdirSafe(dir: string): string[] {
   try {
     return existsSync(dir) ? readdirSync(dir) : [];
@@ -161,7 +169,8 @@ export async function startServer(o: ServerOptions): Promise<ServerHandle> {
         proc.send({ type: 'bench:eld', id, reset });
       }),
     rss: () => {
-      const workers = childrenOf(pid);
+      // The inference worker only: ffmpeg/ffprobe children come and go with each request.
+      const workers = childrenOf(pid).filter((c) => cmdline(c).includes('session-worker'));
       return { main: rssOf(pid), worker: workers.reduce((a, w) => a + rssOf(w), 0) };
     },
     stop: () =>
@@ -321,6 +330,7 @@ export async function measureService(o: ServiceOptions): Promise<ServiceResults>
     log(`server stopped (exit ${code})`);
   }
   const engineBest = Math.max(...o.engineThroughput.map((e) => e.throughput));
+  const same = o.engineThroughput.find((e) => e.concurrency === o.concurrency)?.throughput ?? engineBest;
   const best = steps.reduce((a, b) => (b.throughput > a.throughput ? b : a), steps[0] as ServiceStep);
   return {
     model: o.modelName,
@@ -328,7 +338,13 @@ export async function measureService(o: ServiceOptions): Promise<ServiceResults>
     engine: o.engineThroughput,
     engine_throughput: engineBest,
     steps,
-    saturation: { concurrency: best.concurrency, throughput: best.throughput, ratio: best.throughput / engineBest },
+    saturation: {
+      concurrency: best.concurrency,
+      throughput: best.throughput,
+      ratio: best.throughput / engineBest,
+      engine_same_concurrency: same,
+      ratio_same_concurrency: best.throughput / same,
+    },
     eld_p99_worst_ms: Math.max(...steps.map((s) => s.eld_p99_ms)),
     soak,
   };

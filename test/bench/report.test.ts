@@ -67,11 +67,11 @@ function fakeResults(): Results {
       engine: [{ concurrency: 2, duration_s: 2, videos: 10, throughput: 5 }],
       engine_throughput: 5,
       steps: [{ concurrency: 2, duration_s: 2, requests: 10, ok: 9, rate_429: 0.1, rate_503: 0, other_errors: 0, throughput: 4.5, p50_ms: 300, p99_ms: 500, eld_p50_ms: 1, eld_p99_ms: 4, eld_max_ms: 9, rss_main_mib: 90, rss_worker_mib: 120, stage_ms: { queue: 1, decode: 200, infer: 5 } }],
-      saturation: { concurrency: 2, throughput: 4.5, ratio: 0.9 },
+      saturation: { concurrency: 2, throughput: 4.5, ratio: 0.9, engine_same_concurrency: 5, ratio_same_concurrency: 0.9 },
       eld_p99_worst_ms: 4,
       soak: null,
     },
-    profiles: [{ label: 'paper, halting (keep 0.5, threshold 0.99)', wall_ms: 10, kernel_ms: 8, ops: [{ op: 'MatMul', ms: 5, share: 0.625, calls: 40 }] }],
+    profiles: [{ label: 'paper, halting (keep 0.5, threshold 0.99)', wall_ms: 10, kernel_ms: 8, ops: [{ op: 'MatMul', ms: 5, share: 0.625, calls: 40 }], stages: [{ stage: 'joint layers', ms: 5, share: 0.6, flops_share: 0.7 }, { stage: 'embedding', ms: 3, share: 0.4 }] }],
     targets: [],
     notes: ['a note'],
   };
