@@ -10,9 +10,11 @@
  *
  * Options: --model DIR (embedded model; default models/default, else models/fixtures/tiny),
  * --preset NAME, --threads N, --clips N, --soak SECONDS, --results DIR, --skip LIST
- * (comma list of halting,decode,service).
+ * (comma list of halting,decode,service), --render results.json (re-judge and re-render only).
+ * `make bench BENCH_ARGS=--quick` runs the quick mode through make.
  */
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -54,6 +56,7 @@ const { values } = parseArgs({
     soak: { type: 'string' },
     results: { type: 'string' },
     skip: { type: 'string', default: '' },
+    render: { type: 'string' },
   },
 });
 
@@ -110,7 +113,16 @@ const plan = quick
 if (values.clips) plan.clips = plan.presetClips = Number(values.clips);
 if (values.preset) plan.preset = values.preset;
 
+/** --render FILE: judge the targets again and rewrite the Markdown from an existing results.json (no measuring). */
+async function render(file: string): Promise<void> {
+  const results = JSON.parse(await readFile(file, 'utf8'), (_k, v: unknown) => (v === null ? Number.NaN : v)) as Results;
+  results.targets = buildTargets(results);
+  const written = await writeResults(path.dirname(path.resolve(file)), results);
+  log(`re-rendered ${path.relative(ROOT, written.md)}`);
+}
+
 async function main(): Promise<void> {
+  if (values.render) return render(values.render);
   const started = new Date();
   const t0 = performance.now();
   const notes: string[] = [];

@@ -60,9 +60,9 @@ export async function measureDecode(runner: FfmpegRunner, file: string, label: s
   }
   const geometry = cropGeometry(info.width, info.height, o.shortSide, o.size);
   const out = new Uint8Array(o.frames * o.size * o.size * 3);
-  const time = async (strategy: DecodeStrategy | undefined): Promise<number> => {
+  const time = async (strategy: DecodeStrategy | undefined, reps: number): Promise<number> => {
     const runs: number[] = [];
-    for (let i = 0; i < o.reps; i++) {
+    for (let i = 0; i < reps; i++) {
       const t0 = performance.now();
       const r = await decodeFrames(
         runner,
@@ -75,8 +75,9 @@ export async function measureDecode(runner: FfmpegRunner, file: string, label: s
     return median(runs);
   };
   const auto = chooseStrategy(info, o.seekMinDurationS);
-  const select = await time('select');
-  const seek = await time('seek');
+  // The strategy the engine would pick gets every repetition; the other one is shown for comparison.
+  const select = await time('select', auto === 'select' ? o.reps : 1);
+  const seek = await time('seek', auto === 'seek' ? o.reps : 1);
   const sample8 = auto === 'select' ? select : seek;
   // Every frame, through the same chain (what a decode-everything-then-pick pipeline pays).
   const fullRuns: number[] = [];

@@ -298,7 +298,7 @@ export function renderMarkdown(r: Results): string {
   );
 
   out.push('## 4. Decoding', '');
-  out.push('The engine\'s own decode path (src/engine/decode.ts: probe, then 8 frames scaled and cropped by ffmpeg) vs decoding every frame of the same file through the same scale/crop chain. "auto" is the strategy the engine picks (seek for videos of 60 s and more).', '');
+  out.push('The engine\'s own decode path (src/engine/decode.ts: probe, then 8 frames scaled and cropped by ffmpeg) vs decoding every frame of the same file through the same scale/crop chain. "auto" is the strategy the engine picks (seek for videos of 60 s and more); it gets all repetitions, the other strategy one.', '');
   out.push(
     table(
       ['clip', 'frames', 'reps', 'probe ms', 'sample 8 (auto) ms', 'select ms', 'seek ms', 'every frame ms', 'every frame / sample 8'],
