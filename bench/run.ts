@@ -67,6 +67,9 @@ const threads = Number(values.threads ?? Math.min(os.cpus().length, 2));
 const OUT = path.join(ROOT, 'bench', 'out');
 const resultsDir = path.resolve(values.results ?? (quick ? path.join(OUT, 'quick') : path.join(ROOT, 'bench')));
 
+/** make_it_halt strength for the preset's random weights (see the note in the Models table). */
+const PRESET_STRENGTH = 3;
+
 /** Everything that makes quick quick. */
 const plan = quick
   ? {
@@ -108,10 +111,11 @@ const plan = quick
       engineSeconds: 15,
       levels: [1, 2, 4, 8, 24],
       stepSeconds: 15,
-      soakSeconds: Number(values.soak ?? 300),
+      soakSeconds: 300,
     };
 if (values.clips) plan.clips = plan.presetClips = Number(values.clips);
 if (values.preset) plan.preset = values.preset;
+if (values.soak) plan.soakSeconds = Number(values.soak);
 
 /** --render FILE: judge the targets again and rewrite the Markdown from an existing results.json (no measuring). */
 async function render(file: string): Promise<void> {
@@ -149,7 +153,7 @@ async function main(): Promise<void> {
   log(`preparing ${plan.preset} with random weights`);
   const presetMeta = await helper<{ dir: string; preset: string; halt_center_default: number; halt_center: number; tuned_mean_gflops: number; no_halt_gflops: number; target_gflops: number; tune_clips: number }>([
     'prepare-preset', '--preset', plan.preset, '--clips', heldoutDir, '--count', String(plan.presetClips), '--threads', String(threads),
-    '--out', path.join(OUT, 'models', `${plan.preset}-random`), ...plan.presetTarget,
+    '--out', path.join(OUT, 'models', `${plan.preset}-random`), '--strength', String(PRESET_STRENGTH), ...plan.presetTarget,
   ]);
   const preset = await loadModel(path.resolve(ROOT, presetMeta.dir));
   const subjects: Subject[] = [
@@ -158,7 +162,8 @@ async function main(): Promise<void> {
       role: 'preset',
       model: preset,
       note:
-        `random weights (haltingvt.testing.random_model, seed 0: make_it_halt gives fc2 row 0 of each joint block 20× larger weights so tokens halt at different layers); ` +
+        `random weights (haltingvt.testing.random_model, seed 0, make_it_halt strength ${PRESET_STRENGTH}: fc2 row 0 of each joint block drawn ${PRESET_STRENGTH}× wider than the init, so channel 0 and the halting scores spread; ` +
+        `at strength 20 the class token of some clips halts at the first joint layer and the rest never halt, at ${PRESET_STRENGTH} tokens halt progressively over the later layers); ` +
         `halt_center shifted from ${presetMeta.halt_center_default} to ${presetMeta.halt_center.toFixed(3)} by bisection on forward_compact so that the mean GFLOPs on ${presetMeta.tune_clips} held-out clips is ` +
         `${presetMeta.tuned_mean_gflops.toFixed(2)} (target ${presetMeta.target_gflops.toFixed(2)}; no halting at keep ${preset.manifest.knobs.keep_ratio.default}: ${presetMeta.no_halt_gflops.toFixed(2)}); exported with export/graph.build_graph`,
     },

@@ -5,7 +5,7 @@
  * main thread's event-loop delay; RSS comes from /proc for the server and its inference worker.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -72,6 +72,13 @@ export function childrenOf(pid: number): number[] {
   return out;
 }
 
+function staleBuild(dist: string): boolean {
+  const built = statSync(dist).mtimeMs;
+  const newest = (dir: string): number =>
+    readdirSync(dir, { withFileTypes: true }).reduce((m, e) => Math.max(m, e.isDirectory() ? newest(path.join(dir, e.name)) : statSync(path.join(dir, e.name)).mtimeMs), 0);
+  return newest(path.join(ROOT, 'src')) > built;
+}
+
 function cmdline(pid: number): string {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
@@ -115,7 +122,9 @@ export async function startServer(o: ServerOptions): Promise<ServerHandle> {
   const port = await freePort();
   const dist = path.join(ROOT, 'dist', 'server.js');
   const probe = pathToFileURL(path.join(ROOT, 'bench', 'lib', 'eld-probe.mjs')).href;
-  const args = existsSync(dist) ? ['--import', probe, dist] : ['--import', probe, '--import', 'tsx', path.join(ROOT, 'src', 'server.ts')];
+  // dist/ as `make bench` builds it; the TypeScript source through tsx when dist/ is missing or older than src/.
+  const args = existsSync(dist) && !staleBuild(dist) ? ['--import', probe, dist] : ['--import', probe, '--import', 'tsx', path.join(ROOT, 'src', 'server.ts')];
+  if (args.includes('tsx')) log('dist/ is missing or older than src/: running the server from source through tsx');
   const env = {
     ...process.env,
     PORT: String(port),

@@ -64,7 +64,7 @@ def cmd_prepare_preset(a: argparse.Namespace) -> None:
     out = Path(a.out)
     params = {"preset": a.preset, "seed": a.seed, "strength": a.strength, "clips": a.clips, "count": a.count,
               "target_gflops": a.target_gflops, "target_fraction": a.target_fraction, "tolerance": a.tolerance, "version": 3}
-    meta_path = out / "bench-preset.json"
+    meta_path = out.parent / f"{out.name}.bench.json"  # beside, not inside: export hashes every file in the folder
     if (out / "manifest.json").is_file() and meta_path.is_file():
         meta = json.loads(meta_path.read_text())
         if meta.get("params") == params:
@@ -123,6 +123,8 @@ def cmd_prepare_preset(a: argparse.Namespace) -> None:
     log(f"halt_center {center:.3f} -> {tuned:.2f} GFLOPs in {time.perf_counter() - t0:.1f} s ({len(trace)} evaluations)")
 
     del model.embed, model.glimpse  # back to the class methods
+    import shutil
+    shutil.rmtree(out, ignore_errors=True)
     result = None
     for attempt in range(4):
         # export_model checks ORT against forward_reference on random videos; a token whose cumulative
