@@ -62,8 +62,9 @@ def cmd_prepare_preset(a: argparse.Namespace) -> None:
     from haltingvt.testing import random_model
 
     out = Path(a.out)
-    params = {"preset": a.preset, "seed": a.seed, "strength": a.strength, "clips": a.clips, "count": a.count,
-              "target_gflops": a.target_gflops, "target_fraction": a.target_fraction, "tolerance": a.tolerance, "version": 3}
+    paths = clip_paths(a.clips, a.count)
+    params = {"preset": a.preset, "seed": a.seed, "strength": a.strength, "clips_dir": str(Path(a.clips).resolve()), "clips": [p.name for p in paths],
+              "target_gflops": a.target_gflops, "target_fraction": a.target_fraction, "tolerance": a.tolerance, "version": 4}
     meta_path = out.parent / f"{out.name}.bench.json"  # beside, not inside: export hashes every file in the folder
     if (out / "manifest.json").is_file() and meta_path.is_file():
         meta = json.loads(meta_path.read_text())
@@ -83,7 +84,6 @@ def cmd_prepare_preset(a: argparse.Namespace) -> None:
     target = a.target_gflops if a.target_gflops > 0 else a.target_fraction * no_halt
 
     t0 = time.perf_counter()
-    paths = clip_paths(a.clips, a.count)
     video = torch.stack([to_tensor(vio.sample_video(p, cfg.num_frames, cfg.img_size, resize_short_side(cfg))) for p in paths])
     tokens, ids = model.glimpse(model.embed(video), keep)  # independent of halt_center: computed once
     log(f"{len(paths)} clips decoded and glimpsed in {time.perf_counter() - t0:.1f} s; no-halt {no_halt:.2f} GFLOPs, target {target:.2f}")
