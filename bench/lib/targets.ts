@@ -12,6 +12,22 @@ function topOps(p: OpProfile | undefined, n = 4): string {
   return p.ops.slice(0, n).map((o) => `${o.op} ${pct(o.share, 0)}`).join(', ');
 }
 
+const GEMM = new Set(['MatMul', 'FusedMatMul', 'Gemm', 'Conv', 'MatMulNBits']);
+
+/** Share of kernel time outside the GEMM-like ops. */
+function nonGemmShare(p: OpProfile | undefined): number {
+  if (!p) return Number.NaN;
+  return p.ops.filter((o) => !GEMM.has(o.op)).reduce((a, o) => a + o.share, 0);
+}
+
+function stageLine(p: OpProfile | undefined): string {
+  if (!p || p.stages.length < 2) return '';
+  return p.stages
+    .filter((x) => x.share >= 0.02)
+    .map((x) => `${x.stage} ${pct(x.share, 0)} of kernel time${x.flops_share !== undefined && Number.isFinite(x.flops_share) ? ` for ${pct(x.flops_share, 0)} of FLOPs` : ''}`)
+    .join('; ');
+}
+
 function profileFor(r: Results, model: string, setting: 'halting' | 'dense'): OpProfile | undefined {
   return r.profiles.find((p) => p.label.startsWith(`${model}, ${setting}`));
 }
@@ -33,7 +49,7 @@ export function buildTargets(r: Results): TargetResult[] {
         `Split of the ratio: Glimpser pruning (dense → keep ${h.keep_only.knobs.keep_ratio}) gives ${fmt(glimpserTime)}× time for ${fmt(glimpserFlops)}× FLOPs (${fmt(glimpserTime / glimpserFlops)}); ` +
           `halting on top (keep-only → halting) gives ${fmt(haltTime)}× time for ${fmt(haltFlops)}× FLOPs (${fmt(haltTime / haltFlops)}).`,
       );
-      if (p) notes.push(`Profile of the halting run: ${fmt(p.wall_ms)} ms wall, kernels ${fmt(p.kernel_ms)} ms (${pct(p.kernel_ms / p.wall_ms, 0)}); top ops ${topOps(p)}.`);
+      if (p) notes.push(`Profile of the halting run: ${fmt(p.wall_ms)} ms wall, kernels ${fmt(p.kernel_ms)} ms (${pct(p.kernel_ms / p.wall_ms, 0)}); top ops ${topOps(p)}. By stage: ${stageLine(p)}.`);
       notes.push(
         h.dense.ms_total / h.clips < 20
           ? 'Plan: at this size a run is a few milliseconds and fixed per-node costs (the per-layer If, TopK/GatherElements compaction, small MatMuls) do not shrink with the token count; fuse attention (ORT transformer optimizer / com.microsoft.MultiHeadAttention) and batch several videos per run so that per-op overhead is amortised.'
@@ -83,10 +99,15 @@ export function buildTargets(r: Results): TargetResult[] {
     const notes: string[] = [];
     if (!met) {
       const p = profileFor(r, x.model, 'halting');
+      const blockProfile = r.profiles.find((q) => q.label.startsWith('one dense'));
       const dense = r.limit.rows.find((y) => y.model === x.model && y.setting === 'dense');
-      notes.push(`Dense run of the same model: ${fmt(dense?.gflop_per_s)} GFLOP/s (${pct(dense?.fraction_of_block, 0)} of the block). Halting run profile: ${topOps(p, 5)}.`);
       notes.push(
-        'Plan: the block rate is what MatMul + Softmax + LayerNorm reach at one fixed shape; the model adds the Glimpser (divided attention on 8-token temporal sequences: many tiny GEMMs), compaction ops and shrinking sequences. Fold the temporal attention into one batched MatMul per block, fuse attention, and keep compaction ops off the critical path.',
+        `Dense run of the same model: ${fmt(dense?.gflop_per_s)} GFLOP/s (${pct(dense?.fraction_of_block, 0)} of the block). Halting run: top ops ${topOps(p, 6)}; ` +
+          `non-GEMM kernels ${pct(nonGemmShare(p), 0)} of kernel time (the DeiT-S block: ${pct(nonGemmShare(blockProfile), 0)}). By stage: ${stageLine(p)}.`,
+      );
+      notes.push(
+        'Plan: (1) fold the null key/value into K and V (one extra row, N+1 keys) instead of concatenating a null column onto the N×N logits and splitting the probabilities again: removes the big Concat/Split and an elementwise pass per joint layer; ' +
+          '(2) let ORT fuse attention (com.microsoft.MultiHeadAttention has a CPU kernel) so the per-head Reshape/Transpose/Split copies go; (3) for the Glimpser, run the 8-token temporal attention as one batched MatMul over all patches (it already is) but with the heads folded into the batch without Transpose copies.',
       );
     }
     const model = r.models.find((m) => m.name === x.model);
