@@ -49,6 +49,14 @@ class TrainConfig:
     halt_center: float | None = None  # override the preset's
     keep_choices: tuple[float, ...] = ()  # Glimpser keep ratio drawn per step (robust keep knob); () = the preset's
     train_clips: int = 0  # synth: cycle over this many clips (0 = a new clip for every sample)
+    # Curriculum for training from scratch (the authors fine-tune DeiT, where the Glimpser's class
+    # attention is already meaningful and halting emerges slowly at lr 1e-5): keep every patch until
+    # prune_start, then draw keep_choices; no halting and no ponder loss until halt_start. Without it
+    # the random top-k drops the moving object and, pushed by the ponder loss through Adam, most
+    # patches halt at the first joint layer before the task is learned; neither decision gets a
+    # gradient that could undo it, and the loss stayed at chance for 750 steps.
+    prune_start: int = 0
+    halt_start: int = 0
     train_resize: tuple[int, int] = (128, 160)
     seed: int = 0
     data_seed: int = DEFAULT_TRAIN_SEED
@@ -92,6 +100,19 @@ def build(tc: TrainConfig, start_step: int = 0) -> tuple[HaltingVT, Sampling, to
     return HaltingVT(base.replace(**overrides)), sampling, dataset
 
 
+def curriculum(step: int, tc: TrainConfig, rng: np.random.Generator, model: HaltingVT,
+               weights: LossWeights) -> tuple[float | None, float | None, LossWeights]:
+    """(keep ratio, halting threshold, loss weights) for this step; None = the model's defaults."""
+    keep = None
+    if step < tc.prune_start:
+        keep = 1.0
+    elif tc.keep_choices:
+        keep = float(rng.choice(tc.keep_choices))
+    if step < tc.halt_start:  # a threshold no cumulative score reaches before the last layer
+        return keep, float(model.cfg.num_joint), LossWeights(0.0, weights.motion, 0.0)
+    return keep, None, weights
+
+
 def batches(loader: DataLoader, dataset):
     epoch = 0
     while True:
@@ -130,10 +151,10 @@ def train(tc: TrainConfig, progress: bool = True) -> dict:
             group["lr"] = lr_at(step, tc)
         clips = torch.cat([video, static])  # (2B, 3, T, S, S): real then static
         is_real = torch.cat([torch.ones_like(labels), torch.zeros_like(labels)])
-        keep = float(keep_rng.choice(tc.keep_choices)) if tc.keep_choices else None
-        out_ = model.forward_reference(clips, keep=keep)
+        keep, threshold, step_weights = curriculum(step, tc, keep_rng, model, weights)
+        out_ = model.forward_reference(clips, keep=keep, threshold=threshold)
         loss, terms = total_loss(out_.logits, out_.motion_logits, out_.rho, torch.cat([labels, labels]), is_real,
-                                 weights, out_.halting_per_layer)
+                                 step_weights, out_.halting_per_layer)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_grad)

@@ -95,8 +95,9 @@ def feeds(video: np.ndarray, keep: float, threshold: float) -> dict[str, np.ndar
             "halt_threshold": np.array(threshold, np.float32)}
 
 
-def export_model(model: HaltingVT, out_dir: str | Path, name: str, version: str = "1.0.0",
-                 extra_files: dict[str, Path] | None = None) -> dict:
+def export_model(model: HaltingVT, out_dir: str | Path, name: str, version: str = "1.0.0") -> dict:
+    """Writes model.onnx, labels.txt and manifest.json into out_dir. Every other file already in the
+    folder (an evaluation report, say) is hashed into the manifest too."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = model.eval()
@@ -104,7 +105,9 @@ def export_model(model: HaltingVT, out_dir: str | Path, name: str, version: str 
     onnx_path.write_bytes(build_graph(model).SerializeToString())
     (out / "labels.txt").write_text("\n".join(model.cfg.label_names) + "\n")
     parity = check_parity(model, onnx_path)
-    names = ["model.onnx", "labels.txt"] + sorted(extra_files or {})
+    extra = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()
+                   and p.name not in ("model.onnx", "labels.txt", "manifest.json"))
+    names = ["model.onnx", "labels.txt"] + extra
     files = {n: {"sha256": sha256(out / n), "bytes": (out / n).stat().st_size} for n in names}
     doc = manifest(model.cfg, name, version, files)
     (out / "manifest.json").write_text(json.dumps(doc, indent=2) + "\n")
