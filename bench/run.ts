@@ -24,7 +24,7 @@ import { createFfmpegRunner } from '../src/engine/ffmpeg-runner.js';
 import { createEngine } from '../src/engine/index.js';
 import { loadModel } from '../src/engine/model.js';
 import { measureDecode, measureShare, syntheticClip, type ClipSpec } from './lib/decode.js';
-import { heldOutClips, helper, log, machineFacts, otherLoad, ROOT, type PythonFacts } from './lib/env.js';
+import { heldOutClips, helper, log, machineFacts, ROOT, watchLoad, type PythonFacts } from './lib/env.js';
 import {
   decodeTensor,
   defaults,
@@ -135,9 +135,9 @@ async function main(): Promise<void> {
 
   const binaries = resolveFfmpegBinaries();
   const runner = createFfmpegRunner(binaries);
+  const watcher = watchLoad();
   const pyFacts = await helper<PythonFacts>(['facts']);
   const machine = await machineFacts(threads, pyFacts, binaries.ffmpeg);
-  if (machine.concurrent_load) notes.push(`${machine.concurrent_load} during this run: absolute times are slower and noisier than on an idle machine; ratios are taken within the run.`);
 
   // ---- models and inputs ----------------------------------------------------------------------
   const embeddedDir = values.model ? path.resolve(values.model) : defaultModelDir(ROOT, existsSync);
@@ -268,8 +268,13 @@ async function main(): Promise<void> {
     });
   }
 
-  const stillTraining = otherLoad();
-  if (stillTraining && !machine.concurrent_load) notes.push(`${stillTraining} at the end of the run.`);
+  const watched = watcher.stop();
+  if (watched.busy > 0) {
+    notes.push(
+      `Other heavy processes shared the 2 cores for about ${Math.round((100 * watched.busy) / Math.max(1, watched.samples))}% of this run (${watched.seen.join(', ')}; highest 1-minute load average ${watched.maxLoad.toFixed(1)}): ` +
+        'absolute times are slower and noisier than on an idle machine; ratios are taken within the run, but contention hits the 2-thread runs (ORT, PyTorch) harder than single-threaded work.',
+    );
+  }
   const results: Results = {
     format: 'haltingvt-bench/1',
     mode,

@@ -108,15 +108,59 @@ export async function machineFacts(threads: number, py: PythonFacts, ffmpegPath:
   };
 }
 
-/** Heavy processes that are not ours (a training run), from /proc. */
-export function otherLoad(): string | null {
+/** The toolkit's heavy commands (train, eval, synth, export) run by someone else, from pgrep. */
+export function foreignToolkit(): string[] {
   try {
-    const out = execFileSync('pgrep', ['-af', 'haltingvt train'], { encoding: 'utf8' }).trim();
-    const lines = out.split('\n').filter((l) => l && !l.includes('pgrep'));
-    return lines.length > 0 ? `a training run was active (${lines.length} process${lines.length > 1 ? 'es' : ''}: haltingvt train)` : null;
+    const out = execFileSync('pgrep', ['-af', 'haltingvt (train|eval|synth|export)'], { encoding: 'utf8' }).trim();
+    const ours = (pid: string): boolean => {
+      if (pid === String(process.pid)) return true;
+      try {
+        return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] === String(process.pid); // our child
+      } catch {
+        return true; // gone
+      }
+    };
+    return [
+      ...new Set(
+        out
+          .split('\n')
+          .filter((l) => l && !l.includes('pgrep') && !ours(l.split(' ')[0] ?? ''))
+          .map((l) => /haltingvt (train|eval|synth|export)/.exec(l)?.[0] ?? 'haltingvt'),
+      ),
+    ];
   } catch {
-    return null;
+    return [];
   }
+}
+
+export function otherLoad(): string | null {
+  const seen = foreignToolkit();
+  return seen.length > 0 ? `other heavy processes were running (${seen.join(', ')})` : null;
+}
+
+/**
+ * Watches for other heavy work while the benchmark runs: every `everyMs`, the 1-minute load average
+ * and any toolkit command not started by the benchmark. stop() says what it saw.
+ */
+export function watchLoad(everyMs = 5000): { stop(): { seen: string[]; samples: number; busy: number; maxLoad: number } } {
+  const seen = new Set<string>();
+  let samples = 0;
+  let busy = 0;
+  let maxLoad = 0;
+  const timer = setInterval(() => {
+    samples += 1;
+    const foreign = foreignToolkit();
+    if (foreign.length > 0) busy += 1;
+    for (const f of foreign) seen.add(f);
+    maxLoad = Math.max(maxLoad, os.loadavg()[0] ?? 0);
+  }, everyMs);
+  timer.unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      return { seen: [...seen], samples, busy, maxLoad };
+    },
+  };
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
