@@ -28,6 +28,13 @@ function expectError(res: { statusCode: number; json: () => unknown; headers: Re
 }
 
 describe('POST /v1/classify, multipart', () => {
+  it('takes knobs from the query string too, form fields winning', async () => {
+    const { payload, headers } = form([videoPart('clip.mp4', fixture('clip.mp4')), { name: 'top_k', data: '2' }]);
+    const res = await t.app.inject({ method: 'POST', url: '/v1/classify?top_k=4&keep_ratio=0.3', payload, headers });
+    expect(res.statusCode).toBe(200);
+    expect(ClassifyResponse.parse(res.json()).knobs).toMatchObject({ top_k: 2, keep_ratio: 0.3 });
+  });
+
   it('classifies a video and reports tokens, GFLOPs, knobs and timings', async () => {
     const { payload, headers } = form([videoPart('clip.mp4', fixture('clip.mp4')), { name: 'top_k', data: '3' }]);
     const res = await t.app.inject({ method: 'POST', url: '/v1/classify', payload, headers });

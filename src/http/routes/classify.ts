@@ -74,7 +74,7 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
         const [first] = received.items;
         if (!first) throw new EngineError('BAD_REQUEST', 'the form has no "file" part');
         if (first.error) throw first.error;
-        knobs = engine.validateKnobs(parseKnobs(received.fields));
+        knobs = engine.validateKnobs(parseKnobs({ ...(request.query as Record<string, unknown>), ...received.fields }));  // form fields win over the query
         upload = first as Upload;
       } else if (RAW_TYPES.test(mediaType(request))) {
         knobs = engine.validateKnobs(parseKnobs(request.query as Record<string, unknown>));
@@ -109,7 +109,7 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
       if (!queue.hasRoom()) throw queueFull(queue);
       const { items, fields } = await receiveMultipart(request, temps, renames, { maxFiles: limits.maxBatchItems });
       if (items.length === 0) throw new EngineError('BAD_REQUEST', 'the form has no "files" parts');
-      const knobs = engine.validateKnobs(parseKnobs(fields));
+      const knobs = engine.validateKnobs(parseKnobs({ ...(request.query as Record<string, unknown>), ...fields }));
       metrics.batch(items.length);
       const answers: BatchItem[] = [];
       // One item at a time: a batch holds one queue slot, so it cannot starve single requests.
