@@ -223,7 +223,7 @@ async function main(): Promise<void> {
   // ---- decoding ---------------------------------------------------------------------------------
   const decodeRows: DecodeRow[] = [];
   const share: ShareRow[] = [];
-  if (!skip.has('decode')) {
+  if (!skip.has('decode')) try {
     const input = embedded.manifest.input;
     const files: Array<{ label: string; file: string }> = plan.decodeClips.map((c) => ({ label: c.label, file: syntheticClip(binaries.ffmpeg, path.join(OUT, 'clips'), c.spec as ClipSpec) }));
     for (const { label, file } of files) {
@@ -238,11 +238,14 @@ async function main(): Promise<void> {
         await engine.close();
       }
     }
+  } catch (err) {
+    log(`decode section failed: ${(err as Error).stack ?? String(err)}`);
+    notes.push(`The decode section failed in this run: ${(err as Error).message}`);
   }
 
   // ---- service ---------------------------------------------------------------------------------
   let service: ServiceResults | null = null;
-  if (!skip.has('service')) {
+  if (!skip.has('service')) try {
     const concurrency = 2; // the service's default CONCURRENCY
     const engine = await createEngine({ modelDir: embedded.dir, config: { executionProviders: ['cpu'], intraOpNumThreads: threads } });
     const engineRuns: ServiceResults['engine'] = [];
@@ -266,6 +269,10 @@ async function main(): Promise<void> {
       soakSampleS: 5,
       engineThroughput: engineRuns,
     });
+  } catch (err) {
+    // One failed section must not lose the others' measurements.
+    log(`service section failed: ${(err as Error).stack ?? String(err)}`);
+    notes.push(`The service section failed in this run: ${(err as Error).message}`);
   }
 
   const watched = watcher.stop();

@@ -5,7 +5,7 @@
  * main thread's event-loop delay; RSS comes from /proc for the server and its inference worker.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -138,11 +138,21 @@ export async function startServer(o: ServerOptions): Promise<ServerHandle> {
   };
   const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   let stderr = '';
+  const logFile = createWriteStream(path.join(ROOT, 'bench', 'out', 'server.log'), { flags: 'a' });
+  logFile.write(`--- ${new Date().toISOString()} node ${args.join(' ')}\n`);
   proc.stderr?.on('data', (c: Buffer) => {
     stderr = (stderr + c.toString('utf8')).slice(-4000);
+    logFile.write(c);
   });
+  proc.on('exit', (code, signal) => logFile.end(`--- exit code ${code}, signal ${signal}\n`));
   let nextId = 1;
+  let stopping = false;
   const waiting = new Map<number, (r: EldReport) => void>();
+  // A server that dies mid-run must fail this section with its reason, not crash the benchmark.
+  proc.on('error', (err) => log(`server channel error: ${err.message}`));
+  proc.on('exit', (code, signal) => {
+    if (!stopping) log(`the server exited during the run (code ${code}, signal ${signal}); stderr tail: ${stderr.trim().split('\n').slice(-5).join(' | ')}`);
+  });
   proc.on('message', (m: { type?: string; id?: number } & EldReport) => {
     if (m?.type !== 'bench:eld' || m.id === undefined) return;
     waiting.get(m.id)?.(m);
@@ -169,13 +179,19 @@ export async function startServer(o: ServerOptions): Promise<ServerHandle> {
     url,
     eld: (reset) =>
       new Promise((resolve, reject) => {
+        if (!proc.connected) return reject(new Error(`the server is gone (exit ${proc.exitCode}, signal ${proc.signalCode}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
         const id = nextId++;
         const timer = setTimeout(() => reject(new Error('no event-loop report from the server')), 10_000);
         waiting.set(id, (r) => {
           clearTimeout(timer);
           resolve(r);
         });
-        proc.send({ type: 'bench:eld', id, reset });
+        proc.send({ type: 'bench:eld', id, reset }, (err) => {
+          if (!err) return;
+          clearTimeout(timer);
+          waiting.delete(id);
+          reject(err);
+        });
       }),
     rss: () => {
       // The inference worker only: ffmpeg/ffprobe children come and go with each request.
@@ -184,7 +200,8 @@ export async function startServer(o: ServerOptions): Promise<ServerHandle> {
     },
     stop: () =>
       new Promise((resolve) => {
-        if (proc.exitCode !== null) return resolve(proc.exitCode);
+        stopping = true;
+        if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);
         const kill = setTimeout(() => proc.kill('SIGKILL'), 30_000);
         proc.once('exit', (code) => {
           clearTimeout(kill);
@@ -220,6 +237,7 @@ export async function load(
   const tick = options.onTick ? setInterval(() => options.onTick?.((performance.now() - t0) / 1000, samples.filter((s) => s.status === 200).length), options.tickMs ?? 5000) : undefined;
   const lane = async (): Promise<void> => {
     while (performance.now() < deadline) {
+      if (server.proc.exitCode !== null || server.proc.signalCode !== null) throw new Error(`the server exited during the load (code ${server.proc.exitCode}, signal ${server.proc.signalCode})`);
       const body = bodies[next++ % bodies.length] as Buffer;
       const start = performance.now();
       let status = 0;
@@ -236,7 +254,7 @@ export async function load(
         status = -1;
       }
       samples.push({ ms: performance.now() - start, status, stages });
-      if (status === 429 || status === 503) await sleep(options.backoffMs ?? 100);
+      if (status === 429 || status === 503 || status === -1) await sleep(options.backoffMs ?? 100);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, lane));
@@ -308,8 +326,11 @@ export async function measureService(o: ServiceOptions): Promise<ServiceResults>
         onTick: (t, completed) => {
           const r = server.rss();
           pending = pending.then(async () => {
-            const eld = await server.eld(true);
-            samples.push({ t_s: t, rss_main_mib: r.main / MIB, rss_worker_mib: r.worker / MIB, eld_p99_ms: eld.p99, completed });
+            const eld = await server.eld(true).catch((err: Error) => {
+              log(`soak sample at ${t.toFixed(0)} s: ${err.message}`);
+              return undefined;
+            });
+            samples.push({ t_s: t, rss_main_mib: r.main / MIB, rss_worker_mib: r.worker / MIB, eld_p99_ms: eld?.p99 ?? Number.NaN, completed });
           });
         },
       });
