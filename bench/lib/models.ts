@@ -375,7 +375,7 @@ export async function profileOps(
     const joint = /^(joint|skip)(\d+)\//.exec(n);
     if (joint) return 'joint layers';
     const c = counter(n);
-    if (!Number.isFinite(c)) return 'other';
+    if (!Number.isFinite(c)) return 'nodes created by ORT fusion (e.g. BiasGelu)';
     if (Number.isFinite(firstJoint) && c > firstJoint) return 'halting loop glue + head';
     for (let b = glimpserStart.length - 1; b >= 0; b--) if (Number.isFinite(glimpserStart[b]) && c >= (glimpserStart[b] as number)) return `Glimpser block ${b}`;
     return 'embedding';
