@@ -34,7 +34,11 @@ function profileFor(r: Results, model: string, setting: 'halting' | 'dense'): Op
 
 export function buildTargets(r: Results): TargetResult[] {
   const targets: TargetResult[] = [];
-  const roleName = (role: string): string => (role === 'embedded' ? 'embedded model' : 'paper preset');
+  const roleName = (role: string): string => {
+    if (role === 'embedded') return 'embedded model';
+    const preset = r.models.find((m) => m.role === 'preset');
+    return preset?.name.startsWith('paper') ? 'paper preset' : `preset (${preset?.name ?? '?'})`;
+  };
 
   r.halting.forEach((h, i) => {
     const met = h.realisation >= THRESHOLDS.realisation;
