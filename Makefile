@@ -22,7 +22,7 @@ test-python: python-env
 	cd models && $(PY) -m pytest -q tests
 
 test-ts: node-deps python-env
-	npx tsc --noEmit -p tsconfig.json
+	npx tsc --noEmit -p tsconfig.test.json
 	HALTINGVT_PYTHON=$(PY) npx vitest run
 
 build: node-deps
