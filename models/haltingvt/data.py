@@ -11,7 +11,6 @@ Motion Loss.
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,32 +55,17 @@ def list_videos(root: str | Path) -> tuple[list[tuple[Path, int]], list[str]]:
 
 
 def decode_train_clip(path: Path, s: Sampling, rng: np.random.Generator) -> np.ndarray:
-    """uint8 [T, size, size, 3] with the paper's training sampling, decoded by ffmpeg."""
+    """uint8 [T, size, size, 3] with the paper's training sampling, decoded by ffmpeg through the
+    same filter builder as the test-time sampler (rotation handled by ffmpeg's autorotate)."""
     n = vio.count_frames(path)
     idx = synth_stream.tsn_indices(n, s.frames, rng)
     short = int(rng.integers(s.train_resize[0], s.train_resize[1] + 1))
-    info = vio.probe(path)["streams"][0]
-    w, h = vio.resized_dims(int(info["width"]), int(info["height"]), short)
-    if is_rotated(info):
-        w, h = h, w
-    x0, y0 = int(rng.integers(0, w - s.size + 1)), int(rng.integers(0, h - s.size + 1))
+    crop_at = (float(rng.random()), float(rng.random()))
     uniq = sorted(set(int(i) for i in idx))
-    sel = "+".join(f"eq(n,{i})" for i in uniq)
-    vf = (f"select='{sel}',scale=w={w}:h={h}:flags=bilinear,format=rgb24,"
-          f"crop=w={s.size}:h={s.size}:x={x0}:y={y0}:exact=1")
-    raw = vio._run([vio.FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", os.fspath(path), "-map", "0:v:0",
-                    "-vf", vf, *vio._fps_mode_option(), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"], "ffmpeg decode")
+    raw = vio._run(vio.ffmpeg_sampling_args(path, uniq, s.size, short, crop_at), "ffmpeg decode")
     got = np.frombuffer(raw, np.uint8).reshape(-1, s.size, s.size, 3)
     pos = {v: k for k, v in enumerate(uniq)}
     return got[[pos[int(i)] for i in idx]]
-
-
-def is_rotated(stream_info: dict) -> bool:
-    rot = 0
-    for side in stream_info.get("side_data_list", []) or []:
-        rot = int(side.get("rotation", rot) or 0)
-    rot = int((stream_info.get("tags") or {}).get("rotate", rot) or 0)
-    return abs(rot) % 180 == 90
 
 
 class VideoFolderDataset(Dataset):

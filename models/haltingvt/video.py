@@ -104,22 +104,28 @@ def count_frames(path: str | os.PathLike) -> int:
     return int(text)
 
 
-def sampling_filter(indices: Sequence[int], size: int, resize_short_side: int) -> str:
-    """The -vf filter graph (see the module docstring); indices must be sorted and unique."""
+def sampling_filter(indices: Sequence[int], size: int, resize_short_side: int,
+                    crop_at: tuple[float, float] | None = None) -> str:
+    """The -vf filter graph (see the module docstring); indices must be sorted and unique.
+    crop_at: (fx, fy) in [0, 1], where in the free margin the crop sits (training's random crop);
+    None = the centre, written exactly as the service writes it."""
     S, c = int(resize_short_side), int(size)
     if c > S:
         raise ValueError(f"crop size {c} larger than the resized short side {S}")
     sel = "+".join(f"eq(n,{i})" for i in indices)
     w = f"if(gte(iw,ih),floor(iw*{S}/ih+0.5),{S})"
     h = f"if(gte(iw,ih),{S},floor(ih*{S}/iw+0.5))"
+    x, y = ((f"floor((iw-{c})/2)", f"floor((ih-{c})/2)") if crop_at is None
+            else (f"floor((iw-{c})*{float(crop_at[0])!r})", f"floor((ih-{c})*{float(crop_at[1])!r})"))
     return (f"select='{sel}',scale=w='{w}':h='{h}':flags=bilinear,format=rgb24,"
-            f"crop=w={c}:h={c}:x='floor((iw-{c})/2)':y='floor((ih-{c})/2)':exact=1")
+            f"crop=w={c}:h={c}:x='{x}':y='{y}':exact=1")
 
 
-def ffmpeg_sampling_args(path: str | os.PathLike, indices: Sequence[int], size: int, resize_short_side: int) -> list[str]:
+def ffmpeg_sampling_args(path: str | os.PathLike, indices: Sequence[int], size: int, resize_short_side: int,
+                         crop_at: tuple[float, float] | None = None) -> list[str]:
     """ffmpeg argument list that writes the selected frames (sorted, unique) as rgb24 to stdout."""
     return [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", os.fspath(path), "-map", "0:v:0",
-            "-vf", sampling_filter(indices, size, resize_short_side), *_fps_mode_option(),
+            "-vf", sampling_filter(indices, size, resize_short_side, crop_at), *_fps_mode_option(),
             "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
 
 

@@ -77,3 +77,18 @@ def test_evaluation_counts_gflops_from_tokens(trained):
     dense = run(model, clips, labels, 1.0, 4.0)
     assert dense.tokens_per_layer == [37.0] * 4
     assert "| 1 | off |" in markdown([dense], dense.gflops)
+
+
+def test_training_decode_of_a_user_video_is_random_but_reproducible():
+    from pathlib import Path
+
+    from haltingvt.data import Sampling, decode_train_clip
+    from haltingvt.video import sampling_filter
+
+    clip = Path(__file__).resolve().parents[1] / "golden" / "frames" / "landscape.mp4"
+    s = Sampling(8, 112, 128, (128, 160))
+    a = decode_train_clip(clip, s, np.random.default_rng(1))
+    assert a.shape == (8, 112, 112, 3)
+    assert np.array_equal(a, decode_train_clip(clip, s, np.random.default_rng(1)))
+    assert not np.array_equal(a, decode_train_clip(clip, s, np.random.default_rng(2)))
+    assert sampling_filter([0], 112, 128, (0.5, 0.5)).count("*0.5") == 2
