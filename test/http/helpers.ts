@@ -127,3 +127,21 @@ export function longSmallVideo(): string {
   renameSync(tmp, file);
   return file;
 }
+
+/** The real engine behind a port whose classify() waits at a gate the test opens. */
+export function gatedEngine(engine: Engine): { port: EnginePort; entered: () => number; open: () => void } {
+  const g = gate();
+  let calls = 0;
+  const port: EnginePort = {
+    manifest: engine.manifest,
+    info: engine.info,
+    validateKnobs: (k) => engine.validateKnobs(k),
+    stats: () => engine.stats(),
+    classify: async (file, knobs, options) => {
+      calls += 1;
+      await g.promise;
+      return engine.classify(file, knobs, options);
+    },
+  };
+  return { port, entered: () => calls, open: g.open };
+}

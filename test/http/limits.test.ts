@@ -10,7 +10,7 @@ import { loadConfig } from '../../src/config.js';
 import type { Engine } from '../../src/engine/index.js';
 import { openEngine, type EnginePort } from '../../src/http/engine-port.js';
 import { ClassifyResponse, ErrorBody, Readiness } from '../../src/http/schemas.js';
-import { fixture, form, gate, longSmallVideo, makeApp, openTinyEngine, TINY_MODEL, until, videoPart, type TestApp } from './helpers.js';
+import { fixture, form, gate, gatedEngine, longSmallVideo, makeApp, openTinyEngine, TINY_MODEL, until, videoPart, type TestApp } from './helpers.js';
 
 let engine: Engine;
 const apps: TestApp[] = [];
@@ -34,23 +34,7 @@ function errorOf(res: { statusCode: number; json: () => unknown }): ErrorBody['e
 
 const clipForm = () => form([videoPart('clip.mp4', fixture('clip.mp4'))]);
 
-/** The real engine, but classify() waits at a gate the test opens. */
-function gated(): { port: EnginePort; entered: () => number; open: () => void } {
-  const g = gate();
-  let calls = 0;
-  const port: EnginePort = {
-    manifest: engine.manifest,
-    info: engine.info,
-    validateKnobs: (k) => engine.validateKnobs(k),
-    stats: () => engine.stats(),
-    classify: async (file, knobs, options) => {
-      calls += 1;
-      await g.promise;
-      return engine.classify(file, knobs, options);
-    },
-  };
-  return { port, entered: () => calls, open: g.open };
-}
+const gated = () => gatedEngine(engine);
 
 describe('upload size (413 UPLOAD_TOO_LARGE)', () => {
   const size = statSync(fixture('clip.mp4')).size;

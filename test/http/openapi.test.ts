@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/index.js';
 import type { EnginePort } from '../../src/http/engine-port.js';
 import { openApiYaml } from '../../src/http/openapi.js';
-import { fixture, form, gate, makeApp, openTinyEngine, ROOT, until, videoPart, type TestApp } from './helpers.js';
+import { fixture, form, gate, gatedEngine, makeApp, openTinyEngine, ROOT, until, videoPart, type TestApp } from './helpers.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -107,24 +107,12 @@ describe('responses conform to openapi.yaml', () => {
   });
 
   it('POST /v1/classify: 429 and 503 with Retry-After, 500', async () => {
-    const g = gate();
-    let calls = 0;
-    const held: EnginePort = {
-      manifest: engine.manifest,
-      info: engine.info,
-      validateKnobs: (k) => engine.validateKnobs(k),
-      stats: () => engine.stats(),
-      classify: async (file, knobs, options) => {
-        calls += 1;
-        await g.promise;
-        return engine.classify(file, knobs, options);
-      },
-    };
+    const { port: held, entered, open } = gatedEngine(engine);
     const busy = makeApp(held, { queue: { concurrency: 1, size: 0 } });
     const first = busy.app.inject({ method: 'POST', url: '/v1/classify', ...clip() });
-    await until(() => calls === 1, 'the first request to reach the engine');
+    await until(() => entered() === 1, 'the first request to reach the engine');
     conforms('POST', '/v1/classify', await busy.app.inject({ method: 'POST', url: '/v1/classify', ...clip() }));
-    g.open();
+    open();
     await first;
     await busy.app.close();
 
