@@ -33,6 +33,12 @@ class HaltingVTConfig:
     drop_path: float = 0.1  # stochastic depth, linspace(0, drop_path, depth) over all blocks (training only)
     motion_head: bool = True  # 2-way real-vs-static head used by the Motion Loss
     labels: tuple[str, ...] = ()  # class names; empty means "class_<i>"
+    # "trunc_normal": the authors' init (space N(0, 0.02), time zeros), right when the spatial
+    # weights come from an image model. "sincos": fixed sine-cosine tables as the starting point
+    # for training from scratch: with time at zero every frame order looks the same, and six of
+    # the benchmark's twelve classes are time-reversed pairs (left/right, grow/shrink, ...).
+    embed_init: str = "trunc_normal"
+    embed_init_scale: float = 0.5  # sincos amplitude, of the order of a fresh patch embedding
     # Authors' quirks (haltingvt-official.md §7). True reproduces their code so their checkpoints
     # give their results; False gives the "clean" alternative.
     quirk_drop_cls_residual: bool = True  # Q1: a pruning Glimpser block replaces the class token by cls_mean alone
@@ -48,6 +54,7 @@ class HaltingVTConfig:
         assert all(0.0 < k <= 1.0 for k in self.glimpser_keep), f"keep ratios must lie in (0, 1]: {self.glimpser_keep}"
         assert self.num_joint >= 1
         assert not self.labels or len(self.labels) == self.num_classes, "labels must name every class"
+        assert self.embed_init in ("trunc_normal", "sincos"), f"unknown embed_init {self.embed_init!r}"
 
     @property
     def patches_per_frame(self) -> int:

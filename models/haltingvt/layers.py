@@ -77,6 +77,13 @@ class Attention(nn.Module):
                 null_bias: torch.Tensor | None = None, return_cls_attn: bool = False):
         B, N, D = x.shape
         q, k, v = self.split_heads(x)  # (B, H, N, d)
+        if null_k is None and not return_cls_attn:
+            # Same math as below through PyTorch's fused kernel: no (B, H, N, N) matrix is kept for
+            # backward. Measured on 2 CPU cores, motion-tiny, 32 clips, every patch kept: forward +
+            # backward 2.2 s -> 1.4 s (at keep 0.5 no difference).
+            mask = None if key_bias is None else key_bias[:, None, None, :]  # (B, 1, 1, N) additive
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, N, d)
+            return self.proj(out.transpose(1, 2).reshape(B, N, D))  # (B, N, D)
         logits = (q @ k.transpose(-2, -1)) * self.scale  # (B, H, N, N)
         if key_bias is not None:
             logits = logits + key_bias[:, None, None, :]  # (B, H, N, N)

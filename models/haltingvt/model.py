@@ -56,9 +56,20 @@ class HaltingVT(nn.Module):
         self.apply(init_weights)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
+        if cfg.embed_init == "sincos":
+            self._init_sincos()
         for blk in glimpser:  # the authors zero-init temporal_fc so a fresh Glimpser starts as a spatial block
             nn.init.zeros_(blk.temporal_fc.weight)
             nn.init.zeros_(blk.temporal_fc.bias)
+
+    @torch.no_grad()
+    def _init_sincos(self) -> None:
+        cfg = self.cfg
+        D, g, scale = cfg.embed_dim, cfg.img_size // cfg.patch_size, cfg.embed_init_scale
+        rows, cols = torch.meshgrid(torch.arange(g), torch.arange(g), indexing="ij")  # (g, g) each
+        space = torch.cat([sincos_table(rows.reshape(-1), D // 2), sincos_table(cols.reshape(-1), D - D // 2)], -1)
+        self.pos_embed[0, 1:] = scale * space  # (P, D): half the channels for the row, half for the column
+        self.time_embed[0] = scale * sincos_table(torch.arange(cfg.num_frames), D)  # (T, D)
 
     @property
     def glimpser(self) -> list[GlimpserBlock]:
@@ -207,6 +218,14 @@ class HaltingVT(nn.Module):
         return HaltingOutput(logits, motion, torch.stack(counts, dim=1), self._stop_map(stop))
 
     forward = forward_reference
+
+
+def sincos_table(positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """Transformer sine-cosine table: positions (N,) -> (N, dim), wavelengths 2pi .. 2pi * 10^4."""
+    freqs = 1e4 ** (-torch.arange(dim // 2, dtype=torch.float32) * 2 / dim)  # (dim/2,)
+    angles = positions.float()[:, None] * freqs[None, :]  # (N, dim/2)
+    table = torch.cat([angles.sin(), angles.cos()], dim=-1)  # (N, 2*(dim//2))
+    return torch.nn.functional.pad(table, (0, dim - table.shape[1]))  # (N, dim)
 
 
 def compact(x: torch.Tensor, c: torch.Tensor, ids: torch.Tensor, live: torch.Tensor):

@@ -8,13 +8,19 @@ export PYTHONPATH=models
 PY="$V/bin/python"
 RUN=${RUN:-runs/motion-tiny}
 
-# 1. train (task + ponder + Motion Loss) with the from-scratch curriculum: every patch kept until
-#    step 400, then a keep ratio drawn per step (so the keep knob works at serving time); halting
-#    and the ponder loss from step 800. Stops at 52 minutes if the 1300 steps are not done by then.
-#    The Motion Loss ablation is the same command with --motion 0 --out runs/motion-tiny-nomotion.
-"$PY" -m haltingvt train --out "$RUN" --steps 1300 --batch-size 16 --lr 1e-3 --warmup-steps 40 \
-  --ponder 5e-4 --motion 1.0 --keep-choices 0.3,0.4,0.5,0.6,0.7 --prune-start 400 --halt-start 800 \
-  --time-budget-min 52 --save-every 100 --workers 0 --threads 1
+# 1. train (task + ponder + Motion Loss), exactly as the committed model was made: 300 steps of a
+#    1100-step schedule (that run also gave the Motion Loss ablation), then resumed under a 900-step
+#    schedule. Every patch kept until step 350, then a keep ratio drawn per step (so the keep knob
+#    works at serving time); halting and the ponder loss from step 650 (600 after the resume).
+#    ~50 min on 2 cores. The ablation is stage a with --motion 0.
+"$PY" -m haltingvt train --out "$RUN-a" --steps 1100 --stop-at 300 --batch-size 16 --lr 1e-3 --warmup-steps 40 \
+  --ponder 5e-4 --motion 1.0 --keep-choices 0.3,0.4,0.5,0.6,0.7 --prune-start 350 --halt-start 650 \
+  --save-every 100 --workers 0 --threads 2
+"$PY" -m haltingvt train --out "$RUN" --resume "$RUN-a/last.pt" --steps 900 --batch-size 16 --lr 1e-3 \
+  --warmup-steps 40 --ponder 5e-4 --motion 1.0 --keep-choices 0.3,0.4,0.5,0.6,0.7 --prune-start 350 \
+  --halt-start 600 --save-every 100 --workers 1 --threads 2
+# From-scratch aids added since (docs/decisions.md, "Training from scratch"), not used for the
+# committed model: --embed-init sincos, --static-clips 4, --clean-steps/--full-scene-step.
 
 # 2. a held-out split as MP4 (H.264) and WebM (VP9) files, seed 1001 (training uses seeds 0-999)
 [ -f data/heldout/labels.csv ] || "$PY" -m haltingvt synth --out data/heldout --count 240 --seed 1001 --workers 2

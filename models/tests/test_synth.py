@@ -287,3 +287,19 @@ def test_sample_video_respects_rotation(tmp_path):
     cols = rotated.mean(0)
     assert abs(cols[:8].mean() - cols[-8:].mean()) > 150  # now split left/right
     assert np.ptp(rotated.mean(1)) < 30
+
+
+def test_faded_scene_keeps_the_target_and_fades_the_rest():
+    from haltingvt.synth.scenes import faded_scene
+
+    assert faded_scene(1.0) is DEFAULT_PARAMS and faded_scene(3.0) is DEFAULT_PARAMS
+    flat = make_spec(0, 3, faded_scene(0.0))
+    assert flat.label == make_spec(0, 3).label  # labels do not depend on the scene parameters
+    assert not flat.clutter and not flat.distractors and not flat.patches
+    assert all(c == 0.0 for g in flat.gratings for c in g.color)
+    frame = render(flat, [0.5], (120, 160))[0].reshape(-1, 3).astype(int)
+    background = np.all(np.abs(frame - np.round(flat.background)) <= 1, axis=1)
+    assert 0.6 < background.mean() < 1.0  # a flat background and a visible target
+    half = faded_scene(0.5)
+    assert half.clutter_density == tuple(0.5 * d for d in DEFAULT_PARAMS.clutter_density)
+    assert half.distractors == (0, DEFAULT_PARAMS.distractors[1])

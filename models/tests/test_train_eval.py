@@ -92,3 +92,37 @@ def test_training_decode_of_a_user_video_is_random_but_reproducible():
     assert np.array_equal(a, decode_train_clip(clip, s, np.random.default_rng(1)))
     assert not np.array_equal(a, decode_train_clip(clip, s, np.random.default_rng(2)))
     assert sampling_filter([0], 112, 128, (0.5, 0.5)).count("*0.5") == 2
+
+
+def test_scene_ramp_by_clip_index():
+    from haltingvt.data import SceneRamp
+
+    ramp = SceneRamp(clean_until=10, full_from=30)
+    assert [ramp(i) for i in (0, 10, 20, 30, 1000)] == [0.0, 0.0, 0.5, 1.0, 1.0]
+    assert SceneRamp()(0) == 1.0  # no curriculum: the full benchmark from the first clip
+
+
+def test_few_static_clips_and_the_scene_curriculum_train(tmp_path):
+    tc = TrainConfig(out=str(tmp_path), steps=5, stop_at=3, batch_size=4, static_clips=2, clean_steps=1,
+                     full_scene_step=2, prune_start=1, halt_start=2, keep_choices=(0.5,), embed_init="sincos", **MICRO)
+    result = train(tc, progress=False)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert result["steps"] == 3 and len(history) == 3 and history[-1]["ponder"] > 0
+    model, payload = load_checkpoint(tmp_path / "last.pt")
+    assert payload["meta"]["step"] == 3 and model.cfg.embed_init == "sincos"
+
+
+def test_from_scratch_init_tells_frames_and_positions_apart():
+    import torch
+
+    from haltingvt.config import preset
+    from haltingvt.model import HaltingVT
+
+    def min_row_distance(table):
+        return float(torch.cdist(table, table).add(torch.eye(len(table)) * 1e9).min())
+
+    fresh = HaltingVT(preset("motion-tiny", embed_init="sincos"))
+    assert min_row_distance(fresh.time_embed[0].detach()) > 0.1  # frame order is visible from step 0
+    assert min_row_distance(fresh.pos_embed[0, 1:].detach()) > 0.1
+    authors = HaltingVT(preset("test-micro"))  # the authors' init: time starts at zero
+    assert float(authors.time_embed.abs().max()) == 0.0
