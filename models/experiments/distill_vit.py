@@ -7,7 +7,6 @@ Prints validation accuracy on 96 rendered held-out clips every 50 steps. Not par
         [hint=1] [kd=1] [min=10] [lr=1e-3]        (teacher=none: the plain from-scratch baseline)
 """
 
-import math
 import sys
 import time
 
@@ -22,6 +21,7 @@ from haltingvt.losses import LossWeights, total_loss
 from haltingvt.model import HaltingVT
 from haltingvt.synth.scenes import DEFAULT_PARAMS
 from haltingvt.synth.stream import make_training_clip, static_clip, to_tensor
+from haltingvt.train import TrainConfig, lr_at
 
 BATCH, STATIC, WARMUP, SCHEDULE = 16, 4, 100, 3000
 
@@ -55,11 +55,11 @@ def main(args: dict[str, str]) -> None:
     hint_head = nn.Linear(cfg.embed_dim, 64)
     opt = torch.optim.Adam(list(model.parameters()) + list(hint_head.parameters()), lr=lr, weight_decay=1e-5)
     vx, vy = validation(DEFAULT_PARAMS)
+    schedule = TrainConfig(lr=lr, warmup_steps=WARMUP, steps=SCHEDULE)
     t0, index, accs = time.time(), 0, []
     for step in range(1, 100_000):
-        progress = min(1.0, (step - WARMUP) / (SCHEDULE - WARMUP))
         for g in opt.param_groups:
-            g["lr"] = lr * (0.1 + 0.9 * step / WARMUP) if step < WARMUP else lr * 0.5 * (1 + math.cos(math.pi * progress))
+            g["lr"] = lr_at(step, schedule)
         clips, labels = zip(*[make_training_clip(0, index + i) for i in range(BATCH)])
         index += BATCH
         real = np.stack(clips)

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from . import video as vio
 from .synth import stream as synth_stream
-from .synth.scenes import CLASSES, faded_scene
+from .synth.scenes import CLASSES, SceneParams, faded_scene
 
 VIDEO_SUFFIXES = {".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v"}
 
@@ -103,24 +103,17 @@ class SceneRamp:
         return max(0.0, (index - self.clean_until) / max(self.full_from - self.clean_until, 1))
 
 
-class SynthTrainStream(Dataset):
-    """The generated benchmark as an (effectively endless) indexable stream of training clips."""
+class SynthTrainStream(synth_stream.SynthDataset):
+    """The generated benchmark as an (effectively endless) indexable stream of training clips, each
+    with its static clip; the scenes follow `ramp`."""
 
     def __init__(self, seed: int, length: int, sampling: Sampling, start: int = 0, ramp: SceneRamp = SceneRamp()) -> None:
-        self.seed, self.length, self.sampling, self.start, self.ramp = seed, int(length), sampling, start, ramp
+        super().__init__(seed, length, mode="train", frames=sampling.frames, size=sampling.size,
+                         train_resize=sampling.train_resize, with_static=True, start=start)
+        self.ramp = ramp
 
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, i: int):
-        if not 0 <= i < self.length:
-            raise IndexError(i)
-        index = self.start + int(i)
-        s = self.sampling
-        clip, label = synth_stream.make_training_clip(self.seed, index, s.frames, s.size, s.train_resize, False,
-                                                      faded_scene(self.ramp(index)))
-        static = synth_stream.static_clip(clip, np.random.Generator(np.random.PCG64([self.seed, index, 2])))
-        return synth_stream.to_tensor(clip), synth_stream.to_tensor(static), label
+    def scene(self, index: int) -> SceneParams:
+        return faded_scene(self.ramp(index), self.params)
 
 
 def synth_eval_set(seed: int, length: int, sampling: Sampling) -> Dataset:

@@ -128,9 +128,17 @@ export function longSmallVideo(): string {
   return file;
 }
 
-/** The real engine behind a port whose classify() waits at a gate the test opens. */
-export function gatedEngine(engine: Engine): { port: EnginePort; entered: () => number; open: () => void } {
-  const g = gate();
+/**
+ * The real engine behind a port whose classify() waits at a gate the test opens; rearm() closes a
+ * fresh gate and zeroes the count, for tests that share one app.
+ */
+export function gatedEngine(engine: Engine): {
+  port: EnginePort;
+  entered: () => number;
+  open: () => void;
+  rearm: () => void;
+} {
+  let g = gate();
   let calls = 0;
   const port: EnginePort = {
     manifest: engine.manifest,
@@ -143,5 +151,9 @@ export function gatedEngine(engine: Engine): { port: EnginePort; entered: () => 
       return engine.classify(file, knobs, options);
     },
   };
-  return { port, entered: () => calls, open: g.open };
+  const rearm = (): void => {
+    g = gate();
+    calls = 0;
+  };
+  return { port, entered: () => calls, open: () => g.open(), rearm };
 }

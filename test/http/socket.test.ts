@@ -8,35 +8,23 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/index.js';
-import type { EnginePort } from '../../src/http/engine-port.js';
 import { ClassifyResponse } from '../../src/http/schemas.js';
-import { fixture, form, gate, makeApp, openTinyEngine, until, videoPart, type TestApp } from './helpers.js';
+import { fixture, form, gatedEngine, makeApp, openTinyEngine, until, videoPart, type TestApp } from './helpers.js';
 
 let engine: Engine;
 let t: TestApp;
 let base: string;
-let g = gate();
-let calls = 0;
+let held: ReturnType<typeof gatedEngine>;
 
 beforeAll(async () => {
   engine = await openTinyEngine();
-  const held: EnginePort = {
-    manifest: engine.manifest,
-    info: engine.info,
-    validateKnobs: (k) => engine.validateKnobs(k),
-    stats: () => engine.stats(),
-    classify: async (file, knobs, options) => {
-      calls += 1;
-      await g.promise;
-      return engine.classify(file, knobs, options);
-    },
-  };
-  t = makeApp(held, { queue: { concurrency: 1, size: 4 } });
+  held = gatedEngine(engine);
+  t = makeApp(held.port, { queue: { concurrency: 1, size: 4 } });
   await t.app.listen({ host: '127.0.0.1', port: 0 });
   base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
 });
 afterAll(async () => {
-  g.open();
+  held?.open();
   await t?.app.close();
   await engine?.close();
 });
@@ -58,7 +46,7 @@ async function gauge(name: string): Promise<number> {
 
 describe('over a real socket', () => {
   it('classifies a video sent with fetch and FormData', async () => {
-    g.open();
+    held.open();
     const body = new FormData();
     body.append('file', new Blob([readFileSync(fixture('clip.mp4'))], { type: 'video/mp4' }), 'clip.mp4');
     body.append('top_k', '1');
@@ -82,12 +70,11 @@ describe('over a real socket', () => {
   });
 
   it('drops a queued request whose client went away: it never reaches the engine', async () => {
-    g = gate();
-    calls = 0;
+    held.rearm();
     const video = readFileSync(fixture('clip.mp4'));
     const holder = startUpload(video.length);
     holder.req.end(video);
-    await until(() => calls === 1, 'the first request to reach the engine');
+    await until(() => held.entered() === 1, 'the first request to reach the engine');
 
     const { req, response } = startUpload(video.length);
     req.end(video);
@@ -96,26 +83,25 @@ describe('over a real socket', () => {
     await response;
     await until(async () => (await gauge('haltingvt_queue_depth')) === 0, 'the queue to drop it');
 
-    g.open();
+    held.open();
     const first = await holder.response;
     expect(first).toBeInstanceOf(http.IncomingMessage);
     expect((first as http.IncomingMessage).statusCode).toBe(200);
     (first as http.IncomingMessage).resume();
-    expect(calls).toBe(1);
+    expect(held.entered()).toBe(1);
     await until(() => t.tempFiles().length === 0, 'every temp file to be removed');
   });
 
   it('removes the temp file when the client goes away while its video is being processed', async () => {
-    g = gate();
-    calls = 0;
+    held.rearm();
     const video = readFileSync(fixture('clip.mp4'));
     const { req, response } = startUpload(video.length);
     req.end(video);
-    await until(() => calls === 1, 'the request to reach the engine');
+    await until(() => held.entered() === 1, 'the request to reach the engine');
     expect(t.tempFiles()).toHaveLength(1);
     req.destroy();
     await response;
-    g.open(); // the engine now sees an aborted signal
+    held.open(); // the engine now sees an aborted signal
     await until(() => t.tempFiles().length === 0, 'the temp file to be removed');
     await until(() => t.app.lifecycle.inflight() === 0, 'the request to end');
     // The service is still fine afterwards.

@@ -145,15 +145,20 @@ class SynthDataset(_dataset_base()):
     def __len__(self) -> int:
         return self.length
 
+    def scene(self, index: int) -> SceneParams:
+        """Scene parameters of clip `index` (subclasses vary them, e.g. a training curriculum)."""
+        return self.params
+
     def __getitem__(self, i: int):
         if not 0 <= i < self.length:
             raise IndexError(i)
         index = self.start + int(i)
+        params = self.scene(index)
         if self.mode == "train":
             clip, label = make_training_clip(self.seed, index, self.frames, self.size, self.train_resize,
-                                             False, self.params)
+                                             False, params)
         else:
-            clip, label = make_eval_clip(self.seed, index, self.frames, self.size, self.resize_short_side, self.params)
+            clip, label = make_eval_clip(self.seed, index, self.frames, self.size, self.resize_short_side, params)
         if self.with_static:
             st = static_clip(clip, np.random.Generator(np.random.PCG64([self.seed, index, 2])))
             return to_tensor(clip), to_tensor(st), label
