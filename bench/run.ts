@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { defaultModelDir } from '../src/config.js';
 import { resolveFfmpegBinaries } from '../src/engine/ffmpeg-binaries.js';
 import { createFfmpegRunner } from '../src/engine/ffmpeg-runner.js';
-import { createEngine } from '../src/engine/index.js';
+import { createEngine, type Engine } from '../src/engine/index.js';
 import { loadModel } from '../src/engine/model.js';
 import { measureDecode, measureShare, syntheticClip, type ClipSpec } from './lib/decode.js';
 import { heldOutClips, helper, log, machineFacts, ROOT, watchLoad, type PythonFacts } from './lib/env.js';
@@ -116,6 +116,26 @@ const plan = quick
 if (values.clips) plan.clips = plan.presetClips = Number(values.clips);
 if (values.preset) plan.preset = values.preset;
 if (values.soak) plan.soakSeconds = Number(values.soak);
+
+/** Runs one bench section; a failure becomes a note, because one failed section must not lose the others' measurements. */
+async function section(name: string, notes: string[], work: () => Promise<void>): Promise<void> {
+  try {
+    await work();
+  } catch (err) {
+    log(`${name} section failed: ${(err as Error).stack ?? String(err)}`);
+    notes.push(`The ${name} section failed in this run: ${(err as Error).message}`);
+  }
+}
+
+/** A CPU engine on `modelDir` for the length of `work`. */
+async function withEngine<T>(modelDir: string, threads: number, work: (engine: Engine) => Promise<T>): Promise<T> {
+  const engine = await createEngine({ modelDir, config: { executionProviders: ['cpu'], intraOpNumThreads: threads } });
+  try {
+    return await work(engine);
+  } finally {
+    await engine.close();
+  }
+}
 
 /** --render FILE: judge the targets again and rewrite the Markdown from an existing results.json (no measuring). */
 async function render(file: string): Promise<void> {
@@ -223,38 +243,29 @@ async function main(): Promise<void> {
   // ---- decoding ---------------------------------------------------------------------------------
   const decodeRows: DecodeRow[] = [];
   const share: ShareRow[] = [];
-  if (!skip.has('decode')) try {
+  if (!skip.has('decode')) await section('decode', notes, async () => {
     const input = embedded.manifest.input;
     const files: Array<{ label: string; file: string }> = plan.decodeClips.map((c) => ({ label: c.label, file: syntheticClip(binaries.ffmpeg, path.join(OUT, 'clips'), c.spec as ClipSpec) }));
     for (const { label, file } of files) {
       decodeRows.push(await measureDecode(runner, file, label, { frames: input.frames, size: input.size, shortSide: input.resize_short_side, scaleFlags: input.scale_flags, reps: plan.decodeReps, fullReps: plan.fullReps, seekMinDurationS: 60 }));
     }
     for (const s of subjects) {
-      const engine = await createEngine({ modelDir: s.model.dir, config: { executionProviders: ['cpu'], intraOpNumThreads: threads } });
-      try {
-        log(`${s.model.manifest.name}: end-to-end classify for the decode share`);
-        share.push(...(await measureShare(engine, [{ label: `held-out clips (${Math.min(4, clips.length)})`, files: clips.slice(0, 4) }, ...files.map((f) => ({ label: f.label, files: [f.file] }))], plan.shareReps)));
-      } finally {
-        await engine.close();
-      }
+      log(`${s.model.manifest.name}: end-to-end classify for the decode share`);
+      const runs = [{ label: `held-out clips (${Math.min(4, clips.length)})`, files: clips.slice(0, 4) }, ...files.map((f) => ({ label: f.label, files: [f.file] }))];
+      share.push(...(await withEngine(s.model.dir, threads, (engine) => measureShare(engine, runs, plan.shareReps))));
     }
-  } catch (err) {
-    log(`decode section failed: ${(err as Error).stack ?? String(err)}`);
-    notes.push(`The decode section failed in this run: ${(err as Error).message}`);
-  }
+  });
 
   // ---- service ---------------------------------------------------------------------------------
   let service: ServiceResults | null = null;
-  if (!skip.has('service')) try {
+  if (!skip.has('service')) await section('service', notes, async () => {
     const concurrency = 2; // the service's default CONCURRENCY
-    const engine = await createEngine({ modelDir: embedded.dir, config: { executionProviders: ['cpu'], intraOpNumThreads: threads } });
-    const engineRuns: ServiceResults['engine'] = [];
-    try {
+    const engineRuns = await withEngine(embedded.dir, threads, async (engine) => {
       await engineThroughput(engine, clips, 1, 1); // warm-up
-      for (const c of plan.engineLevels) engineRuns.push(await engineThroughput(engine, clips, c, plan.engineSeconds));
-    } finally {
-      await engine.close();
-    }
+      const runs: ServiceResults['engine'] = [];
+      for (const c of plan.engineLevels) runs.push(await engineThroughput(engine, clips, c, plan.engineSeconds));
+      return runs;
+    });
     service = await measureService({
       modelDir: embedded.dir,
       modelName: embedded.manifest.name,
@@ -269,11 +280,7 @@ async function main(): Promise<void> {
       soakSampleS: 5,
       engineThroughput: engineRuns,
     });
-  } catch (err) {
-    // One failed section must not lose the others' measurements.
-    log(`service section failed: ${(err as Error).stack ?? String(err)}`);
-    notes.push(`The service section failed in this run: ${(err as Error).message}`);
-  }
+  });
 
   const watched = watcher.stop();
   if (watched.busy > 0) {

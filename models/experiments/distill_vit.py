@@ -4,7 +4,7 @@ temperature 2, and its conv3 features regressed from the tokens of the first Gli
 Prints validation accuracy on 96 rendered held-out clips every 50 steps. Not part of the package.
 
     PYTHONPATH=models python models/experiments/distill_vit.py [teacher=runs/plateau/teacher_default.pt]
-        [hint=1] [kd=1] [min=10] [lr=1e-3]        (teacher=none: the plain from-scratch baseline)
+        [hint=1] [kd=1] [min=10] [lr=1e-3] [channels=24,48 (conv3d stem)]        (teacher=none: the plain from-scratch baseline)
 """
 
 import sys
@@ -48,7 +48,8 @@ def main(args: dict[str, str]) -> None:
         teacher = teacher_net()
         teacher.load_state_dict(torch.load(path))
         teacher.eval()
-    cfg = preset("motion-tiny", embed_init="sincos")
+    stem = {"stem": "conv3d", "stem_channels": tuple(int(c) for c in args["channels"].split(","))} if "channels" in args else {}
+    cfg = preset("motion-tiny", embed_init="sincos", **stem)
     model = HaltingVT(cfg)
     glimpsed = {}
     model.blocks[0].register_forward_hook(lambda mod, inp, out: glimpsed.__setitem__("x", out[0]))

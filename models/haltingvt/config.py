@@ -18,6 +18,11 @@ import numpy as np
 class HaltingVTConfig:
     img_size: int = 224  # square input crop, pixels
     patch_size: int = 16  # conv patch embedding kernel and stride
+    # "patch": the authors' per-frame linear patch embedding (one conv, kernel = stride = patch_size).
+    # "conv3d": layers.ConvStem3d, space-time convs with `stem_channels` hidden widths, for training
+    # from scratch (the per-frame embedding leaves all motion to attention; docs/decisions.md).
+    stem: str = "patch"
+    stem_channels: tuple[int, ...] = ()
     in_chans: int = 3
     num_frames: int = 8  # T: frames per clip; time_embed has T rows
     embed_dim: int = 384  # D
@@ -54,6 +59,10 @@ class HaltingVTConfig:
         assert all(0.0 < k <= 1.0 for k in self.glimpser_keep), f"keep ratios must lie in (0, 1]: {self.glimpser_keep}"
         assert self.num_joint >= 1
         assert not self.labels or len(self.labels) == self.num_classes, "labels must name every class"
+        assert self.stem in ("patch", "conv3d"), f"unknown stem {self.stem!r}"
+        assert self.stem == "conv3d" or not self.stem_channels, "stem_channels needs stem='conv3d'"
+        if self.stem == "conv3d":
+            stem_strides(self.patch_size, len(self.stem_channels) + 1)
         assert self.embed_init in ("trunc_normal", "sincos"), f"unknown embed_init {self.embed_init!r}"
 
     @property
@@ -105,6 +114,13 @@ def kept_patches(keep: float, patches: int) -> int:
     return int(min(max(math.ceil(float(product)), 1), patches))
 
 
+def stem_strides(patch: int, stages: int) -> list[int]:
+    """Spatial stride of each conv-stem stage: the first takes what the later factor-2 stages leave."""
+    first = patch // 2 ** (stages - 1)
+    assert first >= 1 and first * 2 ** (stages - 1) == patch, f"patch {patch} does not split into {stages} stages"
+    return [first] + [2] * (stages - 1)
+
+
 def _paper(keep: float, center: float, frames: int) -> HaltingVTConfig:
     return HaltingVTConfig(num_frames=frames, glimpser_keep=(1.0, keep), halt_center=center)
 
@@ -125,9 +141,13 @@ PRESETS: dict[str, HaltingVTConfig] = {
     # scratch, its class token fell into halting at the first joint layer within ~80 steps (once it
     # halts there with its whole remainder, its halting score gets no gradient that could undo it;
     # the authors start from DeiT at lr 1e-5 and don't meet this), so here only patch tokens halt.
+    # It starts from a space-time conv stem (24, 48 channels: 7% of its dense FLOPs, where the linear patch embedding was 4%) and sine-cosine
+    # position/time tables: with the authors' linear patch embedding it sat at chance for > 950
+    # steps; with the stem it leaves chance within ~150 (docs/decisions.md, "Training from scratch").
     "motion-tiny": HaltingVTConfig(
         img_size=112, embed_dim=128, num_heads=4, num_joint=6, glimpser_keep=(1.0, 0.5),
         num_classes=12, halt_center=10.0, drop_path=0.0, quirk_cls_halts=False,
+        stem="conv3d", stem_channels=(24, 48), embed_init="sincos",
     ),
     # Unit tests: 4 frames of 3x3 patches, fast everywhere.
     "test-micro": HaltingVTConfig(

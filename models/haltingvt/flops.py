@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .config import HaltingVTConfig, kept_patches
+from .config import HaltingVTConfig, kept_patches, stem_strides
 
 
 @dataclass(frozen=True)
@@ -23,18 +23,40 @@ class FlopsConstants:
     joint_blocks: int
     classes: int
     motion_classes: int
+    embed_macs: int  # the whole patch embedding (stem), per video
 
     @classmethod
     def of(cls, cfg: HaltingVTConfig) -> "FlopsConstants":
         return cls(cfg.num_frames, cfg.patches_per_frame, cfg.in_chans * cfg.patch_size ** 2, cfg.embed_dim,
-                   cfg.mlp_hidden, cfg.num_glimpser, cfg.num_joint, cfg.num_classes, 2 if cfg.motion_head else 0)
+                   cfg.mlp_hidden, cfg.num_glimpser, cfg.num_joint, cfg.num_classes, 2 if cfg.motion_head else 0,
+                   stem_macs(cfg))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FlopsConstants":
+        """From a manifest's `flops`; manifests written before the conv3d stem lack embed_macs and
+        mean the per-frame patch projection."""
+        return cls(**{"embed_macs": d["frames"] * d["patches"] * d["patch_dim"] * d["dim"]} | d)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+def stem_macs(cfg: HaltingVTConfig) -> int:
+    """Patch embedding MACs per video. "patch": one (patch_dim -> D) projection per patch and frame.
+    "conv3d": each stage i costs T * side_i^2 * C_out * C_in * 3 * s_i^2 (temporal kernel 3; the
+    zero padding at the clip's ends is counted like any tap, the convention of the attention terms)."""
+    T, D = cfg.num_frames, cfg.embed_dim
+    if cfg.stem == "patch":
+        return T * cfg.patches_per_frame * cfg.in_chans * cfg.patch_size ** 2 * D
+    widths, side, total = (cfg.in_chans, *cfg.stem_channels, D), cfg.img_size, 0
+    for i, s in enumerate(stem_strides(cfg.patch_size, len(widths) - 1)):
+        side //= s
+        total += T * side * side * widths[i + 1] * widths[i] * 3 * s * s
+    return total
+
+
 def embed_macs(k: FlopsConstants) -> int:
-    return k.frames * k.patches * k.patch_dim * k.dim
+    return k.embed_macs
 
 
 def glimpser_macs(k: FlopsConstants, kept: int) -> int:

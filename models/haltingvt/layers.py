@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import kept_patches
+from .config import kept_patches, stem_strides
 
 
 class DropPath(nn.Module):
@@ -36,6 +36,32 @@ class PatchEmbed(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.proj(frames).flatten(2).transpose(1, 2)  # (B*T, P, D)
+
+
+class ConvStem3d(nn.Module):
+    """Space-time conv stem (B, 3, T, S, S) -> (B, T, P, D): the patch embedding of presets trained from
+    scratch. Each stage is a conv whose spatial kernel equals its stride (so stage strides multiply to
+    `patch` and every token still covers one 16x16 patch of one frame) and whose temporal kernel is 3
+    (stride 1, so T is unchanged), with a ReLU between stages. Why: from scratch, a per-frame linear
+    patch embedding leaves motion to attention, and the ViT sat at chance on the motion benchmark for
+    > 950 steps; local space-time convs put "what moved where" into every token from step 0, as the
+    small 3D CNN that learns the benchmark in minutes does (docs/decisions.md). Key `patch_embed.convs.{2i}`.
+    """
+
+    def __init__(self, in_chans: int, dim: int, patch: int, channels: tuple[int, ...]) -> None:
+        super().__init__()
+        strides = stem_strides(patch, len(channels) + 1)
+        widths = (in_chans, *channels, dim)
+        layers: list[nn.Module] = []
+        for i, s in enumerate(strides):
+            layers.append(nn.Conv3d(widths[i], widths[i + 1], (3, s, s), (1, s, s), (1, 0, 0)))
+            if i < len(strides) - 1:
+                layers.append(nn.ReLU())
+        self.convs = nn.Sequential(*layers)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        x = self.convs(video)  # (B, D, T, g, g)
+        return x.flatten(3).permute(0, 2, 3, 1)  # (B, T, P, D), raster order per frame
 
 
 class Mlp(nn.Module):

@@ -22,7 +22,7 @@ from torch import nn
 
 from .config import HaltingVTConfig
 from .halting import NEG_INF, act_step, halting_score, null_logit_bias
-from .layers import GlimpserBlock, JointBlock, PatchEmbed, drop_path_rates, init_weights
+from .layers import ConvStem3d, GlimpserBlock, JointBlock, PatchEmbed, drop_path_rates, init_weights
 
 
 @dataclass
@@ -40,7 +40,8 @@ class HaltingVT(nn.Module):
         super().__init__()
         self.cfg = cfg
         D, P, T = cfg.embed_dim, cfg.patches_per_frame, cfg.num_frames
-        self.patch_embed = PatchEmbed(cfg.in_chans, D, cfg.patch_size)
+        self.patch_embed = (ConvStem3d(cfg.in_chans, D, cfg.patch_size, cfg.stem_channels) if cfg.stem == "conv3d"
+                            else PatchEmbed(cfg.in_chans, D, cfg.patch_size))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, D))
         self.pos_embed = nn.Parameter(torch.zeros(1, P + 1, D))
         self.time_embed = nn.Parameter(torch.zeros(1, T, D))
@@ -91,11 +92,14 @@ class HaltingVT(nn.Module):
         """(B, 3, T, H, W) normalised video -> tokens (B, 1 + P*T, D), patch n of frame t at 1 + n*T + t."""
         B, C, T, H, W = video.shape
         D = self.cfg.embed_dim
-        frames = video.transpose(1, 2).reshape(B * T, C, H, W)  # (B*T, 3, H, W)
-        patches = self.patch_embed(frames)  # (B*T, P, D), raster order
-        P = patches.shape[1]
-        patches = patches + self.pos_embed[:, 1:]  # (B*T, P, D): position per frame
-        patches = patches.reshape(B, T, P, D) + self.time_embed[:, :, None, :]  # (B, T, P, D): time on patches only
+        if self.cfg.stem == "conv3d":
+            patches = self.patch_embed(video)  # (B, T, P, D), raster order per frame
+        else:
+            frames = video.transpose(1, 2).reshape(B * T, C, H, W)  # (B*T, 3, H, W)
+            patches = self.patch_embed(frames).reshape(B, T, -1, D)  # (B, T, P, D), raster order
+        P = patches.shape[2]
+        patches = patches + self.pos_embed[:, None, 1:]  # (B, T, P, D): position per frame
+        patches = patches + self.time_embed[:, :, None, :]  # (B, T, P, D): time on patches only
         patches = patches.transpose(1, 2).reshape(B, P * T, D)  # (B, P*T, D): b (n t) d
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(B, 1, D)  # (B, 1, D): no time embedding
         return torch.cat([cls, patches], dim=1)  # (B, 1+P*T, D)

@@ -40,6 +40,10 @@ def test_bad_config_fails_with_a_message():
         HaltingVTConfig(embed_dim=100, num_heads=6)
     with pytest.raises(KeyError, match="unknown preset"):
         preset("nope")
+    with pytest.raises(AssertionError, match="needs stem='conv3d'"):
+        HaltingVTConfig(stem_channels=(8,))
+    with pytest.raises(AssertionError, match="does not split into 6 stages"):
+        HaltingVTConfig(stem="conv3d", stem_channels=(8, 8, 8, 8, 8))
 
 
 def test_kept_patches_matches_golden_and_the_authors_counts():

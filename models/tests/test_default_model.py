@@ -32,7 +32,7 @@ def fresh(tmp_path_factory):
 
 def run(manifest, sess, clips, keep, threshold):
     logits, tokens, _ = sess.run(None, feeds(to_tensor(clips).numpy(), keep, threshold))
-    k = FlopsConstants(**manifest["flops"])
+    k = FlopsConstants.from_dict(manifest["flops"])
     kept = int(np.ceil(np.float32(keep) * np.float32(k.patches))) if keep < 1 else k.patches
     gflops = np.mean([video_macs(k, kept, t) for t in tokens.tolist()]) / 1e9
     return logits.argmax(-1), gflops
@@ -52,8 +52,17 @@ def test_cost_with_the_default_knobs_is_at_most_half_of_dense(fresh):
     assert gflops <= 0.5 * manifest["dense_gflops"], (gflops, manifest["dense_gflops"])
 
 
+def test_accuracy_is_well_above_chance_with_the_default_knobs(fresh):
+    """A guard on what ships (53% on the 240-clip evaluation, chance 8.3%): a broken export, decoder
+    or label order falls to chance."""
+    manifest, sess, clips, labels = fresh
+    knobs = manifest["knobs"]
+    pred, _ = run(manifest, sess, clips, knobs["keep_ratio"]["default"], knobs["halt_threshold"]["default"])
+    assert float((pred == labels).mean()) >= 3 / len(manifest["labels"])
+
+
 @pytest.mark.xfail(strict=False, reason="issue 3's target (95% top-1) is not reached yet: the committed model, "
-                   "trained from scratch for 900 steps on 2 CPU cores, scores far lower (models/default/eval/results.json)")
+                   "trained from scratch for 42 minutes on 2 CPU cores, scores 53% (models/default/eval/results.json)")
 def test_accuracy_target_with_the_default_knobs(fresh):
     manifest, sess, clips, labels = fresh
     knobs = manifest["knobs"]

@@ -99,3 +99,17 @@ def test_parity_when_the_class_token_never_halts_early(tmp_path):
         ref = model.forward_reference(video, 0.5, 0.9)
     assert np.abs(logits - ref.logits.numpy()).max() / np.abs(ref.logits.numpy()).max() < 1e-4
     assert np.array_equal(tokens, ref.active_tokens.numpy()) and np.array_equal(stop, ref.patch_stop_layer.numpy())
+
+
+def test_parity_with_the_conv3d_stem(tmp_path):
+    cfg = preset("test-micro", stem="conv3d", stem_channels=(8,))
+    model = random_model(cfg, seed=6)
+    export_model(model, tmp_path, "stem")
+    sess = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    for batch, keep, thr in ((1, 1.0, 4.0), (3, 0.5, 0.9)):
+        video = random_video(cfg, batch, seed=batch)
+        logits, tokens, stop = sess.run(None, feeds(video.numpy(), keep, thr))
+        with torch.no_grad():
+            ref = model.forward_reference(video, keep, thr)
+        assert np.abs(logits - ref.logits.numpy()).max() / np.abs(ref.logits.numpy()).max() < 1e-4
+        assert np.array_equal(tokens, ref.active_tokens.numpy()) and np.array_equal(stop, ref.patch_stop_layer.numpy())

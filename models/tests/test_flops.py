@@ -36,10 +36,36 @@ def test_halting_only_counts_active_tokens():
 
 def test_golden_cases_match_the_formula():
     for case in json.loads((GOLDEN / "flops.json").read_text())["cases"]:
-        k = FlopsConstants(**case["constants"])
+        k = FlopsConstants.from_dict(case["constants"])
         assert video_macs(k, case["kept_per_frame"], case["active_tokens"]) == case["macs"], case["preset"]
 
 
 def test_cli_prints_the_total(capsys):
     assert flops_main(["--preset", "paper-minik-g05-b20", "--keep", "0.3"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].split()[-1] == "17.63"
+
+
+def test_conv3d_stem_macs_match_a_count_of_the_convolutions_that_ran():
+    import torch
+
+    from haltingvt.model import HaltingVT
+    from haltingvt.testing import random_video
+
+    cfg = preset("test-micro", stem="conv3d", stem_channels=(8, 16))
+    model, counted = HaltingVT(cfg), []
+    for conv in model.patch_embed.convs:
+        if isinstance(conv, torch.nn.Conv3d):
+            conv.register_forward_hook(lambda m, i, out: counted.append(
+                out[0].numel() * m.in_channels * m.kernel_size[0] * m.kernel_size[1] * m.kernel_size[2]))
+    with torch.no_grad():
+        model.embed(random_video(cfg, 1))
+    k = FlopsConstants.of(cfg)
+    assert len(counted) == 3 and k.embed_macs == sum(counted)
+    assert k.embed_macs != FlopsConstants.of(preset("test-micro")).embed_macs
+    assert FlopsConstants.of(preset("test-micro")).embed_macs == 4 * 9 * 3 * 16 * 16 * 32  # T*P*patch_dim*D
+
+
+def test_manifests_without_embed_macs_mean_the_patch_projection():
+    k = FlopsConstants.of(preset("paper-minik-g05-b20"))
+    old = {name: value for name, value in k.to_dict().items() if name != "embed_macs"}
+    assert FlopsConstants.from_dict(old) == k

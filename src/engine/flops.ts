@@ -26,7 +26,7 @@ export function glimpserKeeps(blocks: number, keepRatio: number, configured?: re
 /** Total FLOPs for one video given the joint layers' active token counts (class token included). */
 export function videoFlops(c: FlopsConstants, glimpserKeepRatios: readonly number[], activeTokens: ArrayLike<number>): number {
   const { frames: T, patches: P, patch_dim: patchDim, dim: D, mlp_hidden: H } = c;
-  let total = T * P * patchDim * D; // embed
+  let total = c.embed_macs ?? T * P * patchDim * D; // embed
   for (const keep of glimpserKeepRatios) {
     const k = keep >= 1 ? P : keptPatches(keep, P);
     total += T * P * (3 * D * D + D * D + D * D) + P * 2 * T * T * D; // temporal: qkv, proj, temporal_fc, QK^T+AV

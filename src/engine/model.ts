@@ -65,6 +65,9 @@ export const ManifestSchema = z
       joint_blocks: Positive,
       classes: Positive,
       motion_classes: z.number().int().nonnegative(),
+      // The whole patch embedding per video; manifests written before the conv3d stem lack it and
+      // mean the per-frame patch projection, T*P*patch_dim*D.
+      embed_macs: Positive.optional(),
     }),
     dense_gflops: z.number().positive(),
     files: z.record(z.string(), z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), bytes: z.number().int().nonnegative() })),

@@ -28,6 +28,17 @@ describe('videoFlops', () => {
     expect(byKeep).toMatchObject({ 1: 55.5, 0.3: 17.63, 0.5: 26.53, 0.7: 37.21 });
   });
 
+  it('counts the conv3d stem of motion-tiny and reads manifests written before embed_macs as the patch projection', () => {
+    const tiny = flops.find((c) => c.preset === 'motion-tiny' && c.keep === 1);
+    const paper = flops.find((c) => c.preset === 'paper-minik-g05-b20' && c.keep === 1);
+    if (!tiny || !paper) throw new Error('golden cases missing');
+    const { frames: T, patches: P, patch_dim: patchDim, dim: D } = tiny.constants;
+    expect(tiny.constants.embed_macs).not.toBe(T * P * patchDim * D);
+    const { embed_macs: _dropped, ...older } = paper.constants;
+    const keeps = glimpserKeeps(paper.constants.glimpser_blocks, 1);
+    expect(videoFlops(older, keeps, paper.active_tokens)).toBe(paper.macs);
+  });
+
   it('gives dense token counts that match the no-halting golden cases', () => {
     for (const c of flops.filter((f) => f.active_tokens.every((n) => n === f.active_tokens[0]) && f.active_tokens[0] !== 0)) {
       expect(denseActiveTokens(c.constants, c.keep)).toEqual(c.active_tokens);

@@ -75,21 +75,42 @@ def build_graph(model: HaltingVT) -> onnx.ModelProto:
 
 def embed(g: Builder, model: HaltingVT, video: str) -> str:
     cfg = model.cfg
-    T, D, S = cfg.num_frames, cfg.embed_dim, cfg.img_size
-    P = cfg.patches_per_frame
-    frames = g.reshape(g.transpose(video, [0, 2, 1, 3, 4]), [-1, 3, S, S])  # (B*T, 3, S, S)
-    conv = g.op("Conv", frames, g.weight(np_(model.patch_embed.proj.weight), "patch_embed.weight"),
-                g.weight(np_(model.patch_embed.proj.bias), "patch_embed.bias"),
-                kernel_shape=[cfg.patch_size] * 2, strides=[cfg.patch_size] * 2, hint="patch_embed")  # (B*T, D, h, w)
-    patches = g.transpose(g.reshape(conv, [0, D, P]), [0, 2, 1])  # (B*T, P, D)
-    patches = g.op("Add", patches, g.weight(np_(model.pos_embed[0, 1:]), "pos_embed"))  # (B*T, P, D)
-    patches = g.reshape(patches, [-1, T, P, D])  # (B, T, P, D)
+    T, D, P = cfg.num_frames, cfg.embed_dim, cfg.patches_per_frame
+    patches = conv3d_stem(g, model, video) if cfg.stem == "conv3d" else patch_stem(g, model, video)  # (B, T, P, D)
+    patches = g.op("Add", patches, g.weight(np_(model.pos_embed[0, 1:]), "pos_embed"))  # (B, T, P, D)
     patches = g.op("Add", patches, g.weight(np_(model.time_embed[0])[:, None, :], "time_embed"))  # (B, T, P, D)
     patches = g.reshape(g.transpose(patches, [0, 2, 1, 3]), [-1, P * T, D])  # (B, P*T, D): b (n t) d
     cls = np_(model.cls_token + model.pos_embed[:, :1])  # (1, 1, D)
     batch = g.dim(patches, 0)  # [B]
     cls = g.op("Expand", g.weight(cls, "cls_token"), g.concat(batch, g.const([1, D]), axis=0))  # (B, 1, D)
     return g.concat(cls, patches, axis=1)  # (B, 1+P*T, D)
+
+
+def patch_stem(g: Builder, model: HaltingVT, video: str) -> str:
+    cfg = model.cfg
+    T, D, S, P = cfg.num_frames, cfg.embed_dim, cfg.img_size, cfg.patches_per_frame
+    frames = g.reshape(g.transpose(video, [0, 2, 1, 3, 4]), [-1, 3, S, S])  # (B*T, 3, S, S)
+    conv = g.op("Conv", frames, g.weight(np_(model.patch_embed.proj.weight), "patch_embed.weight"),
+                g.weight(np_(model.patch_embed.proj.bias), "patch_embed.bias"),
+                kernel_shape=[cfg.patch_size] * 2, strides=[cfg.patch_size] * 2, hint="patch_embed")  # (B*T, D, h, w)
+    patches = g.transpose(g.reshape(conv, [0, D, P]), [0, 2, 1])  # (B*T, P, D)
+    return g.reshape(patches, [-1, T, P, D])  # (B, T, P, D)
+
+
+def conv3d_stem(g: Builder, model: HaltingVT, video: str) -> str:
+    cfg = model.cfg
+    T, D, P = cfg.num_frames, cfg.embed_dim, cfg.patches_per_frame
+    x = video  # (B, 3, T, S, S)
+    convs = [m for m in model.patch_embed.convs if isinstance(m, torch.nn.Conv3d)]
+    for i, conv in enumerate(convs):
+        s = conv.stride[1]
+        x = g.op("Conv", x, g.weight(np_(conv.weight), f"patch_embed.conv{i}.weight"),
+                 g.weight(np_(conv.bias), f"patch_embed.conv{i}.bias"), kernel_shape=[3, s, s],
+                 strides=[1, s, s], pads=[1, 0, 0, 1, 0, 0], hint=f"patch_embed.conv{i}")  # (B, C_i, T, S_i, S_i)
+        if i < len(convs) - 1:
+            x = g.op("Relu", x)  # (B, C_i, T, S_i, S_i)
+    x = g.reshape(x, [0, D, T, P])  # (B, D, T, P)
+    return g.transpose(x, [0, 2, 3, 1])  # (B, T, P, D)
 
 
 def attention(g: Builder, attn: Attention, x: str, dim: int, hint: str, extras: dict | None = None,

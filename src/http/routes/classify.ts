@@ -42,6 +42,13 @@ interface Upload {
 /** What the client called a temp file, for error messages and results. */
 type Renames = Map<string, string>;
 
+interface UploadSession {
+  engine: EnginePort;
+  temps: TempFiles;
+  renames: Renames;
+  signal: AbortSignal;
+}
+
 export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps) => {
   const { lifecycle, queue, uploads, metrics, limits } = deps;
 
@@ -58,13 +65,8 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
     app.addHook('onRequest', async (request) => authorize(request));
   }
 
-  app.post('/v1/classify', async (request, reply): Promise<ClassifyResponse> => {
-    const engine = lifecycle.engine();
-    const leave = lifecycle.enter();
-    const temps = uploads.session();
-    const renames: Renames = new Map();
-    const signal = clientGone(reply);
-    try {
+  app.post('/v1/classify', (request, reply): Promise<ClassifyResponse> =>
+    inUploadSession(reply, async ({ engine, temps, renames, signal }) => {
       if (!queue.hasRoom()) throw queueFull(queue);
       let upload: Upload;
       let knobs: Knobs;
@@ -89,22 +91,11 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
       }
       const result = await classifyFile(engine, upload, knobs, signal);
       return { request_id: request.id, model: { name: engine.manifest.name, version: engine.manifest.version }, ...result };
-    } catch (err) {
-      throw named(toServiceError(err), renames);
-    } finally {
-      await temps.removeAll();
-      leave();
-    }
-  });
+    }));
 
   // `::` is find-my-way's escape for a literal colon (a single `:` would start a parameter).
-  app.post('/v1/classify::batch', async (request, reply): Promise<BatchResponse> => {
-    const engine = lifecycle.engine();
-    const leave = lifecycle.enter();
-    const temps = uploads.session();
-    const renames: Renames = new Map();
-    const signal = clientGone(reply);
-    try {
+  app.post('/v1/classify::batch', (request, reply): Promise<BatchResponse> =>
+    inUploadSession(reply, async ({ engine, temps, renames, signal }) => {
       if (!request.isMultipart()) throw unsupported(request, 'a batch must be multipart/form-data with one "files" part per video');
       if (!queue.hasRoom()) throw queueFull(queue);
       const { items, fields } = await receiveMultipart(request, temps, renames, { maxFiles: limits.maxBatchItems });
@@ -135,13 +126,26 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
         failed: answers.length - succeeded,
         items: answers,
       };
+    }));
+
+  /**
+   * What both routes share around their work: the engine, a lifecycle slot (draining waits for it),
+   * the temp files (removed whatever happens), client names for them in errors, and an abort signal
+   * that fires when the client goes away.
+   */
+  async function inUploadSession<T>(reply: FastifyReply, work: (session: UploadSession) => Promise<T>): Promise<T> {
+    const engine = lifecycle.engine();
+    const leave = lifecycle.enter();
+    const session: UploadSession = { engine, temps: uploads.session(), renames: new Map(), signal: clientGone(reply) };
+    try {
+      return await work(session);
     } catch (err) {
-      throw named(toServiceError(err), renames);
+      throw named(toServiceError(err), session.renames);
     } finally {
-      await temps.removeAll();
+      await session.temps.removeAll();
       leave();
     }
-  });
+  }
 
   async function classifyFile(engine: EnginePort, upload: Upload, knobs: Knobs, signal: AbortSignal): Promise<VideoResult> {
     try {
