@@ -304,7 +304,7 @@ export function stageFlops(s: Subject, knobs: Knobs, activeTokens: number[]): Re
   const c = s.model.manifest.flops;
   const { frames: T, patches: P, patch_dim: patchDim, dim: D, mlp_hidden: H } = c;
   const configured = (s.model.manifest.config as { glimpser_keep?: number[] }).glimpser_keep;
-  const out: Record<string, number> = { embedding: T * P * patchDim * D };
+  const out: Record<string, number> = { embedding: c.embed_macs ?? T * P * patchDim * D };
   glimpserKeeps(c.glimpser_blocks, knobs.keep_ratio, configured).forEach((keep, b) => {
     const k = keep >= 1 ? P : Math.min(Math.max(Math.ceil(Math.fround(Math.fround(keep) * Math.fround(P))), 1), P);
     out[`Glimpser block ${b}`] = T * P * 5 * D * D + P * 2 * T * T * D + T * (P + 1) * 4 * D * D + T * 2 * (P + 1) ** 2 * D + (1 + T * k) * 2 * D * H;

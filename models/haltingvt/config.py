@@ -141,9 +141,10 @@ PRESETS: dict[str, HaltingVTConfig] = {
     # scratch, its class token fell into halting at the first joint layer within ~80 steps (once it
     # halts there with its whole remainder, its halting score gets no gradient that could undo it;
     # the authors start from DeiT at lr 1e-5 and don't meet this), so here only patch tokens halt.
-    # It starts from a space-time conv stem (24, 48 channels: 7% of its dense FLOPs, where the linear patch embedding was 4%) and sine-cosine
-    # position/time tables: with the authors' linear patch embedding it sat at chance for > 950
-    # steps; with the stem it leaves chance within ~150 (docs/decisions.md, "Training from scratch").
+    # It starts from a space-time conv stem (24, 48 channels: 7% of its dense FLOPs, where the linear
+    # patch embedding was 4%) and sine-cosine position/time tables: with the authors' linear patch
+    # embedding it sat at chance for > 950 steps; with the stem it leaves chance within ~150
+    # (docs/decisions.md, "Training from scratch").
     "motion-tiny": HaltingVTConfig(
         img_size=112, embed_dim=128, num_heads=4, num_joint=6, glimpser_keep=(1.0, 0.5),
         num_classes=12, halt_center=10.0, drop_path=0.0, quirk_cls_halts=False,

@@ -101,14 +101,13 @@ def conv3d_stem(g: Builder, model: HaltingVT, video: str) -> str:
     cfg = model.cfg
     T, D, P = cfg.num_frames, cfg.embed_dim, cfg.patches_per_frame
     x = video  # (B, 3, T, S, S)
-    convs = [m for m in model.patch_embed.convs if isinstance(m, torch.nn.Conv3d)]
-    for i, conv in enumerate(convs):
-        s = conv.stride[1]
-        x = g.op("Conv", x, g.weight(np_(conv.weight), f"patch_embed.conv{i}.weight"),
-                 g.weight(np_(conv.bias), f"patch_embed.conv{i}.bias"), kernel_shape=[3, s, s],
-                 strides=[1, s, s], pads=[1, 0, 0, 1, 0, 0], hint=f"patch_embed.conv{i}")  # (B, C_i, T, S_i, S_i)
-        if i < len(convs) - 1:
+    for index, layer in enumerate(model.patch_embed.convs):  # initializers named by module path
+        if isinstance(layer, torch.nn.ReLU):
             x = g.op("Relu", x)  # (B, C_i, T, S_i, S_i)
+            continue
+        s, name = layer.stride[1], f"patch_embed.convs.{index}"
+        x = g.op("Conv", x, g.weight(np_(layer.weight), f"{name}.weight"), g.weight(np_(layer.bias), f"{name}.bias"),
+                 kernel_shape=[3, s, s], strides=[1, s, s], pads=[1, 0, 0, 1, 0, 0], hint=name)  # (B, C_i, T, S_i, S_i)
     x = g.reshape(x, [0, D, T, P])  # (B, D, T, P)
     return g.transpose(x, [0, 2, 3, 1])  # (B, T, P, D)
 
