@@ -62,7 +62,7 @@ class HaltingVTConfig:
         assert self.stem in ("patch", "conv3d"), f"unknown stem {self.stem!r}"
         assert self.stem == "conv3d" or not self.stem_channels, "stem_channels needs stem='conv3d'"
         if self.stem == "conv3d":
-            stem_strides(self.patch_size, len(self.stem_channels) + 1)
+            stem_stages(self)
         assert self.embed_init in ("trunc_normal", "sincos"), f"unknown embed_init {self.embed_init!r}"
 
     @property
@@ -114,11 +114,15 @@ def kept_patches(keep: float, patches: int) -> int:
     return int(min(max(math.ceil(float(product)), 1), patches))
 
 
-def stem_strides(patch: int, stages: int) -> list[int]:
-    """Spatial stride of each conv-stem stage: the first takes what the later factor-2 stages leave."""
+def stem_stages(cfg: HaltingVTConfig) -> list[tuple[int, int, int]]:
+    """(in channels, out channels, spatial stride) of each conv3d-stem stage, for the module and the
+    FLOPs count alike: the first stride takes what the later factor-2 stages leave of patch_size."""
+    widths = (cfg.in_chans, *cfg.stem_channels, cfg.embed_dim)
+    stages, patch = len(widths) - 1, cfg.patch_size
     first = patch // 2 ** (stages - 1)
     assert first >= 1 and first * 2 ** (stages - 1) == patch, f"patch {patch} does not split into {stages} stages"
-    return [first] + [2] * (stages - 1)
+    strides = [first] + [2] * (stages - 1)
+    return [(widths[i], widths[i + 1], strides[i]) for i in range(stages)]
 
 
 def _paper(keep: float, center: float, frames: int) -> HaltingVTConfig:

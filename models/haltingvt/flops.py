@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .config import HaltingVTConfig, kept_patches, stem_strides
+from .config import HaltingVTConfig, kept_patches, stem_stages
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,10 @@ def stem_macs(cfg: HaltingVTConfig) -> int:
     T, D = cfg.num_frames, cfg.embed_dim
     if cfg.stem == "patch":
         return T * cfg.patches_per_frame * cfg.in_chans * cfg.patch_size ** 2 * D
-    widths, side, total = (cfg.in_chans, *cfg.stem_channels, D), cfg.img_size, 0
-    for i, s in enumerate(stem_strides(cfg.patch_size, len(widths) - 1)):
+    side, total = cfg.img_size, 0
+    for c_in, c_out, s in stem_stages(cfg):
         side //= s
-        total += T * side * side * widths[i + 1] * widths[i] * 3 * s * s
+        total += T * side * side * c_out * c_in * 3 * s * s
     return total
 
 

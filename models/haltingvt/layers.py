@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import kept_patches, stem_strides
+from .config import HaltingVTConfig, kept_patches, stem_stages
 
 
 class DropPath(nn.Module):
@@ -28,14 +28,18 @@ class DropPath(nn.Module):
 
 
 class PatchEmbed(nn.Module):
-    """Conv 16/16 patch embedding (B*T, 3, S, S) -> (B*T, P, D) in raster order; key `patch_embed.proj`."""
+    """Per-frame conv 16/16 patch embedding (B, 3, T, S, S) -> (B, T, P, D), raster order per frame;
+    key `patch_embed.proj` (the authors')."""
 
     def __init__(self, in_chans: int, dim: int, patch: int) -> None:
         super().__init__()
         self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch, stride=patch)
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.proj(frames).flatten(2).transpose(1, 2)  # (B*T, P, D)
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        B, C, T, H, W = video.shape
+        frames = video.transpose(1, 2).reshape(B * T, C, H, W)  # (B*T, 3, S, S)
+        patches = self.proj(frames).flatten(2).transpose(1, 2)  # (B*T, P, D)
+        return patches.reshape(B, T, -1, patches.shape[-1])  # (B, T, P, D)
 
 
 class ConvStem3d(nn.Module):
@@ -48,16 +52,12 @@ class ConvStem3d(nn.Module):
     small 3D CNN that learns the benchmark in minutes does (docs/decisions.md). Key `patch_embed.convs.{2i}`.
     """
 
-    def __init__(self, in_chans: int, dim: int, patch: int, channels: tuple[int, ...]) -> None:
+    def __init__(self, cfg: HaltingVTConfig) -> None:
         super().__init__()
-        strides = stem_strides(patch, len(channels) + 1)
-        widths = (in_chans, *channels, dim)
         layers: list[nn.Module] = []
-        for i, s in enumerate(strides):
-            layers.append(nn.Conv3d(widths[i], widths[i + 1], (3, s, s), (1, s, s), (1, 0, 0)))
-            if i < len(strides) - 1:
-                layers.append(nn.ReLU())
-        self.convs = nn.Sequential(*layers)
+        for c_in, c_out, s in stem_stages(cfg):
+            layers += [nn.Conv3d(c_in, c_out, (3, s, s), (1, s, s), (1, 0, 0)), nn.ReLU()]
+        self.convs = nn.Sequential(*layers[:-1])  # no ReLU after the last stage
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         x = self.convs(video)  # (B, D, T, g, g)

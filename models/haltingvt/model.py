@@ -40,8 +40,7 @@ class HaltingVT(nn.Module):
         super().__init__()
         self.cfg = cfg
         D, P, T = cfg.embed_dim, cfg.patches_per_frame, cfg.num_frames
-        self.patch_embed = (ConvStem3d(cfg.in_chans, D, cfg.patch_size, cfg.stem_channels) if cfg.stem == "conv3d"
-                            else PatchEmbed(cfg.in_chans, D, cfg.patch_size))
+        self.patch_embed = ConvStem3d(cfg) if cfg.stem == "conv3d" else PatchEmbed(cfg.in_chans, D, cfg.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, D))
         self.pos_embed = nn.Parameter(torch.zeros(1, P + 1, D))
         self.time_embed = nn.Parameter(torch.zeros(1, T, D))
@@ -90,13 +89,9 @@ class HaltingVT(nn.Module):
 
     def embed(self, video: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) normalised video -> tokens (B, 1 + P*T, D), patch n of frame t at 1 + n*T + t."""
-        B, C, T, H, W = video.shape
+        B, _, T, _, _ = video.shape
         D = self.cfg.embed_dim
-        if self.cfg.stem == "conv3d":
-            patches = self.patch_embed(video)  # (B, T, P, D), raster order per frame
-        else:
-            frames = video.transpose(1, 2).reshape(B * T, C, H, W)  # (B*T, 3, H, W)
-            patches = self.patch_embed(frames).reshape(B, T, -1, D)  # (B, T, P, D), raster order
+        patches = self.patch_embed(video)  # (B, T, P, D), raster order per frame
         P = patches.shape[2]
         patches = patches + self.pos_embed[:, None, 1:]  # (B, T, P, D): position per frame
         patches = patches + self.time_embed[:, :, None, :]  # (B, T, P, D): time on patches only

@@ -23,10 +23,15 @@ export function glimpserKeeps(blocks: number, keepRatio: number, configured?: re
   return Array.from({ length: blocks }, (_, b) => (b === blocks - 1 ? keepRatio : b === 0 ? 1 : (configured?.[b] ?? 1)));
 }
 
+/** The patch embedding of one video; manifests written before `embed_macs` mean the per-frame projection. */
+export function embedMacs(c: FlopsConstants): number {
+  return c.embed_macs ?? c.frames * c.patches * c.patch_dim * c.dim;
+}
+
 /** Total FLOPs for one video given the joint layers' active token counts (class token included). */
 export function videoFlops(c: FlopsConstants, glimpserKeepRatios: readonly number[], activeTokens: ArrayLike<number>): number {
-  const { frames: T, patches: P, patch_dim: patchDim, dim: D, mlp_hidden: H } = c;
-  let total = c.embed_macs ?? T * P * patchDim * D; // embed
+  const { frames: T, patches: P, dim: D, mlp_hidden: H } = c;
+  let total = embedMacs(c);
   for (const keep of glimpserKeepRatios) {
     const k = keep >= 1 ? P : keptPatches(keep, P);
     total += T * P * (3 * D * D + D * D + D * D) + P * 2 * T * T * D; // temporal: qkv, proj, temporal_fc, QK^T+AV

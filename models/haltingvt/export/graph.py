@@ -105,9 +105,10 @@ def conv3d_stem(g: Builder, model: HaltingVT, video: str) -> str:
         if isinstance(layer, torch.nn.ReLU):
             x = g.op("Relu", x)  # (B, C_i, T, S_i, S_i)
             continue
-        s, name = layer.stride[1], f"patch_embed.convs.{index}"
+        name, pads = f"patch_embed.convs.{index}", list(layer.padding)
         x = g.op("Conv", x, g.weight(np_(layer.weight), f"{name}.weight"), g.weight(np_(layer.bias), f"{name}.bias"),
-                 kernel_shape=[3, s, s], strides=[1, s, s], pads=[1, 0, 0, 1, 0, 0], hint=name)  # (B, C_i, T, S_i, S_i)
+                 kernel_shape=list(layer.kernel_size), strides=list(layer.stride), pads=pads + pads,
+                 hint=name)  # (B, C_i, T, S_i, S_i)
     x = g.reshape(x, [0, D, T, P])  # (B, D, T, P)
     return g.transpose(x, [0, 2, 3, 1])  # (B, T, P, D)
 
