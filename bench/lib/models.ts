@@ -9,7 +9,7 @@ import * as ort from 'onnxruntime-node';
 import { pino } from 'pino';
 import { decodeFrames } from '../../src/engine/decode.js';
 import type { FfmpegRunner } from '../../src/engine/ffmpeg-runner.js';
-import { embedMacs, glimpserKeeps, videoFlops } from '../../src/engine/flops.js';
+import { flopsByStage, glimpserKeeps, videoFlops } from '../../src/engine/flops.js';
 import type { LoadedModel } from '../../src/engine/model.js';
 import { openSession, type EngineSession, type PlainTensor } from '../../src/engine/ort-session.js';
 import { cropGeometry, Preprocessor } from '../../src/engine/preprocess.js';
@@ -302,15 +302,12 @@ export function limitRows(halting: HaltingRow[], micro: MicroRow[], graphs: Micr
 /** FLOPs of one run by stage, with the names profileOps gives its stages (docs/contracts.md formula). */
 export function stageFlops(s: Subject, knobs: Knobs, activeTokens: number[]): Record<string, number> {
   const c = s.model.manifest.flops;
-  const { frames: T, patches: P, dim: D, mlp_hidden: H } = c;
   const configured = (s.model.manifest.config as { glimpser_keep?: number[] }).glimpser_keep;
-  const out: Record<string, number> = { embedding: embedMacs(c) };
-  glimpserKeeps(c.glimpser_blocks, knobs.keep_ratio, configured).forEach((keep, b) => {
-    const k = keep >= 1 ? P : Math.min(Math.max(Math.ceil(Math.fround(Math.fround(keep) * Math.fround(P))), 1), P);
-    out[`Glimpser block ${b}`] = T * P * 5 * D * D + P * 2 * T * T * D + T * (P + 1) * 4 * D * D + T * 2 * (P + 1) ** 2 * D + (1 + T * k) * 2 * D * H;
-  });
-  out['joint layers'] = sum(activeTokens.map((n) => n * (4 * D * D + 2 * D * H) + 2 * n * n * D));
-  out['halting loop glue + head'] = D * c.classes + D * c.motion_classes;
+  const stages = flopsByStage(c, glimpserKeeps(c.glimpser_blocks, knobs.keep_ratio, configured), activeTokens);
+  const out: Record<string, number> = { embedding: stages.embedding };
+  stages.glimpser.forEach((flops, b) => (out[`Glimpser block ${b}`] = flops));
+  out['joint layers'] = stages.joint;
+  out['halting loop glue + head'] = stages.heads;
   return out;
 }
 

@@ -28,22 +28,35 @@ export function embedMacs(c: FlopsConstants): number {
   return c.embed_macs ?? c.frames * c.patches * c.patch_dim * c.dim;
 }
 
-/** Total FLOPs for one video given the joint layers' active token counts (class token included). */
-export function videoFlops(c: FlopsConstants, glimpserKeepRatios: readonly number[], activeTokens: ArrayLike<number>): number {
+/** FLOPs of one video by stage: the embedding, each Glimpser block, the joint layers, the heads. */
+export interface StageFlops {
+  embedding: number;
+  glimpser: number[];
+  joint: number;
+  heads: number;
+}
+
+/** FLOPs of one video by stage given the joint layers' active token counts (class token included). */
+export function flopsByStage(c: FlopsConstants, glimpserKeepRatios: readonly number[], activeTokens: ArrayLike<number>): StageFlops {
   const { frames: T, patches: P, dim: D, mlp_hidden: H } = c;
-  let total = embedMacs(c);
-  for (const keep of glimpserKeepRatios) {
+  const glimpser = glimpserKeepRatios.map((keep) => {
     const k = keep >= 1 ? P : keptPatches(keep, P);
-    total += T * P * (3 * D * D + D * D + D * D) + P * 2 * T * T * D; // temporal: qkv, proj, temporal_fc, QK^T+AV
-    total += T * (P + 1) * (3 * D * D + D * D) + T * 2 * (P + 1) ** 2 * D; // spatial: qkv, proj, QK^T+AV
-    total += (1 + T * k) * 2 * D * H; // MLP on the tokens it keeps
-  }
+    const temporal = T * P * (3 * D * D + D * D + D * D) + P * 2 * T * T * D; // qkv, proj, temporal_fc, QK^T+AV
+    const spatial = T * (P + 1) * (3 * D * D + D * D) + T * 2 * (P + 1) ** 2 * D; // qkv, proj, QK^T+AV
+    return temporal + spatial + (1 + T * k) * 2 * D * H; // MLP on the tokens it keeps
+  });
+  let joint = 0;
   for (let l = 0; l < activeTokens.length; l++) {
     const n = activeTokens[l] as number;
-    total += n * (4 * D * D + 2 * D * H) + 2 * n * n * D;
+    joint += n * (4 * D * D + 2 * D * H) + 2 * n * n * D;
   }
-  total += D * c.classes + D * c.motion_classes; // head
-  return total;
+  return { embedding: embedMacs(c), glimpser, joint, heads: D * c.classes + D * c.motion_classes };
+}
+
+/** Total FLOPs for one video given the joint layers' active token counts (class token included). */
+export function videoFlops(c: FlopsConstants, glimpserKeepRatios: readonly number[], activeTokens: ArrayLike<number>): number {
+  const s = flopsByStage(c, glimpserKeepRatios, activeTokens);
+  return s.embedding + s.glimpser.reduce((a, b) => a + b, 0) + s.joint + s.heads;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { denseActiveTokens, gflops, glimpserKeeps, keptPatches, videoFlops, type FlopsConstants } from '../../src/engine/flops.js';
+import { denseActiveTokens, flopsByStage, gflops, glimpserKeeps, keptPatches, videoFlops, type FlopsConstants } from '../../src/engine/flops.js';
 import { golden } from '../helpers/paths.js';
 
 interface FlopsCase {
@@ -20,6 +20,19 @@ describe('videoFlops', () => {
     const total = videoFlops(c.constants, glimpserKeeps(c.constants.glimpser_blocks, keep), c.active_tokens);
     expect(total).toBe(c.macs);
     expect(gflops(total)).toBeCloseTo(c.gflops, 5);
+  });
+
+  it('splits into stages that sum to the golden MACs, where only the Glimpser MLP follows keep and only the joint layers follow halting', () => {
+    for (const c of flops) {
+      const keeps = glimpserKeeps(c.constants.glimpser_blocks, c.keep);
+      const s = flopsByStage(c.constants, keeps, c.active_tokens);
+      expect(s.embedding + s.glimpser.reduce((a, b) => a + b, 0) + s.joint + s.heads).toBe(c.macs);
+      const { frames: T, patches: P, dim: D, mlp_hidden: H } = c.constants;
+      const dense = flopsByStage(c.constants, glimpserKeeps(c.constants.glimpser_blocks, 1), c.active_tokens.map(() => 0));
+      expect(dense.glimpser.at(-1)! - s.glimpser.at(-1)!).toBe(T * (P - c.kept_per_frame) * 2 * D * H);
+      expect(dense.embedding).toBe(s.embedding);
+      expect(dense.joint).toBe(0);
+    }
   });
 
   it('reproduces the paper numbers quoted in the contract', () => {
