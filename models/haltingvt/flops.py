@@ -43,15 +43,15 @@ class FlopsConstants:
 
 def stem_macs(cfg: HaltingVTConfig) -> int:
     """Patch embedding MACs per video. "patch": one (patch_dim -> D) projection per patch and frame.
-    "conv3d": each stage i costs T * side_i^2 * C_out * C_in * 3 * s_i^2 (temporal kernel 3; the
-    zero padding at the clip's ends is counted like any tap, the convention of the attention terms)."""
+    "conv3d": each stage i costs T * side_i^2 * C_out * C_in * 3 * k_i^2 (temporal kernel 3, spatial
+    kernel k_i; zero padding is counted like any tap, the convention of the attention terms)."""
     T, D = cfg.num_frames, cfg.embed_dim
     if cfg.stem == "patch":
         return T * cfg.patches_per_frame * cfg.in_chans * cfg.patch_size ** 2 * D
     side, total = cfg.img_size, 0
-    for c_in, c_out, s in stem_stages(cfg):
-        side //= s
-        total += T * side * side * c_out * c_in * 3 * s * s
+    for st in stem_stages(cfg):
+        side //= st.stride
+        total += T * side * side * st.c_out * st.c_in * 3 * st.kernel ** 2
     return total
 
 

@@ -44,19 +44,23 @@ class PatchEmbed(nn.Module):
 
 class ConvStem3d(nn.Module):
     """Space-time conv stem (B, 3, T, S, S) -> (B, T, P, D): the patch embedding of presets trained from
-    scratch. Each stage is a conv whose spatial kernel equals its stride (so stage strides multiply to
-    `patch` and every token still covers one 16x16 patch of one frame) and whose temporal kernel is 3
-    (stride 1, so T is unchanged), with a ReLU between stages. Why: from scratch, a per-frame linear
-    patch embedding leaves motion to attention, and the ViT sat at chance on the motion benchmark for
-    > 950 steps; local space-time convs put "what moved where" into every token from step 0, as the
-    small 3D CNN that learns the benchmark in minutes does (docs/decisions.md). Key `patch_embed.convs.{2i}`.
+    scratch. Each stage is a conv whose spatial strides multiply to `patch` (so the token grid is that
+    of the 16x16 patches of each frame: Glimpser, halting, token order and export are unchanged), whose
+    temporal kernel is 3 (stride 1, so T is unchanged), and whose spatial kernel is `stem_kernels`
+    (default: the stride, each token sees only its own patch), with a ReLU between stages. Why: from
+    scratch, a per-frame linear patch embedding leaves motion to attention, and the ViT sat at chance
+    on the motion benchmark for > 950 steps; local space-time convs put "what moved where" into every
+    token from step 0, as the small 3D CNN that learns the benchmark in minutes does, and wider kernels
+    let a token follow the target across its neighbours' pixels (docs/decisions.md). Key
+    `patch_embed.convs.{2i}`.
     """
 
     def __init__(self, cfg: HaltingVTConfig) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        for c_in, c_out, s in stem_stages(cfg):
-            layers += [nn.Conv3d(c_in, c_out, (3, s, s), (1, s, s), (1, 0, 0)), nn.ReLU()]
+        for st in stem_stages(cfg):
+            layers += [nn.Conv3d(st.c_in, st.c_out, (3, st.kernel, st.kernel), (1, st.stride, st.stride),
+                                 (1, st.pad, st.pad)), nn.ReLU()]
         self.convs = nn.Sequential(*layers[:-1])  # no ReLU after the last stage
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:

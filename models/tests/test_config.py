@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from haltingvt import PRESETS, HaltingVTConfig, kept_patches, preset
+from haltingvt.config import stem_stages
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
@@ -40,10 +41,36 @@ def test_bad_config_fails_with_a_message():
         HaltingVTConfig(embed_dim=100, num_heads=6)
     with pytest.raises(KeyError, match="unknown preset"):
         preset("nope")
-    with pytest.raises(AssertionError, match="needs stem='conv3d'"):
+    with pytest.raises(AssertionError, match="need stem='conv3d'"):
         HaltingVTConfig(stem_channels=(8,))
+    with pytest.raises(AssertionError, match="need stem='conv3d'"):
+        HaltingVTConfig(stem_kernels=(16,))
     with pytest.raises(AssertionError, match="does not split into 6 stages"):
         HaltingVTConfig(stem="conv3d", stem_channels=(8, 8, 8, 8, 8))
+    with pytest.raises(AssertionError, match="one kernel per stage"):
+        HaltingVTConfig(stem="conv3d", stem_channels=(8,), stem_kernels=(8,))
+    with pytest.raises(AssertionError, match="smaller than the strides"):
+        HaltingVTConfig(stem="conv3d", stem_channels=(8,), stem_kernels=(8, 1))
+    with pytest.raises(AssertionError, match="does not keep the token grid"):  # stride 1 with an even kernel
+        HaltingVTConfig(stem="conv3d", stem_channels=(8, 8, 8, 8), stem_kernels=(2, 2, 2, 2, 2))
+
+
+def test_stem_stages_keep_the_token_grid_for_any_kernel():
+    for kernels in ((), (4, 2, 2), (5, 3, 3), (8, 3, 3), (11, 4, 6)):
+        stages = stem_stages(preset("motion-tiny", stem_kernels=kernels))
+        assert [st.stride for st in stages] == [4, 2, 2]
+        assert [st.kernel for st in stages] == list(kernels or (4, 2, 2))
+        side = 112
+        for st in stages:
+            side = (side + 2 * st.pad - st.kernel) // st.stride + 1
+        assert side == 7, kernels
+
+
+def test_configs_saved_before_stem_kernels_mean_non_overlapping_kernels():
+    saved = preset("motion-tiny").to_dict()
+    del saved["stem_kernels"]  # what a 2.0.0 checkpoint or manifest holds
+    old = HaltingVTConfig.from_dict(saved)
+    assert old.stem_kernels == () and [st.kernel for st in stem_stages(old)] == [4, 2, 2]
 
 
 def test_kept_patches_matches_golden_and_the_authors_counts():

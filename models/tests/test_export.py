@@ -102,7 +102,7 @@ def test_parity_when_the_class_token_never_halts_early(tmp_path):
 
 
 def test_parity_with_the_conv3d_stem(tmp_path):
-    cfg = preset("test-micro", stem="conv3d", stem_channels=(8,))
+    cfg = preset("test-micro", stem="conv3d", stem_channels=(8,), stem_kernels=(10, 3))  # overlapping, padded
     model = random_model(cfg, seed=6)
     export_model(model, tmp_path, "stem")
     sess = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])

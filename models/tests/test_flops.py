@@ -51,7 +51,7 @@ def test_conv3d_stem_macs_match_a_count_of_the_convolutions_that_ran():
     from haltingvt.model import HaltingVT
     from haltingvt.testing import random_video
 
-    cfg = preset("test-micro", stem="conv3d", stem_channels=(8, 16))
+    cfg = preset("test-micro", stem="conv3d", stem_channels=(8, 16), stem_kernels=(6, 3, 3))
     model, counted = HaltingVT(cfg), []
     for conv in model.patch_embed.convs:
         if isinstance(conv, torch.nn.Conv3d):
@@ -62,6 +62,7 @@ def test_conv3d_stem_macs_match_a_count_of_the_convolutions_that_ran():
     k = FlopsConstants.of(cfg)
     assert len(counted) == 3 and k.embed_macs == sum(counted)
     assert k.embed_macs != FlopsConstants.of(preset("test-micro")).embed_macs
+    assert k.embed_macs > FlopsConstants.of(cfg.replace(stem_kernels=())).embed_macs  # wider kernels cost more
     assert FlopsConstants.of(preset("test-micro")).embed_macs == 4 * 9 * 3 * 16 * 16 * 32  # T*P*patch_dim*D
 
 
