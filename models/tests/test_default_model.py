@@ -53,16 +53,18 @@ def test_cost_with_the_default_knobs_is_at_most_half_of_dense(fresh):
 
 
 def test_accuracy_is_well_above_chance_with_the_default_knobs(fresh):
-    """A guard on what ships (53% on the 240-clip evaluation, chance 8.3%): a broken export, decoder
-    or label order falls to chance."""
+    """A guard on what ships (89.6% on the 240-clip evaluation, chance 8.3%): a broken export, decoder
+    or label order falls to chance, and a subtly wrong preprocessing (resize, crop, colour order) costs
+    tens of points. 70% is ~4.5 standard deviations below 89.6% on 48 clips."""
     manifest, sess, clips, labels = fresh
     knobs = manifest["knobs"]
     pred, _ = run(manifest, sess, clips, knobs["keep_ratio"]["default"], knobs["halt_threshold"]["default"])
-    assert float((pred == labels).mean()) >= 3 / len(manifest["labels"])
+    assert float((pred == labels).mean()) >= 0.7
 
 
 @pytest.mark.xfail(strict=False, reason="issue 3's target (95% top-1) is not reached yet: the committed model, "
-                   "trained from scratch for 42 minutes on 2 CPU cores, scores 53% (models/default/eval/results.json)")
+                   "trained from scratch for 52 minutes on 2 CPU cores, scores 89.6% (models/default/eval/results.json), "
+                   "so on 48 clips it lands on either side of this line")
 def test_accuracy_target_with_the_default_knobs(fresh):
     manifest, sess, clips, labels = fresh
     knobs = manifest["knobs"]
