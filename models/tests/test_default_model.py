@@ -54,7 +54,7 @@ def test_cost_with_the_default_knobs_is_at_most_half_of_dense(fresh):
 
 def test_accuracy_is_well_above_chance_with_the_default_knobs(fresh):
     """A guard on what ships (89.6% on the 240-clip evaluation, chance 8.3%): a broken export, decoder
-    or label order falls to chance. 70% sits ~4.5 standard deviations below 89.6% on 48 clips, so it
+    or label order falls to chance. 70% sits more than 4 standard deviations below 89.6% on 48 clips, so it
     does not flake, and well above what a model with half its accuracy would score."""
     manifest, sess, clips, labels = fresh
     knobs = manifest["knobs"]
