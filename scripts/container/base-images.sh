@@ -28,6 +28,10 @@ debian_mirror() {  # the mirror apt uses on this machine, else Debian's CDN
 }
 
 build_debian() {
+  case $1 in
+    */debian:*) ;;
+    *) echo "cannot pull $1, and only Debian bases can be built here (a CUDA base needs NVIDIA's registry)" >&2; exit 1 ;;
+  esac
   command -v mmdebstrap >/dev/null || {
     [ "$(id -u)" = 0 ] || { echo "mmdebstrap is needed to build $1 locally" >&2; exit 1; }
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null

@@ -79,7 +79,8 @@ else
 fi
 
 # Every process of the container, PID 1 (tini) included, runs as the service user.
-users=$(engine top "$name" user pid args | tail -n +2)
+if [ "$CONTAINER_ENGINE" = podman ]; then users=$(engine top "$name" user pid args | tail -n +2)
+else users=$(engine top "$name" -o uid,pid,args | tail -n +2); fi
 echo "$users" | awk '{print $1}' | grep -qvx 10001 && fail "a process is not uid 10001: $users"
 echo "$users" | head -1 | grep -q tini || fail "PID 1 is not tini: $users"
 pass "non-root: $(echo "$users" | wc -l) processes, all uid 10001, tini first"
