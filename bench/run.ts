@@ -19,8 +19,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultModelDir } from '../src/config.js';
-import { resolveFfmpegBinaries } from '../src/engine/ffmpeg-binaries.js';
-import { createFfmpegRunner } from '../src/engine/ffmpeg-runner.js';
 import { createEngine, type Engine } from '../src/engine/index.js';
 import { loadModel } from '../src/engine/model.js';
 import { measureDecode, measureShare, syntheticClip, type ClipSpec } from './lib/decode.js';
@@ -153,8 +151,8 @@ async function main(): Promise<void> {
   const command = `node --import tsx bench/run.ts ${process.argv.slice(2).join(' ')}`.trim();
   log(`${mode} run, ${threads} threads, results in ${path.relative(ROOT, resultsDir) || '.'}`);
 
-  const binaries = resolveFfmpegBinaries();
-  const runner = createFfmpegRunner(binaries);
+  // The clips are generated with the ffmpeg command line (the service itself no longer runs it).
+  const binaries = { ffmpeg: 'ffmpeg', ffprobe: 'ffprobe' };
   const watcher = watchLoad();
   const pyFacts = await helper<PythonFacts>(['facts']);
   const machine = await machineFacts(threads, pyFacts, binaries.ffmpeg);
@@ -210,7 +208,7 @@ async function main(): Promise<void> {
       const name = s.model.manifest.name;
       log(`${name}: decoding ${n} held-out clips through the engine's decode stages`);
       const tensors: Float32Array[] = [];
-      for (const file of clips.slice(0, n)) tensors.push(await decodeTensor(runner, s, file));
+      for (const file of clips.slice(0, n)) tensors.push(decodeTensor(s, file));
       const tensorDir = path.join(OUT, 'tensors', name);
       await writeTensors(tensorDir, s, tensors);
       const reps = s.role === 'preset' ? plan.reps.preset : plan.reps.embedded;
@@ -247,7 +245,7 @@ async function main(): Promise<void> {
     const input = embedded.manifest.input;
     const files: Array<{ label: string; file: string }> = plan.decodeClips.map((c) => ({ label: c.label, file: syntheticClip(binaries.ffmpeg, path.join(OUT, 'clips'), c.spec as ClipSpec) }));
     for (const { label, file } of files) {
-      decodeRows.push(await measureDecode(runner, file, label, { frames: input.frames, size: input.size, shortSide: input.resize_short_side, scaleFlags: input.scale_flags, reps: plan.decodeReps, fullReps: plan.fullReps, seekMinDurationS: 60 }));
+      decodeRows.push(await measureDecode(binaries, file, label, { frames: input.frames, size: input.size, shortSide: input.resize_short_side, scaleFlags: input.scale_flags, reps: plan.decodeReps }));
     }
     for (const s of subjects) {
       log(`${s.model.manifest.name}: end-to-end classify for the decode share`);

@@ -18,8 +18,9 @@ export const ERRORS = {
 
   // Decoding
   DECODE_TIMEOUT: { status: 504, title: 'decoding took longer than the time limit' },
-  DECODE_FAILED: { status: 500, title: 'ffmpeg failed' },
-  FFMPEG_NOT_FOUND: { status: 500, title: 'no ffmpeg/ffprobe binary was found' },
+  DECODE_FAILED: { status: 500, title: 'the decoder failed' },
+  DECODER_CRASHED: { status: 422, title: 'the decoder process died on this video; it has been replaced' },
+  DECODER_UNAVAILABLE: { status: 503, title: 'no decode worker is running; retry later' },
 
   // Model and inference
   MODEL_NOT_FOUND: { status: 500, title: 'the model folder or one of its files is missing' },

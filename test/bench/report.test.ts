@@ -58,7 +58,7 @@ function fakeResults(): Results {
       ],
     },
     decode: {
-      rows: [{ clip: '10 s 1080p', width: 1920, height: 1080, duration_s: 10, frames: 250, reps: 1, probe_ms: 50, strategy_auto: 'select', sample8_ms: 300, select_ms: 300, seek_ms: 900, full_ms: 1200, full_over_sample8: 4 }],
+      rows: [{ clip: '10 s 1080p', width: 1920, height: 1080, duration_s: 10, frames: 250, reps: 1, decoded_frames: 104, seeks: 7, ours: { wall_ms: 500, cpu_ms: 700 }, cli: { wall_ms: 1100, cpu_ms: 1800 }, pyav: { wall_ms: 520, cpu_ms: 900 }, decord: { wall_ms: NaN, cpu_ms: NaN } }],
       share: [{ model: 'tiny', clip: '10 s 1080p', reps: 1, decode_s: 0.3, infer_s: 0.01, total_s: 0.31, share: 0.97 }],
     },
     service: {
