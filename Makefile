@@ -7,6 +7,9 @@ PY_ENV = $(shell ./scripts/python-env.sh)
 PY = $(PY_ENV)/bin/python
 NODE_STAMP = node_modules/.install-stamp
 export ONNXRUNTIME_NODE_INSTALL = skip   # the CUDA libraries come from NuGet, which is unreachable; CPU binaries ship in the npm package
+# node-av's postinstall would fetch an ffmpeg CLI from GitHub (unreachable, and unused: the decoder
+# library ships in @seydx/node-av-linux-x64). It compares the value exactly, so no trailing comment.
+export SKIP_FFMPEG = true
 export PYTHONPATH := $(CURDIR)/models
 
 .PHONY: run test test-python test-ts build deps python-env node-deps ffmpeg bench golden default-model clean

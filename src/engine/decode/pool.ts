@@ -182,7 +182,8 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
       clearTimeout(w.timer);
       workers.delete(w);
       const { job, killedFor } = w;
-      if (job) {
+      if (job && closed) settle(job, new EngineError('ENGINE_CLOSED', 'the engine is shutting down'));
+      else if (job) {
         const why = `exit code ${code ?? 'none'}, signal ${signal ?? 'none'}`;
         settle(
           job,
