@@ -31,8 +31,7 @@ export type { Manifest } from './model.js';
 export type { Prediction, TokenReport } from './postprocess.js';
 export type { EngineConfig, EngineConfigInput } from './config.js';
 export type { SessionHost, SessionHostOptions, SessionInfo } from './session-host.js';
-export type { SessionFactory, EngineSession, PlainTensor, ValueSpec } from './ort-session.js';
-export { createInProcessHost } from './session-inprocess.js';
+export type { DecoderInfo } from './decode/pool.js';
 
 export interface EngineOptions {
   /** Model folder with manifest.json, model.onnx and labels.txt (docs/contracts.md). */

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isEngineError, type ErrorCode } from '../../src/errors.js';
-import { createEngine, createInProcessHost, type Engine, type SessionFactory } from '../../src/engine/index.js';
-import { ortSessionFactory } from '../../src/engine/ort-session.js';
+import { createEngine, type Engine } from '../../src/engine/index.js';
+import { ortSessionFactory, type SessionFactory } from '../../src/engine/ort-session.js';
+import { createInProcessHost } from '../../src/engine/session-inprocess.js';
 import { captureLogger } from '../helpers/logger.js';
 import { fixture } from '../helpers/media.js';
 import { TINY_MODEL } from '../helpers/paths.js';

@@ -140,8 +140,8 @@ function indexPackets(fmt: FormatContext, streamIndex: number): PacketIndex {
   for (const s of fmt.streams) if (s.index !== streamIndex) s.discard = AVDISCARD_ALL;
   const stream = fmt.streams[streamIndex] as Stream;
   const pts: bigint[] = [];
-  const dts: bigint[] = [];
   const key: boolean[] = [];
+  let firstDts = NOPTS;
   let end = NOPTS;
   const packet = new Packet();
   packet.alloc();
@@ -152,8 +152,8 @@ function indexPackets(fmt: FormatContext, streamIndex: number): PacketIndex {
       // A read error mid-file (truncated data) ends the index: what was read is what there is.
       if (ret < 0) break;
       if (packet.streamIndex === streamIndex) {
+        if (pts.length === 0) firstDts = packet.dts;
         pts.push(packet.pts);
-        dts.push(packet.dts);
         key.push(packet.isKeyframe);
         const at = packet.pts !== NOPTS ? packet.pts : packet.dts;
         if (at !== NOPTS && (end === NOPTS || at + packet.duration > end)) end = at + packet.duration;
@@ -163,7 +163,7 @@ function indexPackets(fmt: FormatContext, streamIndex: number): PacketIndex {
   } finally {
     packet.free();
   }
-  rewind(fmt, streamIndex, dts[0] !== undefined && dts[0] !== NOPTS ? dts[0] : pts[0]);
+  rewind(fmt, streamIndex, firstDts !== NOPTS ? firstDts : pts[0]);
   const tb = stream.timeBase;
   const first = pts.reduce<bigint>((min, p) => (p !== NOPTS && (min === NOPTS || p < min) ? p : min), NOPTS);
   const durationS = first !== NOPTS && end !== NOPTS && end > first ? (Number(end - first) * tb.num) / tb.den : undefined;

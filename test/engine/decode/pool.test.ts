@@ -34,6 +34,8 @@ afterEach(async () => {
 
 const job = (file: string): DecodeJob => ({ file, frames: 8, size: 112, resizeShortSide: 128, scaleFlags: 'bilinear', limits: { maxDurationS: 3600, maxPixels: 1e8 } });
 const pidOf = async (p: DecodePool) => (await p.decode(job('ok'))).seeks;
+/** Worker starts go through tsx: allow for a loaded machine. */
+const WAIT = { timeout: 20_000, interval: 20 };
 const alive = (pid: number): boolean => {
   try {
     process.kill(pid, 0);
@@ -50,7 +52,7 @@ describe('decode pool (fake worker)', () => {
     const before = await pidOf(p);
     const error = await p.decode(job('hang')).catch((e: unknown) => e);
     expect(isEngineError(error, 'DECODE_TIMEOUT')).toBe(true);
-    await vi.waitFor(() => expect(alive(before)).toBe(false));
+    await vi.waitFor(() => expect(alive(before)).toBe(false), WAIT);
     const after = await pidOf(p);
     expect(after).not.toBe(before);
     expect(p.stats().restarts).toBe(1);
@@ -59,14 +61,14 @@ describe('decode pool (fake worker)', () => {
   it('fails only the video whose worker crashed, with a clear error, while the other worker carries on', async () => {
     const { p, lines } = pool({ workers: 2 });
     await p.ready();
-    await vi.waitFor(() => expect(p.stats().ready).toBe(2));
+    await vi.waitFor(() => expect(p.stats().ready).toBe(2), WAIT);
     const [crashed, slow] = await Promise.allSettled([p.decode(job('crash')), p.decode(job('slow'))]);
     expect(crashed.status).toBe('rejected');
     const error = (crashed as PromiseRejectedResult).reason as Error;
     expect(isEngineError(error, 'DECODER_CRASHED')).toBe(true);
     expect(error.message).toMatch(/died while decoding crash \(exit code none, signal SIGSEGV\)/);
     expect(slow.status).toBe('fulfilled');
-    await vi.waitFor(() => expect(p.stats().ready).toBe(2));
+    await vi.waitFor(() => expect(p.stats().ready).toBe(2), WAIT);
     expect(lines.some((l) => l.msg === 'decode worker died; starting a new one' && l.signal === 'SIGSEGV')).toBe(true);
     expect((await p.decode(job('ok'))).frameCount).toBe(1);
   });
@@ -78,7 +80,7 @@ describe('decode pool (fake worker)', () => {
     process.env.FAKE_DECODE_DIE_AT_START = flag;
     try {
       const { p, lines } = pool();
-      await vi.waitFor(() => expect(lines.filter((l) => l.msg === 'decode worker died; starting a new one').length).toBeGreaterThanOrEqual(3));
+      await vi.waitFor(() => expect(lines.filter((l) => l.msg === 'decode worker died; starting a new one').length).toBeGreaterThanOrEqual(3), WAIT);
       expect(p.available()).toBe(false);
       const delays = lines.filter((l) => l.msg === 'decode worker died; starting a new one').map((l) => l.restartInMs as number);
       expect(delays.slice(0, 3)).toEqual([20, 40, 80]);
@@ -86,7 +88,7 @@ describe('decode pool (fake worker)', () => {
       expect(isEngineError(refused, 'DECODER_UNAVAILABLE')).toBe(true);
       rmSync(flag);
       await p.ready();
-      await vi.waitFor(() => expect(p.available()).toBe(true));
+      await vi.waitFor(() => expect(p.available()).toBe(true), WAIT);
       expect((await p.decode(job('ok'))).frameCount).toBe(1);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -112,14 +114,14 @@ describe('decode pool (fake worker)', () => {
     expect(isEngineError(await b, 'ABORTED')).toBe(true);
     running.abort();
     expect(isEngineError(await a, 'ABORTED')).toBe(true);
-    await vi.waitFor(() => expect(alive(before)).toBe(false));
+    await vi.waitFor(() => expect(alive(before)).toBe(false), WAIT);
     expect(await pidOf(p)).not.toBe(before);
   });
 
   it('leaves no process behind when closed, even one stuck in a video', async () => {
     const { p } = pool({ workers: 2 });
     await p.ready();
-    await vi.waitFor(() => expect(p.stats().ready).toBe(2));
+    await vi.waitFor(() => expect(p.stats().ready).toBe(2), WAIT);
     const pid = await pidOf(p);
     const stuck = p.decode(job('hang')).catch((e: unknown) => e);
     await p.close();
