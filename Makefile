@@ -12,7 +12,7 @@ export ONNXRUNTIME_NODE_INSTALL = skip   # the CUDA libraries come from NuGet, w
 export SKIP_FFMPEG = true
 export PYTHONPATH := $(CURDIR)/models
 
-.PHONY: run test test-python test-ts build deps python-env node-deps ffmpeg bench golden default-model clean
+.PHONY: run test test-python test-ts build deps python-env node-deps ffmpeg bench bench-deps golden default-model clean
 
 run: ffmpeg build  ## install what is needed and serve the embedded default model on :8080
 	node dist/server.js
@@ -47,8 +47,11 @@ ffmpeg:  ## Debian's ffmpeg when apt works (root), else the static binary from t
 golden: python-env  ## regenerate the cases shared by the Python and TypeScript tests
 	cd models && $(PY) -m haltingvt golden
 
-bench: deps build
+bench: deps build bench-deps
 	node --import tsx bench/run.ts $(BENCH_ARGS)
+
+bench-deps: python-env  ## PyAV and decord, the decode section's anchors (pip skips what is installed)
+	$(PY) -m pip install -q -r bench/requirements-decode.txt
 
 clean:
 	rm -rf dist node_modules

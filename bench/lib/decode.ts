@@ -44,8 +44,13 @@ export function syntheticClip(ffmpeg: string, dir: string, spec: ClipSpec): stri
   const codec = vp9 ? ['-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-b:v', '2M'] : ['-c:v', 'libx264', '-preset', 'veryfast'];
   execFileSync(ffmpeg, [
     '-y', '-v', 'error', '-f', 'lavfi', '-i', `testsrc2=size=${spec.width}x${spec.height}:rate=25:duration=${spec.seconds}`,
-    ...codec, '-g', String(gop), '-pix_fmt', 'yuv420p', ...(spec.rotate ? ['-metadata:s:v:0', `rotate=${spec.rotate}`] : []), '-f', vp9 ? 'webm' : 'mp4', tmp,
+    ...codec, '-g', String(gop), '-pix_fmt', 'yuv420p', '-f', vp9 ? 'webm' : 'mp4', tmp,
   ]);
+  if (spec.rotate) {
+    // ffmpeg 5 keeps a rotate tag only on a stream copy.
+    execFileSync(ffmpeg, ['-y', '-v', 'error', '-i', tmp, '-c', 'copy', '-metadata:s:v:0', `rotate=${spec.rotate}`, '-f', 'mp4', `${tmp}.rot`]);
+    renameSync(`${tmp}.rot`, tmp);
+  }
   renameSync(tmp, file);
   return file;
 }
