@@ -96,17 +96,23 @@ describe('bench targets and results writer', () => {
   it('judges every target and explains the ones not met', () => {
     const targets = buildTargets(fakeResults());
     const byId = Object.fromEntries(targets.map((t) => [t.id, t]));
-    expect(Object.keys(byId).sort()).toEqual(['1a', '1b', '2a', '2b', '3a', '3b', '5a', '5b', '5c']);
+    expect(Object.keys(byId).sort()).toEqual(['1a', '1b', '2a', '2b', '3a', '3b', '4', '5a', '5b', '5c']);
     expect(byId['1a']?.met).toBe(true);
     expect(byId['1b']?.met).toBe(false);
     expect(byId['2a']?.met).toBe(true);
     expect(byId['2b']?.met).toBe(false);
     expect(byId['3a']?.met).toBe(true);
     expect(byId['3b']?.met).toBe(false);
+    expect(byId['4']?.met).toBe(true);
     expect(byId['5a']?.met).toBe(true);
     expect(byId['5b']?.met).toBe(true);
     expect(byId['5c']?.met).toBeNull();
     for (const t of targets) if (t.met === false) expect(t.notes.some((n) => n.startsWith('Plan:'))).toBe(true);
+    const slowDecode = fakeResults();
+    slowDecode.decode.rows[0]!.ours.cpu_ms = 2000;
+    const decode = buildTargets(slowDecode).find((t) => t.id === '4');
+    expect(decode?.met).toBe(false);
+    expect(decode?.notes.some((n) => n.startsWith('Plan:'))).toBe(true);
   });
 
   it('renders every section and writes parseable JSON', async () => {
