@@ -237,6 +237,9 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
       if (closed) return Promise.reject(new EngineError('ENGINE_CLOSED', 'the engine is shutting down'));
       if (fatal) return Promise.reject(fatal);
       if (signal?.aborted) return Promise.reject(new EngineError('ABORTED', 'the request was cancelled'));
+      if (failedStarts > 0 && !available()) {
+        return Promise.reject(new EngineError('DECODER_UNAVAILABLE', 'no decode worker is running; retry later', { failedStarts }));
+      }
       return new Promise<DecodedVideo>((resolve, reject) => {
         const entry: Job = { id: nextId++, job, resolve, reject, settled: false, signal, onAbort: undefined };
         if (signal) {
