@@ -50,7 +50,7 @@ export class EngineError extends Error {
   override readonly name = 'EngineError';
   readonly code: ErrorCode;
   readonly status: number;
-  /** Structured facts for logs and 4xx bodies (knob name, range, file, ffmpeg stderr tail...). */
+  /** Structured facts for logs and 4xx bodies (knob name, range, file, libav's error codes...). */
   readonly details: Record<string, unknown> | undefined;
 
   constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) {

@@ -36,9 +36,9 @@ export function cropGeometry(width: number, height: number, resizeShortSide: num
 
 /**
  * The filter chain for one geometry, the same string for libavfilter in the decode worker and for
- * the ffmpeg command line in the Python sampler. `format=rgb24` sits between scale and crop so that swscale
- * converts straight to RGB at the target size and the crop works on full-resolution RGB: a crop on
- * yuv420p would round odd offsets down to the chroma grid.
+ * the ffmpeg command line in the Python sampler. `format=rgb24` sits between scale and crop so that
+ * swscale converts straight to RGB at the target size and the crop works on full-resolution RGB: a
+ * crop on yuv420p would round odd offsets down to the chroma grid.
  */
 export function filterChain(g: CropGeometry, scaleFlags: string): string {
   return `scale=${g.scaleWidth}:${g.scaleHeight}:flags=${scaleFlags},format=rgb24,crop=${g.size}:${g.size}:${g.cropX}:${g.cropY}`;

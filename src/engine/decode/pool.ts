@@ -149,7 +149,8 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
           if (!info) {
             info = { workers: options.workers, threads: options.threads, hardware: message.hardware, libav: message.libav };
             const level = options.hwaccel === 'cuda' && message.hardware === 'cpu' ? 'warn' : 'info';
-            logger[level]({ hwaccel: options.hwaccel, hardware: message.hardware, reason: message.reason, libav: message.libav, workers: options.workers, threads: options.threads }, message.reason ? `decoding on the CPU: ${message.reason}` : 'decode workers ready');
+            const facts = { hwaccel: options.hwaccel, hardware: message.hardware, reason: message.reason, libav: message.libav, workers: options.workers, threads: options.threads };
+            logger[level](facts, message.reason ? `decoding on the CPU: ${message.reason}` : 'decode workers ready');
             for (const r of readyWaiters) r.resolve(info);
             readyWaiters = [];
           }
@@ -203,7 +204,8 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
       }
       if (!w.ready) failedStarts += 1;
       const delay = Math.min(backoff.max, backoff.initial * 2 ** Math.max(0, failedStarts - 1));
-      logger.error({ code, signal, killedFor, failedStarts, restartInMs: delay, stderr: w.stderr.trim().split('\n').slice(-5).join('\n') }, 'decode worker died; starting a new one');
+      const stderr = w.stderr.trim().split('\n').slice(-5).join('\n');
+      logger.error({ code, signal, killedFor, failedStarts, restartInMs: delay, stderr }, 'decode worker died; starting a new one');
       if (!available() && failedStarts > 0) {
         // No worker can take videos now: queued ones fail fast instead of waiting out the backoff.
         const down = new EngineError('DECODER_UNAVAILABLE', 'no decode worker is running; retry later', { failedStarts });
