@@ -255,6 +255,7 @@ function openDecoder(fmt: FormatContext, stream: Stream, options: DecoderOptions
       let errors = 0;
       let counted = -1; // frames output since the start, for streams that cannot be ordered by pts
       let atEnd = false;
+      let errorsAtEnd = 0;
       let drained = false;
       let pending: number | undefined; // a frame already decoded past the step it was read for
       let filter: FilterAPI | undefined;
@@ -296,9 +297,12 @@ function openDecoder(fmt: FormatContext, stream: Stream, options: DecoderOptions
           }
           if (got !== AVERROR_EAGAIN) errors++;
           if (atEnd) {
-            if (got !== AVERROR_EAGAIN) return undefined;
-            ctx.sendPacketSync(null);
-            continue;
+            // The flush was sent: a decoder that asks for input has nothing more to give; one that
+            // reports a damaged frame may still hold good ones (bounded: a broken decoder could
+            // report errors for ever).
+            if (got !== AVERROR_EAGAIN && errorsAtEnd++ < 64) continue;
+            drained = true;
+            return undefined;
           }
           const read = fmt.readFrameSync(packet);
           if (read < 0) {
@@ -321,6 +325,7 @@ function openDecoder(fmt: FormatContext, stream: Stream, options: DecoderOptions
             ctx.flushBuffers();
             seeks++;
             atEnd = false;
+            errorsAtEnd = 0;
             drained = false;
             pending = undefined;
           }
