@@ -146,6 +146,14 @@ describe('decode pool (real worker, node-av)', () => {
     expect(error.message).toMatch(/moov atom not found/);
   });
 
+  it('kills and replaces a real worker that runs past the limit', async () => {
+    const { p } = pool({ fake: false, timeoutMs: 1 });
+    await p.ready();
+    const error = await p.decode(job(fixture('gop.mp4'))).catch((e: unknown) => e);
+    expect(isEngineError(error, 'DECODE_TIMEOUT')).toBe(true);
+    await vi.waitFor(() => expect(p.stats()).toMatchObject({ restarts: 1, ready: 1 }), WAIT);
+  });
+
   it('falls back from DECODE_HWACCEL=cuda to the CPU with the reason logged (no GPU here)', async () => {
     const { p, lines } = pool({ fake: false, hwaccel: 'cuda' });
     expect((await p.ready()).hardware).toBe('cpu');
