@@ -14,7 +14,7 @@ export PYTHONPATH := $(CURDIR)/models
 
 .PHONY: run test test-python test-ts build deps python-env node-deps ffmpeg bench bench-deps golden default-model clean
 
-run: ffmpeg build  ## install what is needed and serve the embedded default model on :8080
+run: build  ## install what is needed and serve the embedded default model on :8080 (no ffmpeg CLI: node-av decodes)
 	node dist/server.js
 
 test: deps  ## install what is needed and run every test, TypeScript and Python
