@@ -305,7 +305,7 @@ function deserialize(error: SerializedError): EngineError {
   return new EngineError(error.code, error.message, error.details);
 }
 
-export function defaultDecodeWorkerEntry(): WorkerEntry {
+function defaultDecodeWorkerEntry(): WorkerEntry {
   const here = import.meta.url;
   if (here.endsWith('.ts')) {
     // Running from source (tests, tsx): the child needs tsx's loader to read TypeScript.
