@@ -22,7 +22,9 @@ FROM ${NODE_IMAGE} AS build
 ARG VARIANT=cpu
 WORKDIR /app
 # onnxruntime-node's install script fetches CUDA libraries from NuGet: only the CUDA variant wants them.
-ENV ONNXRUNTIME_NODE_INSTALL=skip
+# node-av's would fetch an ffmpeg CLI from GitHub: the service decodes with the library alone.
+ENV ONNXRUNTIME_NODE_INSTALL=skip \
+    SKIP_FFMPEG=true
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./

@@ -7,11 +7,14 @@ PY_ENV = $(shell ./scripts/python-env.sh)
 PY = $(PY_ENV)/bin/python
 NODE_STAMP = node_modules/.install-stamp
 export ONNXRUNTIME_NODE_INSTALL = skip   # the CUDA libraries come from NuGet, which is unreachable; CPU binaries ship in the npm package
+# node-av's postinstall would fetch an ffmpeg CLI from GitHub (unreachable, and unused: the decoder
+# library ships in @seydx/node-av-linux-x64). It compares the value exactly, so no trailing comment.
+export SKIP_FFMPEG = true
 export PYTHONPATH := $(CURDIR)/models
 
-.PHONY: run test test-python test-ts build deps python-env python-test-deps node-deps ffmpeg bench golden default-model clean image image-test
+.PHONY: run test test-python test-ts build deps python-env python-test-deps node-deps ffmpeg bench bench-deps golden default-model clean image image-test
 
-run: ffmpeg build  ## install what is needed and serve the embedded default model on :8080
+run: build  ## install what is needed and serve the embedded default model on :8080 (no ffmpeg CLI: node-av decodes)
 	node dist/server.js
 
 test: deps  ## install what is needed and run every test, TypeScript and Python
@@ -49,7 +52,7 @@ ffmpeg:  ## Debian's ffmpeg when apt works (root), else the static binary from t
 golden: python-env  ## regenerate the cases shared by the Python and TypeScript tests
 	cd models && $(PY) -m haltingvt golden
 
-bench: deps build
+bench: deps build bench-deps
 	node --import tsx bench/run.ts $(BENCH_ARGS)
 
 image:  ## build the container image (podman, else docker; local base images when no registry answers)
@@ -57,6 +60,9 @@ image:  ## build the container image (podman, else docker; local base images whe
 
 image-test: ffmpeg  ## build the image and smoke-test the real container (read-only, non-root, SIGTERM)
 	./scripts/container/image-test.sh
+
+bench-deps: python-env  ## PyAV and decord, the decode section's anchors (pip skips what is installed)
+	$(PY) -m pip install -q -r bench/requirements-decode.txt
 
 clean:
 	rm -rf dist node_modules

@@ -19,8 +19,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultModelDir } from '../src/config.js';
-import { resolveFfmpegBinaries } from '../src/engine/ffmpeg-binaries.js';
-import { createFfmpegRunner } from '../src/engine/ffmpeg-runner.js';
 import { createEngine, type Engine } from '../src/engine/index.js';
 import { loadModel } from '../src/engine/model.js';
 import { measureDecode, measureShare, syntheticClip, type ClipSpec } from './lib/decode.js';
@@ -80,11 +78,10 @@ const plan = quick
       reps: { embedded: 2, preset: 2, torch: 1, micro: 3 },
       profileRuns: 1,
       decodeClips: [
-        { label: '2 s 1080p H.264', spec: { seconds: 2, width: 1920, height: 1080 } },
-        { label: '6 s 720p H.264', spec: { seconds: 6, width: 1280, height: 720 } },
+        { label: '3 s 360p H.264', spec: { seconds: 3, width: 640, height: 360 } },
+        { label: '10 s 1080p H.264, GOP 250', spec: { seconds: 10, width: 1920, height: 1080, gop: 250 } },
       ],
       decodeReps: 1,
-      fullReps: 1,
       shareReps: 1,
       engineLevels: [2],
       engineSeconds: 2,
@@ -100,12 +97,17 @@ const plan = quick
       presetTarget: ['--target-gflops', '24.2'],
       reps: { embedded: 7, preset: 3, torch: 3, micro: 15 },
       profileRuns: 3,
+      // The clips of issue 13 (and /work/shared/reference/decode.md).
       decodeClips: [
-        { label: '10 s 1080p H.264', spec: { seconds: 10, width: 1920, height: 1080 } },
-        { label: '2 min 720p H.264', spec: { seconds: 120, width: 1280, height: 720 } },
+        { label: '3 s 360p H.264', spec: { seconds: 3, width: 640, height: 360 } },
+        { label: '10 s 1080p H.264, GOP 250', spec: { seconds: 10, width: 1920, height: 1080, gop: 250 } },
+        { label: '10 s 1080p H.264, GOP 25', spec: { seconds: 10, width: 1920, height: 1080, gop: 25 } },
+        { label: '10 s portrait 1080p, rotate 90', spec: { seconds: 10, width: 1920, height: 1080, gop: 25, rotate: 90 } },
+        { label: '10 s VP9 WebM 720p', spec: { seconds: 10, width: 1280, height: 720, gop: 60, codec: 'vp9' } },
+        { label: '2 min 720p H.264, GOP 60', spec: { seconds: 120, width: 1280, height: 720, gop: 60 } },
+        { label: '2 min 720p H.264, GOP 250', spec: { seconds: 120, width: 1280, height: 720, gop: 250 } },
       ],
       decodeReps: 3,
-      fullReps: 2,
       shareReps: 2,
       engineLevels: [2, 4],
       engineSeconds: 15,
@@ -153,8 +155,8 @@ async function main(): Promise<void> {
   const command = `node --import tsx bench/run.ts ${process.argv.slice(2).join(' ')}`.trim();
   log(`${mode} run, ${threads} threads, results in ${path.relative(ROOT, resultsDir) || '.'}`);
 
-  const binaries = resolveFfmpegBinaries();
-  const runner = createFfmpegRunner(binaries);
+  // The clips are generated with the ffmpeg command line (the service itself no longer runs it).
+  const binaries = { ffmpeg: 'ffmpeg', ffprobe: 'ffprobe' };
   const watcher = watchLoad();
   const pyFacts = await helper<PythonFacts>(['facts']);
   const machine = await machineFacts(threads, pyFacts, binaries.ffmpeg);
@@ -210,7 +212,7 @@ async function main(): Promise<void> {
       const name = s.model.manifest.name;
       log(`${name}: decoding ${n} held-out clips through the engine's decode stages`);
       const tensors: Float32Array[] = [];
-      for (const file of clips.slice(0, n)) tensors.push(await decodeTensor(runner, s, file));
+      for (const file of clips.slice(0, n)) tensors.push(decodeTensor(s, file));
       const tensorDir = path.join(OUT, 'tensors', name);
       await writeTensors(tensorDir, s, tensors);
       const reps = s.role === 'preset' ? plan.reps.preset : plan.reps.embedded;
@@ -247,7 +249,7 @@ async function main(): Promise<void> {
     const input = embedded.manifest.input;
     const files: Array<{ label: string; file: string }> = plan.decodeClips.map((c) => ({ label: c.label, file: syntheticClip(binaries.ffmpeg, path.join(OUT, 'clips'), c.spec as ClipSpec) }));
     for (const { label, file } of files) {
-      decodeRows.push(await measureDecode(runner, file, label, { frames: input.frames, size: input.size, shortSide: input.resize_short_side, scaleFlags: input.scale_flags, reps: plan.decodeReps, fullReps: plan.fullReps, seekMinDurationS: 60 }));
+      decodeRows.push(await measureDecode(binaries, file, label, { frames: input.frames, size: input.size, shortSide: input.resize_short_side, scaleFlags: input.scale_flags, reps: plan.decodeReps }));
     }
     for (const s of subjects) {
       log(`${s.model.manifest.name}: end-to-end classify for the decode share`);

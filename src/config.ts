@@ -31,7 +31,9 @@ export const EnvSchema = z.object({
   MAX_DURATION_S: positive().default(600).describe('longest accepted video, in seconds'),
   MAX_PIXELS: int(1).default(3840 * 2160).describe('largest accepted frame, width x height'),
   MAX_BATCH_ITEMS: int(1, 1000).default(16).describe('most videos in one batch request'),
-  DECODE_TIMEOUT_MS: int(1).default(60_000).describe('time limit for decoding one video'),
+  DECODE_TIMEOUT_MS: int(1).default(60_000).describe('time limit for decoding one video; past it its decode worker is killed and replaced'),
+  DECODE_THREADS: int(0, 256).default(0).describe('decoder threads per decode worker; 0: cores ÷ CONCURRENCY'),
+  DECODE_HWACCEL: z.enum(['auto', 'cuda', 'none']).default('auto').describe('NVDEC decoding: auto when a CUDA device opens, cuda to ask for it (both fall back to the CPU with a logged reason), none for the CPU only'),
   REQUEST_TIMEOUT_MS: int(0).default(300_000).describe('time limit for receiving a whole request, upload included (0: none); past it Node answers 408'),
   QUEUE_SIZE: int(0, 100_000).default(16).describe('requests that may wait for a free slot; more are refused with 429'),
   CONCURRENCY: int(1, 64).default(2).describe('videos decoded or inferred at once'),
@@ -59,6 +61,7 @@ export interface AppConfig {
     decodeTimeoutMs: number;
     requestTimeoutMs: number;
   };
+  decode: { threads: number; hwaccel: Env['DECODE_HWACCEL'] };
   queue: { size: number; concurrency: number; retryAfterS: number };
   logLevel: Env['LOG_LEVEL'];
   authToken: string | undefined;
@@ -105,6 +108,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
       decodeTimeoutMs: e.DECODE_TIMEOUT_MS,
       requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     },
+    decode: { threads: e.DECODE_THREADS, hwaccel: e.DECODE_HWACCEL },
     queue: { size: e.QUEUE_SIZE, concurrency: e.CONCURRENCY, retryAfterS: e.RETRY_AFTER_S },
     logLevel: e.LOG_LEVEL,
     authToken: e.AUTH_TOKEN,

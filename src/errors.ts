@@ -18,8 +18,9 @@ export const ERRORS = {
 
   // Decoding
   DECODE_TIMEOUT: { status: 504, title: 'decoding took longer than the time limit' },
-  DECODE_FAILED: { status: 500, title: 'ffmpeg failed' },
-  FFMPEG_NOT_FOUND: { status: 500, title: 'no ffmpeg/ffprobe binary was found' },
+  DECODE_FAILED: { status: 500, title: 'the decoder failed' },
+  DECODER_CRASHED: { status: 422, title: 'the decoder process died on this video; it has been replaced' },
+  DECODER_UNAVAILABLE: { status: 503, title: 'no decode worker is running; retry later' },
 
   // Model and inference
   MODEL_NOT_FOUND: { status: 500, title: 'the model folder or one of its files is missing' },
@@ -49,7 +50,7 @@ export class EngineError extends Error {
   override readonly name = 'EngineError';
   readonly code: ErrorCode;
   readonly status: number;
-  /** Structured facts for logs and 4xx bodies (knob name, range, file, ffmpeg stderr tail...). */
+  /** Structured facts for logs and 4xx bodies (knob name, range, file, libav's error codes...). */
   readonly details: Record<string, unknown> | undefined;
 
   constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) {

@@ -1,18 +1,22 @@
 /**
- * Section 4: decoding. Reuses the engine's decode path (src/engine/decode.ts, the code
- * scripts/bench-decode.ts measures) and the same synthetic clips (testsrc2, H.264, x264's default
- * keyframe interval of 250 frames), compared with decoding every frame of the file through the same
- * scale/crop chain. Then the decode share of engine.classify's end-to-end latency, per model.
+ * Section 4: decoding. Per synthetic clip (testsrc2, generated once), 8 frames sampled at the
+ * model's rule and scaled/cropped to the model input, wall and CPU ms side by side:
+ *  - ours: the decode stage as a decode worker runs it (src/engine/decode/decode-video.ts), here in
+ *    the bench process at 1 decoder thread (cores ÷ concurrency on the 2-core reference machine);
+ *  - the ffmpeg command line: ffprobe, then one ffmpeg `select` pass, spawned per video (the path
+ *    the service had before issue 13; CPU includes the children's);
+ *  - PyAV and decord (bench/requirements-decode.txt), same frames, same thread count, timed inside
+ *    one Python process so that no interpreter start is counted (bench/py/decode_anchors.py).
+ * Then the decode share of engine.classify's end-to-end latency, per model.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
-import { chooseStrategy, decodeFrames, type DecodeStrategy } from '../../src/engine/decode.js';
-import { inputUrl, type FfmpegRunner } from '../../src/engine/ffmpeg-runner.js';
+import { decodeVideo } from '../../src/engine/decode/decode-video.js';
 import type { Engine } from '../../src/engine/index.js';
 import { cropGeometry, filterChain } from '../../src/engine/preprocess.js';
-import { probe } from '../../src/engine/probe.js';
-import { log } from './env.js';
+import { segmentCentreIndices } from '../../src/engine/sample.js';
+import { log, runPython } from './env.js';
 import type { DecodeRow, ShareRow } from './report.js';
 import { median } from './stats.js';
 
@@ -21,20 +25,32 @@ export interface ClipSpec {
   width: number;
   height: number;
   gop?: number;
+  /** x264 by default; vp9 writes WebM. */
+  codec?: 'h264' | 'vp9';
+  /** Display-matrix rotation tag, in degrees. */
+  rotate?: number;
 }
 
-/** A testsrc2 clip, generated once (same recipe and, for 1080p, the same file name as scripts/bench-decode.ts). */
+/** A testsrc2 clip, generated once. */
 export function syntheticClip(ffmpeg: string, dir: string, spec: ClipSpec): string {
   const gop = spec.gop ?? 250;
-  const file = path.join(dir, `testsrc2-${spec.height}p-${spec.seconds}s-g${gop}.mp4`);
+  const vp9 = spec.codec === 'vp9';
+  const name = `testsrc2-${spec.height}p-${spec.seconds}s-g${gop}${vp9 ? '-vp9' : ''}${spec.rotate ? `-r${spec.rotate}` : ''}.${vp9 ? 'webm' : 'mp4'}`;
+  const file = path.join(dir, name);
   if (existsSync(file)) return file;
   mkdirSync(dir, { recursive: true });
   const tmp = `${file}.part`;
-  log(`generating ${path.basename(file)}`);
+  log(`generating ${name}`);
+  const codec = vp9 ? ['-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-b:v', '2M'] : ['-c:v', 'libx264', '-preset', 'veryfast'];
   execFileSync(ffmpeg, [
     '-y', '-v', 'error', '-f', 'lavfi', '-i', `testsrc2=size=${spec.width}x${spec.height}:rate=25:duration=${spec.seconds}`,
-    '-c:v', 'libx264', '-preset', 'veryfast', '-g', String(gop), '-pix_fmt', 'yuv420p', '-f', 'mp4', tmp,
+    ...codec, '-g', String(gop), '-pix_fmt', 'yuv420p', '-f', vp9 ? 'webm' : 'mp4', tmp,
   ]);
+  if (spec.rotate) {
+    // ffmpeg 5 keeps a rotate tag only on a stream copy.
+    execFileSync(ffmpeg, ['-y', '-v', 'error', '-i', tmp, '-c', 'copy', '-metadata:s:v:0', `rotate=${spec.rotate}`, '-f', 'mp4', `${tmp}.rot`]);
+    renameSync(`${tmp}.rot`, tmp);
+  }
   renameSync(tmp, file);
   return file;
 }
@@ -45,71 +61,73 @@ export interface DecodeOptions {
   shortSide: number;
   scaleFlags: string;
   reps: number;
-  /** Repetitions of the every-frame decode (slow on long clips). */
-  fullReps: number;
-  seekMinDurationS: number;
 }
 
-export async function measureDecode(runner: FfmpegRunner, file: string, label: string, o: DecodeOptions): Promise<DecodeRow> {
-  const probeMs: number[] = [];
-  let info = await probe(runner, file, { timeoutMs: 30_000 });
-  for (let i = 0; i < o.reps; i++) {
+interface Timed {
+  wall_ms: number;
+  cpu_ms: number;
+}
+
+/** CPU seconds of this process plus the children it has reaped (/proc/self/stat utime stime cutime cstime). */
+function cpuMs(): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]?.split(' ') ?? [];
+  const ticks = [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0);
+  return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
+function timed(reps: number, run: () => void): Timed {
+  run(); // warm: page cache, first-use allocations
+  const wall: number[] = [];
+  const cpu: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const c0 = cpuMs();
     const t0 = performance.now();
-    info = await probe(runner, file, { timeoutMs: 30_000 });
-    probeMs.push(performance.now() - t0);
+    run();
+    wall.push(performance.now() - t0);
+    cpu.push(cpuMs() - c0);
   }
+  return { wall_ms: median(wall), cpu_ms: median(cpu) };
+}
+
+export async function measureDecode(binaries: { ffmpeg: string; ffprobe: string }, file: string, label: string, o: DecodeOptions): Promise<DecodeRow> {
+  const job = { file, frames: o.frames, size: o.size, resizeShortSide: o.shortSide, scaleFlags: o.scaleFlags, limits: { maxDurationS: Infinity, maxPixels: Infinity } };
+  const first = decodeVideo(job, { threads: 1, hardware: null });
+  const ours = timed(o.reps, () => void decodeVideo(job, { threads: 1, hardware: null }));
+
+  // The command-line path: what every request cost before (ffprobe + one select pass).
+  const { info } = first;
   const geometry = cropGeometry(info.width, info.height, o.shortSide, o.size);
-  const out = new Uint8Array(o.frames * o.size * o.size * 3);
-  const time = async (strategy: DecodeStrategy | undefined, reps: number): Promise<number> => {
-    const runs: number[] = [];
-    for (let i = 0; i < reps; i++) {
-      const t0 = performance.now();
-      const r = await decodeFrames(
-        runner,
-        { file, info, frames: o.frames, geometry, scaleFlags: o.scaleFlags, out, now: () => performance.now() },
-        { timeoutMs: 600_000, seekMinDurationS: o.seekMinDurationS, seekConcurrency: 1, strategy },
-      );
-      if (r.decoded === 0 || (strategy && r.strategy !== strategy)) throw new Error(`${label}: ${strategy ?? 'auto'} decode fell back or decoded nothing`);
-      runs.push(performance.now() - t0);
-    }
-    return median(runs);
-  };
-  const auto = chooseStrategy(info, o.seekMinDurationS);
-  // The strategy the engine would pick gets every repetition; the other one is shown for comparison.
-  const select = await time('select', auto === 'select' ? o.reps : 1);
-  const seek = await time('seek', auto === 'seek' ? o.reps : 1);
-  const sample8 = auto === 'select' ? select : seek;
-  // Every frame, through the same chain (what a decode-everything-then-pick pipeline pays).
-  const fullRuns: number[] = [];
-  let frames = 0;
-  for (let i = 0; i < o.fullReps; i++) {
-    let bytes = 0;
-    const t0 = performance.now();
-    const r = await runner.run(
-      'ffmpeg',
-      ['-v', 'error', '-nostdin', '-i', inputUrl(file), '-map', `0:${info.streamIndex}`, '-an', '-sn', '-dn', '-vf', filterChain(geometry, o.scaleFlags), '-vsync', 'passthrough', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'],
-      { timeoutMs: 600_000, onStdout: (c) => void (bytes += c.length) },
-    );
-    fullRuns.push(performance.now() - t0);
-    if (r.exitCode !== 0) throw new Error(`${label}: full decode failed: ${r.stderr}`);
-    frames = Math.floor(bytes / (o.size * o.size * 3));
+  const wanted = [...new Set(segmentCentreIndices(first.frameCount, o.frames))];
+  const vf = `select='${wanted.map((i) => `eq(n\\,${i})`).join('+')}',${filterChain(geometry, o.scaleFlags)}`;
+  const cli = timed(o.reps, () => {
+    const probe = spawnSync(binaries.ffprobe, ['-v', 'error', '-of', 'json', '-show_format', '-show_streams', file]);
+    if (probe.status !== 0) throw new Error(`${label}: ffprobe failed`);
+    const run = spawnSync(binaries.ffmpeg, ['-v', 'error', '-nostdin', '-i', file, '-map', `0:${info.streamIndex}`, '-an', '-vf', vf, '-vsync', 'passthrough', '-frames:v', String(wanted.length), '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], { maxBuffer: 1 << 26 });
+    if (run.status !== 0 || run.stdout.length !== wanted.length * o.size * o.size * 3) throw new Error(`${label}: ffmpeg select failed`);
+  });
+
+  let anchors: { pyav?: Timed; decord?: Timed; error?: string } = {};
+  try {
+    const out = await runPython([path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'py', 'decode_anchors.py'), file, String(o.frames), String(o.size), String(o.shortSide), String(o.reps)]);
+    anchors = JSON.parse(out.trim().split('\n').pop() ?? '{}') as typeof anchors;
+  } catch (err) {
+    anchors = { error: err instanceof Error ? err.message.split('\n')[0] : String(err) };
   }
-  const full = median(fullRuns);
-  log(`decode ${label}: sample 8 ${sample8.toFixed(0)} ms (${auto}), every frame (${frames}) ${full.toFixed(0)} ms`);
+  log(`decode ${label}: ours ${ours.wall_ms.toFixed(0)}/${ours.cpu_ms.toFixed(0)} ms wall/CPU, ffmpeg CLI ${cli.wall_ms.toFixed(0)}/${cli.cpu_ms.toFixed(0)}, PyAV ${anchors.pyav?.wall_ms.toFixed(0) ?? '–'}/${anchors.pyav?.cpu_ms.toFixed(0) ?? '–'}, decord ${anchors.decord?.wall_ms.toFixed(0) ?? '–'}/${anchors.decord?.cpu_ms.toFixed(0) ?? '–'}`);
+  const nan = { wall_ms: Number.NaN, cpu_ms: Number.NaN };
   return {
     clip: label,
     width: info.width,
     height: info.height,
     duration_s: info.durationS ?? Number.NaN,
-    frames,
+    frames: first.frameCount,
     reps: o.reps,
-    probe_ms: median(probeMs),
-    strategy_auto: auto,
-    sample8_ms: sample8,
-    select_ms: select,
-    seek_ms: seek,
-    full_ms: full,
-    full_over_sample8: full / sample8,
+    decoded_frames: first.decodedFrames,
+    seeks: first.seeks,
+    ours,
+    cli,
+    pyav: anchors.pyav ?? nan,
+    decord: anchors.decord ?? nan,
   };
 }
 

@@ -7,13 +7,11 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { pino } from 'pino';
-import { decodeFrames } from '../../src/engine/decode.js';
-import type { FfmpegRunner } from '../../src/engine/ffmpeg-runner.js';
+import { decodeVideo } from '../../src/engine/decode/decode-video.js';
 import { flopsByStage, glimpserKeeps, videoFlops } from '../../src/engine/flops.js';
 import type { LoadedModel } from '../../src/engine/model.js';
 import { openSession, type EngineSession, type PlainTensor } from '../../src/engine/ort-session.js';
-import { cropGeometry, Preprocessor } from '../../src/engine/preprocess.js';
-import { probe } from '../../src/engine/probe.js';
+import { Preprocessor } from '../../src/engine/preprocess.js';
 import { helper, log } from './env.js';
 import type { HaltingRow, LimitRow, MicroRow, ModelInfo, OpProfile, ReferenceRow, RunStats } from './report.js';
 import { median, sum } from './stats.js';
@@ -58,19 +56,15 @@ export function denseKnobs(s: Subject): Knobs {
   return { keep_ratio: 1, halt_threshold: s.model.manifest.flops.joint_blocks };
 }
 
-/** The engine's decode stages (probe → sample+decode → preprocess) on one file: the model input tensor. */
-export async function decodeTensor(runner: FfmpegRunner, s: Subject, file: string): Promise<Float32Array> {
+/** The engine's decode stage (what a decode worker runs, here in process) and preprocessing: the model input tensor. */
+export function decodeTensor(s: Subject, file: string): Float32Array {
   const input = s.model.manifest.input;
-  const videoInfo = await probe(runner, file, { timeoutMs: 30_000 });
-  const geometry = cropGeometry(videoInfo.width, videoInfo.height, input.resize_short_side, input.size);
   const pre = new Preprocessor(input);
-  const rgb = new Uint8Array(input.frames * pre.frameBytes);
-  const decoded = await decodeFrames(
-    runner,
-    { file, info: videoInfo, frames: input.frames, geometry, scaleFlags: input.scale_flags, out: rgb, now: () => performance.now() },
-    { timeoutMs: 120_000, seekMinDurationS: 60, seekConcurrency: 1 },
+  const decoded = decodeVideo(
+    { file, frames: input.frames, size: input.size, resizeShortSide: input.resize_short_side, scaleFlags: input.scale_flags, limits: { maxDurationS: Infinity, maxPixels: Infinity } },
+    { threads: 1, hardware: null },
   );
-  return pre.toTensor_(rgb, decoded.slotToFrame, new Float32Array(pre.tensorLength));
+  return pre.toTensor_(decoded.rgb, decoded.slotToFrame, new Float32Array(pre.tensorLength));
 }
 
 /** Writes the tensors for the Python side: raw little-endian float32 plus index.json. */

@@ -100,6 +100,11 @@ export interface LimitRow {
   fraction_of_matmul: number;
 }
 
+export interface DecodeTiming {
+  wall_ms: number;
+  cpu_ms: number;
+}
+
 export interface DecodeRow {
   clip: string;
   width: number;
@@ -107,13 +112,14 @@ export interface DecodeRow {
   duration_s: number;
   frames: number;
   reps: number;
-  probe_ms: number;
-  strategy_auto: string;
-  sample8_ms: number;
-  select_ms: number;
-  seek_ms: number;
-  full_ms: number;
-  full_over_sample8: number;
+  /** What our frame plan decoded, and its seeks. */
+  decoded_frames: number;
+  seeks: number;
+  ours: DecodeTiming;
+  /** ffprobe + one ffmpeg select pass, spawned: the service's path before issue 13. */
+  cli: DecodeTiming;
+  pyav: DecodeTiming;
+  decord: DecodeTiming;
 }
 
 export interface ShareRow {
@@ -298,15 +304,27 @@ export function renderMarkdown(r: Results): string {
   );
 
   out.push('## 4. Decoding', '');
-  out.push('The engine\'s own decode path (src/engine/decode.ts: probe, then 8 frames scaled and cropped by ffmpeg) vs decoding every frame of the same file through the same scale/crop chain. "auto" is the strategy the engine picks (seek for videos of 60 s and more); it gets all repetitions, the other strategy one.', '');
+  out.push('8 frames sampled at the model\'s rule and scaled/cropped to the model input, wall / CPU ms (CPU = user + sys, children included), medians. "ours" is the decode stage a decode worker runs (node-av, one open, frame plan, 1 decoder thread); "ffmpeg CLI" is ffprobe + one ffmpeg select pass per video, the path before issue 13; PyAV and decord take the same frames at 1 thread, timed inside one Python process. The last column is ours against the best anchor\'s CPU.', '');
+  const wc = (t: { wall_ms: number; cpu_ms: number }): string => `${fmt(t.wall_ms)} / ${fmt(t.cpu_ms)}`;
   out.push(
     table(
-      ['clip', 'frames', 'reps', 'probe ms', 'sample 8 (auto) ms', 'select ms', 'seek ms', 'every frame ms', 'every frame / sample 8'],
-      r.decode.rows.map((x) => [x.clip, String(x.frames), String(x.reps), fmt(x.probe_ms), `${fmt(x.sample8_ms)} (${x.strategy_auto})`, fmt(x.select_ms), fmt(x.seek_ms), fmt(x.full_ms), `${fmt(x.full_over_sample8)}×`]),
+      ['clip', 'frames', 'decoded (seeks)', 'reps', 'ours ms', 'ffmpeg CLI ms', 'PyAV ms', 'decord ms', 'CPU: CLI / ours', 'CPU: ours / best anchor'],
+      r.decode.rows.map((x) => [
+        x.clip,
+        String(x.frames),
+        `${x.decoded_frames} (${x.seeks})`,
+        String(x.reps),
+        wc(x.ours),
+        wc(x.cli),
+        wc(x.pyav),
+        wc(x.decord),
+        `${fmt(x.cli.cpu_ms / x.ours.cpu_ms)}×`,
+        `${fmt(x.ours.cpu_ms / Math.min(x.pyav.cpu_ms, x.decord.cpu_ms))}×`,
+      ]),
     ),
     '',
   );
-  out.push('Decode share of end-to-end latency (engine.classify, timings_s; decode = probe + ffmpeg + preprocessing):', '');
+  out.push('Decode share of end-to-end latency (engine.classify, timings_s; decode = decode worker + preprocessing):', '');
   out.push(
     table(
       ['model', 'clip', 'reps', 'decode s', 'infer s', 'total s', 'decode share'],

@@ -4,7 +4,8 @@
 
 1. n = the frame count of the first video stream: the container's nb_frames when it states one
    (MP4), else the number of its packets (`ffprobe -count_packets`, demuxing only; WebM). This is
-   the rule of the service's select path (src/engine/decode.ts).
+   the service's rule too (src/engine/decode/frame-plan.ts frameCountOf), which also counts packets
+   when nb_frames promises more frames than there are packets (a truncated file).
 2. indices = segment centres floor((i + 0.5) * n / frames), i = 0..frames-1 (repeats when n < frames;
    haltingvt.sampling, golden/sampling.json).
 3. One ffmpeg run decodes the file (autorotate on, as by default), and the filter graph
@@ -18,7 +19,7 @@
    crop is done in RGB so its offset is exact. Only the selected frames are ever held in memory.
    Sample aspect ratio is ignored (storage pixels are treated as square).
 4. If the file yields fewer frames than n said (lying nb_frames, truncated file), the missing
-   slots repeat the last frame that did decode, as the service does.
+   slots repeat the last frame that did decode (the service repeats the nearest decoded one).
 
 `ffmpeg_sampling_args` returns the exact argument list so the service can mirror it.
 """

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Removes from a production node_modules what cannot run in this image:
-# onnxruntime-node's binaries for other systems and CPUs (~245 MB of its ~290 MB), source maps and
-# type declarations; and lets the service user (not the owner, root) read and run what the owner can:
+# onnxruntime-node's binaries for other systems and CPUs (~245 MB of its ~290 MB), the static ffmpeg
+# and ffprobe CLIs (142 MB, optional dependencies for tests and training; the service decodes with
+# node-av's library), source maps and type declarations; and lets the service user (not the owner, root) read and run what the owner can:
 # some packages ship binaries as rwxr--r-- (e.g. @ffprobe-installer's). Usage: prune-modules NODE_MODULES_DIR
 set -eu
 modules=$1
@@ -15,6 +16,8 @@ if [ -d "$ort/linux/$arch" ]; then
   mv "$keep/$arch" "$ort/linux/"
   rmdir "$keep"
 fi
+rm -rf "$modules/@ffmpeg-installer" "$modules/@ffprobe-installer"
 find "$modules" -type f \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.cts' -o -name '*.d.mts' \) -delete
 chmod -R a+rX "$modules"
+rm -rf "$modules/@ffmpeg-installer" "$modules/@ffprobe-installer"
 find "$modules" -type f -perm -u+x -exec chmod a+x {} +

@@ -10,22 +10,21 @@ export const EngineConfigSchema = z.strictObject({
   /** ORT intra-op threads; 0 lets ORT decide (one per core). */
   intraOpNumThreads: z.number().int().nonnegative().default(0),
   interOpNumThreads: z.number().int().nonnegative().default(0),
-  /** Limit for ffprobe on one file. */
-  probeTimeoutMs: z.number().int().positive().default(10_000),
-  /** Limit for all the ffmpeg runs that decode one file. */
+  /** Wall-clock limit for decoding one video; past it the video fails and its decode worker is replaced. */
   decodeTimeoutMs: z.number().int().positive().default(60_000),
   /** Longer videos are refused with VIDEO_TOO_LONG. */
   maxDurationS: z.number().positive().default(3 * 3600),
   /** Frames with more pixels (width x height) are refused with VIDEO_TOO_LARGE before decoding. */
   maxPixels: z.number().int().positive().default(8192 * 8192),
-  /** Videos at least this long use one fast seek per frame instead of one select pass (docs/decisions.md). */
-  seekMinDurationS: z.number().nonnegative().default(60),
-  seekConcurrency: z.number().int().positive().default(1),
-  /** Force a decode strategy (benchmarks). */
-  decodeStrategy: z.enum(['select', 'seek']).optional(),
-  /** Explicit ffmpeg/ffprobe paths; otherwise PATH, then the npm packages. */
-  ffmpegPath: z.string().min(1).optional(),
-  ffprobePath: z.string().min(1).optional(),
+  /** Decode worker processes: how many videos decode at once. */
+  decodeWorkers: z.number().int().positive().default(1),
+  /**
+   * Decoder threads per worker; 0 means cores ÷ decodeWorkers. A loaded service is bound by
+   * CPU-seconds per video, and extra threads cost 10-25% more CPU (docs/decisions.md).
+   */
+  decodeThreads: z.number().int().nonnegative().default(0),
+  /** NVDEC through node-av: auto uses it when a CUDA device opens, cuda asks for it; both fall back to the CPU with a logged reason. */
+  decodeHwaccel: z.enum(['auto', 'cuda', 'none']).default('auto'),
   /** Limit for the worker to load the model and finish its warm-up run. */
   workerStartTimeoutMs: z.number().int().positive().default(120_000),
 });

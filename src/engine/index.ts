@@ -10,14 +10,15 @@
  * ```
  *
  * Failures are `EngineError`s (src/errors.ts) with a `code` and an HTTP `status`.
- * `createEngine` resolves only after the model's files are verified, the inference worker has
- * opened the session and a warm-up run has finished: a resolved engine is ready.
+ * `createEngine` resolves only after the model's files are verified, a decode worker has loaded
+ * node-av, and the inference worker has opened the session and finished a warm-up run: a resolved
+ * engine is ready.
  */
+import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
 import { engineConfig, type EngineConfig, type EngineConfigInput } from './config.js';
-import { resolveFfmpegBinaries, type ResolvedBinaries } from './ffmpeg-binaries.js';
-import { createFfmpegRunner, type FfmpegRunner } from './ffmpeg-runner.js';
+import { createDecodePool, type DecodePool, type DecodePoolOptions, type DecoderInfo } from './decode/pool.js';
 import { createKnobValidator, type Knobs } from './knobs.js';
 import { loadModel, type Manifest } from './model.js';
 import { createPipeline, type ClassifyOptions, type ClassifyResult } from './pipeline.js';
@@ -29,10 +30,8 @@ export type { Knobs, KnobInput } from './knobs.js';
 export type { Manifest } from './model.js';
 export type { Prediction, TokenReport } from './postprocess.js';
 export type { EngineConfig, EngineConfigInput } from './config.js';
-export type { FfmpegRunner, RunOptions, RunResult } from './ffmpeg-runner.js';
 export type { SessionHost, SessionHostOptions, SessionInfo } from './session-host.js';
-export type { SessionFactory, EngineSession, PlainTensor, ValueSpec } from './ort-session.js';
-export { createInProcessHost } from './session-inprocess.js';
+export type { DecoderInfo } from './decode/pool.js';
 
 export interface EngineOptions {
   /** Model folder with manifest.json, model.onnx and labels.txt (docs/contracts.md). */
@@ -42,8 +41,8 @@ export interface EngineOptions {
   logger?: Logger | undefined;
   /** Monotonic milliseconds clock; defaults to performance.now. */
   now?: (() => number) | undefined;
-  /** ffmpeg/ffprobe runner; defaults to spawning the resolved binaries. */
-  runner?: FfmpegRunner | undefined;
+  /** Builds the decode worker pool; tests inject one whose workers misbehave. */
+  createDecoder?: ((options: DecodePoolOptions) => DecodePool) | undefined;
   /**
    * Builds the session host; defaults to the child-process host. Tests inject
    * `createInProcessHost(factory)` to run a fake or failing SessionFactory in-process.
@@ -54,14 +53,16 @@ export interface EngineOptions {
 export interface Engine {
   readonly manifest: Manifest;
   readonly config: EngineConfig;
-  /** Where the session runs (execution provider) and ffmpeg comes from. */
-  readonly info: { model: { name: string; version: string; dir: string }; session: SessionInfo; ffmpeg: ResolvedBinaries | undefined };
+  /** Where the session runs (execution provider) and how videos are decoded. */
+  readonly info: { model: { name: string; version: string; dir: string }; session: SessionInfo; decode: DecoderInfo };
   /** Validates `knobs` (BAD_KNOB on failure) and classifies one video file. */
   classify(file: string, knobs?: unknown, options?: ClassifyOptions): Promise<ClassifyResult>;
   /** Knob validation on its own, e.g. to refuse a request before accepting its upload. */
   validateKnobs(knobs: unknown): Knobs;
   /** Queue depth and worker restarts, for metrics. */
   stats(): { queued: number; inFlight: number; restarts: number };
+  /** Readiness of the decode stage: at least one decode worker is up (false while all restart). */
+  decoderAvailable(): boolean;
   /** Refuses new work, fails queued requests with ENGINE_CLOSED and stops the worker. */
   close(): Promise<void>;
 }
@@ -72,13 +73,13 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const now = options.now ?? (() => performance.now());
   const model = await loadModel(options.modelDir);
   const { manifest } = model;
-  let ffmpeg: ResolvedBinaries | undefined;
-  let runner = options.runner;
-  if (!runner) {
-    ffmpeg = resolveFfmpegBinaries({ override: { ffmpeg: config.ffmpegPath, ffprobe: config.ffprobePath } });
-    logger.info({ ffmpeg: ffmpeg.ffmpeg, ffprobe: ffmpeg.ffprobe, sources: ffmpeg.sources }, 'ffmpeg resolved');
-    runner = createFfmpegRunner(ffmpeg);
-  }
+  const decoder = (options.createDecoder ?? createDecodePool)({
+    workers: config.decodeWorkers,
+    threads: config.decodeThreads || Math.max(1, Math.floor(os.availableParallelism() / config.decodeWorkers)),
+    hwaccel: config.decodeHwaccel,
+    timeoutMs: config.decodeTimeoutMs,
+    logger,
+  });
   const host = (options.createHost ?? createSessionHost)({
     modelPath: model.modelPath,
     executionProviders: config.executionProviders,
@@ -90,24 +91,28 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     startTimeoutMs: config.workerStartTimeoutMs,
   });
   let session: SessionInfo;
+  let decode: DecoderInfo;
   try {
-    session = await host.ready();
+    [session, decode] = await Promise.all([host.ready(), decoder.ready()]);
   } catch (err) {
-    await host.close();
+    await Promise.all([host.close(), decoder.close()]);
     throw err;
   }
   const validateKnobs = createKnobValidator(manifest);
-  const classify = createPipeline({ model, config, runner, host, validateKnobs, now, logger });
+  const classify = createPipeline({ model, config, decoder, host, validateKnobs, now, logger });
   return {
     manifest,
     config,
-    info: { model: { name: manifest.name, version: manifest.version, dir: model.dir }, session, ffmpeg },
+    info: { model: { name: manifest.name, version: manifest.version, dir: model.dir }, session, decode },
     classify,
     validateKnobs,
     stats: () => {
       const { queued, inFlight, restarts } = host.stats();
       return { queued, inFlight, restarts };
     },
-    close: () => host.close(),
+    decoderAvailable: () => decoder.available(),
+    close: async () => {
+      await Promise.all([host.close(), decoder.close()]);
+    },
   };
 }

@@ -1,20 +1,19 @@
 /**
- * The stages wired in one place: knobs → probe → sample+decode (ffmpeg scales and crops) →
- * preprocess → infer (worker process) → postprocess. Each stage is its own module; this file only
+ * The stages wired in one place: knobs → decode (a decode worker process opens the video once,
+ * checks the limits, samples, decodes the planned frames, scales and crops; decode/) → preprocess →
+ * infer (inference worker process) → postprocess. Each stage is its own module; this file only
  * passes values along, times the stages and lends out the reusable buffers.
  */
 import { access, constants } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { EngineError } from '../errors.js';
 import type { EngineConfig } from './config.js';
-import { decodeFrames, type DecodeStrategy } from './decode.js';
-import type { FfmpegRunner } from './ffmpeg-runner.js';
+import type { DecodePool } from './decode/pool.js';
 import { infer } from './infer.js';
 import type { KnobValidator, Knobs } from './knobs.js';
 import type { LoadedModel } from './model.js';
 import { postprocess, type Prediction, type TokenReport } from './postprocess.js';
-import { cropGeometry, Preprocessor } from './preprocess.js';
-import { probe } from './probe.js';
+import { Preprocessor } from './preprocess.js';
 import type { SessionHost } from './session-host.js';
 
 /** One classified video. Every field is in the CLI's JSON line and the HTTP response. */
@@ -33,13 +32,15 @@ export interface ClassifyResult {
     rotation: number;
     duration_s: number | null;
     frame_count: number;
-    frame_count_source: 'container' | 'counted' | 'estimated';
+    frame_count_source: 'container' | 'counted';
     sampled_indices: number[];
-    decode_strategy: DecodeStrategy;
-    /** Slots that repeat the last frame because the video ended before its declared length. */
+    /** Frames the decoder produced to reach the sampled ones, and the seeks it made (the decode cost). */
+    decoded_frames: number;
+    seeks: number;
+    /** Slots that repeat a neighbouring frame because theirs never decoded (truncated or lying file). */
     padded_frames: number;
   };
-  /** Seconds per stage: decode covers probe, ffmpeg and preprocessing. */
+  /** Seconds per stage: decode covers the decode worker (open, decode, scale) and preprocessing. */
   timings_s: { decode: number; queue: number; infer: number; post: number; total: number };
 }
 
@@ -50,7 +51,7 @@ export interface ClassifyOptions {
 export interface PipelineDeps {
   model: LoadedModel;
   config: EngineConfig;
-  runner: FfmpegRunner;
+  decoder: DecodePool;
   host: SessionHost;
   validateKnobs: KnobValidator;
   /** Milliseconds, monotonic. */
@@ -60,22 +61,17 @@ export interface PipelineDeps {
 
 export type Classify = (file: string, knobs?: unknown, options?: ClassifyOptions) => Promise<ClassifyResult>;
 
-interface Buffers {
-  rgb: Uint8Array;
-  tensor: Float32Array;
-}
-
 export function createPipeline(deps: PipelineDeps): Classify {
-  const { model, config, runner, host, now } = deps;
+  const { model, config, decoder, host, now } = deps;
   const { manifest } = model;
   const { frames, size, resize_short_side: shortSide, scale_flags: scaleFlags } = manifest.input;
   const preprocessor = new Preprocessor(manifest.input);
   const dims: [number, number, number, number, number] = [1, 3, frames, size, size];
-  // Buffers are allocated once per concurrent request and reused; the pool grows to the peak
-  // concurrency and no further.
-  const pool: Buffers[] = [];
-  const acquire = (): Buffers =>
-    pool.pop() ?? { rgb: new Uint8Array(frames * preprocessor.frameBytes), tensor: new Float32Array(preprocessor.tensorLength) };
+  const limits = { maxDurationS: config.maxDurationS, maxPixels: config.maxPixels };
+  // Tensors are allocated once per concurrent request and reused; the pool grows to the peak
+  // concurrency and no further. (The rgb frames arrive in a fresh array from IPC: 301 KB.)
+  const pool: Float32Array[] = [];
+  const acquire = (): Float32Array => pool.pop() ?? new Float32Array(preprocessor.tensorLength);
 
   return async (file, knobInput, options = {}) => {
     const { signal } = options;
@@ -83,35 +79,15 @@ export function createPipeline(deps: PipelineDeps): Classify {
     const knobs = deps.validateKnobs(knobInput);
     await readable(file);
 
-    const info = await probe(runner, file, { timeoutMs: config.probeTimeoutMs, signal });
-    if (info.durationS !== undefined && info.durationS > config.maxDurationS) {
-      throw new EngineError('VIDEO_TOO_LONG', `${file} lasts ${info.durationS.toFixed(1)} s; the limit is ${config.maxDurationS} s`, {
-        file,
-        durationS: info.durationS,
-        maxDurationS: config.maxDurationS,
-      });
-    }
-    if (info.width * info.height > config.maxPixels) {
-      throw new EngineError('VIDEO_TOO_LARGE', `${file} is ${info.width}x${info.height}; the limit is ${config.maxPixels} pixels per frame`, {
-        file,
-        width: info.width,
-        height: info.height,
-        maxPixels: config.maxPixels,
-      });
-    }
-    const geometry = cropGeometry(info.width, info.height, shortSide, size);
-    const buffers = acquire();
+    const decoded = await decoder.decode({ file, frames, size, resizeShortSide: shortSide, scaleFlags, limits }, signal);
+    const { info } = decoded;
+    if (decoded.padded > 0) deps.logger.warn({ file, padded: decoded.padded, frameCount: decoded.frameCount }, 'frames missing from the video; repeating their neighbours');
+    const tensor = acquire();
     try {
-      const decoded = await decodeFrames(
-        runner,
-        { file, info, frames, geometry, scaleFlags, out: buffers.rgb, signal, now },
-        { timeoutMs: config.decodeTimeoutMs, seekMinDurationS: config.seekMinDurationS, seekConcurrency: config.seekConcurrency, strategy: config.decodeStrategy },
-      );
-      if (decoded.padded > 0) deps.logger.warn({ file, padded: decoded.padded, frameCount: decoded.frameCount }, 'video ended early; repeating its last frame');
-      preprocessor.toTensor_(buffers.rgb, decoded.slotToFrame, buffers.tensor);
+      preprocessor.toTensor_(decoded.rgb, decoded.slotToFrame, tensor);
       const decodeS = (now() - started) / 1000;
 
-      const { outputs, queueS, inferS } = await infer(host, buffers.tensor, dims, knobs, signal);
+      const { outputs, queueS, inferS } = await infer(host, tensor, dims, knobs, signal);
       const postStarted = now();
       const post = postprocess(manifest, outputs, knobs);
       const finished = now();
@@ -128,7 +104,8 @@ export function createPipeline(deps: PipelineDeps): Classify {
           frame_count: decoded.frameCount,
           frame_count_source: decoded.frameCountSource,
           sampled_indices: decoded.indices,
-          decode_strategy: decoded.strategy,
+          decoded_frames: decoded.decodedFrames,
+          seeks: decoded.seeks,
           padded_frames: decoded.padded,
         },
         timings_s: {
@@ -140,7 +117,7 @@ export function createPipeline(deps: PipelineDeps): Classify {
         },
       };
     } finally {
-      pool.push(buffers);
+      pool.push(tensor);
     }
   };
 }

@@ -1,7 +1,7 @@
 /**
- * Stage 4 (half of it runs inside ffmpeg): resize so the short side is `resize_short_side`, keep
- * the aspect ratio, centre-crop `size` x `size`, then turn rgb24 bytes into the normalised float32
- * NCTHW tensor. The arithmetic follows docs/contracts.md so the Python decoder gets the same pixels.
+ * Stage 4 (half of it runs in the decode worker's libavfilter chain): resize so the short side is
+ * `resize_short_side`, keep the aspect ratio, centre-crop `size` x `size`, then turn rgb24 bytes into
+ * the normalised float32 NCTHW tensor. The arithmetic follows docs/contracts.md so the Python decoder gets the same pixels.
  */
 import type { Manifest } from './model.js';
 
@@ -35,9 +35,10 @@ export function cropGeometry(width: number, height: number, resizeShortSide: num
 }
 
 /**
- * The ffmpeg filter chain for one geometry. `format=rgb24` sits between scale and crop so that swscale
- * converts straight to RGB at the target size and the crop works on full-resolution RGB: a crop on
- * yuv420p would round odd offsets down to the chroma grid.
+ * The filter chain for one geometry, the same string for libavfilter in the decode worker and for
+ * the ffmpeg command line in the Python sampler. `format=rgb24` sits between scale and crop so that
+ * swscale converts straight to RGB at the target size and the crop works on full-resolution RGB: a
+ * crop on yuv420p would round odd offsets down to the chroma grid.
  */
 export function filterChain(g: CropGeometry, scaleFlags: string): string {
   return `scale=${g.scaleWidth}:${g.scaleHeight}:flags=${scaleFlags},format=rgb24,crop=${g.size}:${g.size}:${g.cropX}:${g.cropY}`;

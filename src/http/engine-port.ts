@@ -20,6 +20,10 @@ export function openEngine(config: AppConfig, logger: Logger): Promise<Engine> {
       maxDurationS: config.limits.maxDurationS,
       maxPixels: config.limits.maxPixels,
       decodeTimeoutMs: config.limits.decodeTimeoutMs,
+      // One decode worker per queue slot: at most CONCURRENCY videos decode at once.
+      decodeWorkers: config.queue.concurrency,
+      decodeThreads: config.decode.threads,
+      decodeHwaccel: config.decode.hwaccel,
     },
   });
 }

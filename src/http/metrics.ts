@@ -62,7 +62,7 @@ export function createMetrics(registry: Registry): Metrics {
   });
   const stageDuration = new Histogram({
     name: `${PREFIX}stage_duration_seconds`,
-    help: 'Time one video spent in each stage: queue (service queue and inference worker), decode (probe, ffmpeg, preprocessing), infer, post',
+    help: 'Time one video spent in each stage: queue (service queue and inference worker), decode (decode worker and preprocessing), infer, post',
     labelNames: ['stage'] as const,
     buckets: SECONDS,
     registers,

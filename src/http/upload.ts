@@ -2,7 +2,7 @@
  * Uploads are streamed to temp files, never buffered whole: a video can be hundreds of MB, and an
  * MP4 with its moov atom at the end cannot be decoded from a pipe, only from a seekable file.
  * Each request gets a `TempFiles` set whose `removeAll()` runs in the handler's `finally`, so a
- * file is removed whatever ends the request (client abort, ffmpeg failure, timeout, success).
+ * file is removed whatever ends the request (client abort, decode failure, timeout, success).
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
@@ -34,7 +34,7 @@ export function createUploadArea(parent: string): UploadArea {
       const files: string[] = [];
       return {
         path(filename) {
-          // ffmpeg probes content, not names, but a plain extension (.ts, .mkv) is a useful hint.
+          // libav probes content, not names, but a plain extension (.ts, .mkv) is a useful hint.
           const ext = path.extname(filename ?? '').toLowerCase();
           const file = path.join(dir, `${randomBytes(12).toString('hex')}${/^\.[a-z0-9]{1,8}$/.test(ext) ? ext : ''}`);
           files.push(file);

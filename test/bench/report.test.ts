@@ -58,7 +58,7 @@ function fakeResults(): Results {
       ],
     },
     decode: {
-      rows: [{ clip: '10 s 1080p', width: 1920, height: 1080, duration_s: 10, frames: 250, reps: 1, probe_ms: 50, strategy_auto: 'select', sample8_ms: 300, select_ms: 300, seek_ms: 900, full_ms: 1200, full_over_sample8: 4 }],
+      rows: [{ clip: '10 s 1080p', width: 1920, height: 1080, duration_s: 10, frames: 250, reps: 1, decoded_frames: 104, seeks: 7, ours: { wall_ms: 500, cpu_ms: 700 }, cli: { wall_ms: 1100, cpu_ms: 1800 }, pyav: { wall_ms: 520, cpu_ms: 900 }, decord: { wall_ms: NaN, cpu_ms: NaN } }],
       share: [{ model: 'tiny', clip: '10 s 1080p', reps: 1, decode_s: 0.3, infer_s: 0.01, total_s: 0.31, share: 0.97 }],
     },
     service: {
@@ -96,17 +96,23 @@ describe('bench targets and results writer', () => {
   it('judges every target and explains the ones not met', () => {
     const targets = buildTargets(fakeResults());
     const byId = Object.fromEntries(targets.map((t) => [t.id, t]));
-    expect(Object.keys(byId).sort()).toEqual(['1a', '1b', '2a', '2b', '3a', '3b', '5a', '5b', '5c']);
+    expect(Object.keys(byId).sort()).toEqual(['1a', '1b', '2a', '2b', '3a', '3b', '4', '5a', '5b', '5c']);
     expect(byId['1a']?.met).toBe(true);
     expect(byId['1b']?.met).toBe(false);
     expect(byId['2a']?.met).toBe(true);
     expect(byId['2b']?.met).toBe(false);
     expect(byId['3a']?.met).toBe(true);
     expect(byId['3b']?.met).toBe(false);
+    expect(byId['4']?.met).toBe(true);
     expect(byId['5a']?.met).toBe(true);
     expect(byId['5b']?.met).toBe(true);
     expect(byId['5c']?.met).toBeNull();
     for (const t of targets) if (t.met === false) expect(t.notes.some((n) => n.startsWith('Plan:'))).toBe(true);
+    const slowDecode = fakeResults();
+    slowDecode.decode.rows[0]!.ours.cpu_ms = 2000;
+    const decode = buildTargets(slowDecode).find((t) => t.id === '4');
+    expect(decode?.met).toBe(false);
+    expect(decode?.notes.some((n) => n.startsWith('Plan:'))).toBe(true);
   });
 
   it('renders every section and writes parseable JSON', async () => {

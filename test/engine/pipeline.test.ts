@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isEngineError, type ErrorCode } from '../../src/errors.js';
-import { createEngine, createInProcessHost, type Engine, type SessionFactory } from '../../src/engine/index.js';
-import { ortSessionFactory } from '../../src/engine/ort-session.js';
+import { createEngine, type Engine } from '../../src/engine/index.js';
+import { ortSessionFactory, type SessionFactory } from '../../src/engine/ort-session.js';
+import { createInProcessHost } from '../../src/engine/session-inprocess.js';
 import { captureLogger } from '../helpers/logger.js';
 import { fixture } from '../helpers/media.js';
 import { TINY_MODEL } from '../helpers/paths.js';
@@ -22,7 +23,7 @@ async function code(file: string, knobs?: unknown): Promise<ErrorCode | undefine
   return undefined;
 }
 
-describe('engine.classify (tiny model, real ffmpeg, worker process)', () => {
+describe('engine.classify (tiny model, decode and inference worker processes)', () => {
   it('returns a result that explains itself', async () => {
     const r = await engine.classify(fixture('one.mp4'), { top_k: 3, keep_ratio: 0.3, halt_threshold: 0.9 });
     expect(r.model).toEqual({ name: 'tiny', version: '0.0.1' });
@@ -37,7 +38,7 @@ describe('engine.classify (tiny model, real ffmpeg, worker process)', () => {
     expect(r.tokens.patch_stop_histogram.reduce((a, b) => a + b, 0)).toBe(4 * 9);
     expect(r.gflops).toBeGreaterThan(0);
     expect(r.gflops).toBeLessThan(r.dense_gflops);
-    expect(r.video).toMatchObject({ width: 160, height: 120, frame_count: 1, sampled_indices: [0, 0, 0, 0], decode_strategy: 'select' });
+    expect(r.video).toMatchObject({ width: 160, height: 120, frame_count: 1, sampled_indices: [0, 0, 0, 0], decoded_frames: 1, seeks: 0, padded_frames: 0 });
     for (const stage of ['decode', 'queue', 'infer', 'post', 'total'] as const) expect(r.timings_s[stage]).toBeGreaterThanOrEqual(0);
   });
 
@@ -61,6 +62,12 @@ describe('engine.classify (tiny model, real ffmpeg, worker process)', () => {
     ['clip.mp4', 'VIDEO_TOO_LONG'],
   ] as const)('refuses %s with %s', async (name, expected) => {
     expect(await code(name === 'missing.mp4' ? '/nonexistent/missing.mp4' : fixture(name))).toBe(expected);
+  });
+
+  it('says how it decodes, and that a decode worker is available', () => {
+    expect(engine.info.decode).toMatchObject({ workers: 1, hardware: 'cpu' });
+    expect(engine.info.decode.threads).toBeGreaterThanOrEqual(1);
+    expect(engine.decoderAvailable()).toBe(true);
   });
 
   it('refuses bad knobs before touching the file', async () => {

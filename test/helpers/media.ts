@@ -26,6 +26,9 @@ const RECIPES: Record<string, (out: string) => void> = {
   'rotated.mp4': (out) => ffmpeg(['-i', fixture('clip.mp4'), '-c', 'copy', '-metadata:s:v:0', 'rotate=90', out]),
   'vfr.mkv': (out) => ffmpeg([...src('320x240', 2), '-vf', "select='lt(mod(n,5),2)+gt(n,40)'", '-vsync', 'vfr', ...X264, out]),
   'odd.mp4': (out) => ffmpeg([...src('320x240', 1), '-vf', 'scale=333:187', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv444p', out]),
+  // Keyframe every 10 frames, with B-frames (reordering), so the frame plan seeks.
+  'gop.mp4': (out) => ffmpeg([...src('320x240', 4), '-c:v', 'libx264', '-preset', 'veryfast', '-g', '10', '-bf', '2', '-pix_fmt', 'yuv420p', out]),
+  'gop.webm': (out) => ffmpeg([...src('240x320', 3), '-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-g', '12', out]),
   'garbage.mp4': (out) => writeFileSync(out, Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 251))),
   // The index (moov) is at the start and intact, but half of the frames' data is gone.
   'truncated-faststart.mp4': (out) => {
@@ -56,7 +59,7 @@ export function ffmpeg(args: string[]): void {
   const out = args[args.length - 1] as string;
   // The temporary name hides the extension from ffmpeg, so name the container explicitly.
   const ext = path.extname(out.replace(/^\.\d+\./, '')).slice(1);
-  const format = { mp4: 'mp4', m4a: 'ipod', png: 'image2', mkv: 'matroska' }[ext];
+  const format = { mp4: 'mp4', m4a: 'ipod', png: 'image2', mkv: 'matroska', webm: 'webm' }[ext];
   const head = args.slice(0, -1);
   execFileSync('ffmpeg', ['-y', '-v', 'error', ...head, ...(format ? ['-f', format] : []), out], { stdio: ['ignore', 'ignore', 'pipe'] });
 }

@@ -14,6 +14,7 @@ describe('loadConfig', () => {
       executionProviders: ['cuda', 'cpu'],
       intraOpThreads: 0,
       queue: { size: 16, concurrency: 2, retryAfterS: 2 },
+      decode: { threads: 0, hwaccel: 'auto' },
       logLevel: 'info',
       authToken: undefined,
       shutdown: { delayMs: 0, graceMs: 25_000 },
@@ -39,6 +40,8 @@ describe('loadConfig', () => {
         MAX_PIXELS: '640',
         MAX_BATCH_ITEMS: '4',
         DECODE_TIMEOUT_MS: '500',
+        DECODE_THREADS: '2',
+        DECODE_HWACCEL: 'none',
         REQUEST_TIMEOUT_MS: '0',
         QUEUE_SIZE: '0',
         CONCURRENCY: '1',
@@ -59,6 +62,7 @@ describe('loadConfig', () => {
       intraOpThreads: 3,
       limits: { maxUploadBytes: 1000, maxDurationS: 2.5, maxPixels: 640, maxBatchItems: 4, decodeTimeoutMs: 500, requestTimeoutMs: 0 },
       queue: { size: 0, concurrency: 1, retryAfterS: 9 },
+      decode: { threads: 2, hwaccel: 'none' },
       logLevel: 'warn',
       authToken: 'sixteen-chars-at-least',
       uploadDir: '/var/tmp',
@@ -71,7 +75,7 @@ describe('loadConfig', () => {
   });
 
   it('refuses bad values with a message naming each variable', () => {
-    const bad = { PORT: 'eighty', QUEUE_SIZE: '-1', LOG_LEVEL: 'loud', AUTH_TOKEN: 'short', EXECUTION_PROVIDERS: 'cuda;cpu', MAX_DURATION_S: '0' };
+    const bad = { PORT: 'eighty', QUEUE_SIZE: '-1', LOG_LEVEL: 'loud', AUTH_TOKEN: 'short', EXECUTION_PROVIDERS: 'cuda;cpu', MAX_DURATION_S: '0', DECODE_HWACCEL: 'vaapi' };
     let error: unknown;
     try {
       loadConfig(bad, { root, exists: none });

@@ -1,0 +1,107 @@
+/**
+ * One video, inside a decode worker: open once, check the limits, index, plan, decode the planned
+ * frames into rgb24 crops. Everything that can refuse the video does so before the first frame is
+ * decoded.
+ */
+import { EngineError } from '../../errors.js';
+import { cropGeometry, filterChain } from '../preprocess.js';
+import { planFrames } from '../sample.js';
+import { checkLimits, describe, type VideoInfo, type VideoLimits } from './describe.js';
+import { frameCountOf, framesDecoded, planDecode } from './frame-plan.js';
+import { openVideo, type DecoderOptions } from './libav.js';
+
+export interface DecodeJob {
+  file: string;
+  frames: number;
+  size: number;
+  resizeShortSide: number;
+  scaleFlags: string;
+  limits: VideoLimits;
+}
+
+export interface DecodedVideo {
+  info: Omit<VideoInfo, 'rotateFilters'>;
+  frameCount: number;
+  frameCountSource: 'container' | 'counted';
+  /** Sampled frame index for each of the `frames` slots. */
+  indices: number[];
+  /** The distinct sampled frames back to back, (U, S, S, 3) rgb24. */
+  rgb: Uint8Array;
+  /** For each slot, which frame in `rgb` fills it. */
+  slotToFrame: number[];
+  /** Slots that repeat a neighbouring frame because theirs never decoded (truncated, lying). */
+  padded: number;
+  /** Frames the decoder produced, seeks made, and what the plan expected to decode. */
+  decodedFrames: number;
+  seeks: number;
+  plannedFrames: number;
+  hardware: boolean;
+}
+
+export function decodeVideo(job: DecodeJob, decoder: DecoderOptions): DecodedVideo {
+  const { file } = job;
+  const video = openVideo(file);
+  try {
+    const info = describe(video.facts, file);
+    checkLimits(info, job.limits, file);
+    const index = video.index(info.streamIndex);
+    if (index.packets === 0) throw new EngineError('VIDEO_UNDECODABLE', `${file}: the video stream has no packets`, { file });
+    // A header without a duration (or one that lies low) is checked again against what was read.
+    if (index.durationS !== undefined && (info.durationS === undefined || index.durationS > info.durationS)) {
+      checkLimits({ ...info, durationS: index.durationS }, job.limits, file);
+    }
+    const { frameCount, source } = frameCountOf(info.frameCount, index.packets);
+    const plan = planFrames(frameCount, job.frames);
+    const steps = planDecode(plan.unique, index.keyframes);
+    const geometry = cropGeometry(info.width, info.height, job.resizeShortSide, job.size);
+    const filters = [...info.rotateFilters, filterChain(geometry, job.scaleFlags)].join(',');
+    const bytes = job.size * job.size * 3;
+    const rgb = new Uint8Array(plan.unique.length * bytes);
+    const got = new Array<boolean>(plan.unique.length).fill(false);
+    const codec = video.decoder(info.streamIndex, decoder);
+    let stats;
+    try {
+      stats = codec.run(steps, index, filters, (k, frame) => {
+        const data = frame.data?.[0];
+        const stride = frame.linesize[0] ?? 0;
+        if (!data || frame.width !== job.size || frame.height !== job.size) {
+          throw new EngineError('DECODE_FAILED', `the filter chain gave a ${frame.width}x${frame.height} frame, not ${job.size}x${job.size}`, { file, filters });
+        }
+        const row = job.size * 3;
+        for (let y = 0; y < job.size; y++) rgb.set(data.subarray(y * stride, y * stride + row), k * bytes + y * row);
+        got[k] = true;
+      });
+    } finally {
+      codec.close();
+    }
+    if (!got.includes(true)) {
+      throw new EngineError('VIDEO_UNDECODABLE', `${file}: no frame of the video stream could be decoded`, { file, packets: index.packets, errors: stats.errors });
+    }
+    // A frame that never came out (damaged data, a container promising more than it holds) takes
+    // the nearest earlier frame that did, else the nearest later one.
+    const fill = got.map((_, k) => nearestDecoded(got, k));
+    const slotToFrame = plan.slotToUnique.map((k) => fill[k] as number);
+    const padded = plan.slotToUnique.filter((k) => !got[k]).length;
+    const { rotateFilters: _, ...rest } = info;
+    return {
+      info: rest,
+      frameCount,
+      frameCountSource: source,
+      indices: plan.indices,
+      rgb,
+      slotToFrame,
+      padded,
+      decodedFrames: stats.decoded,
+      seeks: stats.seeks,
+      plannedFrames: framesDecoded(steps),
+      hardware: codec.hardware,
+    };
+  } finally {
+    video.close();
+  }
+}
+
+function nearestDecoded(got: readonly boolean[], k: number): number {
+  for (let i = k; i >= 0; i--) if (got[i]) return i;
+  return got.indexOf(true);
+}

@@ -1,0 +1,377 @@
+/**
+ * The only module that imports node-av (libav* 8 in process). It runs inside a decode worker
+ * process (worker.ts): its calls are synchronous and block the thread, and a decoder stuck or
+ * crashing in native code can only be stopped by killing that process.
+ *
+ * One open per video gives everything: the container and stream facts, then one demux-only pass
+ * (no decoding) for the packet count, the presentation order and the keyframes. Decoding then walks
+ * the frame plan, and each wanted frame goes through the same libavfilter chain that ffmpeg's
+ * command line builds (autorotate filters, scale with the manifest's flags, rgb24, crop), so the
+ * pixels are those the Python sampler gets.
+ */
+import { Codec, CodecContext, Dictionary, FFmpegError, FormatContext, Frame, Log, Packet, avGetCodecName, getFFmpegInfo, type Stream } from 'node-av/lib';
+import { FilterAPI, HardwareContext } from 'node-av/api';
+import {
+  AVDISCARD_ALL,
+  AVERROR_EAGAIN,
+  AVERROR_EOF,
+  AVMEDIA_TYPE_AUDIO,
+  AVMEDIA_TYPE_VIDEO,
+  AVSEEK_FLAG_BACKWARD,
+  AVSEEK_FLAG_BYTE,
+  AV_DISPOSITION_ATTACHED_PIC,
+  AV_HWDEVICE_TYPE_CUDA,
+  AV_LOG_ERROR,
+  AV_NOPTS_VALUE,
+  AV_PIX_FMT_CUDA,
+  AV_PKT_DATA_DISPLAYMATRIX,
+} from 'node-av/constants';
+import { EngineError } from '../../errors.js';
+import type { ContainerFacts, StreamFacts } from './describe.js';
+import type { DecodeStep } from './frame-plan.js';
+
+const NOPTS = AV_NOPTS_VALUE;
+
+/** libav's own error lines (e.g. "moov atom not found"), kept for error messages. */
+const logTail: string[] = [];
+Log.setCallback(
+  (_level, message) => {
+    logTail.push(message.trim());
+    if (logTail.length > 8) logTail.shift();
+  },
+  { maxLevel: AV_LOG_ERROR },
+);
+
+/** Before exit: a log line delivered while Node tears down its environment aborts the process. */
+export function stopLibavLog(): void {
+  Log.resetCallback();
+}
+
+/** libav delivers log lines on the event loop, after the synchronous call that logged them. */
+export async function recentLibavErrors(): Promise<string> {
+  await new Promise((resolve) => setImmediate(resolve));
+  const text = logTail.filter(Boolean).join(' | ');
+  logTail.length = 0;
+  return text;
+}
+
+/** "FFmpeg n8.1" or so, for the start-up log and engine.info. */
+export function libavVersion(): string {
+  return `FFmpeg ${getFFmpegInfo().version}`;
+}
+
+export interface OpenVideo {
+  facts: ContainerFacts;
+  close(): void;
+  /** Demux-only pass over the chosen stream. */
+  index(streamIndex: number): PacketIndex;
+  decoder(streamIndex: number, options: DecoderOptions): VideoDecoder;
+}
+
+export interface PacketIndex {
+  packets: number;
+  /** Presentation indices of the keyframes; empty when timestamps cannot order the frames. */
+  keyframes: number[];
+  /** Seconds from the first to the end of the last packet, measured (not what the header says). */
+  durationS: number | undefined;
+  /** Frame index of a timestamp (presentation order), or -1; undefined when frames must be counted. */
+  rankOf: ((pts: bigint) => number) | undefined;
+  /** Where to seek (stream time base) to land on keyframe `keyframes[i]`. */
+  seekPoint: (keyframe: number) => bigint;
+}
+
+export interface DecoderOptions {
+  threads: number;
+  /** Hardware device for NVDEC; null decodes on the CPU. */
+  hardware: HardwareContext | null;
+}
+
+export function openVideo(file: string): OpenVideo {
+  const fmt = new FormatContext();
+  // `file:` keeps a name like "a:b.mp4" from being read as a protocol; the whitelist keeps a
+  // container (HLS, concat) from opening anything but local files.
+  const options = Dictionary.fromObject({ protocol_whitelist: 'file' });
+  const opened = fmt.openInputSync(`file:${file}`, null, options);
+  if (opened < 0) throw libavError('VIDEO_UNDECODABLE', `cannot open ${file}`, opened, file);
+  try {
+    const info = fmt.findStreamInfoSync(null);
+    if (info < 0) throw libavError('VIDEO_UNDECODABLE', `cannot read the streams of ${file}`, info, file);
+    const facts: ContainerFacts = { format: fmt.iformat?.name ?? 'unknown', durationS: seconds(fmt.duration, 1, 1_000_000), streams: fmt.streams.map(streamFacts) };
+    return {
+      facts,
+      close: () => fmt.closeInputSync(),
+      index: (streamIndex) => indexPackets(fmt, streamIndex),
+      decoder: (streamIndex, decoderOptions) => openDecoder(fmt, fmt.streams[streamIndex] as Stream, decoderOptions, file),
+    };
+  } catch (err) {
+    fmt.closeInputSync();
+    throw err;
+  }
+}
+
+function streamFacts(stream: Stream): StreamFacts {
+  const par = stream.codecpar;
+  const type = par.codecType === AVMEDIA_TYPE_VIDEO ? 'video' : par.codecType === AVMEDIA_TYPE_AUDIO ? 'audio' : 'other';
+  const tb = stream.timeBase;
+  const matrix = par.getCodedSideData(AV_PKT_DATA_DISPLAYMATRIX);
+  const rate = stream.avgFrameRate.num > 0 && stream.avgFrameRate.den > 0 ? stream.avgFrameRate : stream.rFrameRate;
+  const frames = Number(stream.nbFrames);
+  return {
+    index: stream.index,
+    type,
+    codec: avGetCodecName(par.codecId) ?? undefined,
+    width: par.width,
+    height: par.height,
+    attachedPic: (stream.disposition & AV_DISPOSITION_ATTACHED_PIC) !== 0,
+    durationS: seconds(stream.duration, tb.num, tb.den),
+    startS: stream.startTime === NOPTS ? undefined : (Number(stream.startTime) * tb.num) / tb.den,
+    fps: rate.num > 0 && rate.den > 0 ? rate.num / rate.den : undefined,
+    frameCount: frames > 0 ? frames : undefined,
+    displayMatrix: matrix && matrix.length >= 36 ? Array.from(new Int32Array(matrix.buffer, matrix.byteOffset, 9)) : undefined,
+  };
+}
+
+function seconds(ts: bigint, num: number, den: number): number | undefined {
+  if (ts === NOPTS || ts <= 0n) return undefined;
+  return (Number(ts) * num) / den;
+}
+
+function indexPackets(fmt: FormatContext, streamIndex: number): PacketIndex {
+  for (const s of fmt.streams) if (s.index !== streamIndex) s.discard = AVDISCARD_ALL;
+  const stream = fmt.streams[streamIndex] as Stream;
+  const pts: bigint[] = [];
+  const key: boolean[] = [];
+  let firstDts = NOPTS;
+  let end = NOPTS;
+  const packet = new Packet();
+  packet.alloc();
+  try {
+    for (;;) {
+      const ret = fmt.readFrameSync(packet);
+      if (ret === AVERROR_EOF) break;
+      // A read error mid-file (truncated data) ends the index: what was read is what there is.
+      if (ret < 0) break;
+      if (packet.streamIndex === streamIndex) {
+        if (pts.length === 0) firstDts = packet.dts;
+        pts.push(packet.pts);
+        key.push(packet.isKeyframe);
+        const at = packet.pts !== NOPTS ? packet.pts : packet.dts;
+        if (at !== NOPTS && (end === NOPTS || at + packet.duration > end)) end = at + packet.duration;
+      }
+      packet.unref();
+    }
+  } finally {
+    packet.free();
+  }
+  rewind(fmt, streamIndex, firstDts !== NOPTS ? firstDts : pts[0]);
+  const tb = stream.timeBase;
+  const first = pts.reduce<bigint>((min, p) => (p !== NOPTS && (min === NOPTS || p < min) ? p : min), NOPTS);
+  const durationS = first !== NOPTS && end !== NOPTS && end > first ? (Number(end - first) * tb.num) / tb.den : undefined;
+  // Seeking needs every frame's timestamp, distinct, to know where the decoder landed; streams
+  // without them (raw H.264, broken muxers) are decoded forward from the start and counted.
+  const sorted = BigInt64Array.from(pts).sort();
+  const ordered = pts.length > 0 && !pts.includes(NOPTS) && sorted.every((p, i) => i === 0 || p !== sorted[i - 1]);
+  const rankOf = ordered ? (p: bigint): number => exactIndex(sorted, p) : undefined;
+  const keyAt = new Map<number, bigint>();
+  if (rankOf) {
+    for (let i = 0; i < pts.length; i++) {
+      if (!key[i]) continue;
+      // The keyframe's own pts: demuxers index by it (mov shifts its dts index by the edit list,
+      // so seeking to the dts lands one GOP early; measured), and BACKWARD never passes it.
+      keyAt.set(rankOf(pts[i] as bigint), pts[i] as bigint);
+    }
+  }
+  const keyframes = [...keyAt.keys()].sort((a, b) => a - b);
+  return { packets: pts.length, keyframes, durationS, rankOf, seekPoint: (k) => keyAt.get(k) as bigint };
+}
+
+/** Back to the first packet for decoding, so the one open serves both passes. */
+function rewind(fmt: FormatContext, streamIndex: number, first: bigint | undefined): void {
+  if (first !== undefined && first !== NOPTS && fmt.seekFrameSync(streamIndex, first, AVSEEK_FLAG_BACKWARD) >= 0) return;
+  fmt.seekFrameSync(streamIndex, 0n, AVSEEK_FLAG_BYTE);
+}
+
+function exactIndex(sorted: BigInt64Array, value: bigint): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((sorted[mid] as bigint) < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < sorted.length && sorted[lo] === value ? lo : -1;
+}
+
+export interface VideoDecoder {
+  /**
+   * Walks `steps`; `emit(step, frame)` receives each target's frame, already through the filter
+   * chain (`filters`). Returns the frames decoded and the seeks made.
+   */
+  run(steps: readonly DecodeStep[], index: PacketIndex, filters: string, emit: (step: number, rgb: Frame) => void): { decoded: number; seeks: number; errors: number };
+  close(): void;
+  readonly hardware: boolean;
+}
+
+function openDecoder(fmt: FormatContext, stream: Stream, options: DecoderOptions, file: string): VideoDecoder {
+  const codec = Codec.findDecoder(stream.codecpar.codecId);
+  if (!codec) throw new EngineError('VIDEO_UNDECODABLE', `${file}: no decoder for ${avGetCodecName(stream.codecpar.codecId) ?? 'this codec'}`, { file });
+  const open = (hardware: HardwareContext | null): CodecContext => {
+    const ctx = new CodecContext();
+    ctx.allocContext3(codec);
+    ctx.parametersToContext(stream.codecpar);
+    ctx.pktTimebase = stream.timeBase;
+    ctx.threadCount = options.threads;
+    if (hardware) {
+      ctx.hwDeviceCtx = hardware.deviceContext;
+      ctx.setHardwarePixelFormat(AV_PIX_FMT_CUDA);
+    }
+    const ret = ctx.open2Sync(codec, null);
+    if (ret < 0) {
+      ctx.freeContext();
+      throw libavError('VIDEO_UNDECODABLE', `cannot open the ${codec.name ?? ''} decoder for ${file}`, ret, file);
+    }
+    return ctx;
+  };
+  let hardware = options.hardware !== null;
+  let ctx: CodecContext;
+  try {
+    ctx = open(options.hardware);
+  } catch (err) {
+    if (!hardware) throw err;
+    hardware = false; // this codec or profile has no NVDEC path: the CPU decoder takes it
+    ctx = open(null);
+  }
+  const packet = new Packet();
+  packet.alloc();
+  const frame = new Frame();
+  frame.alloc();
+  const download = new Frame();
+  download.alloc();
+  return {
+    hardware,
+    run(steps, index, filters, emit) {
+      let decoded = 0;
+      let seeks = 0;
+      let errors = 0;
+      let counted = -1; // frames output since the start, for streams that cannot be ordered by pts
+      let atEnd = false;
+      let errorsAtEnd = 0;
+      let drained = false;
+      let pending: number | undefined; // a frame already decoded past the step it was read for
+      let filter: FilterAPI | undefined;
+
+      const toRgb = (decodedFrame: Frame): Frame => {
+        let source = decodedFrame;
+        if (decodedFrame.format === AV_PIX_FMT_CUDA) {
+          download.unref();
+          const ret = decodedFrame.hwframeTransferDataSync(download, 0);
+          if (ret < 0) throw libavError('DECODE_FAILED', 'cannot copy a frame from the GPU', ret, file);
+          source = download;
+        }
+        source.timeBase = stream.timeBase; // the buffer source needs one; raw decoder frames carry none
+        // Built on the first frame, from its real format and colour properties, as ffmpeg does.
+        filter ??= FilterAPI.create(filters, {});
+        filter.processSync(source);
+        const out = filter.receiveSync();
+        if (!(out instanceof Frame)) throw new EngineError('DECODE_FAILED', `the filter chain gave no frame for ${file}`, { file, filters });
+        return out;
+      };
+
+      /** The next decoded frame's index, or undefined at the end of the stream. */
+      const nextFrame = (): number | undefined => {
+        for (;;) {
+          const got = ctx.receiveFrameSync(frame);
+          if (got >= 0) {
+            decoded++;
+            counted++;
+            if (!index.rankOf) return counted;
+            const ts = frame.pts !== NOPTS ? frame.pts : frame.bestEffortTimestamp;
+            const at = index.rankOf(ts);
+            if (at >= 0) return at;
+            frame.unref(); // a frame the index does not know (a decoder quirk): not one we want
+            continue;
+          }
+          if (got === AVERROR_EOF) {
+            drained = true;
+            return undefined;
+          }
+          if (got !== AVERROR_EAGAIN) errors++;
+          if (atEnd) {
+            // The flush was sent: a decoder that asks for input has nothing more to give; one that
+            // reports a damaged frame may still hold good ones (bounded: a broken decoder could
+            // report errors for ever).
+            if (got !== AVERROR_EAGAIN && errorsAtEnd++ < 64) continue;
+            drained = true;
+            return undefined;
+          }
+          const read = fmt.readFrameSync(packet);
+          if (read < 0) {
+            atEnd = true;
+            ctx.sendPacketSync(null); // flush: the frames still inside the decoder come out
+            continue;
+          }
+          if (packet.streamIndex === stream.index) {
+            // Damaged packets (a truncated file) fail here; like ffmpeg, skip them and go on.
+            if (ctx.sendPacketSync(packet) < 0) errors++;
+          }
+          packet.unref();
+        }
+      };
+
+      steps.forEach((step, i) => {
+        if (step.seekTo !== undefined) {
+          const ret = fmt.seekFrameSync(stream.index, index.seekPoint(step.seekTo), AVSEEK_FLAG_BACKWARD);
+          if (ret >= 0) {
+            ctx.flushBuffers();
+            seeks++;
+            atEnd = false;
+            errorsAtEnd = 0;
+            drained = false;
+            pending = undefined;
+          }
+        }
+        let at = pending;
+        pending = undefined;
+        while (!drained && (at === undefined || at < step.target)) {
+          frame.unref();
+          at = nextFrame();
+          if (at === undefined) return;
+        }
+        if (at === undefined) return;
+        if (at > step.target) {
+          pending = at; // the target never came out (damaged); this frame may be a later target
+          return;
+        }
+        const rgb = toRgb(frame);
+        try {
+          emit(i, rgb);
+        } finally {
+          rgb.free();
+        }
+      });
+      frame.unref();
+      filter?.close();
+      return { decoded, seeks, errors };
+    },
+    close() {
+      packet.free();
+      frame.free();
+      download.free();
+      ctx.freeContext();
+    },
+  };
+}
+
+
+function libavError(code: 'VIDEO_UNDECODABLE' | 'DECODE_FAILED', what: string, ret: number, file: string): EngineError {
+  return new EngineError(code, `${what}: ${FFmpegError.strerror(ret)}`, { file, libav: ret });
+}
+
+export function createCudaDevice(): { device: HardwareContext | null; reason: string | undefined } {
+  try {
+    const device = HardwareContext.create(AV_HWDEVICE_TYPE_CUDA);
+    return device ? { device, reason: undefined } : { device: null, reason: 'no CUDA device could be opened (no GPU, driver or libcuda)' };
+  } catch (err) {
+    return { device: null, reason: err instanceof Error ? err.message : String(err) };
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * The decode pool with real processes: a fake worker (test/fixtures/fake-decode-worker.ts) for the
+ * faults, the real worker (node-av) for real videos and for the NVDEC fallback.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { DecodeJob } from '../../../src/engine/decode/decode-video.js';
+import { createDecodePool, type DecodePool, type DecodePoolOptions } from '../../../src/engine/decode/pool.js';
+import { isEngineError } from '../../../src/errors.js';
+import { captureLogger } from '../../helpers/logger.js';
+import { fixture } from '../../helpers/media.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+const fakeEntry = { file: path.join(here, '..', '..', 'fixtures', 'fake-decode-worker.ts'), execArgv: ['--import', tsx] };
+
+const pools: DecodePool[] = [];
+function pool(options: Partial<DecodePoolOptions> & { fake?: boolean } = {}) {
+  const { logger, lines } = captureLogger();
+  const { fake = true, ...rest } = options;
+  const p = createDecodePool({ workers: 1, threads: 1, hwaccel: 'none', timeoutMs: 20_000, logger, backoffMs: { initial: 20, max: 200 }, entry: fake ? fakeEntry : undefined, ...rest });
+  pools.push(p);
+  return { p, lines };
+}
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map((p) => p.close()));
+  delete process.env.FAKE_DECODE_DIE_AT_START;
+  delete process.env.FAKE_DECODE_INIT_FAIL;
+});
+
+const job = (file: string): DecodeJob => ({ file, frames: 8, size: 112, resizeShortSide: 128, scaleFlags: 'bilinear', limits: { maxDurationS: 3600, maxPixels: 1e8 } });
+const pidOf = async (p: DecodePool) => (await p.decode(job('ok'))).seeks;
+/** Worker starts go through tsx: allow for a loaded machine. */
+const WAIT = { timeout: 20_000, interval: 20 };
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('decode pool (fake worker)', () => {
+  it('kills a worker stuck past the wall-clock limit, fails that video with DECODE_TIMEOUT, and replaces the worker', async () => {
+    const { p } = pool({ timeoutMs: 300 });
+    await p.ready();
+    const before = await pidOf(p);
+    const error = await p.decode(job('hang')).catch((e: unknown) => e);
+    expect(isEngineError(error, 'DECODE_TIMEOUT')).toBe(true);
+    await vi.waitFor(() => expect(alive(before)).toBe(false), WAIT);
+    const after = await pidOf(p);
+    expect(after).not.toBe(before);
+    expect(p.stats().restarts).toBe(1);
+  });
+
+  it('fails only the video whose worker crashed, with a clear error, while the other worker carries on', async () => {
+    const { p, lines } = pool({ workers: 2 });
+    await p.ready();
+    await vi.waitFor(() => expect(p.stats().ready).toBe(2), WAIT);
+    const [crashed, slow] = await Promise.allSettled([p.decode(job('crash')), p.decode(job('slow'))]);
+    expect(crashed.status).toBe('rejected');
+    const error = (crashed as PromiseRejectedResult).reason as Error;
+    expect(isEngineError(error, 'DECODER_CRASHED')).toBe(true);
+    expect(error.message).toMatch(/died while decoding crash \(exit code none, signal SIGSEGV\)/);
+    expect(slow.status).toBe('fulfilled');
+    await vi.waitFor(() => expect(p.stats().ready).toBe(2), WAIT);
+    expect(lines.some((l) => l.msg === 'decode worker died; starting a new one' && l.signal === 'SIGSEGV')).toBe(true);
+    expect((await p.decode(job('ok'))).frameCount).toBe(1);
+  });
+
+  it('restarts workers that die before they are ready with backoff, reports itself unavailable meanwhile, and recovers', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'decode-pool-'));
+    const flag = path.join(dir, 'die');
+    writeFileSync(flag, '');
+    process.env.FAKE_DECODE_DIE_AT_START = flag;
+    try {
+      const { p, lines } = pool();
+      await vi.waitFor(() => expect(lines.filter((l) => l.msg === 'decode worker died; starting a new one').length).toBeGreaterThanOrEqual(3), WAIT);
+      expect(p.available()).toBe(false);
+      const delays = lines.filter((l) => l.msg === 'decode worker died; starting a new one').map((l) => l.restartInMs as number);
+      expect(delays.slice(0, 3)).toEqual([20, 40, 80]);
+      const refused = await p.decode(job('ok')).catch((e: unknown) => e);
+      expect(isEngineError(refused, 'DECODER_UNAVAILABLE')).toBe(true);
+      rmSync(flag);
+      await p.ready();
+      await vi.waitFor(() => expect(p.available()).toBe(true), WAIT);
+      expect((await p.decode(job('ok'))).frameCount).toBe(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to start when the worker cannot initialise node-av at all', async () => {
+    process.env.FAKE_DECODE_INIT_FAIL = '1';
+    const { p } = pool();
+    await expect(p.ready()).rejects.toMatchObject({ code: 'DECODE_FAILED', message: 'node-av cannot load' });
+    await expect(p.decode(job('ok'))).rejects.toMatchObject({ code: 'DECODE_FAILED' });
+  });
+
+  it('drops a queued video when its request is cancelled, and kills the worker of a running one', async () => {
+    const { p } = pool({ timeoutMs: 60_000 });
+    await p.ready();
+    const before = await pidOf(p);
+    const running = new AbortController();
+    const queued = new AbortController();
+    const a = p.decode(job('hang'), running.signal).catch((e: unknown) => e);
+    const b = p.decode(job('ok'), queued.signal).catch((e: unknown) => e);
+    queued.abort();
+    expect(isEngineError(await b, 'ABORTED')).toBe(true);
+    running.abort();
+    expect(isEngineError(await a, 'ABORTED')).toBe(true);
+    await vi.waitFor(() => expect(alive(before)).toBe(false), WAIT);
+    expect(await pidOf(p)).not.toBe(before);
+  });
+
+  it('leaves no process behind when closed, even one stuck in a video', async () => {
+    const { p } = pool({ workers: 2 });
+    await p.ready();
+    await vi.waitFor(() => expect(p.stats().ready).toBe(2), WAIT);
+    const pid = await pidOf(p);
+    const stuck = p.decode(job('hang')).catch((e: unknown) => e);
+    await p.close();
+    expect(isEngineError(await stuck, 'ENGINE_CLOSED')).toBe(true);
+    expect(alive(pid)).toBe(false);
+    expect(p.stats().workers).toBe(0);
+    await expect(p.decode(job('ok'))).rejects.toMatchObject({ code: 'ENGINE_CLOSED' });
+  });
+});
+
+describe('decode pool (real worker, node-av)', () => {
+  it('decodes a video in a worker process and explains libav refusals', async () => {
+    const { p } = pool({ fake: false });
+    const info = await p.ready();
+    expect(info).toMatchObject({ workers: 1, threads: 1, hardware: 'cpu' });
+    expect(info.libav).toMatch(/^FFmpeg 8\./);
+    const r = await p.decode(job(fixture('clip.mp4')));
+    expect(r.indices).toEqual([3, 9, 15, 21, 28, 34, 40, 46]);
+    expect(r.rgb).toBeInstanceOf(Uint8Array);
+    const error = (await p.decode(job(fixture('truncated.mp4'))).catch((e: unknown) => e)) as Error;
+    expect(isEngineError(error, 'VIDEO_UNDECODABLE')).toBe(true);
+    expect(error.message).toMatch(/moov atom not found/);
+  });
+
+  it('kills and replaces a real worker that runs past the limit', async () => {
+    const { p } = pool({ fake: false, timeoutMs: 1 });
+    await p.ready();
+    const error = await p.decode(job(fixture('gop.mp4'))).catch((e: unknown) => e);
+    expect(isEngineError(error, 'DECODE_TIMEOUT')).toBe(true);
+    await vi.waitFor(() => expect(p.stats()).toMatchObject({ restarts: 1, ready: 1 }), WAIT);
+  });
+
+  it('falls back from DECODE_HWACCEL=cuda to the CPU with the reason logged (no GPU here)', async () => {
+    const { p, lines } = pool({ fake: false, hwaccel: 'cuda' });
+    expect((await p.ready()).hardware).toBe('cpu');
+    const line = lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith('decoding on the CPU'));
+    expect(line).toMatchObject({ level: 40, hwaccel: 'cuda', hardware: 'cpu' });
+    expect(line?.reason).toMatch(/CUDA/);
+    expect((await p.decode(job(fixture('clip.mp4')))).hardware).toBe(false);
+  });
+});
