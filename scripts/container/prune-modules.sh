@@ -19,5 +19,4 @@ fi
 rm -rf "$modules/@ffmpeg-installer" "$modules/@ffprobe-installer"
 find "$modules" -type f \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.cts' -o -name '*.d.mts' \) -delete
 chmod -R a+rX "$modules"
-rm -rf "$modules/@ffmpeg-installer" "$modules/@ffprobe-installer"
 find "$modules" -type f -perm -u+x -exec chmod a+x {} +
