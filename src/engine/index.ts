@@ -15,6 +15,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
+import type { EngineError } from '../errors.js';
 import { engineConfig, type EngineConfig, type EngineConfigInput } from './config.js';
 import { resolveFfmpegBinaries, type ResolvedBinaries } from './ffmpeg-binaries.js';
 import { createFfmpegRunner, type FfmpegRunner } from './ffmpeg-runner.js';
@@ -22,6 +23,7 @@ import { createKnobValidator, type Knobs } from './knobs.js';
 import { loadModel, type Manifest } from './model.js';
 import { createPipeline, type ClassifyOptions, type ClassifyResult } from './pipeline.js';
 import { createSessionHost, type SessionHost, type SessionHostOptions, type SessionInfo } from './session-host.js';
+import type { WorkerState } from './supervisor.js';
 
 export { EngineError, ERRORS, isEngineError, type ErrorCode } from '../errors.js';
 export type { ClassifyOptions, ClassifyResult } from './pipeline.js';
@@ -30,7 +32,8 @@ export type { Manifest } from './model.js';
 export type { Prediction, TokenReport } from './postprocess.js';
 export type { EngineConfig, EngineConfigInput } from './config.js';
 export type { FfmpegRunner, RunOptions, RunResult } from './ffmpeg-runner.js';
-export type { SessionHost, SessionHostOptions, SessionInfo } from './session-host.js';
+export type { HostStats, SessionHost, SessionHostOptions, SessionInfo } from './session-host.js';
+export type { WorkerState } from './supervisor.js';
 export type { SessionFactory, EngineSession, PlainTensor, ValueSpec } from './ort-session.js';
 export { createInProcessHost } from './session-inprocess.js';
 
@@ -49,6 +52,30 @@ export interface EngineOptions {
    * `createInProcessHost(factory)` to run a fake or failing SessionFactory in-process.
    */
   createHost?: ((options: SessionHostOptions) => SessionHost) | undefined;
+  /**
+   * Called once if a started engine fails for good (no worker could start within
+   * workerMaxDownMs): the service should exit so that its orchestrator replaces it.
+   */
+  onFatal?: ((error: EngineError) => void) | undefined;
+}
+
+/** One supervised set of worker processes (today the inference worker), for readiness and metrics. */
+export interface WorkerPoolStats {
+  state: WorkerState;
+  /** Workers ready to serve. */
+  alive: number;
+  restarts: number;
+  failedStarts: number;
+}
+
+export interface EngineStats {
+  /** Requests waiting for / running in the inference worker. */
+  queued: number;
+  inFlight: number;
+  /** Whether every pool can take work now; false while a pool has no worker that can start. */
+  accepting: boolean;
+  /** By pool name, e.g. `inference`. */
+  pools: Record<string, WorkerPoolStats>;
 }
 
 export interface Engine {
@@ -60,8 +87,8 @@ export interface Engine {
   classify(file: string, knobs?: unknown, options?: ClassifyOptions): Promise<ClassifyResult>;
   /** Knob validation on its own, e.g. to refuse a request before accepting its upload. */
   validateKnobs(knobs: unknown): Knobs;
-  /** Queue depth and worker restarts, for metrics. */
-  stats(): { queued: number; inFlight: number; restarts: number };
+  /** Worker health and counters, read by readiness and at each metrics scrape. */
+  stats(): EngineStats;
   /** Refuses new work, fails queued requests with ENGINE_CLOSED and stops the worker. */
   close(): Promise<void>;
 }
@@ -88,6 +115,10 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     logger,
     now,
     startTimeoutMs: config.workerStartTimeoutMs,
+    restartBackoffMs: config.workerRestartBackoffMs,
+    restartBackoffMaxMs: config.workerRestartBackoffMaxMs,
+    maxDownMs: config.workerMaxDownMs,
+    onFatal: options.onFatal,
   });
   let session: SessionInfo;
   try {
@@ -105,8 +136,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     classify,
     validateKnobs,
     stats: () => {
-      const { queued, inFlight, restarts } = host.stats();
-      return { queued, inFlight, restarts };
+      const { queued, inFlight, state, alive, restarts, failedStarts } = host.stats();
+      return { queued, inFlight, accepting: host.accepting(), pools: { inference: { state, alive, restarts, failedStarts } } };
     },
     close: () => host.close(),
   };

@@ -58,7 +58,7 @@ export function errorObject(err: EngineError, requestId: string): ErrorBody['err
 
 export function retryable(code: ErrorCode): boolean {
   const { status } = ERRORS[code];
-  return status === 429 || status === 503;
+  return status === 429 || status === 503 || status === 507;
 }
 
 /** Sends `err` (already mapped) as the response; logs it as its status deserves. */
