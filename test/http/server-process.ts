@@ -108,9 +108,13 @@ export interface HeldRequest {
   closed: Promise<void>;
 }
 
-/** A POST whose body the test writes (and maybe never ends). */
+/**
+ * A POST whose body the test writes (and maybe never ends), on its own keep-alive connection as
+ * curl and browsers send it: a client that asks for `Connection: close` would hide whether the
+ * server closes the connection by itself.
+ */
 export function heldRequest(base: string, urlPath: string, headers: Record<string, string>): HeldRequest {
-  const req = http.request(`${base}${urlPath}`, { method: 'POST', headers, agent: false });
+  const req = http.request(`${base}${urlPath}`, { method: 'POST', headers, agent: new http.Agent({ keepAlive: true, maxSockets: 1 }) });
   const response = new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string } | Error>((resolve) => {
     req.on('response', (res) => {
       let body = '';
