@@ -69,9 +69,6 @@ export interface WorkerPoolStats {
 }
 
 export interface EngineStats {
-  /** Requests waiting for / running in the inference worker. */
-  queued: number;
-  inFlight: number;
   /** Whether every pool can take work now; false while a pool has no worker that can start. */
   accepting: boolean;
   /** By pool name, e.g. `inference`. */
@@ -136,8 +133,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     classify,
     validateKnobs,
     stats: () => {
-      const { queued, inFlight, state, alive, restarts, failedStarts } = host.stats();
-      return { queued, inFlight, accepting: host.accepting(), pools: { inference: { state, alive, restarts, failedStarts } } };
+      const { state, alive, restarts, failedStarts } = host.stats();
+      return { accepting: host.accepting(), pools: { inference: { state, alive, restarts, failedStarts } } };
     },
     close: () => host.close(),
   };

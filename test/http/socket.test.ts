@@ -138,6 +138,27 @@ describe('request timeout', () => {
   });
 });
 
+describe('refused before fastify has a request', () => {
+  it('a client that stalls in its headers gets 408 REQUEST_TIMEOUT in the error format, counted', async () => {
+    const slow = makeApp(engine, { limits: { requestTimeoutMs: 300 } });
+    try {
+      await slow.app.listen({ host: '127.0.0.1', port: 0 });
+      const socket = net.connect((slow.app.server.address() as AddressInfo).port, '127.0.0.1');
+      let raw = '';
+      socket.on('data', (d: Buffer) => (raw += d.toString('latin1')));
+      const ended = new Promise((resolve) => socket.on('close', resolve));
+      socket.write('POST /v1/classify HTTP/1.1\r\nHost: x\r\n'); // and nothing more
+      await ended;
+      expect(raw.startsWith('HTTP/1.1 408 ')).toBe(true);
+      expect(ErrorBody.parse(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4))).error).toMatchObject({ code: 'REQUEST_TIMEOUT', status: 408 });
+      expect(await slow.registry.getSingleMetricAsString('haltingvt_errors_total')).toContain('haltingvt_errors_total{code="REQUEST_TIMEOUT"} 1');
+      expect(await slow.registry.getSingleMetricAsString('haltingvt_http_requests_total')).toContain('status="408"} 1');
+    } finally {
+      await slow.app.close();
+    }
+  });
+});
+
 describe('while the listener closes', () => {
   it('a request arriving on an open connection gets 503 DRAINING in the error format with Retry-After', async () => {
     const g = gatedEngine(engine);
