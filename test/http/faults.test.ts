@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { ErrorBody, Readiness } from '../../src/http/schemas.js';
 import { createUploadArea } from '../../src/http/upload.js';
 import { fixture, form, ROOT, until, videoPart } from './helpers.js';
-import { childPids, heldRequest, metric, startServer, status, type Server } from './server-process.js';
+import { childPids, heldRequest, metric, startServer, status, tinyDiskWrapper, tmpfsMountable, type Server } from './server-process.js';
 
 const clip = (): Buffer => readFileSync(fixture('clip.mp4'));
 const ready = (server: Server): Promise<void> => until(async () => (await status(`${server.base}/readyz`)) === 200, 'the server to be ready', 30_000);
@@ -104,21 +104,15 @@ describe('refused before the body was read', () => {
 });
 
 describe('full upload disk', () => {
-  it('507 UPLOAD_STORAGE_FULL with Retry-After, no temp file left, and the server serves once there is room', async () => {
-    const uploadDir = mkdtempSync(path.join(os.tmpdir(), 'haltingvt-full-disk-'));
-    const server = await startServer(
-      { FULL_DISK_DIR: uploadDir, FULL_DISK_BYTES: '65536' },
-      { uploadDir, nodeArgs: ['--import', path.join(ROOT, 'test', 'fixtures', 'full-disk.ts')] },
-    );
+  const check = async (server: Server): Promise<void> => {
     await ready(server);
-    for (const body of [
+    expect(server.uploadFolders()).toHaveLength(1); // the files below are looked for where the server writes them
+    const multipart = form([videoPart('clip.mp4', fixture('clip.mp4'))]);
+    for (const request of [
       { headers: { 'content-type': 'video/mp4' }, body: clip() },
-      (() => {
-        const f = form([videoPart('clip.mp4', fixture('clip.mp4'))]);
-        return { headers: f.headers, body: f.payload };
-      })(),
+      { headers: multipart.headers, body: multipart.payload },
     ]) {
-      const res = await fetch(`${server.base}/v1/classify`, { method: 'POST', ...body });
+      const res = await fetch(`${server.base}/v1/classify`, { method: 'POST', ...request });
       expect(res.status).toBe(507);
       expect(res.headers.get('retry-after')).toBe('2');
       expect(await errorCode(res)).toBe('UPLOAD_STORAGE_FULL');
@@ -126,8 +120,20 @@ describe('full upload disk', () => {
     await until(() => server.uploadFiles().length === 0, 'the partial files to be removed');
     expect(await metric(server.base, 'haltingvt_errors_total{code="UPLOAD_STORAGE_FULL"}')).toBe(2);
     expect(await metric(server.base, 'haltingvt_upload_bytes')).toBe(0);
+    // Room for a small video: the server serves again.
     const small = await fetch(`${server.base}/v1/classify`, { method: 'POST', headers: { 'content-type': 'video/mp4' }, body: readFileSync(fixture('three.mp4')) });
     expect(small.status).toBe(200);
+  };
+
+  it('507 UPLOAD_STORAGE_FULL with Retry-After, no temp file left (ENOSPC injected into the server process)', async () => {
+    const uploadDir = mkdtempSync(path.join(os.tmpdir(), 'haltingvt-full-disk-'));
+    const nodeArgs = ['--import', path.join(ROOT, 'test', 'fixtures', 'full-disk.ts')];
+    await check(await startServer({ FULL_DISK_DIR: uploadDir, FULL_DISK_BYTES: '65536' }, { uploadDir, nodeArgs }));
+  });
+
+  it.skipIf(!tmpfsMountable())('the same on a real 96 KiB tmpfs as UPLOAD_DIR (where this machine can mount one)', async () => {
+    const uploadDir = mkdtempSync(path.join(os.tmpdir(), 'haltingvt-tmpfs-'));
+    await check(await startServer({}, { uploadDir, wrap: tinyDiskWrapper(uploadDir, 96 * 1024) }));
   });
 });
 

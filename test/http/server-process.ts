@@ -3,7 +3,7 @@
  * with its own UPLOAD_DIR, read its logs and metrics, find its inference worker, and clean up
  * whatever a test leaves running.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -22,6 +22,8 @@ export interface Server {
   /** The JSON log lines so far. */
   logs: () => Array<Record<string, unknown>>;
   exited: Promise<number | null>;
+  /** The upload folders in UPLOAD_DIR as the process sees it. */
+  uploadFolders: () => string[];
   /** Files in this process's upload folder(s). */
   uploadFiles: () => string[];
 }
@@ -43,12 +45,19 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Starts the server; SHUTDOWN_DELAY_MS is 0 unless `env` says otherwise. `nodeArgs` go before the entry (e.g. --import a fixture). */
-export async function startServer(env: Record<string, string> = {}, options: { uploadDir?: string; nodeArgs?: string[] } = {}): Promise<Server> {
+/**
+ * Starts the server; SHUTDOWN_DELAY_MS is 0 unless `env` says otherwise. `nodeArgs` go before the
+ * entry (e.g. --import a fixture); `wrap` is a command that execs the rest (e.g. into a namespace).
+ */
+export async function startServer(
+  env: Record<string, string> = {},
+  options: { uploadDir?: string; nodeArgs?: string[]; wrap?: string[] } = {},
+): Promise<Server> {
   const port = await freePort();
   const uploadDir = options.uploadDir ?? mkdtempSync(path.join(os.tmpdir(), 'haltingvt-server-test-'));
   folders.push(uploadDir);
-  const child = spawn(process.execPath, ['--import', 'tsx', ...(options.nodeArgs ?? []), path.join(ROOT, 'src', 'server.ts')], {
+  const command = [...(options.wrap ?? []), process.execPath, '--import', 'tsx', ...(options.nodeArgs ?? []), path.join(ROOT, 'src', 'server.ts')];
+  const child = spawn(command[0] as string, command.slice(1), {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH,
@@ -75,14 +84,17 @@ export async function startServer(env: Record<string, string> = {}, options: { u
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
+  // Seen from inside the process's mount namespace, where a wrapped server may have its own UPLOAD_DIR.
+  const seenDir = (): string => (options.wrap ? `/proc/${child.pid}/root${uploadDir}` : uploadDir);
+  const uploadFolders = (): string[] => readdirSync(seenDir());
   const uploadFiles = (): string[] => {
     try {
-      return readdirSync(uploadDir).flatMap((d) => readdirSync(path.join(uploadDir, d)));
+      return uploadFolders().flatMap((d) => readdirSync(path.join(seenDir(), d)));
     } catch {
       return [];
     }
   };
-  return { child, base: `http://127.0.0.1:${port}`, port, uploadDir, stdout: () => out, stderr: () => err, logs, exited, uploadFiles };
+  return { child, base: `http://127.0.0.1:${port}`, port, uploadDir, stdout: () => out, stderr: () => err, logs, exited, uploadFolders, uploadFiles };
 }
 
 export async function status(url: string): Promise<number> {
@@ -143,4 +155,18 @@ export function childPids(pid: number): number[] {
     }
   }
   return out;
+}
+
+/**
+ * A command that runs the rest in a private mount namespace with a `bytes`-sized tmpfs on `dir`
+ * (a disk that really fills up). Needs unshare and user namespaces: see tmpfsMountable().
+ */
+export function tinyDiskWrapper(dir: string, bytes: number): string[] {
+  return ['unshare', '-rm', 'sh', '-c', `mount -t tmpfs -o size=${bytes} tmpfs "$1" && shift && exec "$@"`, 'sh', dir];
+}
+
+/** Whether this machine lets an unprivileged process mount a tmpfs in its own namespace. */
+export function tmpfsMountable(): boolean {
+  const probe = spawnSync('unshare', ['-rm', 'sh', '-c', 'mount -t tmpfs -o size=64k tmpfs "$1"', 'sh', os.tmpdir()], { stdio: 'ignore' });
+  return probe.status === 0;
 }
