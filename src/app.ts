@@ -48,11 +48,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const { config, registry } = deps;
   const now = deps.now ?? (() => performance.now());
   const metrics = createMetrics(registry);
-  const genReqId = createRequestIdGenerator(deps.makeRequestId);
 
   const app = fastify({
     loggerInstance: deps.logger,
-    genReqId,
+    genReqId: createRequestIdGenerator(deps.makeRequestId),
     logController: new LogController({ requestIdLogLabel: 'request_id' }),
     // Requests arriving once app.close() has begun are answered 503 DRAINING by the onRequest hook
     // below, in the error format; fastify's own 503 has neither our body nor Retry-After.

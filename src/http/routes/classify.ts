@@ -250,8 +250,8 @@ function clientGone(reply: FastifyReply): AbortSignal {
 
 /**
  * REQUEST_TIMEOUT_MS counted from the request's arrival, enforced here rather than only by Node's
- * own timer, which answers a bare 408 outside fastify (no error body, no metrics, and the handler
- * then sees a cut stream). The reading left behind ends when the 408 closes the connection; its
+ * own timer, which fires outside fastify: the handler would see a cut stream and the request would
+ * be counted as an abort. The reading left behind ends when the 408 closes the connection; its
  * files go with the session's.
  */
 function bodyDeadline(reply: FastifyReply, limitMs: number): { within<T>(reading: Promise<T>): Promise<T>; clear(): void } {
