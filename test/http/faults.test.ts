@@ -4,14 +4,18 @@
  * clients that go away or stall, overload, and a restart after a crash.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ErrorBody, Readiness } from '../../src/http/schemas.js';
 import { createUploadArea } from '../../src/http/upload.js';
 import { fixture, form, ROOT, until, videoPart } from './helpers.js';
 import { childPids, heldRequest, metric, startServer, status, tinyDiskWrapper, tmpfsMountable, type Server } from './server-process.js';
+
+/** NODE_OPTIONS that load test/fixtures/worker-faults.mjs into the server's inference workers. */
+const workerFaults = `--import=${pathToFileURL(path.join(ROOT, 'test', 'fixtures', 'worker-faults.mjs')).href}`;
 
 const clip = (): Buffer => readFileSync(fixture('clip.mp4'));
 const ready = (server: Server): Promise<void> => until(async () => (await status(`${server.base}/readyz`)) === 200, 'the server to be ready', 30_000);
@@ -35,7 +39,14 @@ function kill(pid: number | undefined): void {
 
 describe('inference worker killed again and again', () => {
   it('kill the worker and each replacement as it starts, three times: unready with 503 WORKER_UNAVAILABLE meanwhile, then ready again by itself', async () => {
-    const server = await startServer({ WORKER_RESTART_BACKOFF_MS: '300', WORKER_RESTART_BACKOFF_MAX_MS: '300', WORKER_MAX_DOWN_MS: '0' });
+    // Each worker is ready 1.5 s after it starts: time enough to kill it first on a loaded machine.
+    const server = await startServer({
+      WORKER_RESTART_BACKOFF_MS: '300',
+      WORKER_RESTART_BACKOFF_MAX_MS: '300',
+      WORKER_MAX_DOWN_MS: '0',
+      NODE_OPTIONS: workerFaults,
+      FAULT_WORKER_READY_DELAY_MS: '1500',
+    });
     await ready(server);
     const seen = new Set<number>();
     kill(await newWorker(server, seen));
@@ -65,20 +76,23 @@ describe('inference worker killed again and again', () => {
   });
 
   it('past WORKER_MAX_DOWN_MS without a worker: unready, then exit 1 to be replaced', async () => {
-    const server = await startServer({ WORKER_RESTART_BACKOFF_MS: '100', WORKER_MAX_DOWN_MS: '1500' });
-    await ready(server);
-    const seen = new Set<number>();
-    let sawUnready = false;
-    for (;;) {
-      const worker = await newWorker(server, seen);
-      if (worker === undefined) break; // the server is gone
-      process.kill(worker, 'SIGKILL');
-      if (!sawUnready && (await status(`${server.base}/readyz`)) === 503) sawUnready = true;
+    const scratch = mkdtempSync(path.join(os.tmpdir(), 'haltingvt-once-'));
+    try {
+      // The first worker serves; every replacement dies as it starts.
+      const faults = { NODE_OPTIONS: workerFaults, FAULT_WORKER_ONCE: path.join(scratch, 'started') };
+      const server = await startServer({ WORKER_RESTART_BACKOFF_MS: '100', WORKER_MAX_DOWN_MS: '3000', ...faults });
+      await ready(server);
+      kill(await newWorker(server, new Set()));
+      await until(async () => (await status(`${server.base}/readyz`)) === 503, 'readiness to fail');
+      const refused = await classify(server);
+      expect(refused.status).toBe(503);
+      expect(await errorCode(refused)).toBe('WORKER_UNAVAILABLE');
+      expect(await server.exited).toBe(1);
+      expect(server.logs().some((l) => l.msg === 'no inference worker could start within the limit; giving up')).toBe(true);
+      expect(readdirSync(server.uploadDir)).toEqual([]);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
     }
-    expect(await server.exited).toBe(1);
-    expect(sawUnready).toBe(true);
-    expect(server.logs().some((l) => l.msg === 'no inference worker could start within the limit; giving up')).toBe(true);
-    expect(readdirSync(server.uploadDir)).toEqual([]);
   });
 });
 

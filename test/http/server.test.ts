@@ -76,7 +76,7 @@ describe('server process', () => {
   });
 
   it('cuts a request still in flight at the end of the grace period and exits 0, its upload folder removed', async () => {
-    const server = await start({ SHUTDOWN_GRACE_MS: '600' });
+    const server = await start({ SHUTDOWN_GRACE_MS: '4000' }); // cut at 2 s; closing then has 2 s
     await until(async () => (await status(`${server.base}/readyz`)) === 200, 'the server to be ready', 30_000);
     const upload = halfUpload(server.base, readFileSync(fixture('clip.mp4')));
     upload.response.catch(() => undefined);
