@@ -35,7 +35,7 @@ export const EnvSchema = z.object({
   REQUEST_TIMEOUT_MS: int(0).default(300_000).describe('time limit for receiving a whole request, upload included (0: none); past it Node answers 408'),
   QUEUE_SIZE: int(0, 100_000).default(16).describe('requests that may wait for a free slot; more are refused with 429'),
   CONCURRENCY: int(1, 64).default(2).describe('videos decoded or inferred at once'),
-  RETRY_AFTER_S: int(1, 3600).default(2).describe('Retry-After seconds sent with 429 and 503'),
+  RETRY_AFTER_S: int(1, 3600).default(2).describe('Retry-After seconds sent with 429, 503 and 507'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
   AUTH_TOKEN: z.string().min(16, 'must be at least 16 characters').optional().describe('when set, inference routes need "Authorization: Bearer <token>"'),
   UPLOAD_DIR: z

@@ -17,7 +17,7 @@ export interface Lifecycle {
    * health protocol) read it, so they never disagree.
    */
   ready(): boolean;
-  /** The engine, or NOT_READY / DRAINING for a request that should not start now. */
+  /** The engine, or NOT_READY / DRAINING / WORKER_UNAVAILABLE for a request that should not start now. */
   engine(): EnginePort;
   /** The engine once loaded, whatever the status (model metadata stays readable while draining). */
   loaded(): EnginePort | undefined;
