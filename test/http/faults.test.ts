@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { ErrorBody, Readiness } from '../../src/http/schemas.js';
 import { createUploadArea } from '../../src/http/upload.js';
 import { fixture, form, ROOT, until, videoPart } from './helpers.js';
-import { childPids, heldRequest, metric, startServer, status, tinyDiskWrapper, tmpfsMountable, type Server } from './server-process.js';
+import { heldRequest, metric, startServer, status, tinyDiskWrapper, tmpfsMountable, workerPids, type Server } from './server-process.js';
 
 /** NODE_OPTIONS that load test/fixtures/worker-faults.mjs into the server's inference workers. */
 const workerFaults = `--import=${pathToFileURL(path.join(ROOT, 'test', 'fixtures', 'worker-faults.mjs')).href}`;
@@ -27,7 +27,7 @@ const errorCode = async (res: Response): Promise<string> => ErrorBody.parse(awai
 async function newWorker(server: Server, seen: Set<number>): Promise<number | undefined> {
   let found: number | undefined;
   const gone = (): boolean => server.child.exitCode !== null || server.child.signalCode !== null;
-  await until(() => gone() || (found = childPids(server.child.pid as number).find((p) => !seen.has(p))) !== undefined, 'a new inference worker', 10_000);
+  await until(() => gone() || (found = workerPids(server.child.pid as number).find((p) => !seen.has(p))) !== undefined, 'a new inference worker', 10_000);
   if (found !== undefined) seen.add(found);
   return found;
 }
@@ -39,13 +39,13 @@ function kill(pid: number | undefined): void {
 
 describe('inference worker killed again and again', () => {
   it('kill the worker and each replacement as it starts, three times: unready with 503 WORKER_UNAVAILABLE meanwhile, then ready again by itself', async () => {
-    // Each worker is ready 1.5 s after it starts: time enough to kill it first on a loaded machine.
+    // Each worker is ready 2.5 s after it starts: time enough to kill it first on a loaded machine.
     const server = await startServer({
       WORKER_RESTART_BACKOFF_MS: '300',
       WORKER_RESTART_BACKOFF_MAX_MS: '300',
       WORKER_MAX_DOWN_MS: '0',
       NODE_OPTIONS: workerFaults,
-      FAULT_WORKER_READY_DELAY_MS: '1500',
+      FAULT_WORKER_READY_DELAY_MS: '2500',
     });
     await ready(server);
     const seen = new Set<number>();

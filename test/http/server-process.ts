@@ -140,8 +140,11 @@ export function heldRequest(base: string, urlPath: string, headers: Record<strin
   return { req, response, closed };
 }
 
-/** The pids of `pid`'s child processes (Linux /proc): the server's inference worker. */
-export function childPids(pid: number): number[] {
+/**
+ * The server's inference workers (Linux /proc): its child processes running session-worker. Its
+ * other children (esbuild, which tsx runs to compile TypeScript; ffmpeg) are left out.
+ */
+export function workerPids(serverPid: number): number[] {
   const out: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -149,7 +152,7 @@ export function childPids(pid: number): number[] {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(entry));
+      if (ppid === serverPid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('session-worker')) out.push(Number(entry));
     } catch {
       // the process ended while we looked
     }
