@@ -3,6 +3,7 @@
  * (engine, logger, metrics registry, clock, limits), so tests build as many apps as they like and
  * `inject()` requests without a port; server.ts only configures, listens and closes.
  */
+import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
@@ -10,7 +11,7 @@ import type { AppConfig } from './config.js';
 import { EngineError } from './errors.js';
 import { createBearerCheck } from './http/auth.js';
 import type { EnginePort } from './http/engine-port.js';
-import { sendError, toServiceError } from './http/errors.js';
+import { clientErrorAnswer, sendError, toServiceError } from './http/errors.js';
 import { createLifecycle, type Lifecycle } from './http/lifecycle.js';
 import { createMetrics } from './http/metrics.js';
 import { createWorkQueue } from './http/queue.js';
@@ -19,7 +20,7 @@ import { classifyRoutes } from './http/routes/classify.js';
 import { healthRoutes } from './http/routes/health.js';
 import { modelRoutes } from './http/routes/models.js';
 import { serviceRoutes } from './http/routes/service.js';
-import { createUploadArea } from './http/upload.js';
+import { createUploadArea, type UploadArea } from './http/upload.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -39,6 +40,8 @@ export interface AppDeps {
   /** Milliseconds, monotonic. */
   now?: (() => number) | undefined;
   makeRequestId?: (() => string) | undefined;
+  /** Where uploads are spooled; defaults to a fresh folder in config.uploadDir (tests inject a full disk). */
+  uploads?: UploadArea | undefined;
 }
 
 export function buildApp(deps: AppDeps): FastifyInstance {
@@ -50,12 +53,24 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     loggerInstance: deps.logger,
     genReqId: createRequestIdGenerator(deps.makeRequestId),
     logController: new LogController({ requestIdLogLabel: 'request_id' }),
-    // Requests arriving once app.close() has begun get 503 (fastify's default, stated on purpose).
-    return503OnClosing: true,
+    // Requests arriving once app.close() has begun are answered 503 DRAINING by the onRequest hook
+    // below, in the error format; fastify's own 503 has neither our body nor Retry-After.
+    return503OnClosing: false,
     // Fastify disables Node's request timeout by default; a client trickling an upload would
-    // otherwise hold its temp file and an in-flight slot for ever.
-    requestTimeout: config.limits.requestTimeoutMs,
+    // otherwise hold its temp file and an in-flight slot for ever. The upload routes enforce
+    // REQUEST_TIMEOUT_MS themselves (a 408 in the error format); Node's timer is the backstop.
+    requestTimeout: backstopTimeout(config.limits.requestTimeoutMs),
     http: httpTimeouts(config.limits.requestTimeoutMs),
+    // What Node refuses before fastify sees a request (the backstop timeout, unparsable HTTP).
+    clientErrorHandler(err, socket) {
+      const answer = clientErrorAnswer(err, (deps.makeRequestId ?? randomUUID)());
+      if (!answer) return void socket.destroy();
+      metrics.error(answer.code);
+      metrics.observeRequest('unmatched', 'unknown', answer.status, 0);
+      deps.logger.info({ code: answer.code, err: err.message }, 'request refused before it was parsed');
+      if (socket.writable) socket.write(answer.raw);
+      socket.destroy();
+    },
   });
 
   const lifecycle = createLifecycle(deps.engine, {
@@ -68,9 +83,23 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
   app.decorate('lifecycle', lifecycle);
 
-  const queue = createWorkQueue({ concurrency: config.queue.concurrency, size: config.queue.size, now, onChange: (s) => metrics.queue(s.queued, s.running) });
-  const uploads = createUploadArea(config.uploadDir);
+  const queue = createWorkQueue({
+    concurrency: config.queue.concurrency,
+    size: config.queue.size,
+    now,
+    onChange: (s) => metrics.queue(s.queued, s.running, s.admitted),
+  });
+  const uploads = deps.uploads ?? createUploadArea(config.uploadDir);
   app.addHook('onClose', async () => uploads.dispose());
+  metrics.watch({ ready: () => lifecycle.ready(), workers: () => lifecycle.loaded()?.stats().pools, uploads: () => uploads.usage() });
+
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async () => {
+    if (closing) throw new EngineError('DRAINING', 'the service is closing its listener; retry on another instance');
+  });
 
   app.addHook('onSend', async (request, reply) => {
     reply.header(REQUEST_ID_HEADER, request.id);
@@ -103,6 +132,15 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     authorize: config.authToken ? createBearerCheck(config.authToken) : undefined,
   });
   return app;
+}
+
+/**
+ * Node's own request timeout, behind the routes' REQUEST_TIMEOUT_MS: late enough that the route's
+ * 408 (with its body and metrics) always comes first, since Node checks only every
+ * connectionsCheckingInterval.
+ */
+function backstopTimeout(requestTimeoutMs: number): number {
+  return requestTimeoutMs === 0 ? 0 : requestTimeoutMs + Math.max(1000, Math.round(requestTimeoutMs / 5));
 }
 
 /**

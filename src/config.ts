@@ -37,13 +37,29 @@ export const EnvSchema = z.object({
   REQUEST_TIMEOUT_MS: int(0).default(300_000).describe('time limit for receiving a whole request, upload included (0: none); past it Node answers 408'),
   QUEUE_SIZE: int(0, 100_000).default(16).describe('requests that may wait for a free slot; more are refused with 429'),
   CONCURRENCY: int(1, 64).default(2).describe('videos decoded or inferred at once'),
-  RETRY_AFTER_S: int(1, 3600).default(2).describe('Retry-After seconds sent with 429 and 503'),
+  RETRY_AFTER_S: int(1, 3600).default(2).describe('Retry-After seconds sent with 429, 503 and 507'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
   AUTH_TOKEN: z.string().min(16, 'must be at least 16 characters').optional().describe('when set, inference routes need "Authorization: Bearer <token>"'),
-  UPLOAD_DIR: z.string().min(1).default(os.tmpdir()).describe('where uploads are spooled (a private folder is made inside)'),
-  SHUTDOWN_DELAY_MS: int(0).default(0).describe('after SIGTERM, time readiness reports 503 before the listener closes'),
-  SHUTDOWN_GRACE_MS: int(1).default(25_000).describe('after SIGTERM, time in-flight requests get to finish'),
-});
+  UPLOAD_DIR: z
+    .string()
+    .min(1)
+    .default(os.tmpdir())
+    .describe('where uploads are spooled (a private folder per process is made inside; a start removes the folders of dead processes of this host)'),
+  SHUTDOWN_DELAY_MS: int(0)
+    .default(5_000)
+    .describe(
+      'after SIGTERM, time readiness reports 503 (and new inference is refused) before the listener closes: long enough for a load balancer to stop sending ' +
+        '(Kubernetes takes a few seconds to remove an endpoint everywhere; a health-checking balancer needs its interval x unhealthy threshold)',
+    ),
+  SHUTDOWN_GRACE_MS: int(1)
+    .default(25_000)
+    .describe('after SIGTERM, the longest shutdown: requests still running at this minus a closing reserve (min(5 s, half)) are cut, then the process exits 0'),
+  WORKER_RESTART_BACKOFF_MS: int(0).default(500).describe('delay before restarting a worker (inference or decode) that died while starting; doubles per failure in a row'),
+  WORKER_RESTART_BACKOFF_MAX_MS: int(0).default(30_000).describe('cap of that delay; the restarts go on for as long as the process lives'),
+  WORKER_MAX_DOWN_MS: int(0)
+    .default(60_000)
+    .describe('longest time with no inference worker, or no decode worker, able to run (counted from boot or from the crash) before the process exits 1 to be replaced; 0 = never'),
+}).refine((e) => e.SHUTDOWN_DELAY_MS < e.SHUTDOWN_GRACE_MS, { path: ['SHUTDOWN_DELAY_MS'], message: 'must be less than SHUTDOWN_GRACE_MS' });
 
 export type Env = z.infer<typeof EnvSchema>;
 
@@ -67,6 +83,7 @@ export interface AppConfig {
   authToken: string | undefined;
   uploadDir: string;
   shutdown: { delayMs: number; graceMs: number };
+  workers: { restartBackoffMs: number; restartBackoffMaxMs: number; maxDownMs: number };
 }
 
 export class ConfigError extends Error {
@@ -114,6 +131,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     authToken: e.AUTH_TOKEN,
     uploadDir: path.resolve(e.UPLOAD_DIR),
     shutdown: { delayMs: e.SHUTDOWN_DELAY_MS, graceMs: e.SHUTDOWN_GRACE_MS },
+    workers: { restartBackoffMs: e.WORKER_RESTART_BACKOFF_MS, restartBackoffMaxMs: e.WORKER_RESTART_BACKOFF_MAX_MS, maxDownMs: e.WORKER_MAX_DOWN_MS },
   };
 }
 

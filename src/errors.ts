@@ -28,6 +28,7 @@ export const ERRORS = {
   FEED_MISMATCH: { status: 500, title: 'the inputs do not match what the model expects' },
   INFERENCE_FAILED: { status: 500, title: 'the model failed to run' },
   WORKER_CRASHED: { status: 503, title: 'the inference worker crashed; it is being replaced' },
+  WORKER_UNAVAILABLE: { status: 503, title: 'no inference worker can run now; it is being restarted' },
   ENGINE_CLOSED: { status: 503, title: 'the engine is shutting down' },
 
   // HTTP service (src/http/)
@@ -36,11 +37,13 @@ export const ERRORS = {
   NOT_FOUND: { status: 404, title: 'no such route or model' },
   UPLOAD_TOO_LARGE: { status: 413, title: 'the upload is larger than this service accepts' },
   BATCH_TOO_LARGE: { status: 413, title: 'the batch has more videos than this service accepts' },
+  REQUEST_TIMEOUT: { status: 408, title: 'the request was not received in full within the time limit' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'the content type is not a video or multipart/form-data' },
   VIDEO_TOO_LARGE: { status: 422, title: 'the video frames have more pixels than this service accepts' },
   QUEUE_FULL: { status: 429, title: 'the inference queue is full; retry later' },
   NOT_READY: { status: 503, title: 'the model is still loading; retry later' },
   DRAINING: { status: 503, title: 'the service is shutting down; retry on another instance' },
+  UPLOAD_STORAGE_FULL: { status: 507, title: 'no space left to store the upload; retry later' },
   INTERNAL: { status: 500, title: 'internal error' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

@@ -2,9 +2,17 @@
  * The entry point: read the config, listen, and shut down cleanly. Everything else is in app.ts.
  *
  * The port opens before the model is warm, so liveness answers at once and readiness turns 200
- * when the engine is ready. On SIGTERM/SIGINT: readiness turns 503 and new inference is refused
- * (DRAINING), requests in flight finish, then the listener and the engine close and the process
- * exits 0. Past SHUTDOWN_GRACE_MS it exits 1 anyway; a second signal exits at once.
+ * when the engine is ready. A start first removes the upload folders that dead processes of this
+ * host left in UPLOAD_DIR.
+ *
+ * On SIGTERM/SIGINT: readiness turns 503 and new inference is refused (DRAINING) for at least
+ * SHUTDOWN_DELAY_MS while requests in flight finish; then the listener and the engine close and
+ * the process exits 0. The whole shutdown fits in SHUTDOWN_GRACE_MS whatever clients do: requests
+ * still running at the grace period minus a closing reserve are cut (their connections closed),
+ * and if closing itself hangs, the process removes its upload folder and exits 1 at the grace
+ * period. A second signal does the same at once. When no inference worker can run for
+ * WORKER_MAX_DOWN_MS, the process shuts down the same way and exits 1, for its orchestrator to
+ * replace it.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
@@ -13,6 +21,7 @@ import { ConfigError, loadConfig, type AppConfig } from './config.js';
 import type { Engine } from './engine/index.js';
 import { openEngine } from './http/engine-port.js';
 import { createRegistry } from './http/metrics.js';
+import { createUploadArea, sweepLeftovers } from './http/upload.js';
 
 async function main(): Promise<void> {
   let config: AppConfig;
@@ -26,32 +35,53 @@ async function main(): Promise<void> {
   const logger = pino({ level: config.logLevel });
   logger.info({ modelDir: config.modelDir, executionProviders: config.executionProviders, limits: config.limits, queue: config.queue }, 'starting');
 
-  const engine = openEngine(config, logger.child({ component: 'engine' }));
-  const app = buildApp({ config, engine, logger, registry: createRegistry() });
-  let opened: Engine | undefined;
-  let stopping = false;
+  const swept = sweepLeftovers(config.uploadDir);
+  if (swept.length > 0) logger.warn({ folders: swept }, 'removed upload folders left by processes that died');
+  const uploads = createUploadArea(config.uploadDir);
 
-  const exit = async (code: number, reason: string): Promise<never> => {
+  let stopping = false;
+  const engine = openEngine(config, logger.child({ component: 'engine' }), (err) => {
+    logger.fatal({ err }, 'the engine stopped for good; shutting down to be replaced');
+    if (!stopping) void exit(1, 'no inference worker');
+  });
+  const app = buildApp({ config, engine, logger, registry: createRegistry(), uploads });
+  let opened: Engine | undefined;
+
+  /** The last resort: whatever still runs, the upload folder goes and the process ends. */
+  const abandon = (why: string): never => {
+    logger.error({ inflight: app.lifecycle.inflight() }, why);
+    uploads.dispose();
+    process.exit(1);
+  };
+
+  const exit = async (code: number, reason: string): Promise<void> => {
     stopping = true;
-    const force = setTimeout(() => {
-      logger.error({ graceMs: config.shutdown.graceMs }, 'in-flight requests did not finish within the grace period; exiting');
-      process.exit(1);
-    }, config.shutdown.graceMs);
-    logger.info({ reason, inflight: app.lifecycle.inflight() }, 'draining');
+    const { delayMs, graceMs } = config.shutdown;
+    setTimeout(() => abandon('shutdown did not finish within the grace period; exiting'), graceMs).unref();
+    // Clients that hold a request open (a trickled upload, an unread body) cannot keep the process
+    // alive: at the grace period minus a reserve for closing, every connection left is closed, and
+    // the requests on them end as the client's abort (their temp files go).
+    let cut = false;
+    const cutAll = (): void => {
+      cut = true;
+      if (app.lifecycle.inflight() > 0) logger.warn({ inflight: app.lifecycle.inflight() }, 'cutting the requests still in flight at the end of the grace period');
+      app.server.closeAllConnections();
+    };
+    const cutTimer = setTimeout(cutAll, graceMs - Math.min(5_000, Math.floor(graceMs / 2)));
+    logger.info({ reason, inflight: app.lifecycle.inflight(), delayMs, graceMs }, 'draining');
     // Readiness is 503 from here on; the delay gives load balancers time to notice before the listener closes.
-    await Promise.all([app.lifecycle.drain(), sleep(config.shutdown.delayMs)]);
-    await app.close();
+    await Promise.all([app.lifecycle.drain(), sleep(delayMs)]);
+    const closing = app.close();
+    if (cut) cutAll(); // connections opened since the cut
+    await closing;
+    clearTimeout(cutTimer);
     await opened?.close();
-    clearTimeout(force);
     logger.info({ code }, 'stopped');
     process.exit(code);
   };
 
   const onSignal = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
+    if (stopping) abandon(`second signal (${signal}): exiting now`);
     void exit(0, signal);
   };
   process.on('SIGTERM', onSignal);

@@ -135,6 +135,7 @@ export async function startServer(o: ServerOptions): Promise<ServerHandle> {
     CONCURRENCY: String(o.concurrency),
     QUEUE_SIZE: String(o.queueSize),
     LOG_LEVEL: 'warn',
+    SHUTDOWN_DELAY_MS: '0', // no load balancer to wait for
   };
   const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   let stderr = '';

@@ -27,6 +27,11 @@ export const EngineConfigSchema = z.strictObject({
   decodeHwaccel: z.enum(['auto', 'cuda', 'none']).default('auto'),
   /** Limit for the worker to load the model and finish its warm-up run. */
   workerStartTimeoutMs: z.number().int().positive().default(120_000),
+  /** First delay before starting the worker again after it died while starting; doubles per failure in a row. */
+  workerRestartBackoffMs: z.number().int().nonnegative().default(500),
+  workerRestartBackoffMaxMs: z.number().int().nonnegative().default(30_000),
+  /** Longest time without a ready worker before the engine fails for good (WORKER_UNAVAILABLE); 0 = never. */
+  workerMaxDownMs: z.number().int().nonnegative().default(60_000),
 });
 
 export type EngineConfig = z.infer<typeof EngineConfigSchema>;

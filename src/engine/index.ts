@@ -17,12 +17,14 @@
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
+import type { EngineError } from '../errors.js';
 import { engineConfig, type EngineConfig, type EngineConfigInput } from './config.js';
 import { createDecodePool, type DecodePool, type DecodePoolOptions, type DecoderInfo } from './decode/pool.js';
 import { createKnobValidator, type Knobs } from './knobs.js';
 import { loadModel, type Manifest } from './model.js';
 import { createPipeline, type ClassifyOptions, type ClassifyResult } from './pipeline.js';
 import { createSessionHost, type SessionHost, type SessionHostOptions, type SessionInfo } from './session-host.js';
+import type { WorkerState } from './supervisor.js';
 
 export { EngineError, ERRORS, isEngineError, type ErrorCode } from '../errors.js';
 export type { ClassifyOptions, ClassifyResult } from './pipeline.js';
@@ -32,6 +34,7 @@ export type { Prediction, TokenReport } from './postprocess.js';
 export type { EngineConfig, EngineConfigInput } from './config.js';
 export type { SessionHost, SessionHostOptions, SessionInfo } from './session-host.js';
 export type { DecoderInfo } from './decode/pool.js';
+export type { WorkerState } from './supervisor.js';
 
 export interface EngineOptions {
   /** Model folder with manifest.json, model.onnx and labels.txt (docs/contracts.md). */
@@ -48,6 +51,27 @@ export interface EngineOptions {
    * `createInProcessHost(factory)` to run a fake or failing SessionFactory in-process.
    */
   createHost?: ((options: SessionHostOptions) => SessionHost) | undefined;
+  /**
+   * Called once if a started engine fails for good (no worker could start within
+   * workerMaxDownMs): the service should exit so that its orchestrator replaces it.
+   */
+  onFatal?: ((error: EngineError) => void) | undefined;
+}
+
+/** One supervised set of worker processes (inference, decode), for readiness and metrics. */
+export interface WorkerPoolStats {
+  state: WorkerState;
+  /** Workers ready to serve. */
+  alive: number;
+  restarts: number;
+  failedStarts: number;
+}
+
+export interface EngineStats {
+  /** Whether every pool can take work now; false while a pool has no worker that can start. */
+  accepting: boolean;
+  /** By pool name, e.g. `inference`. */
+  pools: Record<string, WorkerPoolStats>;
 }
 
 export interface Engine {
@@ -59,10 +83,9 @@ export interface Engine {
   classify(file: string, knobs?: unknown, options?: ClassifyOptions): Promise<ClassifyResult>;
   /** Knob validation on its own, e.g. to refuse a request before accepting its upload. */
   validateKnobs(knobs: unknown): Knobs;
-  /** Queue depth and worker restarts, for metrics. */
-  stats(): { queued: number; inFlight: number; restarts: number };
-  /** Readiness of the decode stage: at least one decode worker is up (false while all restart). */
-  decoderAvailable(): boolean;
+  /** Worker health and counters of both pools (inference, decode), read by readiness and at each
+   * metrics scrape. */
+  stats(): EngineStats;
   /** Refuses new work, fails queued requests with ENGINE_CLOSED and stops the worker. */
   close(): Promise<void>;
 }
@@ -78,6 +101,10 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     threads: config.decodeThreads || Math.max(1, Math.floor(os.availableParallelism() / config.decodeWorkers)),
     hwaccel: config.decodeHwaccel,
     timeoutMs: config.decodeTimeoutMs,
+    // The same restart rules as the inference worker (docs/decisions.md, "Worker supervision").
+    backoffMs: { initial: config.workerRestartBackoffMs, max: config.workerRestartBackoffMaxMs },
+    maxDownMs: config.workerMaxDownMs,
+    onFatal: options.onFatal,
     logger,
   });
   const host = (options.createHost ?? createSessionHost)({
@@ -89,6 +116,10 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     logger,
     now,
     startTimeoutMs: config.workerStartTimeoutMs,
+    restartBackoffMs: config.workerRestartBackoffMs,
+    restartBackoffMaxMs: config.workerRestartBackoffMaxMs,
+    maxDownMs: config.workerMaxDownMs,
+    onFatal: options.onFatal,
   });
   let session: SessionInfo;
   let decode: DecoderInfo;
@@ -107,10 +138,16 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     classify,
     validateKnobs,
     stats: () => {
-      const { queued, inFlight, restarts } = host.stats();
-      return { queued, inFlight, restarts };
+      const { state, alive, restarts, failedStarts } = host.stats();
+      const decode = decoder.stats();
+      return {
+        accepting: host.accepting() && decoder.accepting(),
+        pools: {
+          inference: { state, alive, restarts, failedStarts },
+          decode: { state: decode.state, alive: decode.alive, restarts: decode.restarts, failedStarts: decode.failedStarts },
+        },
+      };
     },
-    decoderAvailable: () => decoder.available(),
     close: async () => {
       await Promise.all([host.close(), decoder.close()]);
     },

@@ -2,8 +2,9 @@
  * Keeps the ONNX Runtime session in a child process (session-worker.ts) so inference never blocks
  * the main event loop, and so a native crash in ORT (a segfault or abort, which in a worker_thread
  * would take the whole process down) fails only the request in flight. The host queues requests,
- * sends one at a time, and replaces a child that dies. Why a process and not a worker_thread:
- * docs/decisions.md.
+ * sends one at a time, and replaces a child that dies, as supervisor.ts decides: at once after a
+ * crash, with backoff after failed starts, for ever or until `maxDownMs` without a worker. Why a
+ * process and not a worker_thread: docs/decisions.md.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -12,6 +13,7 @@ import type { Logger } from 'pino';
 import { EngineError } from '../errors.js';
 import type { PlainTensor, ValueSpec } from './ort-session.js';
 import type { FromWorker, SerializedError, ToWorker } from './session-protocol.js';
+import { createSupervisor, type SupervisorStats } from './supervisor.js';
 
 /** What to fork: the compiled worker, or the TypeScript source through tsx in development. */
 export interface WorkerEntry {
@@ -31,9 +33,21 @@ export interface SessionHostOptions {
   now: () => number;
   /** Limit for opening the model and the warm-up run. */
   startTimeoutMs?: number | undefined;
-  /** Children that may die in a row before they start before the host gives up. */
-  maxFailedStarts?: number | undefined;
+  /** First delay before starting again after a child died while starting; doubles per failure in a row. */
+  restartBackoffMs?: number | undefined;
+  restartBackoffMaxMs?: number | undefined;
+  /** Longest time without a ready child before the host fails for good (WORKER_UNAVAILABLE); 0 = never. */
+  maxDownMs?: number | undefined;
+  /** Called once when the host fails for good after having started: the caller should stop serving. */
+  onFatal?: ((error: EngineError) => void) | undefined;
   entry?: WorkerEntry | undefined;
+}
+
+export interface HostStats extends SupervisorStats {
+  queued: number;
+  inFlight: number;
+  /** The child's pid, absent between children. */
+  pid: number | undefined;
 }
 
 export interface SessionInfo {
@@ -55,7 +69,9 @@ export interface SessionHost {
   /** Resolves when the first child has loaded the model and run its warm-up. */
   ready(): Promise<SessionInfo>;
   run(feeds: Record<string, PlainTensor>, signal?: AbortSignal): Promise<RunResult>;
-  stats(): { queued: number; inFlight: number; restarts: number; pid: number | undefined };
+  /** Whether work is accepted now: false while no child can start (WORKER_UNAVAILABLE) or after close. */
+  accepting(): boolean;
+  stats(): HostStats;
   close(): Promise<void>;
 }
 
@@ -76,7 +92,6 @@ const STDERR_KEEP = 4096;
 export function createSessionHost(options: SessionHostOptions): SessionHost {
   const { logger, now } = options;
   const entry = options.entry ?? defaultWorkerEntry();
-  const maxFailedStarts = options.maxFailedStarts ?? 3;
   const queue: Job[] = [];
   const inFlight = new Map<number, Job>();
   let child: ChildProcess | undefined;
@@ -84,9 +99,9 @@ export function createSessionHost(options: SessionHostOptions): SessionHost {
   let fatal: EngineError | undefined;
   let closed = false;
   let nextId = 1;
-  let restarts = 0;
-  let failedStarts = 0;
   let stderrTail = '';
+  let lastExit = '';
+  let everReady = false;
   let readyWaiters: Array<{ resolve: (i: SessionInfo) => void; reject: (e: unknown) => void }> = [];
   let startTimer: NodeJS.Timeout | undefined;
 
@@ -100,11 +115,20 @@ export function createSessionHost(options: SessionHostOptions): SessionHost {
 
   const failEverything = (error: EngineError): void => {
     fatal = error;
+    supervisor.stop();
     for (const w of readyWaiters) w.reject(error);
     readyWaiters = [];
     for (const job of queue.splice(0)) settle(job, error);
     for (const job of inFlight.values()) settle(job, error);
     inFlight.clear();
+    child?.kill('SIGKILL');
+    // Before the first ready child, ready() carries the error to whoever is starting the engine.
+    if (everReady) options.onFatal?.(error);
+  };
+
+  const unavailable = (): EngineError => {
+    const { failuresInRow } = supervisor.stats();
+    return new EngineError('WORKER_UNAVAILABLE', `no inference worker is running: ${failuresInRow} start(s) in a row failed (${lastExit}); retrying`, { failuresInRow });
   };
 
   const pump = (): void => {
@@ -117,6 +141,7 @@ export function createSessionHost(options: SessionHostOptions): SessionHost {
   };
 
   const start = (): void => {
+    if (closed || fatal) return;
     info = undefined;
     stderrTail = '';
     const proc = fork(entry.file, [], { execArgv: entry.execArgv, serialization: 'advanced', stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
@@ -138,7 +163,8 @@ export function createSessionHost(options: SessionHostOptions): SessionHost {
       switch (message.type) {
         case 'ready':
           clearTimeout(startTimer);
-          failedStarts = 0;
+          supervisor.ready();
+          everReady = true;
           info = { executionProvider: message.executionProvider, inputs: message.inputs, outputs: message.outputs, warmupMs: message.warmupMs };
           logger.info({ pid: proc.pid, executionProvider: info.executionProvider, warmupMs: Math.round(message.warmupMs) }, 'inference worker ready');
           for (const w of readyWaiters) w.resolve(info);
@@ -149,7 +175,6 @@ export function createSessionHost(options: SessionHostOptions): SessionHost {
           // Opening the model fails the same way every time: no restart.
           clearTimeout(startTimer);
           failEverything(deserialize(message.error));
-          proc.kill('SIGKILL');
           break;
         case 'result':
         case 'error': {
@@ -176,6 +201,7 @@ export function createSessionHost(options: SessionHostOptions): SessionHost {
       const wasReady = info !== undefined;
       info = undefined;
       const why = `exit code ${code ?? 'none'}, signal ${signal ?? 'none'}`;
+      lastExit = why;
       const crashed = new EngineError('WORKER_CRASHED', `the inference worker died (${why}) while running this request`, {
         code,
         signal,
@@ -183,19 +209,16 @@ export function createSessionHost(options: SessionHostOptions): SessionHost {
       });
       for (const job of inFlight.values()) settle(job, crashed);
       inFlight.clear();
+      const retryInMs = supervisor.exited();
       if (wasReady) {
-        restarts += 1;
         logger.error({ code, signal, stderr: crashed.details?.stderr }, 'inference worker crashed; starting a new one');
-        start();
         return;
       }
-      failedStarts += 1;
-      if (failedStarts >= maxFailedStarts) {
-        failEverything(new EngineError('MODEL_INVALID', `the inference worker died ${failedStarts} times while starting (${why})`, { stderr: crashed.details?.stderr }));
-        return;
-      }
-      logger.warn({ code, signal, failedStarts }, 'inference worker died while starting; retrying');
-      start();
+      // No child can run until a start succeeds: waiting requests get a truthful 503 now rather
+      // than wait an unknown time.
+      const down = unavailable();
+      for (const job of queue.splice(0)) settle(job, down);
+      logger.error({ code, signal, ...supervisor.stats(), retryInMs, stderr: crashed.details?.stderr }, 'inference worker died while starting; retrying after a backoff');
     });
 
     proc.send({
@@ -208,7 +231,21 @@ export function createSessionHost(options: SessionHostOptions): SessionHost {
     } satisfies ToWorker);
   };
 
-  start();
+  const supervisor = createSupervisor({
+    start,
+    backoff: { initialMs: options.restartBackoffMs ?? 500, maxMs: options.restartBackoffMaxMs ?? 30_000 },
+    maxDownMs: options.maxDownMs ?? 60_000,
+    now,
+    onGiveUp: (downMs) => {
+      const error = new EngineError('WORKER_UNAVAILABLE', `no inference worker could start for ${downMs} ms (last: ${lastExit || 'still starting'}); giving up`, {
+        downMs,
+        stderr: stderrTail.trim().split('\n').slice(-5).join('\n'),
+      });
+      logger.fatal({ err: error, ...supervisor.stats() }, 'no inference worker could start within the limit; giving up');
+      failEverything(error);
+    },
+  });
+  supervisor.launch();
 
   return {
     ready() {
@@ -220,6 +257,7 @@ export function createSessionHost(options: SessionHostOptions): SessionHost {
     run(feeds, signal) {
       if (closed) return Promise.reject(new EngineError('ENGINE_CLOSED', 'the engine is shutting down'));
       if (fatal) return Promise.reject(fatal);
+      if (!supervisor.accepting()) return Promise.reject(unavailable());
       if (signal?.aborted) return Promise.reject(new EngineError('ABORTED', 'the request was cancelled'));
       return new Promise<RunResult>((resolve, reject) => {
         const job: Job = { id: nextId++, feeds, enqueuedAt: now(), sentAt: 0, resolve, reject, settled: false, signal, onAbort: undefined };
@@ -237,13 +275,16 @@ export function createSessionHost(options: SessionHostOptions): SessionHost {
       });
     },
 
+    accepting: () => !closed && !fatal && supervisor.accepting(),
+
     stats() {
-      return { queued: queue.length, inFlight: inFlight.size, restarts, pid: child?.pid };
+      return { ...supervisor.stats(), queued: queue.length, inFlight: inFlight.size, pid: child?.pid };
     },
 
     async close() {
       if (closed) return;
       closed = true;
+      supervisor.stop();
       const closing = new EngineError('ENGINE_CLOSED', 'the engine is shutting down');
       for (const w of readyWaiters) w.reject(closing);
       readyWaiters = [];

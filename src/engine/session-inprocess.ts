@@ -47,7 +47,18 @@ export function createInProcessHost(factory: SessionFactory): (options: SessionH
         tail = result.catch(() => undefined);
         return result;
       },
-      stats: () => ({ queued: Math.max(0, pending - 1), inFlight: Math.min(pending, 1), restarts: 0, pid: process.pid }),
+      accepting: () => !closed,
+      stats: () => ({
+        state: closed ? 'stopped' : 'up',
+        alive: closed ? 0 : 1,
+        restarts: 0,
+        failedStarts: 0,
+        failuresInRow: 0,
+        downSince: undefined,
+        queued: Math.max(0, pending - 1),
+        inFlight: Math.min(pending, 1),
+        pid: process.pid,
+      }),
       async close() {
         closed = true;
         await tail;

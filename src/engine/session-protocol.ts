@@ -33,6 +33,6 @@ export interface SerializedError {
 export type FromWorker =
   | { type: 'ready'; executionProvider: string; inputs: ValueSpec[]; outputs: ValueSpec[]; warmupMs: number }
   | { type: 'init-failed'; error: SerializedError }
-  | { type: 'result'; id: number; outputs: Record<string, PlainTensor>; runMs: number }
+  | { type: 'result'; id: number; outputs: Record<string, PlainTensor> }
   | { type: 'error'; id: number; error: SerializedError }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; obj: Record<string, unknown>; msg: string };

@@ -51,9 +51,8 @@ async function run(id: number, feeds: Record<string, PlainTensor>): Promise<void
   try {
     if (!session) throw new EngineError('INFERENCE_FAILED', 'the session is not open');
     checkFeeds(session.inputs, feeds);
-    const started = performance.now();
     const outputs = await session.run(feeds);
-    send({ type: 'result', id, outputs, runMs: performance.now() - started });
+    send({ type: 'result', id, outputs });
   } catch (err) {
     send({ type: 'error', id, error: serialize(err, 'INFERENCE_FAILED') });
   }

@@ -5,16 +5,23 @@
  */
 import type { Logger } from 'pino';
 import type { AppConfig } from '../config.js';
-import { createEngine, type Engine } from '../engine/index.js';
+import { createEngine, type Engine, type EngineError } from '../engine/index.js';
 
 export type EnginePort = Pick<Engine, 'manifest' | 'info' | 'classify' | 'validateKnobs' | 'stats'>;
 
-/** The real engine with the service's limits. The caller owns it and closes it. */
-export function openEngine(config: AppConfig, logger: Logger): Promise<Engine> {
+/**
+ * The real engine with the service's limits. The caller owns it and closes it; `onFatal` hears of
+ * an engine that stopped for good after it had started (no worker within WORKER_MAX_DOWN_MS).
+ */
+export function openEngine(config: AppConfig, logger: Logger, onFatal?: (error: EngineError) => void): Promise<Engine> {
   return createEngine({
     modelDir: config.modelDir,
     logger,
+    onFatal,
     config: {
+      workerRestartBackoffMs: config.workers.restartBackoffMs,
+      workerRestartBackoffMaxMs: config.workers.restartBackoffMaxMs,
+      workerMaxDownMs: config.workers.maxDownMs,
       executionProviders: config.executionProviders,
       intraOpNumThreads: config.intraOpThreads,
       maxDurationS: config.limits.maxDurationS,

@@ -58,7 +58,7 @@ export function errorObject(err: EngineError, requestId: string): ErrorBody['err
 
 export function retryable(code: ErrorCode): boolean {
   const { status } = ERRORS[code];
-  return status === 429 || status === 503;
+  return status === 429 || status === 503 || status === 507;
 }
 
 /** Sends `err` (already mapped) as the response; logs it as its status deserves. */
@@ -69,9 +69,26 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, err: Eng
   else request.log.info({ code: err.code, message: body.error.message }, 'request refused');
   if (retryable(err.code)) reply.header('retry-after', String(retryAfterS));
   if (err.code === 'UNAUTHORIZED') reply.header('www-authenticate', 'Bearer');
-  // The rest of a refused upload is not worth reading: close the connection after the answer.
-  if (err.code === 'UPLOAD_TOO_LARGE' || err.code === 'BATCH_TOO_LARGE') reply.header('connection', 'close');
+  // An answer sent before the body was read in full leaves the rest of it on the socket, unread:
+  // the connection could not carry another request and would hold shutdown, so it is closed.
+  // (`complete` is Node's flag for a fully received message; inject() requests lack it.)
+  if (request.raw.complete === false || err.code === 'UPLOAD_TOO_LARGE' || err.code === 'BATCH_TOO_LARGE') reply.header('connection', 'close');
   return reply.code(status).type('application/json; charset=utf-8').send(body);
+}
+
+/**
+ * The raw HTTP answer for a client error Node reports before fastify has a request (its own
+ * request timeout, an unparsable request), in the one error format; undefined when the socket is
+ * already gone and nothing can be answered.
+ */
+export function clientErrorAnswer(err: NodeJS.ErrnoException, requestId: string): { code: ErrorCode; status: number; raw: string } | undefined {
+  if (err.code === 'ECONNRESET') return undefined;
+  const code: ErrorCode = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
+  const { status } = ERRORS[code];
+  const body = JSON.stringify({ error: { code, status, message: code === 'REQUEST_TIMEOUT' ? ERRORS[code].title : 'the request could not be parsed', request_id: requestId } } satisfies ErrorBody);
+  const reason = code === 'REQUEST_TIMEOUT' ? 'Request Timeout' : 'Bad Request';
+  const raw = `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  return { code, status, raw };
 }
 
 function withoutPaths(details: Record<string, unknown>): Record<string, unknown> {

@@ -1,16 +1,23 @@
 /**
  * The service's life: starting (the model loads and warms up) → ready → draining (after SIGTERM:
  * readiness fails, new inference is refused, requests already in flight finish). `failed` means
- * the engine could not start; the server exits on it, the app only reports it.
+ * the engine could not start; the server exits on it, the app only reports it. `unavailable` is a
+ * ready service whose engine cannot run work now (no inference worker can start; it is retrying):
+ * not ready, and requests get 503 WORKER_UNAVAILABLE before their upload is read.
  */
 import { EngineError } from '../errors.js';
 import type { EnginePort } from './engine-port.js';
 
-export type Status = 'starting' | 'ready' | 'draining' | 'failed';
+export type Status = 'starting' | 'ready' | 'unavailable' | 'draining' | 'failed';
 
 export interface Lifecycle {
   status(): Status;
-  /** The engine, or NOT_READY / DRAINING for a request that should not start now. */
+  /**
+   * The one readiness answer: /readyz, /v2/health/ready and the model_ready gauge (and any other
+   * health protocol) read it, so they never disagree.
+   */
+  ready(): boolean;
+  /** The engine, or NOT_READY / DRAINING / WORKER_UNAVAILABLE for a request that should not start now. */
   engine(): EnginePort;
   /** The engine once loaded, whatever the status (model metadata stays readable while draining). */
   loaded(): EnginePort | undefined;
@@ -49,10 +56,15 @@ export function createLifecycle(
     },
   );
 
+  const current = (): Status => (status === 'ready' && loaded && !loaded.stats().accepting ? 'unavailable' : status);
+
   return {
-    status: () => status,
+    status: current,
+    ready: () => current() === 'ready',
     engine() {
-      if (status === 'draining') throw new EngineError('DRAINING', 'the service is shutting down and takes no new work');
+      const now = current();
+      if (now === 'draining') throw new EngineError('DRAINING', 'the service is shutting down and takes no new work');
+      if (now === 'unavailable') throw new EngineError('WORKER_UNAVAILABLE', 'no inference worker is running now; it is being restarted');
       if (!loaded) throw new EngineError('NOT_READY', status === 'failed' ? 'the model failed to load' : 'the model is still loading');
       return loaded;
     },

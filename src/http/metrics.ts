@@ -6,6 +6,7 @@
  * file on CPU), where prom-client's default 5 ms..10 s buckets would lose the tail.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { WorkerPoolStats } from '../engine/index.js';
 import type { VideoResult } from './schemas.js';
 
 export const PREFIX = 'haltingvt_';
@@ -19,6 +20,16 @@ const BATCH = [1, 2, 4, 8, 16, 32, 64, 128];
 
 export type Stage = 'queue' | 'decode' | 'infer' | 'post';
 
+/** Values read at each scrape rather than pushed, so they are never stale. */
+export interface ScrapeSources {
+  /** The one readiness answer (lifecycle.ready()). */
+  ready: () => boolean;
+  /** The loaded engine's worker pools by name (e.g. `inference`); undefined before it loads. */
+  workers: () => Record<string, WorkerPoolStats> | undefined;
+  /** Upload files on disk and their bytes. */
+  uploads: () => { files: number; bytes: number };
+}
+
 export interface Metrics {
   registry: Registry;
   /** One HTTP response: `route` is the route pattern (never the raw URL). */
@@ -28,8 +39,11 @@ export interface Metrics {
   videoFailed(): void;
   batch(items: number): void;
   error(code: string): void;
-  queue(queued: number, running: number): void;
+  /** `admitted`: requests holding a place, from before their upload to their answer. */
+  queue(queued: number, running: number, admitted: number): void;
   inflight(delta: 1 | -1): void;
+  /** Reads these at every scrape. */
+  watch(sources: ScrapeSources): void;
   modelReady(info: { name: string; version: string; executionProvider: string } | undefined): void;
 }
 
@@ -112,7 +126,68 @@ export function createMetrics(registry: Registry): Metrics {
     labelNames: ['code'] as const,
     registers,
   });
-  const ready = new Gauge({ name: `${PREFIX}model_ready`, help: '1 when the model is loaded and warm, else 0', registers });
+  // Read at each scrape (prom-client calls collect() first) from what watch() was given. The engine
+  // keeps the worker counts, so those counters are set to its totals rather than counted here.
+  let sources: ScrapeSources | undefined;
+  const pools = (): Array<[string, WorkerPoolStats]> => Object.entries(sources?.workers() ?? {});
+  const ready = new Gauge({
+    name: `${PREFIX}model_ready`,
+    help: '1 when the service is ready (model loaded and warm, an inference worker can run, not draining), else 0',
+    registers,
+    collect() {
+      if (sources) this.set(sources.ready() ? 1 : 0);
+    },
+  });
+  const uploadsInProgress = new Gauge({
+    name: `${PREFIX}uploads_in_progress`,
+    help: 'Requests admitted (a place taken before their upload is read) and not answered yet; at most QUEUE_SIZE + CONCURRENCY',
+    registers,
+  });
+  new Gauge({
+    name: `${PREFIX}upload_files`,
+    help: 'Upload temp files on disk',
+    registers,
+    collect() {
+      this.set(sources?.uploads().files ?? 0);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}upload_bytes`,
+    help: 'Bytes of upload temp files on disk',
+    registers,
+    collect() {
+      this.set(sources?.uploads().bytes ?? 0);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}workers_alive`,
+    help: 'Worker processes ready to serve, by pool',
+    labelNames: ['pool'] as const,
+    registers,
+    collect() {
+      for (const [pool, stats] of pools()) this.set({ pool }, stats.alive);
+    },
+  });
+  new Counter({
+    name: `${PREFIX}worker_restarts_total`,
+    help: 'Ready worker processes that died and were replaced, by pool',
+    labelNames: ['pool'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const [pool, stats] of pools()) this.inc({ pool }, stats.restarts);
+    },
+  });
+  new Counter({
+    name: `${PREFIX}worker_failed_starts_total`,
+    help: 'Worker processes that died or were killed before they were ready, by pool',
+    labelNames: ['pool'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const [pool, stats] of pools()) this.inc({ pool }, stats.failedStarts);
+    },
+  });
   const modelInfo = new Gauge({
     name: `${PREFIX}model_info`,
     help: 'The served model (value is always 1)',
@@ -120,6 +195,7 @@ export function createMetrics(registry: Registry): Metrics {
     registers,
   });
   ready.set(0);
+  uploadsInProgress.set(0);
   queueDepth.set(0);
   running.set(0);
   inflight.set(0);
@@ -152,12 +228,16 @@ export function createMetrics(registry: Registry): Metrics {
     error(code) {
       errors.inc({ code });
     },
-    queue(q, r) {
+    queue(q, r, admitted) {
       queueDepth.set(q);
       running.set(r);
+      uploadsInProgress.set(admitted);
     },
     inflight(delta) {
       inflight.inc(delta);
+    },
+    watch(given) {
+      sources = given;
     },
     modelReady(info) {
       ready.set(info ? 1 : 0);

@@ -40,13 +40,13 @@ const knobNames = Object.keys(knobShape) as Array<keyof typeof knobShape>;
 const knobDescription = (name: keyof typeof knobShape): string => knobShape[name].description ?? name;
 const knobType = (name: keyof typeof knobShape): Json => (name === 'top_k' ? { type: 'integer' } : { type: 'number' });
 
-const INFERENCE_ERRORS = [400, 401, 413, 415, 422, 429, 499, 500, 503, 504];
+const INFERENCE_ERRORS = [400, 401, 408, 413, 415, 422, 429, 499, 500, 503, 504, 507];
 
 export function buildOpenApiDocument(): Json {
   const statuses = [...new Set(Object.values(ERRORS).map((e) => e.status))].sort((a, b) => a - b);
   const responses: Record<string, Json> = {};
   for (const status of statuses) {
-    const retry = status === 429 || status === 503;
+    const retry = status === 429 || status === 503 || status === 507;
     responses[`E${status}`] = {
       description: `Error ${status}. Codes: ${codesWith([status])}.`,
       ...(retry ? { headers: { 'Retry-After': { description: 'seconds to wait before retrying', schema: { type: 'integer' } } } } : {}),
@@ -73,7 +73,9 @@ export function buildOpenApiDocument(): Json {
         'Upload one video as multipart/form-data (`file` part, knobs as fields) or as the raw body (video/* or application/octet-stream, knobs in the query string). ' +
         'The upload is streamed to a temp file, waits in a bounded queue, and is decoded and classified. ' +
         'The answer has the top-k labels, tokens per layer, the kept-token ratio, GFLOPs, the knobs used and the time per stage. ' +
-        'A request not received in full within REQUEST_TIMEOUT_MS gets a bare 408 from the HTTP server and its connection is closed.',
+        'A request not received in full within REQUEST_TIMEOUT_MS gets 408 REQUEST_TIMEOUT. ' +
+        'Every error answered before the body was read in full (401, 408, 413, 415, 429, 503, an early 400, 507) closes the connection (`Connection: close`). ' +
+        'A place in the queue is taken before the upload is read: when QUEUE_SIZE + CONCURRENCY requests are already in, the answer is 429 before any upload.',
       tags: ['inference'],
       security: secured,
       parameters: knobQuery,
@@ -115,7 +117,7 @@ export function buildOpenApiDocument(): Json {
       },
       responses: {
         '200': { description: 'one item per uploaded file', content: json(ref('BatchResponse')) },
-        ...errorResponses([400, 401, 413, 415, 429, 499, 500, 503]),
+        ...errorResponses([400, 401, 408, 413, 415, 429, 499, 500, 503, 507]),
       },
     },
   };
@@ -131,7 +133,7 @@ export function buildOpenApiDocument(): Json {
       responses: {
         '200': { description: 'ready', content: json(ref(schema)) },
         '503': {
-          description: 'starting, draining or failed',
+          description: 'starting, unavailable (no inference worker can run now), draining or failed',
           headers: { 'Retry-After': { schema: { type: 'integer' } } },
           content: json(ref(schema)),
         },

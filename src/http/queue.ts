@@ -3,6 +3,10 @@
  * at once and at most `size` more wait; past that a request is refused at once (QUEUE_FULL, 429)
  * rather than piling up, as Triton's `max_queue_size` does. A waiting request whose signal aborts
  * (its client went away) leaves the queue without ever reaching the engine.
+ *
+ * A request is admitted (`admit()`) before its upload is read and holds its place until it is
+ * answered, so uploading, waiting and running requests together never exceed `size + concurrency`:
+ * that bounds the upload files on disk, and a refused client hears 429 before it sends its video.
  */
 import { EngineError } from '../errors.js';
 
@@ -18,15 +22,17 @@ export interface QueueOptions {
 export interface QueueStats {
   queued: number;
   running: number;
+  /** Requests holding a place (uploading, waiting or running). */
+  admitted: number;
 }
 
 export interface WorkQueue {
   /** Runs `task` when a slot is free; `waitedS` is the time spent waiting for it. */
   run<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<{ value: T; waitedS: number }>;
-  /** Whether a new request would be admitted now (checked before accepting an upload). */
-  hasRoom(): boolean;
+  /** Takes a place for one request before its upload is read (QUEUE_FULL when none is left); call the result to give it back. */
+  admit(): () => void;
   stats(): QueueStats;
-  /** Resolves when nothing runs and nothing waits. */
+  /** Resolves when nothing runs, waits or holds a place. */
   idle(): Promise<void>;
 }
 
@@ -39,16 +45,20 @@ export function createWorkQueue(options: QueueOptions): WorkQueue {
   const { concurrency, size, now } = options;
   const waiting: Waiter[] = [];
   let running = 0;
+  let admitted = 0;
   let idleWaiters: Array<() => void> = [];
 
   const changed = (): void => {
-    options.onChange?.({ queued: waiting.length, running });
-    if (running === 0 && waiting.length === 0 && idleWaiters.length > 0) {
+    options.onChange?.({ queued: waiting.length, running, admitted });
+    if (running === 0 && waiting.length === 0 && admitted === 0 && idleWaiters.length > 0) {
       const resolve = idleWaiters;
       idleWaiters = [];
       for (const r of resolve) r();
     }
   };
+
+  const queueFull = (): EngineError =>
+    new EngineError('QUEUE_FULL', `${running} videos are being processed and ${waiting.length} are waiting; retry later`, { queued: waiting.length, running, admitted });
 
   const release = (): void => {
     running -= 1;
@@ -94,7 +104,7 @@ export function createWorkQueue(options: QueueOptions): WorkQueue {
           return;
         }
         if (waiting.length >= size) {
-          reject(new EngineError('QUEUE_FULL', `${running} videos are being processed and ${waiting.length} are waiting; retry later`, { queued: waiting.length, running }));
+          reject(queueFull());
           return;
         }
         signal?.addEventListener('abort', onAbort, { once: true });
@@ -102,10 +112,21 @@ export function createWorkQueue(options: QueueOptions): WorkQueue {
         changed();
       });
     },
-    hasRoom: () => running < concurrency || waiting.length < size,
-    stats: () => ({ queued: waiting.length, running }),
+    admit() {
+      if (admitted >= size + concurrency) throw queueFull();
+      admitted += 1;
+      changed();
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        admitted -= 1;
+        changed();
+      };
+    },
+    stats: () => ({ queued: waiting.length, running, admitted }),
     idle() {
-      if (running === 0 && waiting.length === 0) return Promise.resolve();
+      if (running === 0 && waiting.length === 0 && admitted === 0) return Promise.resolve();
       return new Promise((resolve) => idleWaiters.push(resolve));
     },
   };

@@ -153,7 +153,11 @@ export const ModelList = z.strictObject({ models: z.array(ModelInfo) }).register
 
 export const Liveness = z.strictObject({ status: z.literal('ok') }).register(apiSchemas, { id: 'Liveness' });
 export const Readiness = z
-  .strictObject({ status: z.enum(['starting', 'ready', 'draining', 'failed']) })
+  .strictObject({
+    status: z
+      .enum(['starting', 'ready', 'unavailable', 'draining', 'failed'])
+      .describe('ready: serving; starting: the model loads; unavailable: no inference worker can run now (it is being restarted); draining: shutting down; failed: the model could not load'),
+  })
   .register(apiSchemas, { id: 'Readiness' });
 export const V2Live = z.strictObject({ live: z.boolean() }).register(apiSchemas, { id: 'V2Live' });
 export const V2Ready = z.strictObject({ ready: z.boolean() }).register(apiSchemas, { id: 'V2Ready' });

@@ -3,12 +3,17 @@
  * MP4 with its moov atom at the end cannot be decoded from a pipe, only from a seekable file.
  * Each request gets a `TempFiles` set whose `removeAll()` runs in the handler's `finally`, so a
  * file is removed whatever ends the request (client abort, decode failure, timeout, success).
+ *
+ * Each process spools into its own folder, named after the host and pid that own it. A process
+ * killed before it could clean up (SIGKILL, OOM) leaves its folder behind; the next start in the
+ * same UPLOAD_DIR removes the folders of processes of this host that are gone (`sweepLeftovers`).
  */
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream as fsCreateWriteStream, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { EngineError } from '../errors.js';
 
@@ -16,6 +21,8 @@ export interface UploadArea {
   /** The private folder every temp file goes to. */
   dir: string;
   session(): TempFiles;
+  /** Bytes spooled and files holding them, summed over requests not finished yet (metrics). */
+  usage(): { files: number; bytes: number };
   /** Removes the folder and anything left in it (at app close). */
   dispose(): void;
 }
@@ -23,15 +30,40 @@ export interface UploadArea {
 export interface TempFiles {
   /** A fresh path in the upload folder; the extension of `filename` is kept when it is plain. */
   path(filename?: string | undefined): string;
+  /**
+   * Writes `source` to `file` (from path()), failing with UPLOAD_TOO_LARGE past `maxBytes`,
+   * UPLOAD_STORAGE_FULL when the disk is full, ABORTED when the client goes away. Returns the byte count.
+   */
+  spool(source: Readable, file: string, maxBytes: number): Promise<number>;
   removeAll(): Promise<void>;
 }
 
-export function createUploadArea(parent: string): UploadArea {
-  const dir = mkdtempSync(path.join(parent, 'haltingvt-uploads-'));
+export interface UploadAreaOptions {
+  /** Opens a temp file for writing; injected by tests (a disk that fills up). */
+  createWriteStream?: ((file: string) => Writable) | undefined;
+  /** Whether a process id is alive on this host; defaults to signal 0. */
+  isAlive?: ((pid: number) => boolean) | undefined;
+  hostname?: string | undefined;
+  pid?: number | undefined;
+}
+
+const PREFIX = 'haltingvt-uploads-';
+
+export function createUploadArea(parent: string, options: UploadAreaOptions = {}): UploadArea {
+  const open = options.createWriteStream ?? ((file: string) => fsCreateWriteStream(file, { flags: 'wx', mode: 0o600 }));
+  const owner = { hostname: options.hostname ?? os.hostname(), pid: options.pid ?? process.pid };
+  mkdirSync(parent, { recursive: true });
+  const dir = path.join(parent, `${PREFIX}${folderOwner(owner.hostname)}.${owner.pid}.${randomBytes(6).toString('hex')}`);
+  mkdirSync(dir, { mode: 0o700 });
+  const total = { files: 0, bytes: 0 };
   return {
     dir,
     session() {
       const files: string[] = [];
+      const mine = { files: 0, bytes: 0 };
+      // A reading abandoned at a timeout may still be writing when the request ends: it opens no
+      // new file after that, its bytes are no longer counted, and its file is removed when it stops.
+      let ended = false;
       return {
         path(filename) {
           // libav probes content, not names, but a plain extension (.ts, .mkv) is a useful hint.
@@ -40,11 +72,31 @@ export function createUploadArea(parent: string): UploadArea {
           files.push(file);
           return file;
         },
+        async spool(source, file, maxBytes) {
+          if (ended) throw new EngineError('ABORTED', 'the request has already ended');
+          mine.files += 1;
+          total.files += 1;
+          try {
+            return await spool(source, open(file), maxBytes, (n) => {
+              if (ended) return;
+              mine.bytes += n;
+              total.bytes += n;
+            });
+          } finally {
+            if (ended) await rm(file, { force: true });
+          }
+        },
         async removeAll() {
+          ended = true;
           await Promise.all(files.splice(0).map((f) => rm(f, { force: true })));
+          total.files -= mine.files;
+          total.bytes -= mine.bytes;
+          mine.files = 0;
+          mine.bytes = 0;
         },
       };
     },
+    usage: () => ({ ...total }),
     dispose() {
       rmSync(dir, { recursive: true, force: true });
     },
@@ -52,20 +104,67 @@ export function createUploadArea(parent: string): UploadArea {
 }
 
 /**
- * Writes `source` to `file`, failing with UPLOAD_TOO_LARGE past `maxBytes`. Returns the byte count.
+ * Removes the upload folders under `parent` that earlier processes of this host left behind: ours
+ * by name, owned by a pid that is no longer alive (or by our own pid: a restarted container gets
+ * the same pid in a fresh namespace). Folders of other hosts sharing UPLOAD_DIR are never touched,
+ * since their pids mean nothing here. Returns the folders removed.
+ */
+export function sweepLeftovers(parent: string, options: Pick<UploadAreaOptions, 'isAlive' | 'hostname' | 'pid'> & { keep?: string } = {}): string[] {
+  const isAlive = options.isAlive ?? pidAlive;
+  const host = folderOwner(options.hostname ?? os.hostname());
+  const self = options.pid ?? process.pid;
+  let names: string[];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(`${PREFIX}${host}.`)) continue;
+    const pid = Number(/^\.(\d+)\.[0-9a-f]+$/.exec(name.slice(PREFIX.length + host.length))?.[1]);
+    const dir = path.join(parent, name);
+    if (!Number.isInteger(pid) || dir === options.keep) continue;
+    if (pid !== self && isAlive(pid)) continue;
+    rmSync(dir, { recursive: true, force: true });
+    removed.push(dir);
+  }
+  return removed;
+}
+
+/** The host name as it may appear in a folder name (no dots: they separate the fields). */
+function folderOwner(hostname: string): string {
+  return hostname.replace(/[^A-Za-z0-9-]/g, '-').slice(0, 64) || 'host';
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: alive, but another user's.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Writes `source` to `sink`, failing with UPLOAD_TOO_LARGE past `maxBytes`. Returns the byte count.
  * `source` is piped, not handed to pipeline(): a failed spool must not destroy the request stream,
  * or the socket goes with it and the client never sees the 413.
  */
-export async function spool(source: Readable, file: string, maxBytes: number): Promise<number> {
+async function spool(source: Readable, sink: Writable, maxBytes: number, onBytes: (n: number) => void): Promise<number> {
   let bytes = 0;
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       bytes += chunk.length;
       if (bytes > maxBytes) callback(tooLarge(maxBytes));
-      else callback(null, chunk);
+      else {
+        onBytes(chunk.length);
+        callback(null, chunk);
+      }
     },
   });
-  const onError = (err: Error): void => void counter.destroy(err);
+  const onError = (err: Error): void => void counter.destroy(clientGone(err));
   const onClose = (): void => {
     if (!source.readableEnded) counter.destroy(new EngineError('ABORTED', 'the client went away during the upload'));
   };
@@ -73,7 +172,9 @@ export async function spool(source: Readable, file: string, maxBytes: number): P
   source.once('close', onClose);
   source.pipe(counter);
   try {
-    await pipeline(counter, createWriteStream(file, { flags: 'wx', mode: 0o600 }));
+    await pipeline(counter, sink);
+  } catch (err) {
+    throw storageFull(err) ?? err;
   } finally {
     source.unpipe(counter);
     source.off('error', onError);
@@ -84,4 +185,17 @@ export async function spool(source: Readable, file: string, maxBytes: number): P
 
 export function tooLarge(maxBytes: number): EngineError {
   return new EngineError('UPLOAD_TOO_LARGE', `the upload is larger than ${maxBytes} bytes`, { maxBytes });
+}
+
+/** A full disk (or quota) is a capacity problem of this server, not the client's: 507 + Retry-After. */
+function storageFull(err: unknown): EngineError | undefined {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return undefined;
+  return new EngineError('UPLOAD_STORAGE_FULL', 'no space left to store the upload', { errno: code }, { cause: err });
+}
+
+/** An error on the request stream is the client's connection breaking (reset, "aborted"). */
+function clientGone(err: Error): Error {
+  if (err instanceof EngineError) return err;
+  return new EngineError('ABORTED', `the client went away during the upload (${err.message})`, undefined, { cause: err });
 }

@@ -67,7 +67,7 @@ describe('engine.classify (tiny model, decode and inference worker processes)', 
   it('says how it decodes, and that a decode worker is available', () => {
     expect(engine.info.decode).toMatchObject({ workers: 1, hardware: 'cpu' });
     expect(engine.info.decode.threads).toBeGreaterThanOrEqual(1);
-    expect(engine.decoderAvailable()).toBe(true);
+    expect(engine.stats()).toMatchObject({ accepting: true, pools: { decode: { state: 'up', alive: 1 }, inference: { state: 'up', alive: 1 } } });
   });
 
   it('refuses bad knobs before touching the file', async () => {

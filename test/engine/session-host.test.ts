@@ -1,19 +1,19 @@
-import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { isEngineError } from '../../src/errors.js';
-import { createSessionHost, type SessionHost } from '../../src/engine/session-host.js';
+import { isEngineError, type EngineError } from '../../src/errors.js';
+import { createSessionHost, type SessionHost, type SessionHostOptions } from '../../src/engine/session-host.js';
 import type { PlainTensor } from '../../src/engine/ort-session.js';
 import { captureLogger } from '../helpers/logger.js';
 import { TINY_MODEL } from '../helpers/paths.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-const fakeEntry = { file: path.join(here, '..', 'fixtures', 'fake-worker.ts'), execArgv: ['--import', tsx] };
+const fakeEntry = { file: path.join(here, '..', 'fixtures', 'fake-worker.mjs'), execArgv: [] };
 
 const hosts: SessionHost[] = [];
-function host(modelPath: string, real = false) {
+function host(modelPath: string, real = false, extra: Partial<SessionHostOptions> = {}) {
   const { logger, lines } = captureLogger();
   const h = createSessionHost({
     modelPath,
@@ -22,6 +22,7 @@ function host(modelPath: string, real = false) {
     logger,
     now: () => performance.now(),
     entry: real ? undefined : fakeEntry,
+    ...extra,
   });
   hosts.push(h);
   return { h, lines };
@@ -80,11 +81,58 @@ describe('session host (fake worker)', () => {
     expect(isEngineError(await h.run(feeds(0.1)).catch((e: unknown) => e), 'MODEL_INVALID')).toBe(true);
   });
 
-  it('gives up after workers keep dying during start', async () => {
-    const { h } = host('die-on-start');
+  it('keeps retrying with backoff while replacements die as they start, refusing work meanwhile, then recovers', async () => {
+    const { h, lines } = host('slow-start', false, { restartBackoffMs: 50, restartBackoffMaxMs: 100, maxDownMs: 0 });
+    await h.ready();
+    let pid = h.stats().pid as number;
+    process.kill(pid, 'SIGKILL'); // the ready worker: replaced at once, work may wait for it
+    await vi.waitFor(() => expect(h.stats()).toMatchObject({ state: 'restarting', restarts: 1 }));
+    expect(h.accepting()).toBe(true);
+    // Kill each replacement while it starts, three times in a row.
+    for (let failed = 1; failed <= 3; failed += 1) {
+      await vi.waitFor(() => expect(h.stats().pid ?? pid).not.toBe(pid), { timeout: 5_000 });
+      pid = h.stats().pid as number;
+      process.kill(pid, 'SIGKILL');
+      await vi.waitFor(() => expect(h.stats()).toMatchObject({ state: 'down', failedStarts: failed, failuresInRow: failed, alive: 0 }), { timeout: 5_000 });
+      expect(h.accepting()).toBe(false);
+      const refused = await h.run(feeds(0.1)).catch((e: unknown) => e);
+      expect(isEngineError(refused, 'WORKER_UNAVAILABLE')).toBe(true);
+    }
+    // Left alone, the next one starts and serves.
+    await vi.waitFor(() => expect(h.stats()).toMatchObject({ state: 'up', alive: 1, failuresInRow: 0 }), { timeout: 5_000 });
+    expect(h.accepting()).toBe(true);
+    expect(pidOf(await h.run(feeds(0.1)))).toBe(h.stats().pid);
+    expect(h.stats()).toMatchObject({ restarts: 1, failedStarts: 3 });
+    const retries = lines.filter((l) => l.msg === 'inference worker died while starting; retrying after a backoff').map((l) => l.retryInMs);
+    expect(retries).toEqual([50, 100, 100]); // doubles, capped
+  });
+
+  it('gives up with WORKER_UNAVAILABLE when no worker starts within maxDownMs', async () => {
+    const { h } = host('die-on-start', false, { restartBackoffMs: 20, maxDownMs: 1000 });
     const error = await h.ready().catch((e: unknown) => e);
-    expect(isEngineError(error, 'MODEL_INVALID')).toBe(true);
-    expect((error as Error).message).toMatch(/died 3 times while starting \(exit code 7/);
+    expect(isEngineError(error, 'WORKER_UNAVAILABLE')).toBe(true);
+    expect((error as Error).message).toMatch(/^no inference worker could start for \d+ ms/);
+    expect(h.stats().state).toBe('stopped');
+    const { failedStarts } = h.stats();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(h.stats().failedStarts).toBe(failedStarts); // nothing more is started
+    expect(isEngineError(await h.run(feeds(0.1)).catch((e: unknown) => e), 'WORKER_UNAVAILABLE')).toBe(true);
+  });
+
+  it('after serving, giving up is reported through onFatal', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'haltingvt-host-test-'));
+    try {
+      const fatal: EngineError[] = [];
+      const { h } = host(`once:${path.join(dir, 'started')}`, false, { restartBackoffMs: 20, maxDownMs: 3000, onFatal: (e) => fatal.push(e) });
+      await h.ready();
+      process.kill(h.stats().pid as number, 'SIGKILL');
+      await vi.waitFor(() => expect(fatal).toHaveLength(1), { timeout: 10_000 });
+      expect(fatal[0]?.code).toBe('WORKER_UNAVAILABLE');
+      expect(h.accepting()).toBe(false);
+      expect(isEngineError(await h.run(feeds(0.1)).catch((e: unknown) => e), 'WORKER_UNAVAILABLE')).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses work after close and fails what was queued', async () => {

@@ -17,7 +17,8 @@ describe('loadConfig', () => {
       decode: { threads: 0, hwaccel: 'auto' },
       logLevel: 'info',
       authToken: undefined,
-      shutdown: { delayMs: 0, graceMs: 25_000 },
+      shutdown: { delayMs: 5_000, graceMs: 25_000 },
+      workers: { restartBackoffMs: 500, restartBackoffMaxMs: 30_000, maxDownMs: 60_000 },
     });
     expect(c.limits).toEqual({ maxUploadBytes: 256 * 1024 * 1024, maxDurationS: 600, maxPixels: 3840 * 2160, maxBatchItems: 16, decodeTimeoutMs: 60_000, requestTimeoutMs: 300_000 });
   });
@@ -51,6 +52,9 @@ describe('loadConfig', () => {
         UPLOAD_DIR: '/var/tmp',
         SHUTDOWN_DELAY_MS: '100',
         SHUTDOWN_GRACE_MS: '200',
+        WORKER_RESTART_BACKOFF_MS: '10',
+        WORKER_RESTART_BACKOFF_MAX_MS: '40',
+        WORKER_MAX_DOWN_MS: '0',
         UNRELATED: 'ignored',
       },
       { root, exists: none },
@@ -67,6 +71,7 @@ describe('loadConfig', () => {
       authToken: 'sixteen-chars-at-least',
       uploadDir: '/var/tmp',
       shutdown: { delayMs: 100, graceMs: 200 },
+      workers: { restartBackoffMs: 10, restartBackoffMaxMs: 40, maxDownMs: 0 },
     });
   });
 
@@ -87,5 +92,6 @@ describe('loadConfig', () => {
     for (const [name, value] of Object.entries(bad)) expect(message).toContain(`${name}=${JSON.stringify(value)}`);
     expect(() => loadConfig({ PORT: '70000' }, { root, exists: none })).toThrow(/PORT="70000"/);
     expect(() => loadConfig({ CONCURRENCY: '1.5' }, { root, exists: none })).toThrow(/CONCURRENCY/);
+    expect(() => loadConfig({ SHUTDOWN_DELAY_MS: '30000' }, { root, exists: none })).toThrow(/SHUTDOWN_DELAY_MS="30000": must be less than SHUTDOWN_GRACE_MS/);
   });
 });

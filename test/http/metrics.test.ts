@@ -73,7 +73,13 @@ describe('GET /metrics', () => {
     for (const stage of ['queue', 'decode', 'infer', 'post']) expect(value(`haltingvt_stage_duration_seconds_count{stage="${stage}"}`)).toBe(2);
   });
 
-  it('has queue, in-flight and model gauges, and the default process metrics', () => {
+  it('has queue, in-flight, upload, worker and model gauges, and the default process metrics', () => {
+    expect(value('haltingvt_uploads_in_progress')).toBe(0);
+    expect(value('haltingvt_upload_files')).toBe(0);
+    expect(value('haltingvt_upload_bytes')).toBe(0);
+    expect(value('haltingvt_workers_alive{pool="inference"}')).toBe(1);
+    expect(value('haltingvt_worker_restarts_total{pool="inference"}')).toBe(0);
+    expect(value('haltingvt_worker_failed_starts_total{pool="inference"}')).toBe(0);
     expect(value('haltingvt_queue_depth')).toBe(0);
     expect(value('haltingvt_queue_running')).toBe(0);
     expect(value('haltingvt_inflight_requests')).toBe(0);

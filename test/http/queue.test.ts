@@ -16,8 +16,7 @@ describe('createWorkQueue', () => {
     const ran: string[] = [];
     const first = q.run(async () => (ran.push('a'), a.promise));
     const second = q.run(async () => (ran.push('b'), 'b'));
-    expect(q.stats()).toEqual({ queued: 1, running: 1 });
-    expect(q.hasRoom()).toBe(false);
+    expect(q.stats()).toEqual({ queued: 1, running: 1, admitted: 0 });
     const third = q.run(async () => 'c');
     await expect(third).rejects.toSatisfy((e) => isEngineError(e, 'QUEUE_FULL'));
     expect(ran).toEqual(['a']);
@@ -25,8 +24,8 @@ describe('createWorkQueue', () => {
     expect((await first).value).toBe('a');
     expect((await second).value).toBe('b');
     expect(ran).toEqual(['a', 'b']);
-    expect(q.stats()).toEqual({ queued: 0, running: 0 });
-    expect(seen.at(-1)).toEqual({ queued: 0, running: 0 });
+    expect(q.stats()).toEqual({ queued: 0, running: 0, admitted: 0 });
+    expect(seen.at(-1)).toEqual({ queued: 0, running: 0, admitted: 0 });
   });
 
   it('drops a waiting task whose signal aborts; it never runs', async () => {
@@ -58,6 +57,18 @@ describe('createWorkQueue', () => {
     a.resolve();
     await expect(first).rejects.toThrow('task failed');
     expect(await second).toEqual({ value: 'ok', waitedS: 2.5 });
+  });
+
+  it('admits at most size + concurrency requests before their uploads; a place is given back once', () => {
+    const q = createWorkQueue({ concurrency: 2, size: 1, now: () => 0 });
+    const places = [q.admit(), q.admit(), q.admit()];
+    expect(() => q.admit()).toThrow(expect.objectContaining({ code: 'QUEUE_FULL' }));
+    expect(q.stats().admitted).toBe(3);
+    places[0]?.();
+    places[0]?.();
+    expect(q.stats().admitted).toBe(2);
+    places.push(q.admit());
+    expect(() => q.admit()).toThrow(expect.objectContaining({ code: 'QUEUE_FULL' }));
   });
 
   it('idle() resolves once nothing runs or waits', async () => {

@@ -1,79 +1,16 @@
 /**
  * The real server process (src/server.ts through tsx): boot with bad config, readiness, and
  * SIGTERM while a request is in flight (readiness 503, new work 503 DRAINING, the request
- * finishes, exit 0), and the grace period (exit 1 when a request never finishes).
+ * finishes, exit 0), the grace period (a request that never finishes is cut, exit 0), and a
+ * second signal (exit 1 at once, upload folder removed). Faults under load: faults.test.ts.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ErrorBody } from '../../src/http/schemas.js';
-import { fixture, ROOT, TINY_MODEL, until } from './helpers.js';
-
-interface Server {
-  child: ChildProcess;
-  base: string;
-  uploadDir: string;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
-const running: ChildProcess[] = [];
-const folders: string[] = [];
-afterEach(() => {
-  for (const child of running.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  for (const dir of folders.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-    probe.on('error', reject);
-  });
-}
-
-async function start(env: Record<string, string> = {}): Promise<Server> {
-  const port = await freePort();
-  const uploadDir = mkdtempSync(path.join(os.tmpdir(), 'haltingvt-server-test-'));
-  folders.push(uploadDir);
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'server.ts')], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      MODEL_DIR: TINY_MODEL,
-      EXECUTION_PROVIDERS: 'cpu',
-      INTRA_OP_THREADS: '1',
-      UPLOAD_DIR: uploadDir,
-      LOG_LEVEL: 'info',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.push(child);
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, base: `http://127.0.0.1:${port}`, uploadDir, stdout: () => out, stderr: () => err, exited };
-}
-
-async function status(url: string): Promise<number> {
-  try {
-    return (await fetch(url)).status;
-  } catch {
-    return 0;
-  }
-}
+import { fixture, ROOT, until } from './helpers.js';
+import { startServer as start, status } from './server-process.js';
 
 /** A raw upload that sends half the video and waits for the test to send the rest. */
 function halfUpload(base: string, video: Buffer): { finish: () => void; response: Promise<{ status: number; body: string }> } {
@@ -138,14 +75,30 @@ describe('server process', () => {
     expect(existsSync(server.uploadDir) && readdirSync(server.uploadDir)).toEqual([]);
   });
 
-  it('exits 1 when a request is still in flight at the end of the grace period', async () => {
-    const server = await start({ SHUTDOWN_GRACE_MS: '300' });
+  it('cuts a request still in flight at the end of the grace period and exits 0, its upload folder removed', async () => {
+    const server = await start({ SHUTDOWN_GRACE_MS: '4000' }); // cut at 2 s; closing then has 2 s
+    await until(async () => (await status(`${server.base}/readyz`)) === 200, 'the server to be ready', 30_000);
+    const upload = halfUpload(server.base, readFileSync(fixture('clip.mp4')));
+    upload.response.catch(() => undefined);
+    await until(async () => (await inflight(server.base)) === 1, 'the upload to be in flight');
+    expect(server.uploadFiles()).toHaveLength(1);
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    expect(server.logs().some((l) => l.msg === 'cutting the requests still in flight at the end of the grace period' && l.inflight === 1)).toBe(true);
+    expect(readdirSync(server.uploadDir)).toEqual([]);
+  });
+
+  it('a second signal exits 1 at once and still removes the upload folder', async () => {
+    const server = await start();
     await until(async () => (await status(`${server.base}/readyz`)) === 200, 'the server to be ready', 30_000);
     const upload = halfUpload(server.base, readFileSync(fixture('clip.mp4')));
     upload.response.catch(() => undefined);
     await until(async () => (await inflight(server.base)) === 1, 'the upload to be in flight');
     server.child.kill('SIGTERM');
+    await until(() => server.logs().some((l) => l.msg === 'draining'), 'the drain to start');
+    server.child.kill('SIGTERM');
     expect(await server.exited).toBe(1);
-    expect(server.stdout()).toContain('grace period');
+    expect(server.logs().some((l) => l.msg === 'second signal (SIGTERM): exiting now')).toBe(true);
+    expect(readdirSync(server.uploadDir)).toEqual([]);
   });
 });

@@ -5,10 +5,10 @@
  */
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/index.js';
-import { ClassifyResponse } from '../../src/http/schemas.js';
+import { ClassifyResponse, ErrorBody } from '../../src/http/schemas.js';
 import { fixture, form, gatedEngine, makeApp, openTinyEngine, until, videoPart, type TestApp } from './helpers.js';
 
 let engine: Engine;
@@ -135,5 +135,55 @@ describe('request timeout', () => {
     } finally {
       await slow.app.close();
     }
+  });
+});
+
+describe('refused before fastify has a request', () => {
+  it('a client that stalls in its headers gets 408 REQUEST_TIMEOUT in the error format, counted', async () => {
+    const slow = makeApp(engine, { limits: { requestTimeoutMs: 300 } });
+    try {
+      await slow.app.listen({ host: '127.0.0.1', port: 0 });
+      const socket = net.connect((slow.app.server.address() as AddressInfo).port, '127.0.0.1');
+      let raw = '';
+      socket.on('data', (d: Buffer) => (raw += d.toString('latin1')));
+      const ended = new Promise((resolve) => socket.on('close', resolve));
+      socket.write('POST /v1/classify HTTP/1.1\r\nHost: x\r\n'); // and nothing more
+      await ended;
+      expect(raw.startsWith('HTTP/1.1 408 ')).toBe(true);
+      expect(ErrorBody.parse(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4))).error).toMatchObject({ code: 'REQUEST_TIMEOUT', status: 408 });
+      expect(await slow.registry.getSingleMetricAsString('haltingvt_errors_total')).toContain('haltingvt_errors_total{code="REQUEST_TIMEOUT"} 1');
+      expect(await slow.registry.getSingleMetricAsString('haltingvt_http_requests_total')).toContain('status="408"} 1');
+    } finally {
+      await slow.app.close();
+    }
+  });
+});
+
+describe('while the listener closes', () => {
+  it('a request arriving on an open connection gets 503 DRAINING in the error format with Retry-After', async () => {
+    const g = gatedEngine(engine);
+    const closing = makeApp(g.port);
+    await closing.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = closing.app.server.address() as AddressInfo;
+    const socket = net.connect(port, '127.0.0.1');
+    let raw = '';
+    socket.on('data', (d: Buffer) => (raw += d.toString('latin1')));
+    const ended = new Promise((resolve) => socket.on('close', resolve));
+    const { payload, headers } = form([videoPart('clip.mp4', fixture('clip.mp4'))]);
+    socket.write(`POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: ${headers['content-type']}\r\nContent-Length: ${payload.length}\r\n\r\n`);
+    socket.write(payload);
+    await until(() => g.entered() === 1, 'the request to reach the engine');
+    const closed = closing.app.close(); // waits for the busy connection
+    socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    await until(() => closing.logs.some((l) => l.code === 'DRAINING'), 'the second request to be refused');
+    g.open();
+    await closed;
+    await ended;
+    const answers = raw.split(/(?=HTTP\/1\.1 )/);
+    expect(answers.map((a) => a.slice(0, 12))).toEqual(['HTTP/1.1 200', 'HTTP/1.1 503']);
+    const refusal = answers[1] as string;
+    expect(refusal.toLowerCase()).toContain('retry-after: 2\r\n');
+    expect(refusal.toLowerCase()).toContain('connection: close\r\n');
+    expect(ErrorBody.parse(JSON.parse(refusal.slice(refusal.indexOf('\r\n\r\n') + 4))).error.code).toBe('DRAINING');
   });
 });

@@ -6,7 +6,9 @@
  * Each worker decodes one video at a time. A video past its wall-clock limit kills its worker
  * (DECODE_TIMEOUT); a worker that dies fails only its own video (DECODER_CRASHED). Either way a new
  * worker is started, with exponential backoff while workers keep dying before they are ready, for
- * ever: `available()` is the readiness signal, false while no worker can take a video.
+ * as long as the process lives, or until no worker has been ready for `maxDownMs` (then `onFatal`,
+ * as the inference host does): `accepting()` is the readiness signal, false while no worker can
+ * take a video because starts keep failing.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -28,6 +30,11 @@ export interface DecodePoolOptions {
   startTimeoutMs?: number | undefined;
   /** First and longest delay before restarting a worker that died (doubling in between). */
   backoffMs?: { initial: number; max: number } | undefined;
+  /** Longest time without a ready worker, while starts fail, before the pool fails for good; 0 = never. */
+  maxDownMs?: number | undefined;
+  /** Called once when the pool fails for good after having started: the caller should stop serving. */
+  onFatal?: ((error: EngineError) => void) | undefined;
+  now?: (() => number) | undefined;
   entry?: WorkerEntry | undefined;
 }
 
@@ -49,10 +56,25 @@ export interface DecodePool {
   /** Resolves when the first worker is ready; rejects if node-av cannot load at all. */
   ready(): Promise<DecoderInfo>;
   decode(job: DecodeJob, signal?: AbortSignal): Promise<DecodedVideo>;
-  /** Readiness: at least one worker is up and can take a video. */
+  /** At least one worker is up and can take a video. */
   available(): boolean;
-  stats(): { workers: number; ready: number; busy: number; queued: number; restarts: number };
+  /** Readiness: false only while no worker is up because starts keep failing (a worker being
+   * replaced after its video's timeout does not make the pool unready). */
+  accepting(): boolean;
+  stats(): DecodePoolStats;
   close(): Promise<void>;
+}
+
+export interface DecodePoolStats {
+  state: 'starting' | 'up' | 'restarting' | 'down' | 'stopped';
+  workers: number;
+  /** Workers ready to decode. */
+  alive: number;
+  busy: number;
+  queued: number;
+  restarts: number;
+  /** Workers that died before they were ready, since the pool started. */
+  failedStarts: number;
 }
 
 interface Job {
@@ -90,6 +112,10 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
   let restarts = 0;
   /** Workers that died in a row without becoming ready; sets the restart delay. */
   let failedStarts = 0;
+  let failedStartsTotal = 0;
+  const now = options.now ?? Date.now;
+  /** When the pool last had no ready worker and a start had failed; undefined while it serves. */
+  let downSince: number | undefined;
   const restartTimers = new Set<NodeJS.Timeout>();
   let readyWaiters: Array<{ resolve: (i: DecoderInfo) => void; reject: (e: unknown) => void }> = [];
 
@@ -146,6 +172,7 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
           clearTimeout(startTimer);
           w.ready = true;
           failedStarts = 0;
+          downSince = undefined;
           if (!info) {
             info = { workers: options.workers, threads: options.threads, hardware: message.hardware, libav: message.libav };
             const level = options.hwaccel === 'cuda' && message.hardware === 'cpu' ? 'warn' : 'info';
@@ -202,7 +229,10 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
         start(); // the pool killed a healthy worker: replace it at once
         return;
       }
-      if (!w.ready) failedStarts += 1;
+      if (!w.ready) {
+        failedStarts += 1;
+        failedStartsTotal += 1;
+      }
       const delay = Math.min(backoff.max, backoff.initial * 2 ** Math.max(0, failedStarts - 1));
       const stderr = w.stderr.trim().split('\n').slice(-5).join('\n');
       logger.error({ code, signal, killedFor, failedStarts, restartInMs: delay, stderr }, 'decode worker died; starting a new one');
@@ -210,6 +240,15 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
         // No worker can take videos now: queued ones fail fast instead of waiting out the backoff.
         const down = new EngineError('DECODER_UNAVAILABLE', 'no decode worker is running; retry later', { failedStarts });
         for (const q of queue.splice(0)) settle(q, down);
+        downSince ??= now();
+        const maxDownMs = options.maxDownMs ?? 0;
+        if (maxDownMs > 0 && now() - downSince >= maxDownMs) {
+          const error = new EngineError('DECODER_UNAVAILABLE', `no decode worker could start for ${maxDownMs} ms; giving up`, { failedStarts });
+          const started = info !== undefined;
+          fail(error);
+          if (started) options.onFatal?.(error);
+          return;
+        }
       }
       scheduleStart(delay);
     });
@@ -225,6 +264,7 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
   };
 
   const available = (): boolean => [...workers].some((w) => w.ready);
+  const accepting = (): boolean => !closed && !fatal && (available() || failedStarts === 0);
 
   for (let i = 0; i < options.workers; i++) start();
 
@@ -239,7 +279,7 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
       if (closed) return Promise.reject(new EngineError('ENGINE_CLOSED', 'the engine is shutting down'));
       if (fatal) return Promise.reject(fatal);
       if (signal?.aborted) return Promise.reject(new EngineError('ABORTED', 'the request was cancelled'));
-      if (failedStarts > 0 && !available()) {
+      if (!accepting()) {
         return Promise.reject(new EngineError('DECODER_UNAVAILABLE', 'no decode worker is running; retry later', { failedStarts }));
       }
       return new Promise<DecodedVideo>((resolve, reject) => {
@@ -265,10 +305,13 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
     },
 
     available,
+    accepting,
 
     stats() {
       const all = [...workers];
-      return { workers: all.length, ready: all.filter((w) => w.ready).length, busy: all.filter((w) => w.job).length, queued: queue.length, restarts };
+      const alive = all.filter((w) => w.ready).length;
+      const state = closed ? 'stopped' : fatal ? 'down' : alive > 0 ? 'up' : info === undefined ? 'starting' : 'restarting';
+      return { state, workers: all.length, alive, busy: all.filter((w) => w.job).length, queued: queue.length, restarts, failedStarts: failedStartsTotal };
     },
 
     async close() {

@@ -18,7 +18,7 @@ import type { Lifecycle } from '../lifecycle.js';
 import type { Metrics } from '../metrics.js';
 import type { WorkQueue } from '../queue.js';
 import { KnobFields, type BatchItem, type BatchResponse, type ClassifyResponse, type VideoResult } from '../schemas.js';
-import { spool, tooLarge, type TempFiles, type UploadArea } from '../upload.js';
+import { tooLarge, type TempFiles, type UploadArea } from '../upload.js';
 
 export interface ClassifyDeps {
   lifecycle: Lifecycle;
@@ -47,6 +47,8 @@ interface UploadSession {
   temps: TempFiles;
   renames: Renames;
   signal: AbortSignal;
+  /** Fails with REQUEST_TIMEOUT (408) if the body is not received by REQUEST_TIMEOUT_MS. */
+  receiving<T>(reading: Promise<T>): Promise<T>;
 }
 
 export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps) => {
@@ -66,13 +68,12 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
   }
 
   app.post('/v1/classify', (request, reply): Promise<ClassifyResponse> =>
-    inUploadSession(reply, async ({ engine, temps, renames, signal }) => {
-      if (!queue.hasRoom()) throw queueFull(queue);
+    inUploadSession(reply, async ({ engine, temps, renames, signal, receiving }) => {
       let upload: Upload;
       let knobs: Knobs;
       if (request.isMultipart()) {
         refuseLongBody(request, limits.maxUploadBytes + MULTIPART_OVERHEAD);
-        const received = await receiveMultipart(request, temps, renames, { maxFiles: 1 });
+        const received = await receiving(receiveMultipart(request, temps, renames, { maxFiles: 1 }));
         const [first] = received.items;
         if (!first) throw new EngineError('BAD_REQUEST', 'the form has no "file" part');
         if (first.error) throw first.error;
@@ -83,7 +84,7 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
         refuseLongBody(request, limits.maxUploadBytes);
         const file = temps.path();
         renames.set(file, 'the uploaded video');
-        const bytes = await spool(request.body as Readable, file, limits.maxUploadBytes);
+        const bytes = await receiving(temps.spool(request.body as Readable, file, limits.maxUploadBytes));
         if (bytes === 0) throw new EngineError('BAD_REQUEST', 'the request body is empty');
         upload = { path: file, filename: null };
       } else {
@@ -95,10 +96,9 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
 
   // `::` is find-my-way's escape for a literal colon (a single `:` would start a parameter).
   app.post('/v1/classify::batch', (request, reply): Promise<BatchResponse> =>
-    inUploadSession(reply, async ({ engine, temps, renames, signal }) => {
+    inUploadSession(reply, async ({ engine, temps, renames, signal, receiving }) => {
       if (!request.isMultipart()) throw unsupported(request, 'a batch must be multipart/form-data with one "files" part per video');
-      if (!queue.hasRoom()) throw queueFull(queue);
-      const { items, fields } = await receiveMultipart(request, temps, renames, { maxFiles: limits.maxBatchItems });
+      const { items, fields } = await receiving(receiveMultipart(request, temps, renames, { maxFiles: limits.maxBatchItems }));
       if (items.length === 0) throw new EngineError('BAD_REQUEST', 'the form has no "files" parts');
       const knobs = engine.validateKnobs(parseKnobs({ ...(request.query as Record<string, unknown>), ...fields }));
       metrics.batch(items.length);
@@ -129,20 +129,28 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
     }));
 
   /**
-   * What both routes share around their work: the engine, a lifecycle slot (draining waits for it),
-   * the temp files (removed whatever happens), client names for them in errors, and an abort signal
-   * that fires when the client goes away.
+   * What both routes share around their work: the engine, a place in the queue taken before the
+   * upload is read (QUEUE_FULL refuses the client before it sends its video), a lifecycle slot
+   * (draining waits for it), the temp files (removed whatever happens), client names for them in
+   * errors, an abort signal that fires when the client goes away, and the body's deadline.
    */
   async function inUploadSession<T>(reply: FastifyReply, work: (session: UploadSession) => Promise<T>): Promise<T> {
     const engine = lifecycle.engine();
+    const release = queue.admit();
     const leave = lifecycle.enter();
-    const session: UploadSession = { engine, temps: uploads.session(), renames: new Map(), signal: clientGone(reply) };
+    const deadline = bodyDeadline(reply, limits.requestTimeoutMs);
+    const signal = clientGone(reply);
+    const session: UploadSession = { engine, temps: uploads.session(), renames: new Map(), signal, receiving: deadline.within };
     try {
       return await work(session);
     } catch (err) {
-      throw named(toServiceError(err), session.renames);
+      // Whatever broke once the client had gone (a cut stream, a malformed end of form) is its leaving.
+      const error = signal.aborted && !isEngineError(err, 'REQUEST_TIMEOUT') ? (signal.reason as EngineError) : toServiceError(err);
+      throw named(error, session.renames);
     } finally {
+      deadline.clear();
       await session.temps.removeAll();
+      release();
       leave();
     }
   }
@@ -196,7 +204,7 @@ async function receiveFile(part: MultipartFile, temps: TempFiles, renames: Renam
   const file = temps.path(filename ?? undefined);
   renames.set(file, filename ? JSON.stringify(filename) : 'the uploaded video');
   try {
-    const bytes = await spool(part.file, file, Number.POSITIVE_INFINITY);
+    const bytes = await temps.spool(part.file, file, Number.POSITIVE_INFINITY);
     // busboy stops writing at the fileSize limit and flags the stream; the rest of the part is skipped.
     if (part.file.truncated) return { filename, error: tooLarge(Number((part.file as { bytesRead?: number }).bytesRead ?? bytes)) };
     if (bytes === 0) return { filename, error: new EngineError('BAD_REQUEST', `${filename ? JSON.stringify(filename) : 'the file'} is empty`) };
@@ -240,6 +248,29 @@ function clientGone(reply: FastifyReply): AbortSignal {
   return controller.signal;
 }
 
+/**
+ * REQUEST_TIMEOUT_MS counted from the request's arrival, enforced here rather than only by Node's
+ * own timer, which fires outside fastify: the handler would see a cut stream and the request would
+ * be counted as an abort. The reading left behind ends when the 408 closes the connection; its
+ * files go with the session's.
+ */
+function bodyDeadline(reply: FastifyReply, limitMs: number): { within<T>(reading: Promise<T>): Promise<T>; clear(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  return {
+    within(reading) {
+      if (limitMs === 0) return reading;
+      const expired = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(
+          () => reject(new EngineError('REQUEST_TIMEOUT', `the request was not received in full within ${limitMs} ms`, { limitMs })),
+          Math.max(0, limitMs - reply.elapsedTime),
+        );
+      });
+      return Promise.race([reading, expired]).finally(() => clearTimeout(timer));
+    },
+    clear: () => clearTimeout(timer),
+  };
+}
+
 function refuseLongBody(request: FastifyRequest, maxBytes: number): void {
   const declared = Number(request.headers['content-length']);
   if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
@@ -252,11 +283,6 @@ function mediaType(request: FastifyRequest): string {
 function unsupported(request: FastifyRequest, hint = 'send multipart/form-data with a "file" part, or the video itself as video/* or application/octet-stream'): EngineError {
   const type = mediaType(request);
   return new EngineError('UNSUPPORTED_MEDIA_TYPE', `content type ${type ? JSON.stringify(type) : '(none)'} is not accepted; ${hint}`, { contentType: type || null });
-}
-
-function queueFull(queue: WorkQueue): EngineError {
-  const { queued, running } = queue.stats();
-  return new EngineError('QUEUE_FULL', `${running} videos are being processed and ${queued} are waiting; retry later`, { queued, running });
 }
 
 /** The error with temp file paths replaced by the client's names and server paths dropped. */

@@ -61,14 +61,14 @@ describe('decode pool (fake worker)', () => {
   it('fails only the video whose worker crashed, with a clear error, while the other worker carries on', async () => {
     const { p, lines } = pool({ workers: 2 });
     await p.ready();
-    await vi.waitFor(() => expect(p.stats().ready).toBe(2), WAIT);
+    await vi.waitFor(() => expect(p.stats().alive).toBe(2), WAIT);
     const [crashed, slow] = await Promise.allSettled([p.decode(job('crash')), p.decode(job('slow'))]);
     expect(crashed.status).toBe('rejected');
     const error = (crashed as PromiseRejectedResult).reason as Error;
     expect(isEngineError(error, 'DECODER_CRASHED')).toBe(true);
     expect(error.message).toMatch(/died while decoding crash \(exit code none, signal SIGSEGV\)/);
     expect(slow.status).toBe('fulfilled');
-    await vi.waitFor(() => expect(p.stats().ready).toBe(2), WAIT);
+    await vi.waitFor(() => expect(p.stats().alive).toBe(2), WAIT);
     expect(lines.some((l) => l.msg === 'decode worker died; starting a new one' && l.signal === 'SIGSEGV')).toBe(true);
     expect((await p.decode(job('ok'))).frameCount).toBe(1);
   });
@@ -90,6 +90,27 @@ describe('decode pool (fake worker)', () => {
       await p.ready();
       await vi.waitFor(() => expect(p.available()).toBe(true), WAIT);
       expect((await p.decode(job('ok'))).frameCount).toBe(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('gives up after maxDownMs without a ready worker once started: onFatal once, state down, not accepting', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'decode-pool-'));
+    const flag = path.join(dir, 'die');
+    process.env.FAKE_DECODE_DIE_AT_START = flag;
+    try {
+      const fatal: unknown[] = [];
+      const { p } = pool({ maxDownMs: 300, onFatal: (e) => fatal.push(e) });
+      await p.ready();
+      expect(p.stats()).toMatchObject({ state: 'up', alive: 1, failedStarts: 0 });
+      writeFileSync(flag, ''); // every replacement from now on dies as it starts
+      process.kill(await pidOf(p), 'SIGKILL');
+      await vi.waitFor(() => expect(fatal).toHaveLength(1), WAIT);
+      expect(isEngineError(fatal[0], 'DECODER_UNAVAILABLE')).toBe(true);
+      expect(p.accepting()).toBe(false);
+      expect(p.stats().state).toBe('down');
+      expect(p.stats().failedStarts).toBeGreaterThanOrEqual(1);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -121,7 +142,7 @@ describe('decode pool (fake worker)', () => {
   it('leaves no process behind when closed, even one stuck in a video', async () => {
     const { p } = pool({ workers: 2 });
     await p.ready();
-    await vi.waitFor(() => expect(p.stats().ready).toBe(2), WAIT);
+    await vi.waitFor(() => expect(p.stats().alive).toBe(2), WAIT);
     const pid = await pidOf(p);
     const stuck = p.decode(job('hang')).catch((e: unknown) => e);
     await p.close();
@@ -151,7 +172,7 @@ describe('decode pool (real worker, node-av)', () => {
     await p.ready();
     const error = await p.decode(job(fixture('gop.mp4'))).catch((e: unknown) => e);
     expect(isEngineError(error, 'DECODE_TIMEOUT')).toBe(true);
-    await vi.waitFor(() => expect(p.stats()).toMatchObject({ restarts: 1, ready: 1 }), WAIT);
+    await vi.waitFor(() => expect(p.stats()).toMatchObject({ restarts: 1, alive: 1 }), WAIT);
   });
 
   it('falls back from DECODE_HWACCEL=cuda to the CPU with the reason logged (no GPU here)', async () => {

@@ -1,0 +1,70 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isEngineError } from '../../src/errors.js';
+import { createUploadArea, sweepLeftovers } from '../../src/http/upload.js';
+import { fullDiskStream } from '../fixtures/full-disk.js';
+
+const roots: string[] = [];
+const root = (): string => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'haltingvt-upload-test-'));
+  roots.push(dir);
+  return dir;
+};
+afterEach(() => {
+  for (const dir of roots.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('upload area', () => {
+  it('counts the files and bytes of unfinished requests, and forgets them when a request ends', async () => {
+    const area = createUploadArea(root());
+    const a = area.session();
+    const b = area.session();
+    await a.spool(Readable.from([Buffer.alloc(1000)]), a.path('x.mp4'), 10_000);
+    await b.spool(Readable.from([Buffer.alloc(300), Buffer.alloc(200)]), b.path(), 10_000);
+    expect(area.usage()).toEqual({ files: 2, bytes: 1500 });
+    await a.removeAll();
+    expect(area.usage()).toEqual({ files: 1, bytes: 500 });
+    await b.removeAll();
+    expect(area.usage()).toEqual({ files: 0, bytes: 0 });
+    expect(readdirSync(area.dir)).toEqual([]);
+    // A session that has ended opens nothing more.
+    await expect(a.spool(Readable.from([Buffer.alloc(1)]), a.path(), 10)).rejects.toSatisfy((e) => isEngineError(e, 'ABORTED'));
+    expect(readdirSync(area.dir)).toEqual([]);
+  });
+
+  it('a full disk fails the spool with UPLOAD_STORAGE_FULL; the partial file goes with the request', async () => {
+    const area = createUploadArea(root(), { createWriteStream: (file) => fullDiskStream(file, 4096) });
+    const temps = area.session();
+    const error = await temps.spool(Readable.from([Buffer.alloc(4096), Buffer.alloc(4096)]), temps.path(), 1e6).catch((e: unknown) => e);
+    expect(isEngineError(error, 'UPLOAD_STORAGE_FULL')).toBe(true);
+    expect(readdirSync(area.dir)).toHaveLength(1);
+    await temps.removeAll();
+    expect(readdirSync(area.dir)).toEqual([]);
+    expect(area.usage()).toEqual({ files: 0, bytes: 0 });
+  });
+});
+
+describe('sweepLeftovers', () => {
+  it('removes the folders of dead processes of this host (and of our own pid: a restarted container), nothing else', () => {
+    const parent = root();
+    const alive = new Set([100, 200]);
+    const folder = (hostname: string, pid: number): string => createUploadArea(parent, { hostname, pid }).dir;
+    const dead = folder('web-1', 300);
+    const previousSelf = folder('web-1', 100);
+    const live = folder('web-1', 200);
+    const otherHost = folder('web-2', 300);
+    const current = folder('web-1', 100);
+    const unrelated = path.join(parent, 'haltingvt-uploads-web-1.notapid.abc');
+    mkdirSync(unrelated);
+    writeFileSync(path.join(parent, 'someone-elses-file'), '');
+    writeFileSync(path.join(dead, 'upload.mp4'), 'x');
+
+    const removed = sweepLeftovers(parent, { hostname: 'web-1', pid: 100, isAlive: (pid) => alive.has(pid), keep: current });
+    expect(removed.sort()).toEqual([dead, previousSelf].sort());
+    for (const kept of [live, otherHost, current, unrelated, path.join(parent, 'someone-elses-file')]) expect(existsSync(kept)).toBe(true);
+    expect(sweepLeftovers(path.join(parent, 'missing'))).toEqual([]);
+  });
+});
