@@ -41,10 +41,14 @@ export interface ClassifyResult {
   };
   /** Seconds per stage: decode covers probe, ffmpeg and preprocessing. */
   timings_s: { decode: number; queue: number; infer: number; post: number; total: number };
+  /** Softmax over every class, only when asked for (ClassifyOptions.probabilities). */
+  probabilities?: Float64Array;
 }
 
 export interface ClassifyOptions {
   signal?: AbortSignal | undefined;
+  /** Also return the probability of every class (the OIP PROBABILITIES output). */
+  probabilities?: boolean | undefined;
 }
 
 export interface PipelineDeps {
@@ -113,7 +117,7 @@ export function createPipeline(deps: PipelineDeps): Classify {
 
       const { outputs, queueS, inferS } = await infer(host, buffers.tensor, dims, knobs, signal);
       const postStarted = now();
-      const post = postprocess(manifest, outputs, knobs);
+      const { probabilities, ...post } = postprocess(manifest, outputs, knobs);
       const finished = now();
       return {
         file,
@@ -138,6 +142,7 @@ export function createPipeline(deps: PipelineDeps): Classify {
           post: seconds((finished - postStarted) / 1000),
           total: seconds((finished - started) / 1000),
         },
+        ...(options.probabilities ? { probabilities } : {}),
       };
     } finally {
       pool.push(buffers);

@@ -209,7 +209,8 @@ async function receiveFile(part: MultipartFile, temps: TempFiles, renames: Renam
   }
 }
 
-function parseKnobs(input: Record<string, unknown>): Record<string, number | undefined> {
+/** Knob text (query string, form fields, OIP parameters) → numbers; the engine then checks the ranges. */
+export function parseKnobs(input: Record<string, unknown>): Record<string, number | undefined> {
   const parsed = KnobFields.safeParse(input);
   if (parsed.success) return parsed.data;
   const unknown = parsed.error.issues.find((i) => i.code === 'unrecognized_keys');

@@ -5,6 +5,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { Lifecycle } from '../lifecycle.js';
+import { isReady } from '../readiness.js';
 
 export const healthRoutes: FastifyPluginAsync<{ lifecycle: Lifecycle; retryAfterS: number }> = async (app, { lifecycle, retryAfterS }) => {
   app.get('/healthz', async () => ({ status: 'ok' as const }));
@@ -12,11 +13,11 @@ export const healthRoutes: FastifyPluginAsync<{ lifecycle: Lifecycle; retryAfter
 
   app.get('/readyz', async (_request, reply) => {
     const status = lifecycle.status();
-    if (status !== 'ready') reply.code(503).header('retry-after', String(retryAfterS));
+    if (!isReady(lifecycle)) reply.code(503).header('retry-after', String(retryAfterS));
     return { status };
   });
   app.get('/v2/health/ready', async (_request, reply) => {
-    const ready = lifecycle.status() === 'ready';
+    const ready = isReady(lifecycle);
     if (!ready) reply.code(503).header('retry-after', String(retryAfterS));
     return { ready };
   });
