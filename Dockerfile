@@ -67,6 +67,8 @@ WORKDIR /app
 COPY --from=deps --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist ./dist
 COPY --chown=root:root package.json openapi.yaml ./
+# The gRPC server loads its .proto at run time (proto-loader, no code generation).
+COPY --chown=root:root proto ./proto
 # .dockerignore lets through only models/default (when exported) and the tiny fixture.
 COPY --chown=root:root models ./models
 
@@ -77,7 +79,7 @@ ENV NODE_ENV=production \
     LOG_LEVEL=info
 # Code and model are root-owned and read-only for the service user; it writes only to /tmp.
 USER haltingvt
-EXPOSE 8080
+EXPOSE 8080 8081
 # Docker and Compose use this; Kubernetes ignores it and uses its probes (/readyz, /healthz).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]

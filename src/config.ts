@@ -20,6 +20,7 @@ const positive = () => z.coerce.number().positive().finite();
 export const EnvSchema = z.object({
   PORT: int(0, 65535).default(8080).describe('TCP port to listen on'),
   HOST: z.string().min(1).default('0.0.0.0').describe('address to bind'),
+  GRPC_PORT: int(0, 65535).default(8081).describe('port of the Open Inference Protocol gRPC server (with health and reflection) on HOST; 0 turns gRPC off'),
   MODEL_DIR: z.string().min(1).optional().describe('exported model folder; default models/default, else models/fixtures/tiny'),
   EXECUTION_PROVIDERS: z
     .string()
@@ -48,6 +49,8 @@ export type Env = z.infer<typeof EnvSchema>;
 export interface AppConfig {
   port: number;
   host: string;
+  /** 0: no gRPC server. */
+  grpcPort: number;
   modelDir: string;
   executionProviders: string[];
   intraOpThreads: number;
@@ -94,6 +97,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
   return {
     port: e.PORT,
     host: e.HOST,
+    grpcPort: e.GRPC_PORT,
     modelDir: e.MODEL_DIR ? path.resolve(e.MODEL_DIR) : defaultModelDir(root, exists),
     executionProviders: e.EXECUTION_PROVIDERS.split(','),
     intraOpThreads: e.INTRA_OP_THREADS,

@@ -2,8 +2,10 @@
  * The entry point: read the config, listen, and shut down cleanly. Everything else is in app.ts.
  *
  * The port opens before the model is warm, so liveness answers at once and readiness turns 200
- * when the engine is ready. On SIGTERM/SIGINT: readiness turns 503 and new inference is refused
- * (DRAINING), requests in flight finish, then the listener and the engine close and the process
+ * when the engine is ready. The OIP gRPC server (GRPC_PORT, 0 for none) serves the same app's
+ * OipService and reports the same readiness through grpc.health.v1. On SIGTERM/SIGINT: readiness
+ * turns 503 (gRPC health NOT_SERVING) and new inference is refused (DRAINING) on both servers,
+ * requests and calls in flight finish, then both listeners and the engine close and the process
  * exits 0. Past SHUTDOWN_GRACE_MS it exits 1 anyway; a second signal exits at once.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,6 +13,7 @@ import { pino } from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type AppConfig } from './config.js';
 import type { Engine } from './engine/index.js';
+import { createGrpcService, type GrpcService } from './grpc/server.js';
 import { openEngine } from './http/engine-port.js';
 import { createRegistry } from './http/metrics.js';
 
@@ -28,6 +31,10 @@ async function main(): Promise<void> {
 
   const engine = openEngine(config, logger.child({ component: 'engine' }));
   const app = buildApp({ config, engine, logger, registry: createRegistry() });
+  const grpc: GrpcService | undefined =
+    config.grpcPort === 0
+      ? undefined
+      : createGrpcService({ oip: app.oip, maxUploadBytes: config.limits.maxUploadBytes, authToken: config.authToken, logger: logger.child({ component: 'grpc' }) });
   let opened: Engine | undefined;
   let stopping = false;
 
@@ -39,8 +46,10 @@ async function main(): Promise<void> {
     }, config.shutdown.graceMs);
     logger.info({ reason, inflight: app.lifecycle.inflight() }, 'draining');
     // Readiness is 503 from here on; the delay gives load balancers time to notice before the listener closes.
-    await Promise.all([app.lifecycle.drain(), sleep(config.shutdown.delayMs)]);
-    await app.close();
+    const drained = app.lifecycle.drain();
+    grpc?.syncHealth();
+    await Promise.all([drained, sleep(config.shutdown.delayMs)]);
+    await Promise.all([app.close(), grpc?.close(config.shutdown.graceMs)]);
     await opened?.close();
     clearTimeout(force);
     logger.info({ code }, 'stopped');
@@ -69,6 +78,10 @@ async function main(): Promise<void> {
   );
 
   await app.listen({ port: config.port, host: config.host });
+  if (grpc) {
+    const port = await grpc.listen(config.host, config.grpcPort);
+    logger.info({ port }, 'gRPC (Open Inference Protocol) listening');
+  }
 }
 
 main().catch((err: unknown) => {

@@ -116,6 +116,8 @@ export interface ServerOptions {
   threads: number;
   concurrency: number;
   queueSize: number;
+  /** OIP gRPC port; 0 (the default here) turns gRPC off. */
+  grpcPort?: number | undefined;
 }
 
 export async function startServer(o: ServerOptions): Promise<ServerHandle> {
@@ -129,6 +131,7 @@ export async function startServer(o: ServerOptions): Promise<ServerHandle> {
     ...process.env,
     PORT: String(port),
     HOST: '127.0.0.1',
+    GRPC_PORT: String(o.grpcPort ?? 0),
     MODEL_DIR: o.modelDir,
     EXECUTION_PROVIDERS: 'cpu',
     INTRA_OP_THREADS: String(o.threads),

@@ -128,17 +128,18 @@ export function createOipService(deps: OipDeps): OipService {
     if (video.length === 0) throw new EngineError('BAD_REQUEST', 'the video is empty');
     if (video.length > limits.maxUploadBytes) throw new EngineError('UPLOAD_TOO_LARGE', `the video is larger than ${limits.maxUploadBytes} bytes`, { maxBytes: limits.maxUploadBytes });
     const temps = uploads.session();
+    // ffmpeg needs a seekable file: an MP4 with its index at the end cannot be decoded from a pipe.
+    const file = temps.path();
     try {
-      // ffmpeg needs a seekable file: an MP4 with its index at the end cannot be decoded from a pipe.
-      const file = temps.path();
       await writeFile(file, video, { flag: 'wx', mode: 0o600 });
       const { value } = await queue.run(() => engine.classify(file, knobs, { signal, probabilities: true }), signal);
       return value;
     } catch (err) {
       if (!isEngineError(err, 'QUEUE_FULL')) metrics.videoFailed();
-      // The temp path means nothing to the client.
       const error = toServiceError(err);
-      throw error.message.includes(uploads.dir) ? new EngineError(error.code, error.message.split(uploads.dir).join('the video'), undefined, { cause: error }) : error;
+      // The temp path means nothing to the client (and is the server's business).
+      if (!error.message.includes(file)) throw error;
+      throw new EngineError(error.code, error.message.split(`file:${file}`).join('the video').split(file).join('the video'), undefined, { cause: error });
     } finally {
       await temps.removeAll();
     }

@@ -11,6 +11,7 @@ describe('loadConfig', () => {
     expect(c).toMatchObject({
       port: 8080,
       host: '0.0.0.0',
+      grpcPort: 8081,
       executionProviders: ['cuda', 'cpu'],
       intraOpThreads: 0,
       queue: { size: 16, concurrency: 2, retryAfterS: 2 },

@@ -49,6 +49,7 @@ async function start(env: Record<string, string> = {}): Promise<Server> {
       PATH: process.env.PATH,
       PORT: String(port),
       HOST: '127.0.0.1',
+      GRPC_PORT: '0',
       MODEL_DIR: TINY_MODEL,
       EXECUTION_PROVIDERS: 'cpu',
       INTRA_OP_THREADS: '1',
