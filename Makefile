@@ -9,7 +9,7 @@ NODE_STAMP = node_modules/.install-stamp
 export ONNXRUNTIME_NODE_INSTALL = skip   # the CUDA libraries come from NuGet, which is unreachable; CPU binaries ship in the npm package
 export PYTHONPATH := $(CURDIR)/models
 
-.PHONY: run test test-python test-ts build deps python-env node-deps ffmpeg bench golden default-model clean
+.PHONY: run test test-python test-ts test-oip build deps python-env node-deps ffmpeg bench golden default-model clean
 
 run: ffmpeg build  ## install what is needed and serve the embedded default model on :8080
 	node dist/server.js
@@ -17,6 +17,7 @@ run: ffmpeg build  ## install what is needed and serve the embedded default mode
 test: deps  ## install what is needed and run every test, TypeScript and Python
 	$(MAKE) --no-print-directory test-python
 	$(MAKE) --no-print-directory test-ts
+	$(MAKE) --no-print-directory test-oip
 
 test-python: python-env
 	cd models && $(PY) -m pytest -q tests
@@ -24,6 +25,12 @@ test-python: python-env
 test-ts: node-deps python-env
 	npx tsc --noEmit -p tsconfig.test.json
 	HALTINGVT_PYTHON=$(PY) npx vitest run
+
+# Stock OIP clients (tritonclient HTTP and gRPC, grpcio-health-checking, grpcio-reflection) against the
+# real server; they live in their own small cached venv (scripts/python-clients-env.sh, test/oip/requirements.txt).
+test-oip: node-deps ffmpeg
+	clients=$$(./scripts/python-clients-env.sh)
+	"$$clients/bin/python" -m pytest -q -p no:cacheprovider test/oip
 
 build: node-deps
 	npx tsc -p tsconfig.json
