@@ -99,7 +99,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.register(healthRoutes, { lifecycle, retryAfterS: config.queue.retryAfterS });
   app.register(modelRoutes, { lifecycle });
   app.register(serviceRoutes, { registry });
-  const oip = createOipService({ lifecycle, queue, uploads, metrics, limits: config.limits, lanes: config.queue.concurrency, serverVersion: API_VERSION });
+  const oip = createOipService({ lifecycle, queue, uploads, metrics, limits: config.limits, serverVersion: API_VERSION });
   app.decorate('oip', oip);
   app.register(oipRoutes, {
     oip,

@@ -36,6 +36,8 @@ export const EnvSchema = z.object({
   REQUEST_TIMEOUT_MS: int(0).default(300_000).describe('time limit for receiving a whole request, upload included (0: none); past it Node answers 408'),
   QUEUE_SIZE: int(0, 100_000).default(16).describe('requests that may wait for a free slot; more are refused with 429'),
   CONCURRENCY: int(1, 64).default(2).describe('videos decoded or inferred at once'),
+  BATCH_MAX_SIZE: int(1, 64).default(1).describe('dynamic batching: most videos (with equal keep_ratio and halt_threshold) in one model run; 1 turns it off'),
+  BATCH_MAX_DELAY_MS: int(0, 10_000).default(0).describe('dynamic batching: longest a ready video waits for others to fill its batch (0: only videos already waiting join)'),
   RETRY_AFTER_S: int(1, 3600).default(2).describe('Retry-After seconds sent with 429 and 503'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
   AUTH_TOKEN: z.string().min(16, 'must be at least 16 characters').optional().describe('when set, inference routes need "Authorization: Bearer <token>"'),
@@ -63,6 +65,7 @@ export interface AppConfig {
     requestTimeoutMs: number;
   };
   queue: { size: number; concurrency: number; retryAfterS: number };
+  batch: { maxSize: number; maxDelayMs: number };
   logLevel: Env['LOG_LEVEL'];
   authToken: string | undefined;
   uploadDir: string;
@@ -110,6 +113,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
       requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     },
     queue: { size: e.QUEUE_SIZE, concurrency: e.CONCURRENCY, retryAfterS: e.RETRY_AFTER_S },
+    batch: { maxSize: e.BATCH_MAX_SIZE, maxDelayMs: e.BATCH_MAX_DELAY_MS },
     logLevel: e.LOG_LEVEL,
     authToken: e.AUTH_TOKEN,
     uploadDir: path.resolve(e.UPLOAD_DIR),

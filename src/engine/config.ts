@@ -26,6 +26,10 @@ export const EngineConfigSchema = z.strictObject({
   /** Explicit ffmpeg/ffprobe paths; otherwise PATH, then the npm packages. */
   ffmpegPath: z.string().min(1).optional(),
   ffprobePath: z.string().min(1).optional(),
+  /** Dynamic batching (batcher.ts): most videos per session run; 1 runs every video alone. */
+  batchMaxSize: z.number().int().positive().default(1),
+  /** How long the oldest waiting video may be held for a fuller batch. */
+  batchMaxDelayMs: z.number().int().nonnegative().default(0),
   /** Limit for the worker to load the model and finish its warm-up run. */
   workerStartTimeoutMs: z.number().int().positive().default(120_000),
 });

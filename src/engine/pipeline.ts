@@ -9,7 +9,7 @@ import { EngineError } from '../errors.js';
 import type { EngineConfig } from './config.js';
 import { decodeFrames, type DecodeStrategy } from './decode.js';
 import type { FfmpegRunner } from './ffmpeg-runner.js';
-import { infer } from './infer.js';
+import { createBatcher } from './batcher.js';
 import type { KnobValidator, Knobs } from './knobs.js';
 import type { LoadedModel } from './model.js';
 import { postprocess, type Prediction, type TokenReport } from './postprocess.js';
@@ -75,6 +75,7 @@ export function createPipeline(deps: PipelineDeps): Classify {
   const { frames, size, resize_short_side: shortSide, scale_flags: scaleFlags } = manifest.input;
   const preprocessor = new Preprocessor(manifest.input);
   const dims: [number, number, number, number, number] = [1, 3, frames, size, size];
+  const infer = createBatcher(host, dims, { maxSize: config.batchMaxSize, maxDelayMs: config.batchMaxDelayMs }, now);
   // Buffers are allocated once per concurrent request and reused; the pool grows to the peak
   // concurrency and no further.
   const pool: Buffers[] = [];
@@ -115,7 +116,7 @@ export function createPipeline(deps: PipelineDeps): Classify {
       preprocessor.toTensor_(buffers.rgb, decoded.slotToFrame, buffers.tensor);
       const decodeS = (now() - started) / 1000;
 
-      const { outputs, queueS, inferS } = await infer(host, buffers.tensor, dims, knobs, signal);
+      const { outputs, queueS, inferS } = await infer(buffers.tensor, knobs, signal);
       const postStarted = now();
       const { probabilities, ...post } = postprocess(manifest, outputs, knobs);
       const finished = now();

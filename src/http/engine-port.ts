@@ -20,6 +20,8 @@ export function openEngine(config: AppConfig, logger: Logger): Promise<Engine> {
       maxDurationS: config.limits.maxDurationS,
       maxPixels: config.limits.maxPixels,
       decodeTimeoutMs: config.limits.decodeTimeoutMs,
+      batchMaxSize: config.batch.maxSize,
+      batchMaxDelayMs: config.batch.maxDelayMs,
     },
   });
 }

@@ -21,6 +21,8 @@ export interface QueueStats {
 }
 
 export interface WorkQueue {
+  /** Videos that may run at once (a batch request uses as many lanes). */
+  readonly concurrency: number;
   /** Runs `task` when a slot is free; `waitedS` is the time spent waiting for it. */
   run<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<{ value: T; waitedS: number }>;
   /** Whether a new request would be admitted now (checked before accepting an upload). */
@@ -58,6 +60,7 @@ export function createWorkQueue(options: QueueOptions): WorkQueue {
   };
 
   return {
+    concurrency,
     run(task, signal) {
       if (signal?.aborted) return Promise.reject(new EngineError('ABORTED', 'the client went away before its video was queued'));
       const enqueuedAt = now();

@@ -100,8 +100,6 @@ export interface OipDeps {
   uploads: UploadArea;
   metrics: Metrics;
   limits: AppConfig['limits'];
-  /** Videos of one request in progress at once (the service concurrency). */
-  lanes: number;
   serverVersion: string;
 }
 
@@ -177,7 +175,7 @@ export function createOipService(deps: OipDeps): OipService {
       const leave = lifecycle.enter();
       let outcomes: Outcome[];
       try {
-        const settled = await inLanes(videos, deps.lanes, (video) => classifyOne(engine, video, knobs, signal));
+        const settled = await inLanes(videos, queue.concurrency, (video) => classifyOne(engine, video, knobs, signal));
         outcomes = settled.map((s) => (s.status === 'fulfilled' ? { ok: true, result: s.value } : { ok: false, error: toServiceError(s.reason) }));
       } finally {
         leave();

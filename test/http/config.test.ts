@@ -15,6 +15,7 @@ describe('loadConfig', () => {
       executionProviders: ['cuda', 'cpu'],
       intraOpThreads: 0,
       queue: { size: 16, concurrency: 2, retryAfterS: 2 },
+      batch: { maxSize: 1, maxDelayMs: 0 },
       logLevel: 'info',
       authToken: undefined,
       shutdown: { delayMs: 0, graceMs: 25_000 },
