@@ -9,7 +9,7 @@ NODE_STAMP = node_modules/.install-stamp
 export ONNXRUNTIME_NODE_INSTALL = skip   # the CUDA libraries come from NuGet, which is unreachable; CPU binaries ship in the npm package
 export PYTHONPATH := $(CURDIR)/models
 
-.PHONY: run test test-python test-ts test-oip build deps python-env node-deps ffmpeg bench golden default-model clean
+.PHONY: run test test-python test-ts test-oip bench-oip build deps python-env node-deps ffmpeg bench golden default-model clean
 
 run: ffmpeg build  ## install what is needed and serve the embedded default model on :8080
 	node dist/server.js
@@ -53,6 +53,9 @@ golden: python-env  ## regenerate the cases shared by the Python and TypeScript 
 
 bench: deps build
 	node --import tsx bench/run.ts $(BENCH_ARGS)
+
+bench-oip: deps build  ## batch vs one by one per route, gRPC vs HTTP, dynamic batching off/on (about 2 minutes)
+	node --import tsx bench/oip.ts $(BENCH_ARGS)
 
 clean:
 	rm -rf dist node_modules

@@ -118,6 +118,8 @@ export interface ServerOptions {
   queueSize: number;
   /** OIP gRPC port; 0 (the default here) turns gRPC off. */
   grpcPort?: number | undefined;
+  /** More environment for the server (BATCH_MAX_SIZE...). */
+  env?: Record<string, string> | undefined;
 }
 
 export async function startServer(o: ServerOptions): Promise<ServerHandle> {
@@ -138,6 +140,7 @@ export async function startServer(o: ServerOptions): Promise<ServerHandle> {
     CONCURRENCY: String(o.concurrency),
     QUEUE_SIZE: String(o.queueSize),
     LOG_LEVEL: 'warn',
+    ...o.env,
   };
   const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   let stderr = '';
