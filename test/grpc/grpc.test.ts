@@ -96,6 +96,12 @@ describe('gRPC OIP server', () => {
     expect(unknown.details).toMatch(/^NOT_FOUND: no model named "other"/);
   });
 
+  it('ends a stream without the token with UNAUTHENTICATED', async () => {
+    const stream = (inference as unknown as Record<string, (m: Metadata) => NodeJS.EventEmitter & { end(): void }>).ModelStreamInfer!.call(inference, new Metadata());
+    const err = await new Promise<ServiceError>((resolve) => stream.on('error', resolve));
+    expect(err.code).toBe(Code.UNAUTHENTICATED);
+  });
+
   it('turns NOT_SERVING and refuses inference with UNAVAILABLE once draining', async () => {
     await t.app.lifecycle.drain();
     grpc.syncHealth();
