@@ -9,7 +9,7 @@ NODE_STAMP = node_modules/.install-stamp
 export ONNXRUNTIME_NODE_INSTALL = skip   # the CUDA libraries come from NuGet, which is unreachable; CPU binaries ship in the npm package
 export PYTHONPATH := $(CURDIR)/models
 
-.PHONY: run test test-python test-ts test-oip bench-oip build deps python-env node-deps ffmpeg bench golden default-model clean
+.PHONY: run test test-python test-ts test-oip bench-oip build deps python-env python-test-deps node-deps ffmpeg bench golden default-model clean image image-test
 
 run: ffmpeg build  ## install what is needed and serve the embedded default model on :8080
 	node dist/server.js
@@ -22,12 +22,13 @@ test: deps  ## install what is needed and run every test, TypeScript and Python
 test-python: python-env
 	cd models && $(PY) -m pytest -q tests
 
-test-ts: node-deps python-env
+test-ts: node-deps python-test-deps
 	npx tsc --noEmit -p tsconfig.test.json
-	HALTINGVT_PYTHON=$(PY) npx vitest run
+	HALTINGVT_PYTHON=$(PY) KUSTOMIZE=$$(./scripts/k8s-tools.sh) npx vitest run
 
 # Stock OIP clients (tritonclient HTTP and gRPC, grpcio-health-checking, grpcio-reflection) against the
-# real server; they live in their own small cached venv (scripts/python-clients-env.sh, test/oip/requirements.txt).
+# real server. Their own small cached venv (scripts/python-clients-env.sh, test/oip/requirements.txt),
+# not python-test-deps: tritonclient needs protobuf < 7 and the model environment has 7.
 test-oip: node-deps ffmpeg
 	clients=$$(./scripts/python-clients-env.sh)
 	"$$clients/bin/python" -m pytest -q -p no:cacheprovider test/oip
@@ -35,10 +36,15 @@ test-oip: node-deps ffmpeg
 build: node-deps
 	npx tsc -p tsconfig.json
 
-deps: ffmpeg python-env node-deps
+deps: ffmpeg python-test-deps node-deps
 
 python-env:
 	@./scripts/python-env.sh >/dev/null
+
+# Test-only Python packages, into the same cached environment; the stamp names this file's hash.
+python-test-deps: python-env
+	@stamp=$(PY_ENV)/.test-deps-$$(sha256sum test/requirements.txt | cut -c1-12)
+	if [ ! -f $$stamp ]; then $(PY) -m pip install --quiet -r test/requirements.txt && touch $$stamp; fi
 
 node-deps: $(NODE_STAMP)
 $(NODE_STAMP): package.json package-lock.json
@@ -56,6 +62,12 @@ bench: deps build
 
 bench-oip: deps build  ## batch vs one by one per route, gRPC vs HTTP, dynamic batching off/on (about 2 minutes)
 	node --import tsx bench/oip.ts $(BENCH_ARGS)
+
+image:  ## build the container image (podman, else docker; local base images when no registry answers)
+	./scripts/container/build.sh
+
+image-test: ffmpeg  ## build the image and smoke-test the real container (read-only, non-root, SIGTERM)
+	./scripts/container/image-test.sh
 
 clean:
 	rm -rf dist node_modules

@@ -1,0 +1,158 @@
+/**
+ * The Kubernetes manifests, rendered with kustomize and validated offline against the Kubernetes
+ * schemas (PyPI kubernetes-validate, strict: unknown fields fail), then held to the service's own
+ * contract: env names and values pass the config schema, probes hit documented routes, ports,
+ * grace periods, upload volume and the autoscaling metric agree with the code.
+ * Needs KUSTOMIZE and HALTINGVT_PYTHON (with kubernetes-validate), both set by `make test`.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { EnvSchema, loadConfig } from '../../src/config.js';
+import { createMetrics, createRegistry } from '../../src/http/metrics.js';
+import { ROOT } from '../helpers/paths.js';
+
+const KUSTOMIZE = process.env.KUSTOMIZE;
+const PYTHON = process.env.HALTINGVT_PYTHON;
+const DEPLOY = path.join(ROOT, 'deploy', 'k8s');
+const scratch = mkdtempSync(path.join(os.tmpdir(), 'haltingvt-k8s-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+type Doc = { apiVersion: string; kind: string; metadata: { name: string }; spec: any };
+
+function render(kustomization: string): { text: string; docs: Doc[] } {
+  const text = execFileSync(KUSTOMIZE!, ['build', path.join(DEPLOY, kustomization)], { encoding: 'utf8' });
+  return { text, docs: parseAllDocuments(text).map((d) => d.toJS() as Doc) };
+}
+
+/** kubernetes-validate on one file: its exit status and what it said. */
+function validate(text: string): { ok: boolean; output: string } {
+  const file = path.join(scratch, `manifest-${Math.random().toString(36).slice(2)}.yaml`);
+  writeFileSync(file, text);
+  const run = spawnSync(PYTHON!, ['-m', 'kubernetes_validate', '--strict', '--no-warn', file], { encoding: 'utf8' });
+  return { ok: run.status === 0, output: `${run.stdout}${run.stderr}` };
+}
+
+const only = <T extends Doc>(docs: Doc[], kind: string): T => {
+  const found = docs.filter((d) => d.kind === kind);
+  expect(found, `exactly one ${kind}`).toHaveLength(1);
+  return found[0] as T;
+};
+const BUILT_IN = /^(v1|apps\/v1|policy\/v1|autoscaling\/v2)$/;
+const quantityBytes = (q: string): number => {
+  const units: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
+  const m = /^(\d+)(Ki|Mi|Gi|Ti)?$/.exec(q);
+  if (!m) throw new Error(`unsupported quantity ${q}`);
+  return Number(m[1]) * (m[2] ? units[m[2]]! : 1);
+};
+/** A rendered kustomization and the parts the checks read. */
+function inspect(kustomization: string) {
+  const { text, docs } = render(kustomization);
+  const deployment = only(docs, 'Deployment');
+  const pod = deployment.spec.template.spec;
+  const container = pod.containers[0];
+  const env: Record<string, string> = Object.fromEntries(container.env.map((e: { name: string; value: string }) => [e.name, e.value]));
+  return { text, docs, deployment, pod, container, env, config: loadConfig(env) };
+}
+
+const openApiPaths = Object.keys((parse(readFileSync(path.join(ROOT, 'openapi.yaml'), 'utf8')) as { paths: object }).paths);
+
+describe.skipIf(!KUSTOMIZE || !PYTHON)('Kubernetes manifests', () => {
+  it('fail validation when a field is wrong (the validator can fail)', () => {
+    const { text } = render('base');
+    const broken = text.replace('terminationGracePeriodSeconds: 35', 'terminationGracePeriodSeconds: "soon"');
+    expect(broken).not.toBe(text);
+    expect(validate(broken).ok).toBe(false);
+    expect(validate(text.replace('readOnlyRootFilesystem: true', 'readOnlyRootFileSystem: true')).ok).toBe(false);
+  });
+
+  for (const kustomization of ['base', 'overlays/gpu']) {
+    describe(kustomization, () => {
+      let rendered: ReturnType<typeof inspect> | undefined;
+      const get = () => (rendered ??= inspect(kustomization));
+
+      it('renders the built-in resources valid against the Kubernetes 1.37 schemas', () => {
+        const { text, docs } = get();
+        expect(docs.map((d) => d.kind).sort()).toEqual(['Deployment', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'PodMonitor', 'Service']);
+        const builtIn = docs.filter((d) => BUILT_IN.test(d.apiVersion));
+        expect(builtIn).toHaveLength(4);
+        const result = validate(text);
+        expect(result.ok, result.output).toBe(true);
+        expect(result.output.match(/passed for resource/g)).toHaveLength(4);
+      });
+
+      it('sets only variables the config schema knows, with values it accepts', () => {
+        const { container, env, config } = get();
+        const unknown = Object.keys(env).filter((name) => !(name in EnvSchema.shape));
+        expect(unknown).toEqual([]);
+        expect(config.port).toBe(container.ports[0].containerPort);
+        expect(config.uploadDir).toBe(container.volumeMounts.find((m: { name: string }) => m.name === 'uploads').mountPath);
+      });
+
+      it('probes documented routes on the named port the Service and PodMonitor use', () => {
+        const { docs, deployment, container } = get();
+        const portName = container.ports[0].name;
+        for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
+          expect(openApiPaths).toContain(container[probe].httpGet.path);
+          expect(container[probe].httpGet.port).toBe(portName);
+        }
+        expect(container.readinessProbe.httpGet.path).toBe('/readyz');
+        expect(only(docs, 'Service').spec.ports[0].targetPort).toBe(portName);
+        const endpoint = only(docs, 'PodMonitor').spec.podMetricsEndpoints[0];
+        expect(endpoint).toMatchObject({ port: portName, path: '/metrics' });
+        expect(only(docs, 'PodMonitor').spec.selector.matchLabels).toEqual(deployment.spec.selector.matchLabels);
+        expect(only(docs, 'PodDisruptionBudget').spec.selector.matchLabels).toEqual(deployment.spec.selector.matchLabels);
+      });
+
+      it('gives shutdown the time preStop, SHUTDOWN_DELAY_MS and SHUTDOWN_GRACE_MS need', () => {
+        const { pod, container, config } = get();
+        const [cmd, seconds] = container.lifecycle.preStop.exec.command as [string, string];
+        expect(cmd).toBe('sleep');
+        const needed = Number(seconds) + (config.shutdown.delayMs + config.shutdown.graceMs) / 1000;
+        expect(pod.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(needed + 5);
+      });
+
+      it('runs as the image user, non-root, on a read-only root with /tmp sized for every upload it admits', () => {
+        const { pod, container, config } = get();
+        const dockerUser = /^USER (\d+):(\d+)$/m.exec(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'));
+        expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: Number(dockerUser![1]), runAsGroup: Number(dockerUser![2]) });
+        expect(container.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+        const uploads = pod.volumes.find((v: { name: string }) => v.name === 'uploads');
+        const admitted = config.limits.maxUploadBytes * (config.queue.size + config.queue.concurrency);
+        expect(quantityBytes(uploads.emptyDir.sizeLimit)).toBeGreaterThanOrEqual(admitted);
+        expect(quantityBytes(container.resources.limits['ephemeral-storage'])).toBeGreaterThanOrEqual(quantityBytes(uploads.emptyDir.sizeLimit));
+      });
+
+      it('autoscales on a queue gauge the service exports', async () => {
+        const { docs, deployment } = get();
+        const registry = createRegistry({ defaultMetrics: false });
+        createMetrics(registry);
+        const exported = (await registry.getMetricsAsJSON()).map((m) => m.name);
+        const hpa = only(docs, 'HorizontalPodAutoscaler');
+        const custom = hpa.spec.metrics.find((m: { type: string }) => m.type === 'Pods').pods.metric.name;
+        expect(exported).toContain(custom);
+        expect(hpa.spec.scaleTargetRef).toMatchObject({ kind: 'Deployment', name: deployment.metadata.name });
+        const adapter = parse(readFileSync(path.join(DEPLOY, 'prometheus-adapter', 'rules.yaml'), 'utf8'));
+        expect(adapter.rules.custom.map((r: { name: { as: string } }) => r.name.as)).toContain(custom);
+      });
+
+      if (kustomization === 'overlays/gpu') {
+        it('asks for one GPU, runs the CUDA image and prefers the CUDA provider', () => {
+          const { container, config } = get();
+          expect(container.resources.limits['nvidia.com/gpu']).toBe(1);
+          expect(container.image).toMatch(/:cuda$/);
+          expect(config.executionProviders[0]).toBe('cuda');
+        });
+      } else {
+        it('runs the CPU image with the CPU provider only', () => {
+          const { container, config } = get();
+          expect(container.resources.limits['nvidia.com/gpu']).toBeUndefined();
+          expect(config.executionProviders).toEqual(['cpu']);
+        });
+      }
+    });
+  }
+});
