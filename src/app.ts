@@ -102,6 +102,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const oip = createOipService({ lifecycle, queue, uploads, metrics, limits: config.limits, serverVersion: API_VERSION });
   app.decorate('oip', oip);
   app.register(oipRoutes, {
+    prefix: '/v2',
     oip,
     metrics,
     maxUploadBytes: config.limits.maxUploadBytes,

@@ -52,9 +52,14 @@ export const oipRoutes: FastifyPluginAsync<OipRouteDeps> = async (app, deps) => 
     return reply.code(status).type('application/json; charset=utf-8').send(body);
   });
 
-  app.get('/v2', async () => oip.serverMetadata());
+  // Registered under the /v2 prefix, so unknown /v2 paths also get the OIP error shape.
+  app.setNotFoundHandler(async (request) => {
+    throw new EngineError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`);
+  });
 
-  for (const base of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
+  app.get('/', async () => oip.serverMetadata());
+
+  for (const base of ['/models/:name', '/models/:name/versions/:version']) {
     app.get(base, async (request) => {
       const { name, version } = request.params as ModelParams;
       return oip.modelMetadata(name, version);
