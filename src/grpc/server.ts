@@ -58,7 +58,8 @@ export function createGrpcService(deps: GrpcDeps): GrpcService {
   const { oip, logger } = deps;
   const definition = loadSync([PROTO_FILE, healthProto], { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
   const inference = (loadPackageDefinition(definition).inference as GrpcObject).GRPCInferenceService as ServiceClientConstructor;
-  const server = new Server({ 'grpc.max_receive_message_length': deps.maxUploadBytes + HEADER_ROOM });
+  // grpc-js takes a 32-bit signed limit, and protobuf caps a message at 2 GiB anyway.
+  const server = new Server({ 'grpc.max_receive_message_length': Math.min(deps.maxUploadBytes + HEADER_ROOM, 2 ** 31 - 1) });
   const authorize = deps.authToken ? createAuthorizationCheck(deps.authToken) : undefined;
   const checkToken = (metadata: Metadata): void => authorize?.(metadata.get('authorization')[0]);
 
