@@ -54,6 +54,8 @@ WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
+# The gRPC server loads its .proto at run time (proto-loader, no code generation).
+COPY proto ./proto
 COPY models/default ./models/default
 # Code and model are root-owned and read-only for the service user; it writes only under /tmp,
 # which may be a tmpfs: the image runs with a read-only root filesystem.
@@ -62,7 +64,7 @@ ENV NODE_ENV=production \
     PORT=8080 \
     UPLOAD_DIR=/tmp
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8080 8081
 # Honoured by Docker, and by podman for images built with --format docker (`podman healthcheck run`
 # or podman's systemd timers). Kubernetes ignores it and uses its own probes on the same routes.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \

@@ -12,7 +12,7 @@ export ONNXRUNTIME_NODE_INSTALL = skip   # the CUDA libraries come from NuGet, w
 export SKIP_FFMPEG = true
 export PYTHONPATH := $(CURDIR)/models
 
-.PHONY: run test test-python test-ts build deps python-env python-test-deps node-deps ffmpeg bench bench-deps golden default-model clean image image-test
+.PHONY: run test test-python test-ts test-oip bench-oip build deps python-env python-test-deps node-deps ffmpeg bench bench-deps golden default-model clean image image-test
 
 run: build  ## install what is needed and serve the embedded default model on :8080 (no ffmpeg CLI: node-av decodes)
 	node dist/server.js
@@ -20,6 +20,7 @@ run: build  ## install what is needed and serve the embedded default model on :8
 test: deps  ## install what is needed and run every test, TypeScript and Python
 	$(MAKE) --no-print-directory test-python
 	$(MAKE) --no-print-directory test-ts
+	$(MAKE) --no-print-directory test-oip
 
 test-python: python-env
 	cd models && $(PY) -m pytest -q tests
@@ -27,6 +28,13 @@ test-python: python-env
 test-ts: node-deps python-test-deps
 	npx tsc --noEmit -p tsconfig.test.json
 	HALTINGVT_PYTHON=$(PY) KUSTOMIZE=$$(./scripts/k8s-tools.sh) npx vitest run
+
+# Stock OIP clients (tritonclient HTTP and gRPC, grpcio-health-checking, grpcio-reflection) against the
+# real server. Their own small cached venv (scripts/python-clients-env.sh, test/oip/requirements.txt),
+# not python-test-deps: tritonclient needs protobuf < 7 and the model environment has 7.
+test-oip: node-deps ffmpeg
+	clients=$$(./scripts/python-clients-env.sh)
+	"$$clients/bin/python" -m pytest -q -p no:cacheprovider test/oip
 
 build: node-deps
 	npx tsc -p tsconfig.json
@@ -54,6 +62,9 @@ golden: python-env  ## regenerate the cases shared by the Python and TypeScript 
 
 bench: deps build bench-deps
 	node --import tsx bench/run.ts $(BENCH_ARGS)
+
+bench-oip: deps build  ## batch vs one by one per route, gRPC vs HTTP, dynamic batching off/on (about 2 minutes)
+	node --import tsx bench/oip.ts $(BENCH_ARGS)
 
 image:  ## build the container image (podman, else docker; local base images when no registry answers)
 	./scripts/container/build.sh

@@ -14,18 +14,23 @@ import type { EnginePort } from './http/engine-port.js';
 import { clientErrorAnswer, sendError, toServiceError } from './http/errors.js';
 import { createLifecycle, type Lifecycle } from './http/lifecycle.js';
 import { createMetrics } from './http/metrics.js';
+import { API_VERSION } from './http/openapi.js';
 import { createWorkQueue } from './http/queue.js';
 import { createRequestIdGenerator, REQUEST_ID_HEADER } from './http/request-id.js';
 import { classifyRoutes } from './http/routes/classify.js';
 import { healthRoutes } from './http/routes/health.js';
 import { modelRoutes } from './http/routes/models.js';
+import { oipRoutes } from './http/routes/oip.js';
 import { serviceRoutes } from './http/routes/service.js';
 import { createUploadArea, type UploadArea } from './http/upload.js';
+import { createOipService, type OipService } from './oip/service.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** starting → ready → draining; server.ts drains it on SIGTERM. */
     lifecycle: Lifecycle;
+    /** The Open Inference Protocol model, shared with the gRPC server (server.ts). */
+    oip: OipService;
   }
 }
 
@@ -123,6 +128,16 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.register(healthRoutes, { lifecycle, retryAfterS: config.queue.retryAfterS });
   app.register(modelRoutes, { lifecycle });
   app.register(serviceRoutes, { registry });
+  const oip = createOipService({ lifecycle, queue, uploads, metrics, limits: config.limits, serverVersion: API_VERSION });
+  app.decorate('oip', oip);
+  app.register(oipRoutes, {
+    prefix: '/v2',
+    oip,
+    metrics,
+    maxUploadBytes: config.limits.maxUploadBytes,
+    retryAfterS: config.queue.retryAfterS,
+    authorize: config.authToken ? createBearerCheck(config.authToken) : undefined,
+  });
   app.register(classifyRoutes, {
     lifecycle,
     queue,

@@ -20,6 +20,7 @@ const positive = () => z.coerce.number().positive().finite();
 export const EnvSchema = z.object({
   PORT: int(0, 65535).default(8080).describe('TCP port to listen on'),
   HOST: z.string().min(1).default('0.0.0.0').describe('address to bind'),
+  GRPC_PORT: int(0, 65535).default(8081).describe('port of the Open Inference Protocol gRPC server (with health and reflection) on HOST; 0 turns gRPC off'),
   MODEL_DIR: z.string().min(1).optional().describe('exported model folder; default models/default, else models/fixtures/tiny'),
   EXECUTION_PROVIDERS: z
     .string()
@@ -37,6 +38,8 @@ export const EnvSchema = z.object({
   REQUEST_TIMEOUT_MS: int(0).default(300_000).describe('time limit for receiving a whole request, upload included (0: none); past it Node answers 408'),
   QUEUE_SIZE: int(0, 100_000).default(16).describe('requests that may wait for a free slot; more are refused with 429'),
   CONCURRENCY: int(1, 64).default(2).describe('videos decoded or inferred at once'),
+  BATCH_MAX_SIZE: int(1, 64).default(1).describe('dynamic batching: most videos (with equal keep_ratio and halt_threshold) in one model run; 1 turns it off'),
+  BATCH_MAX_DELAY_MS: int(0, 10_000).default(0).describe('dynamic batching: longest a ready video waits for others to fill its batch (0: only videos already waiting join)'),
   RETRY_AFTER_S: int(1, 3600).default(2).describe('Retry-After seconds sent with 429, 503 and 507'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
   AUTH_TOKEN: z.string().min(16, 'must be at least 16 characters').optional().describe('when set, inference routes need "Authorization: Bearer <token>"'),
@@ -66,6 +69,8 @@ export type Env = z.infer<typeof EnvSchema>;
 export interface AppConfig {
   port: number;
   host: string;
+  /** 0: no gRPC server. */
+  grpcPort: number;
   modelDir: string;
   executionProviders: string[];
   intraOpThreads: number;
@@ -79,6 +84,7 @@ export interface AppConfig {
   };
   decode: { threads: number; hwaccel: Env['DECODE_HWACCEL'] };
   queue: { size: number; concurrency: number; retryAfterS: number };
+  batch: { maxSize: number; maxDelayMs: number };
   logLevel: Env['LOG_LEVEL'];
   authToken: string | undefined;
   uploadDir: string;
@@ -114,6 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
   return {
     port: e.PORT,
     host: e.HOST,
+    grpcPort: e.GRPC_PORT,
     modelDir: e.MODEL_DIR ? path.resolve(e.MODEL_DIR) : defaultModelDir(root, exists),
     executionProviders: e.EXECUTION_PROVIDERS.split(','),
     intraOpThreads: e.INTRA_OP_THREADS,
@@ -127,6 +134,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     },
     decode: { threads: e.DECODE_THREADS, hwaccel: e.DECODE_HWACCEL },
     queue: { size: e.QUEUE_SIZE, concurrency: e.CONCURRENCY, retryAfterS: e.RETRY_AFTER_S },
+    batch: { maxSize: e.BATCH_MAX_SIZE, maxDelayMs: e.BATCH_MAX_DELAY_MS },
     logLevel: e.LOG_LEVEL,
     authToken: e.AUTH_TOKEN,
     uploadDir: path.resolve(e.UPLOAD_DIR),

@@ -5,20 +5,24 @@
  * when the engine is ready. A start first removes the upload folders that dead processes of this
  * host left in UPLOAD_DIR.
  *
- * On SIGTERM/SIGINT: readiness turns 503 and new inference is refused (DRAINING) for at least
- * SHUTDOWN_DELAY_MS while requests in flight finish; then the listener and the engine close and
- * the process exits 0. The whole shutdown fits in SHUTDOWN_GRACE_MS whatever clients do: requests
- * still running at the grace period minus a closing reserve are cut (their connections closed),
- * and if closing itself hangs, the process removes its upload folder and exits 1 at the grace
- * period. A second signal does the same at once. When no inference worker can run for
- * WORKER_MAX_DOWN_MS, the process shuts down the same way and exits 1, for its orchestrator to
- * replace it.
+ * The OIP gRPC server (GRPC_PORT, 0 for none) serves the same app's OipService and reports the same
+ * readiness through grpc.health.v1.
+ *
+ * On SIGTERM/SIGINT: readiness turns 503 (gRPC health NOT_SERVING) and new inference is refused
+ * (DRAINING) on both servers for at least SHUTDOWN_DELAY_MS while requests in flight finish; then
+ * both listeners and the engine close and the process exits 0. The whole shutdown fits in
+ * SHUTDOWN_GRACE_MS whatever clients do: requests still running at the grace period minus a
+ * closing reserve are cut (their connections closed, gRPC calls cancelled), and if closing itself
+ * hangs, the process removes its upload folder and exits 1 at the grace period. A second signal
+ * does the same at once. When no inference or decode worker can run for WORKER_MAX_DOWN_MS, the
+ * process shuts down the same way and exits 1, for its orchestrator to replace it.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type AppConfig } from './config.js';
 import type { Engine } from './engine/index.js';
+import { createGrpcService, type GrpcService } from './grpc/server.js';
 import { openEngine } from './http/engine-port.js';
 import { createRegistry } from './http/metrics.js';
 import { createUploadArea, sweepLeftovers } from './http/upload.js';
@@ -42,9 +46,13 @@ async function main(): Promise<void> {
   let stopping = false;
   const engine = openEngine(config, logger.child({ component: 'engine' }), (err) => {
     logger.fatal({ err }, 'the engine stopped for good; shutting down to be replaced');
-    if (!stopping) void exit(1, 'no inference worker');
+    if (!stopping) void exit(1, 'no inference or decode worker');
   });
   const app = buildApp({ config, engine, logger, registry: createRegistry(), uploads });
+  const grpc: GrpcService | undefined =
+    config.grpcPort === 0
+      ? undefined
+      : createGrpcService({ oip: app.oip, maxUploadBytes: config.limits.maxUploadBytes, authToken: config.authToken, logger: logger.child({ component: 'grpc' }) });
   let opened: Engine | undefined;
 
   /** The last resort: whatever still runs, the upload folder goes and the process ends. */
@@ -67,11 +75,15 @@ async function main(): Promise<void> {
       if (app.lifecycle.inflight() > 0) logger.warn({ inflight: app.lifecycle.inflight() }, 'cutting the requests still in flight at the end of the grace period');
       app.server.closeAllConnections();
     };
-    const cutTimer = setTimeout(cutAll, graceMs - Math.min(5_000, Math.floor(graceMs / 2)));
+    const cutAfterMs = graceMs - Math.min(5_000, Math.floor(graceMs / 2));
+    const cutAt = Date.now() + cutAfterMs;
+    const cutTimer = setTimeout(cutAll, cutAfterMs);
     logger.info({ reason, inflight: app.lifecycle.inflight(), delayMs, graceMs }, 'draining');
     // Readiness is 503 from here on; the delay gives load balancers time to notice before the listener closes.
-    await Promise.all([app.lifecycle.drain(), sleep(delayMs)]);
-    const closing = app.close();
+    const drained = app.lifecycle.drain();
+    grpc?.syncHealth();
+    await Promise.all([drained, sleep(delayMs)]);
+    const closing = Promise.all([app.close(), grpc?.close(Math.max(0, cutAt - Date.now()))]);
     if (cut) cutAll(); // connections opened since the cut
     await closing;
     clearTimeout(cutTimer);
@@ -99,6 +111,10 @@ async function main(): Promise<void> {
   );
 
   await app.listen({ port: config.port, host: config.host });
+  if (grpc) {
+    const port = await grpc.listen(config.host, config.grpcPort);
+    logger.info({ port }, 'gRPC (Open Inference Protocol) listening');
+  }
 }
 
 main().catch((err: unknown) => {

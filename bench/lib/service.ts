@@ -116,6 +116,10 @@ export interface ServerOptions {
   threads: number;
   concurrency: number;
   queueSize: number;
+  /** OIP gRPC port; 0 (the default here) turns gRPC off. */
+  grpcPort?: number | undefined;
+  /** More environment for the server (BATCH_MAX_SIZE...). */
+  env?: Record<string, string> | undefined;
 }
 
 export async function startServer(o: ServerOptions): Promise<ServerHandle> {
@@ -129,6 +133,7 @@ export async function startServer(o: ServerOptions): Promise<ServerHandle> {
     ...process.env,
     PORT: String(port),
     HOST: '127.0.0.1',
+    GRPC_PORT: String(o.grpcPort ?? 0),
     MODEL_DIR: o.modelDir,
     EXECUTION_PROVIDERS: 'cpu',
     INTRA_OP_THREADS: String(o.threads),
@@ -136,6 +141,7 @@ export async function startServer(o: ServerOptions): Promise<ServerHandle> {
     QUEUE_SIZE: String(o.queueSize),
     LOG_LEVEL: 'warn',
     SHUTDOWN_DELAY_MS: '0', // no load balancer to wait for
+    ...o.env,
   };
   const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   let stderr = '';

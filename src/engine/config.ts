@@ -25,6 +25,10 @@ export const EngineConfigSchema = z.strictObject({
   decodeThreads: z.number().int().nonnegative().default(0),
   /** NVDEC through node-av: auto uses it when a CUDA device opens, cuda asks for it; both fall back to the CPU with a logged reason. */
   decodeHwaccel: z.enum(['auto', 'cuda', 'none']).default('auto'),
+  /** Dynamic batching (batcher.ts): most videos per session run; 1 runs every video alone. */
+  batchMaxSize: z.number().int().positive().default(1),
+  /** How long the oldest waiting video may be held for a fuller batch. */
+  batchMaxDelayMs: z.number().int().nonnegative().default(0),
   /** Limit for the worker to load the model and finish its warm-up run. */
   workerStartTimeoutMs: z.number().int().positive().default(120_000),
   /** First delay before starting the worker again after it died while starting; doubles per failure in a row. */

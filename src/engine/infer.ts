@@ -1,6 +1,6 @@
 /**
  * Stage 5: feed the tensor and the knobs to the model (in the worker process) and read its three
- * outputs back as plain arrays for one video.
+ * outputs back as plain arrays; a batch of videos (batcher.ts) is split back into one per video.
  */
 import { EngineError } from '../errors.js';
 import type { Knobs } from './knobs.js';
@@ -28,6 +28,7 @@ export async function infer(
   dims: [number, number, number, number, number],
   knobs: Knobs,
   signal?: AbortSignal,
+  batch = 1,
 ): Promise<InferResult> {
   const feeds: Record<string, PlainTensor> = {
     video: { dtype: 'float32', dims, data: video },
@@ -37,20 +38,32 @@ export async function infer(
   const { outputs, queueS, inferS } = await host.run(feeds, signal);
   return {
     outputs: {
-      logits: expect(outputs, 'logits', 'float32').data as Float32Array,
-      activeTokens: toNumbers(expect(outputs, 'active_tokens', 'int64')),
-      patchStopLayer: toNumbers(expect(outputs, 'patch_stop_layer', 'int64')),
+      logits: expect(outputs, 'logits', 'float32', batch).data as Float32Array,
+      activeTokens: toNumbers(expect(outputs, 'active_tokens', 'int64', batch)),
+      patchStopLayer: toNumbers(expect(outputs, 'patch_stop_layer', 'int64', batch)),
     },
     queueS,
     inferS,
   };
 }
 
-function expect(outputs: Record<string, PlainTensor>, name: string, dtype: PlainTensor['dtype']): PlainTensor {
+/** The outputs of a batch run, one ModelOutputs per video (views into the batch's arrays). */
+export function splitBatch(outputs: ModelOutputs, batch: number): ModelOutputs[] {
+  const classes = outputs.logits.length / batch;
+  const layers = outputs.activeTokens.length / batch;
+  const patches = outputs.patchStopLayer.length / batch;
+  return Array.from({ length: batch }, (_, i) => ({
+    logits: outputs.logits.subarray(i * classes, (i + 1) * classes),
+    activeTokens: outputs.activeTokens.slice(i * layers, (i + 1) * layers),
+    patchStopLayer: outputs.patchStopLayer.slice(i * patches, (i + 1) * patches),
+  }));
+}
+
+function expect(outputs: Record<string, PlainTensor>, name: string, dtype: PlainTensor['dtype'], batch: number): PlainTensor {
   const t = outputs[name];
   if (!t) throw new EngineError('MODEL_INVALID', `the model returned no "${name}" output (got ${Object.keys(outputs).join(', ')})`);
   if (t.dtype !== dtype) throw new EngineError('MODEL_INVALID', `output "${name}" is ${t.dtype}, the contract says ${dtype}`);
-  if (t.dims[0] !== 1) throw new EngineError('MODEL_INVALID', `output "${name}" has batch ${t.dims[0]}, expected 1`);
+  if (t.dims[0] !== batch) throw new EngineError('MODEL_INVALID', `output "${name}" has batch ${t.dims[0]}, expected ${batch}`);
   return t;
 }
 

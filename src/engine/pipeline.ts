@@ -8,8 +8,8 @@ import { access, constants } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { EngineError } from '../errors.js';
 import type { EngineConfig } from './config.js';
+import { createBatcher } from './batcher.js';
 import type { DecodePool } from './decode/pool.js';
-import { infer } from './infer.js';
 import type { KnobValidator, Knobs } from './knobs.js';
 import type { LoadedModel } from './model.js';
 import { postprocess, type Prediction, type TokenReport } from './postprocess.js';
@@ -42,10 +42,14 @@ export interface ClassifyResult {
   };
   /** Seconds per stage: decode covers the decode worker (open, decode, scale) and preprocessing. */
   timings_s: { decode: number; queue: number; infer: number; post: number; total: number };
+  /** Softmax over every class, only when asked for (ClassifyOptions.probabilities). */
+  probabilities?: Float64Array;
 }
 
 export interface ClassifyOptions {
   signal?: AbortSignal | undefined;
+  /** Also return the probability of every class (the OIP PROBABILITIES output). */
+  probabilities?: boolean | undefined;
 }
 
 export interface PipelineDeps {
@@ -68,6 +72,7 @@ export function createPipeline(deps: PipelineDeps): Classify {
   const preprocessor = new Preprocessor(manifest.input);
   const dims: [number, number, number, number, number] = [1, 3, frames, size, size];
   const limits = { maxDurationS: config.maxDurationS, maxPixels: config.maxPixels };
+  const infer = createBatcher(host, dims, { maxSize: config.batchMaxSize, maxDelayMs: config.batchMaxDelayMs }, now);
   // Tensors are allocated once per concurrent request and reused; the pool grows to the peak
   // concurrency and no further. (The rgb frames arrive in a fresh array from IPC: 301 KB.)
   const pool: Float32Array[] = [];
@@ -87,9 +92,9 @@ export function createPipeline(deps: PipelineDeps): Classify {
       preprocessor.toTensor_(decoded.rgb, decoded.slotToFrame, tensor);
       const decodeS = (now() - started) / 1000;
 
-      const { outputs, queueS, inferS } = await infer(host, tensor, dims, knobs, signal);
+      const { outputs, queueS, inferS } = await infer(tensor, knobs, signal);
       const postStarted = now();
-      const post = postprocess(manifest, outputs, knobs);
+      const { probabilities, ...post } = postprocess(manifest, outputs, knobs);
       const finished = now();
       return {
         file,
@@ -115,6 +120,7 @@ export function createPipeline(deps: PipelineDeps): Classify {
           post: seconds((finished - postStarted) / 1000),
           total: seconds((finished - started) / 1000),
         },
+        ...(options.probabilities ? { probabilities } : {}),
       };
     } finally {
       pool.push(tensor);

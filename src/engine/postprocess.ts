@@ -28,6 +28,8 @@ export interface TokenReport {
 }
 
 export interface Postprocessed {
+  /** Softmax over every class, unrounded (the OIP PROBABILITIES output); not part of the CLI/HTTP result. */
+  probabilities: Float64Array;
   top: Prediction[];
   tokens: TokenReport;
   gflops: number;
@@ -44,6 +46,7 @@ export function postprocess(manifest: Manifest, outputs: ModelOutputs, knobs: Kn
   const histogram = new Array<number>(c.joint_blocks + 1).fill(0);
   for (const layer of outputs.patchStopLayer) if (layer >= 0 && layer < histogram.length) histogram[layer] = (histogram[layer] as number) + 1;
   return {
+    probabilities,
     top: topK(probabilities, knobs.top_k, manifest.labels),
     tokens: {
       per_layer: outputs.activeTokens,

@@ -31,6 +31,8 @@ export function openEngine(config: AppConfig, logger: Logger, onFatal?: (error: 
       decodeWorkers: config.queue.concurrency,
       decodeThreads: config.decode.threads,
       decodeHwaccel: config.decode.hwaccel,
+      batchMaxSize: config.batch.maxSize,
+      batchMaxDelayMs: config.batch.maxDelayMs,
     },
   });
 }

@@ -8,6 +8,8 @@ import { stringify } from 'yaml';
 import { z } from 'zod';
 import { ERRORS, type ErrorCode } from '../errors.js';
 import { apiSchemas, KnobFields } from './schemas.js';
+// Registers the OIP schemas in apiSchemas whatever the import order.
+import '../oip/schemas.js';
 
 export const API_VERSION = '1.0.0';
 
@@ -141,6 +143,8 @@ export function buildOpenApiDocument(): Json {
     },
   });
 
+  const v2 = v2Paths(binary, secured);
+
   return {
     openapi: '3.1.0',
     info: {
@@ -155,6 +159,7 @@ export function buildOpenApiDocument(): Json {
       { name: 'inference', description: 'classify videos' },
       { name: 'models', description: 'what is served' },
       { name: 'health', description: 'liveness and readiness (also in KServe v2 form)' },
+      { name: 'oip', description: 'Open Inference Protocol (KServe v2) with the binary-data and classification extensions; the same over gRPC on GRPC_PORT' },
       { name: 'service', description: 'metrics and documentation' },
     ],
     paths: {
@@ -169,6 +174,7 @@ export function buildOpenApiDocument(): Json {
       '/readyz': probe('ready', 'Readiness: the model is warm and the service is not draining', 'Readiness'),
       '/v2/health/live': { get: { operationId: 'v2Live', summary: 'KServe v2 liveness', tags: ['health'], responses: { '200': { description: 'alive', content: json(ref('V2Live')) } } } },
       '/v2/health/ready': probe('v2Ready', 'KServe v2 readiness', 'V2Ready'),
+      ...v2,
       '/metrics': {
         get: {
           operationId: 'metrics',
@@ -200,6 +206,82 @@ export function buildOpenApiDocument(): Json {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'needed on inference routes when the service runs with AUTH_TOKEN' } },
     },
   };
+}
+
+/** Errors on /v2 have the OIP shape, `{"error": "..."}`, that stock clients read. */
+function v2Errors(statuses: number[]): Record<string, Json> {
+  const out: Record<string, Json> = {};
+  for (const status of statuses) {
+    const retry = status === 429 || status === 503;
+    out[String(status)] = {
+      description: `Error ${status}. Codes: ${codesWith([status])}.`,
+      ...(retry ? { headers: { 'Retry-After': { description: 'seconds to wait before retrying', schema: { type: 'integer' } } } } : {}),
+      content: json(ref('V2Error')),
+    };
+  }
+  return out;
+}
+
+function v2Paths(binary: Json, secured: Json[]): Record<string, Json> {
+  const name = { name: 'name', in: 'path', required: true, schema: { type: 'string' } };
+  const version = { name: 'version', in: 'path', required: true, schema: { type: 'string' } };
+  const out: Record<string, Json> = {
+    '/v2': {
+      get: { operationId: 'v2ServerMetadata', summary: 'OIP server metadata', tags: ['oip'], responses: { '200': { description: 'name, version, extensions', content: json(ref('V2ServerMetadata')) } } },
+    },
+  };
+  for (const [base, params, suffix] of [
+    ['/v2/models/{name}', [name], ''],
+    ['/v2/models/{name}/versions/{version}', [name, version], 'Version'],
+  ] as const) {
+    out[base] = {
+      get: {
+        operationId: `v2ModelMetadata${suffix}`,
+        summary: 'OIP model metadata: input VIDEO (BYTES, one encoded video per element) and the outputs',
+        tags: ['oip'],
+        parameters: params,
+        responses: { '200': { description: 'the model', content: json(ref('V2ModelMetadata')) }, ...v2Errors([404, 503]) },
+      },
+    };
+    out[`${base}/ready`] = {
+      get: {
+        operationId: `v2ModelReady${suffix}`,
+        summary: 'OIP model readiness (the same answer as /readyz)',
+        tags: ['oip'],
+        parameters: params,
+        responses: {
+          '200': { description: 'ready', content: json(ref('V2ModelReady')) },
+          '503': { description: 'starting, draining or failed', headers: { 'Retry-After': { schema: { type: 'integer' } } }, content: json(ref('V2ModelReady')) },
+          ...v2Errors([404]),
+        },
+      },
+    };
+    out[`${base}/infer`] = {
+      post: {
+        operationId: `v2Infer${suffix}`,
+        summary: 'OIP inference: one or more videos in the BYTES input VIDEO, knobs in parameters',
+        description:
+          'JSON, or (binary-data extension, as tritonclient sends it, with or without a Content-Type) an `Inference-Header-Content-Length` header giving the length of the JSON header, ' +
+          'followed by each input with a `binary_data_size` parameter, in order; a BYTES element is a little-endian uint32 length and its bytes. ' +
+          'The whole body is held in memory and is limited to MAX_UPLOAD_BYTES (plus 64 KiB for the header), whatever the number of videos. ' +
+          'Outputs: LABELS (BYTES [N, top_k], "score:index:label"), PROBABILITIES (FP32 [N, classes]), GFLOPS (FP32 [N, 1]), TOKENS (INT64 [N, joint layers]), ERROR (BYTES [N, 1], "" or "CODE: message"). ' +
+          'An output is sent in binary when it asks for `binary_data: true` (or the request sets `binary_data_output`); the answer is then application/octet-stream with an `Inference-Header-Content-Length` header. ' +
+          '`classification: k` on LABELS or PROBABILITIES returns the k best as "score:index:label". With one video, its failure is the request error; with several, each fails alone in ERROR.',
+        tags: ['oip'],
+        security: secured,
+        parameters: params,
+        requestBody: { required: true, content: { 'application/json': { schema: ref('V2InferRequest') }, 'application/octet-stream': { schema: binary } } },
+        responses: {
+          '200': {
+            description: 'the outputs asked for (all when none is named)',
+            content: { 'application/json': { schema: ref('V2InferResponse') }, 'application/octet-stream': { schema: { ...binary, description: 'JSON header (V2InferResponse) then the binary outputs' } } },
+          },
+          ...v2Errors(INFERENCE_ERRORS.filter((s) => s !== 499)),
+        },
+      },
+    };
+  }
+  return out;
 }
 
 export function openApiYaml(): string {

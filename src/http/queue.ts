@@ -27,6 +27,8 @@ export interface QueueStats {
 }
 
 export interface WorkQueue {
+  /** Videos that may run at once (a batch request uses as many lanes). */
+  readonly concurrency: number;
   /** Runs `task` when a slot is free; `waitedS` is the time spent waiting for it. */
   run<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<{ value: T; waitedS: number }>;
   /** Takes a place for one request before its upload is read (QUEUE_FULL when none is left); call the result to give it back. */
@@ -68,6 +70,7 @@ export function createWorkQueue(options: QueueOptions): WorkQueue {
   };
 
   return {
+    concurrency,
     run(task, signal) {
       if (signal?.aborted) return Promise.reject(new EngineError('ABORTED', 'the client went away before its video was queued'));
       const enqueuedAt = now();

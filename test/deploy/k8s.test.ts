@@ -88,7 +88,9 @@ describe.skipIf(!KUSTOMIZE || !PYTHON)('Kubernetes manifests', () => {
         const { container, env, config } = get();
         const unknown = Object.keys(env).filter((name) => !(name in EnvSchema.shape));
         expect(unknown).toEqual([]);
-        expect(config.port).toBe(container.ports[0].containerPort);
+        const port = (name: string) => container.ports.find((p: { name: string }) => p.name === name)?.containerPort;
+        expect(config.port).toBe(port('http'));
+        expect(config.grpcPort).toBe(port('grpc'));
         expect(config.uploadDir).toBe(container.volumeMounts.find((m: { name: string }) => m.name === 'uploads').mountPath);
       });
 
@@ -100,7 +102,7 @@ describe.skipIf(!KUSTOMIZE || !PYTHON)('Kubernetes manifests', () => {
           expect(container[probe].httpGet.port).toBe(portName);
         }
         expect(container.readinessProbe.httpGet.path).toBe('/readyz');
-        expect(only(docs, 'Service').spec.ports[0].targetPort).toBe(portName);
+        expect(only(docs, 'Service').spec.ports.map((p: { targetPort: string }) => p.targetPort).sort()).toEqual(container.ports.map((p: { name: string }) => p.name).sort());
         const endpoint = only(docs, 'PodMonitor').spec.podMetricsEndpoints[0];
         expect(endpoint).toMatchObject({ port: portName, path: '/metrics' });
         expect(only(docs, 'PodMonitor').spec.selector.matchLabels).toEqual(deployment.spec.selector.matchLabels);

@@ -11,10 +11,12 @@ describe('loadConfig', () => {
     expect(c).toMatchObject({
       port: 8080,
       host: '0.0.0.0',
+      grpcPort: 8081,
       executionProviders: ['cuda', 'cpu'],
       intraOpThreads: 0,
       queue: { size: 16, concurrency: 2, retryAfterS: 2 },
       decode: { threads: 0, hwaccel: 'auto' },
+      batch: { maxSize: 1, maxDelayMs: 0 },
       logLevel: 'info',
       authToken: undefined,
       shutdown: { delayMs: 5_000, graceMs: 25_000 },

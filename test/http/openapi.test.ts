@@ -144,6 +144,29 @@ describe('responses conform to openapi.yaml', () => {
     for (const url of ['/healthz', '/readyz', '/v2/health/live', '/v2/health/ready', '/metrics', '/openapi.yaml', '/docs']) conforms('GET', url, await get(url));
   });
 
+  it('OIP /v2: metadata, readiness, infer in JSON and binary, errors in the OIP shape', async () => {
+    const get = (url: string) => t.app.inject({ method: 'GET', url });
+    conforms('GET', '/v2', await get('/v2'));
+    for (const [spec, base] of [
+      ['/v2/models/{name}', '/v2/models/tiny'],
+      ['/v2/models/{name}/versions/{version}', '/v2/models/tiny/versions/0.0.1'],
+    ] as const) {
+      conforms('GET', spec, await get(base));
+      conforms('GET', spec, await get(base.replace('tiny', 'other')));
+      conforms('GET', `${spec}/ready`, await get(`${base}/ready`));
+      conforms('GET', `${spec}/ready`, await get(`${base.replace('tiny', 'other')}/ready`));
+      const video = readFileSync(fixture('clip.mp4'));
+      const raw = Buffer.concat([Buffer.from(Uint32Array.of(video.length).buffer), video]);
+      const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'VIDEO', shape: [1, 1], datatype: 'BYTES', parameters: { binary_data_size: raw.length } }], outputs: [{ name: 'LABELS' }, { name: 'TOKENS', parameters: { binary_data: true } }] }));
+      const infer = (payload: Json | Buffer, headers: Json = {}) => t.app.inject({ method: 'POST', url: `${base}/infer`, payload, headers });
+      conforms('POST', `${spec}/infer`, await infer(Buffer.concat([header, raw]), { 'inference-header-content-length': String(header.length) }));
+      conforms('POST', `${spec}/infer`, await infer({ inputs: [{ name: 'VIDEO', shape: [1], datatype: 'BYTES', data: ['not a video'] }] }));
+      conforms('POST', `${spec}/infer`, await infer({ inputs: [{ name: 'VIDEO', shape: [1], datatype: 'FP32', data: [1] }] }));
+      const secured = await guarded.app.inject({ method: 'POST', url: `${base}/infer`, payload: { inputs: [] } });
+      conforms('POST', `${spec}/infer`, secured);
+    }
+  });
+
   it('visited every documented route', () => {
     expect([...documented].filter((k) => !visited.has(k))).toEqual([]);
   });

@@ -63,6 +63,7 @@ export async function startServer(
       PATH: process.env.PATH,
       PORT: String(port),
       HOST: '127.0.0.1',
+      GRPC_PORT: '0', // tests run side by side: none may take the default 8081
       MODEL_DIR: TINY_MODEL,
       EXECUTION_PROVIDERS: 'cpu',
       INTRA_OP_THREADS: '1',

@@ -17,6 +17,7 @@ import { errorObject, toServiceError } from '../errors.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { Metrics } from '../metrics.js';
 import type { WorkQueue } from '../queue.js';
+import { inLanes } from '../lanes.js';
 import { KnobFields, type BatchItem, type BatchResponse, type ClassifyResponse, type VideoResult } from '../schemas.js';
 import { tooLarge, type TempFiles, type UploadArea } from '../upload.js';
 
@@ -102,21 +103,20 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
       if (items.length === 0) throw new EngineError('BAD_REQUEST', 'the form has no "files" parts');
       const knobs = engine.validateKnobs(parseKnobs({ ...(request.query as Record<string, unknown>), ...fields }));
       metrics.batch(items.length);
-      const answers: BatchItem[] = [];
-      // One item at a time: a batch holds one queue slot, so it cannot starve single requests.
-      for (const [index, item] of items.entries()) {
-        if (signal.aborted) throw new EngineError('ABORTED', 'the client went away during the batch');
-        try {
-          if (item.error) throw item.error;
-          answers.push({ index, ok: true, result: await classifyFile(engine, item as Upload, knobs, signal) });
-        } catch (err) {
-          const error = toServiceError(err);
-          if (error.code === 'ABORTED' && signal.aborted) throw error;
-          metrics.error(error.code);
-          request.log[error.status >= 500 ? 'error' : 'info']({ err: error.status >= 500 ? error : undefined, code: error.code, index }, 'batch item failed');
-          answers.push({ index, ok: false, filename: item.filename, error: errorObject(named(error, renames), request.id) });
-        }
-      }
+      // Items run side by side, up to the service concurrency (lanes.ts says why single requests still get their turn).
+      const settled = await inLanes(items, queue.concurrency, (item) => {
+        if (item.error) throw item.error;
+        return classifyFile(engine, item as Upload, knobs, signal);
+      });
+      if (signal.aborted) throw new EngineError('ABORTED', 'the client went away during the batch');
+      const answers: BatchItem[] = settled.map((outcome, index) => {
+        const item = items[index] as Received['items'][number];
+        if (outcome.status === 'fulfilled') return { index, ok: true, result: outcome.value };
+        const error = toServiceError(outcome.reason);
+        metrics.error(error.code);
+        request.log[error.status >= 500 ? 'error' : 'info']({ err: error.status >= 500 ? error : undefined, code: error.code, index }, 'batch item failed');
+        return { index, ok: false, filename: item.filename, error: errorObject(named(error, renames), request.id) };
+      });
       const succeeded = answers.filter((a) => a.ok).length;
       return {
         request_id: request.id,
@@ -217,7 +217,8 @@ async function receiveFile(part: MultipartFile, temps: TempFiles, renames: Renam
   }
 }
 
-function parseKnobs(input: Record<string, unknown>): Record<string, number | undefined> {
+/** Knob text (query string, form fields, OIP parameters) → numbers; the engine then checks the ranges. */
+export function parseKnobs(input: Record<string, unknown>): Record<string, number | undefined> {
   const parsed = KnobFields.safeParse(input);
   if (parsed.success) return parsed.data;
   const unknown = parsed.error.issues.find((i) => i.code === 'unrecognized_keys');

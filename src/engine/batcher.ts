@@ -1,0 +1,115 @@
+/**
+ * Stage 5 with dynamic batching (Triton's semantics): videos whose tensors are ready while the
+ * worker is busy, or within `maxDelayMs` of the oldest waiting one, run as one batch of at most
+ * `maxSize` in a single session run. The graph takes a batch and halts each video on its own
+ * (per-video token counts), but its knobs are scalars, so only videos with the same keep_ratio
+ * and halt_threshold share a run; the oldest waiting video always goes in the next run (FIFO,
+ * nobody starves). `maxSize` 1 is plain one-video runs, in arrival order.
+ */
+import { EngineError } from '../errors.js';
+import { infer, splitBatch, type InferResult, type ModelOutputs } from './infer.js';
+import type { Knobs } from './knobs.js';
+import type { SessionHost } from './session-host.js';
+
+export interface BatchOptions {
+  maxSize: number;
+  /** How long the oldest waiting video may be held for a fuller batch; 0 never waits. */
+  maxDelayMs: number;
+}
+
+export type BatchedInfer = (video: Float32Array, knobs: Knobs, signal?: AbortSignal) => Promise<InferResult>;
+
+interface Waiting {
+  video: Float32Array;
+  knobs: Knobs;
+  signal: AbortSignal | undefined;
+  enqueuedAt: number;
+  resolve: (r: InferResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/** `dims` is one video's [1, C, T, H, W]. */
+export function createBatcher(host: SessionHost, dims: [number, number, number, number, number], options: BatchOptions, now: () => number): BatchedInfer {
+  const perVideo = dims.slice(1).reduce((a, b) => a * b, 1);
+  const waiting: Waiting[] = [];
+  let running = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  const sameKnobs = (a: Knobs, b: Knobs): boolean => a.keep_ratio === b.keep_ratio && a.halt_threshold === b.halt_threshold;
+
+  const take = (): Waiting[] => {
+    const [oldest] = waiting;
+    if (!oldest) return [];
+    const batch: Waiting[] = [];
+    for (let i = 0; i < waiting.length && batch.length < options.maxSize; ) {
+      const w = waiting[i] as Waiting;
+      if (sameKnobs(w.knobs, oldest.knobs)) {
+        batch.push(w);
+        waiting.splice(i, 1);
+      } else i++;
+    }
+    return batch;
+  };
+
+  const dispatch = (): void => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (running) return; // the run in progress schedules the next when it ends
+    // A client that left while waiting never reaches the worker.
+    for (let i = waiting.length - 1; i >= 0; i--) {
+      const w = waiting[i] as Waiting;
+      if (w.signal?.aborted) {
+        waiting.splice(i, 1);
+        w.reject(new EngineError('ABORTED', 'the request was cancelled'));
+      }
+    }
+    const batch = take();
+    if (batch.length === 0) return;
+    running = true;
+    void runBatch(batch).finally(() => {
+      running = false;
+      schedule();
+    });
+  };
+
+  const runBatch = async (batch: Waiting[]): Promise<void> => {
+    const startedAt = now();
+    const [first] = batch as [Waiting];
+    try {
+      if (batch.length === 1) {
+        const result = await infer(host, first.video, dims, first.knobs, first.signal);
+        first.resolve({ ...result, queueS: result.queueS + (startedAt - first.enqueuedAt) / 1000 });
+        return;
+      }
+      // One copy per batch into a fresh tensor: batches are rare on the hot path of one-video requests,
+      // and the worker owns the buffer once it is sent.
+      const tensor = new Float32Array(perVideo * batch.length);
+      batch.forEach((w, i) => tensor.set(w.video, i * perVideo));
+      const result = await infer(host, tensor, [batch.length, ...dims.slice(1)] as typeof dims, first.knobs, undefined, batch.length);
+      const split: ModelOutputs[] = splitBatch(result.outputs, batch.length);
+      batch.forEach((w, i) =>
+        w.signal?.aborted
+          ? w.reject(new EngineError('ABORTED', 'the request was cancelled'))
+          : w.resolve({ outputs: split[i] as ModelOutputs, queueS: result.queueS + (startedAt - w.enqueuedAt) / 1000, inferS: result.inferS }),
+      );
+    } catch (err) {
+      for (const w of batch) w.reject(err);
+    }
+  };
+
+  const schedule = (): void => {
+    if (running || waiting.length === 0) return;
+    const [oldest] = waiting as [Waiting];
+    const ready = waiting.filter((w) => sameKnobs(w.knobs, oldest.knobs)).length;
+    const due = oldest.enqueuedAt + options.maxDelayMs - now();
+    if (ready >= options.maxSize || due <= 0) return dispatch();
+    if (!timer) timer = setTimeout(dispatch, due);
+  };
+
+  return (video, knobs, signal) =>
+    new Promise<InferResult>((resolve, reject) => {
+      if (signal?.aborted) return reject(new EngineError('ABORTED', 'the request was cancelled'));
+      waiting.push({ video, knobs, signal, enqueuedAt: now(), resolve, reject });
+      schedule();
+    });
+}

@@ -1,0 +1,168 @@
+/**
+ * The Open Inference Protocol over gRPC (package `inference`, service GRPCInferenceService), on its
+ * own port: plaintext HTTP/2 cannot share a port with HTTP/1.1 in Node. Beside it, grpc.health.v1
+ * (SERVING exactly when /readyz says ready) and server reflection, so grpcurl needs no .proto.
+ * Every call goes through the same OipService as /v2 over HTTP; inference needs the bearer token in
+ * `authorization` metadata when AUTH_TOKEN is set. A message larger than MAX_UPLOAD_BYTES (plus
+ * room for the header) is refused by grpc-js itself with RESOURCE_EXHAUSTED before it is read.
+ */
+import path from 'node:path';
+import {
+  loadPackageDefinition,
+  Server,
+  ServerCredentials,
+  type GrpcObject,
+  type Metadata,
+  type sendUnaryData,
+  type ServerDuplexStream,
+  type ServerUnaryCall,
+  type ServiceClientConstructor,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation, protoPath as healthProto } from 'grpc-health-check';
+import type { Logger } from 'pino';
+import { PACKAGE_ROOT } from '../config.js';
+import { EngineError } from '../errors.js';
+import { createAuthorizationCheck } from '../http/auth.js';
+import { toServiceError } from '../http/errors.js';
+import type { OipService } from '../oip/service.js';
+import { clientMessage, toGrpcError } from './status.js';
+import { fromWire, toWire, type WireInferRequest, type WireInferResponse } from './wire.js';
+
+export const PROTO_FILE = path.join(PACKAGE_ROOT, 'proto', 'inference.proto');
+export const SERVICE_NAME = 'inference.GRPCInferenceService';
+/** Room for the protobuf framing and the request's other fields around the videos. */
+const HEADER_ROOM = 64 * 1024;
+/** How often health follows readiness: the lifecycle has no change events, so it is polled. */
+const HEALTH_POLL_MS = 200;
+
+export interface GrpcDeps {
+  oip: OipService;
+  maxUploadBytes: number;
+  authToken: string | undefined;
+  logger: Logger;
+}
+
+export interface GrpcService {
+  /** Binds and starts; resolves with the port (useful with port 0 in tests). */
+  listen(host: string, port: number): Promise<number>;
+  /** Sets health from readiness now (server.ts calls it on SIGTERM, not waiting for the poll). */
+  syncHealth(): void;
+  /** Stops taking calls and waits for those in flight; cancels them after `graceMs`. */
+  close(graceMs: number): Promise<void>;
+}
+
+export function createGrpcService(deps: GrpcDeps): GrpcService {
+  const { oip, logger } = deps;
+  const definition = loadSync([PROTO_FILE, healthProto], { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
+  const inference = (loadPackageDefinition(definition).inference as GrpcObject).GRPCInferenceService as ServiceClientConstructor;
+  // grpc-js takes a 32-bit signed limit, and protobuf caps a message at 2 GiB anyway.
+  const server = new Server({ 'grpc.max_receive_message_length': Math.min(deps.maxUploadBytes + HEADER_ROOM, 2 ** 31 - 1) });
+  const authorize = deps.authToken ? createAuthorizationCheck(deps.authToken) : undefined;
+  const checkToken = (metadata: Metadata): void => authorize?.(metadata.get('authorization')[0]);
+
+  const health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
+  const syncHealth = (): void => {
+    const status = oip.ready() ? 'SERVING' : 'NOT_SERVING';
+    health.setStatus('', status);
+    health.setStatus(SERVICE_NAME, status);
+  };
+  const poll = setInterval(syncHealth, HEALTH_POLL_MS);
+  poll.unref();
+
+  /** A unary handler whose thrown errors become gRPC statuses. */
+  const unary =
+    <Req, Res>(name: string, handler: (request: Req, call: ServerUnaryCall<Req, Res>) => Res | Promise<Res>) =>
+    (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+      Promise.resolve()
+        .then(() => handler(call.request, call))
+        .then(
+          (response) => callback(null, response),
+          (err: unknown) => {
+            const error = toServiceError(err);
+            if (error.status >= 500) logger.error({ err: error, code: error.code, rpc: name }, 'gRPC call failed');
+            else logger.info({ code: error.code, message: error.message, rpc: name }, 'gRPC call refused');
+            callback(toGrpcError(error) as Parameters<sendUnaryData<Res>>[0]);
+          },
+        );
+    };
+
+  const infer = async (request: WireInferRequest, signal: AbortSignal): Promise<WireInferResponse> => toWire(await oip.infer(fromWire(request), signal));
+
+  const implementation: UntypedServiceImplementation = {
+    ServerLive: unary('ServerLive', () => ({ live: oip.live() })),
+    ServerReady: unary('ServerReady', () => ({ ready: oip.ready() })),
+    ModelReady: unary('ModelReady', (r: { name: string; version: string }) => ({ ready: oip.modelReady(r.name, r.version || undefined) })),
+    ServerMetadata: unary('ServerMetadata', () => oip.serverMetadata()),
+    ModelMetadata: unary('ModelMetadata', (r: { name: string; version: string }) => oip.modelMetadata(r.name, r.version || undefined)),
+    ModelInfer: unary('ModelInfer', (request: WireInferRequest, call) => {
+      checkToken(call.metadata);
+      return infer(request, cancelled(call));
+    }),
+    ModelStreamInfer: (call: ServerDuplexStream<WireInferRequest, unknown>) => {
+      try {
+        checkToken(call.metadata);
+      } catch (err) {
+        call.emit('error', toGrpcError(toServiceError(err)));
+        return;
+      }
+      const signal = cancelled(call);
+      // Requests on one stream run concurrently (through the same queue as everything else) and
+      // are answered as they finish; `id` tells them apart, as with Triton.
+      const pending = new Set<Promise<void>>();
+      call.on('data', (request: WireInferRequest) => {
+        const done = infer(request, signal).then(
+          (response) => void call.write({ error_message: '', infer_response: response }),
+          (err: unknown) => {
+            const error = toServiceError(err);
+            if (error.status >= 500) logger.error({ err: error, code: error.code, rpc: 'ModelStreamInfer' }, 'gRPC stream request failed');
+            if (!signal.aborted) call.write({ error_message: clientMessage(error), infer_response: { id: request.id, model_name: request.model_name } });
+          },
+        );
+        pending.add(done);
+        void done.finally(() => pending.delete(done));
+      });
+      call.on('end', () => {
+        void Promise.all(pending).then(() => call.end());
+      });
+    },
+  };
+  server.addService(inference.service, implementation);
+  health.addToServer(server);
+  new ReflectionService(definition).addToServer(server);
+
+  return {
+    async listen(host, port) {
+      const bound = await new Promise<number>((resolve, reject) =>
+        server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      );
+      syncHealth();
+      return bound;
+    },
+    syncHealth,
+    async close(graceMs) {
+      clearInterval(poll);
+      syncHealth();
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          logger.warn({ graceMs }, 'gRPC calls did not finish in time; cancelling them');
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+/** Aborts when the client cancels the call or goes away. */
+function cancelled(call: { on(event: 'cancelled', listener: () => void): unknown }): AbortSignal {
+  const controller = new AbortController();
+  call.on('cancelled', () => controller.abort(new EngineError('ABORTED', 'the client cancelled the call')));
+  return controller.signal;
+}

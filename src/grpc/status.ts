@@ -1,0 +1,36 @@
+/**
+ * Catalogue errors → gRPC status codes, as Triton and Google APIs map HTTP statuses. The message
+ * follows the HTTP rule: 4xx say what was wrong, 5xx carry only the catalogue's title.
+ */
+import { status as Code, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { ERRORS, type EngineError } from '../errors.js';
+
+const BY_STATUS: Record<number, Code> = {
+  400: Code.INVALID_ARGUMENT,
+  401: Code.UNAUTHENTICATED,
+  404: Code.NOT_FOUND,
+  413: Code.RESOURCE_EXHAUSTED,
+  415: Code.INVALID_ARGUMENT,
+  422: Code.INVALID_ARGUMENT,
+  429: Code.RESOURCE_EXHAUSTED,
+  499: Code.CANCELLED,
+  500: Code.INTERNAL,
+  503: Code.UNAVAILABLE,
+  504: Code.DEADLINE_EXCEEDED,
+};
+
+export function grpcCode(error: EngineError): Code {
+  return BY_STATUS[ERRORS[error.code].status] ?? Code.INTERNAL;
+}
+
+/** The message a client sees: `CODE: message` (4xx) or `CODE: title` (5xx). */
+export function clientMessage(error: EngineError): string {
+  const { status, title } = ERRORS[error.code];
+  return `${error.code}: ${status < 500 ? error.message : title}`;
+}
+
+export function toGrpcError(error: EngineError): Partial<ServiceError> {
+  const metadata = new Metadata();
+  metadata.set('haltingvt-error-code', error.code);
+  return { code: grpcCode(error), details: clientMessage(error), metadata };
+}

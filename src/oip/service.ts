@@ -1,0 +1,305 @@
+/**
+ * The Open Inference Protocol (KServe v2) model, independent of the transport: HTTP (routes/oip.ts)
+ * and gRPC (src/grpc/) decode their wire form into an `InferRequest`, call this, and encode the
+ * `InferResponse` back. One input, VIDEO (BYTES, one encoded video per element, shape [N, 1] or
+ * [N]); knobs in the request parameters, parsed exactly as /v1 parses its fields; outputs:
+ *
+ *   LABELS         BYTES [N, k]        "score:index:label", k = top_k (or the classification k)
+ *   PROBABILITIES  FP32  [N, classes]  softmax over every class
+ *   GFLOPS         FP32  [N, 1]        what each video cost
+ *   TOKENS         INT64 [N, layers]   tokens each joint layer processed
+ *   ERROR          BYTES [N, 1]        "" for a video that was classified, else "CODE: message"
+ *
+ * With N = 1 a failed video is the request's error; with N > 1 each video fails alone, in ERROR,
+ * and its other rows are zeros (as /v1/classify:batch does with per-item errors).
+ */
+import { writeFile } from 'node:fs/promises';
+import type { ClassifyResult, Knobs } from '../engine/index.js';
+import { topK } from '../engine/postprocess.js';
+import { ERRORS, EngineError, isEngineError } from '../errors.js';
+import type { AppConfig } from '../config.js';
+import type { EnginePort } from '../http/engine-port.js';
+import { toServiceError } from '../http/errors.js';
+import { inLanes } from '../http/lanes.js';
+import type { Lifecycle } from '../http/lifecycle.js';
+import type { Metrics } from '../http/metrics.js';
+import type { WorkQueue } from '../http/queue.js';
+import { parseKnobs } from '../http/routes/classify.js';
+import type { UploadArea } from '../http/upload.js';
+import { elementCount, type Datatype, type OutputTensor } from './tensors.js';
+
+export const INPUT_NAME = 'VIDEO';
+export const OUTPUT_NAMES = ['LABELS', 'PROBABILITIES', 'GFLOPS', 'TOKENS', 'ERROR'] as const;
+export type OutputName = (typeof OUTPUT_NAMES)[number];
+const KNOB_NAMES = ['top_k', 'keep_ratio', 'halt_threshold'] as const;
+/** Request parameters of the protocol itself or of stock clients (tritonclient), not knobs. */
+const PROTOCOL_PARAMETERS = new Set(['binary_data_output', 'priority', 'timeout', 'sequence_id', 'sequence_start', 'sequence_end', 'headers']);
+
+export type ParameterValue = string | number | boolean;
+
+export interface InferInput {
+  name: string;
+  datatype: string;
+  shape: number[];
+  /** The decoded elements of a BYTES tensor. */
+  elements: Buffer[];
+}
+
+export interface InferRequest {
+  modelName: string;
+  modelVersion: string;
+  id: string;
+  parameters: Record<string, ParameterValue>;
+  inputs: InferInput[];
+  /** Absent: every output. */
+  outputs: Array<{ name: string; parameters: Record<string, ParameterValue> }> | undefined;
+}
+
+export interface InferResponse {
+  model_name: string;
+  model_version: string;
+  id: string;
+  parameters: Record<string, ParameterValue>;
+  outputs: OutputTensor[];
+}
+
+export interface TensorMetadata {
+  name: string;
+  datatype: Datatype;
+  shape: number[];
+}
+
+export interface ModelMetadata {
+  name: string;
+  versions: string[];
+  platform: string;
+  inputs: TensorMetadata[];
+  outputs: TensorMetadata[];
+}
+
+export interface ServerMetadata {
+  name: string;
+  version: string;
+  extensions: string[];
+}
+
+export interface OipService {
+  live(): boolean;
+  ready(): boolean;
+  serverMetadata(): ServerMetadata;
+  /** NOT_FOUND for another model or version, NOT_READY while nothing is loaded. */
+  modelMetadata(name: string, version?: string): ModelMetadata;
+  modelReady(name: string, version?: string): boolean;
+  infer(request: InferRequest, signal: AbortSignal): Promise<InferResponse>;
+}
+
+export interface OipDeps {
+  lifecycle: Lifecycle;
+  queue: WorkQueue;
+  uploads: UploadArea;
+  metrics: Metrics;
+  limits: AppConfig['limits'];
+  serverVersion: string;
+}
+
+type Outcome = { ok: true; result: ClassifyResult } | { ok: false; error: EngineError };
+
+export function createOipService(deps: OipDeps): OipService {
+  const { lifecycle, queue, uploads, metrics, limits } = deps;
+
+  const loaded = (): EnginePort => {
+    const engine = lifecycle.loaded();
+    if (!engine) throw new EngineError('NOT_READY', 'the model is still loading');
+    return engine;
+  };
+
+  const served = (engine: EnginePort, name: string, version: string | undefined): void => {
+    const { manifest } = engine;
+    if (name !== manifest.name) throw new EngineError('NOT_FOUND', `no model named ${JSON.stringify(name)}; this service serves ${JSON.stringify(manifest.name)}`);
+    if (version && version !== manifest.version) {
+      throw new EngineError('NOT_FOUND', `model ${JSON.stringify(name)} has no version ${JSON.stringify(version)}; it serves ${JSON.stringify(manifest.version)}`);
+    }
+  };
+
+  const classifyOne = async (engine: EnginePort, video: Buffer, knobs: Knobs, signal: AbortSignal): Promise<ClassifyResult> => {
+    if (video.length === 0) throw new EngineError('BAD_REQUEST', 'the video is empty');
+    if (video.length > limits.maxUploadBytes) throw new EngineError('UPLOAD_TOO_LARGE', `the video is larger than ${limits.maxUploadBytes} bytes`, { maxBytes: limits.maxUploadBytes });
+    const temps = uploads.session();
+    // ffmpeg needs a seekable file: an MP4 with its index at the end cannot be decoded from a pipe.
+    const file = temps.path();
+    try {
+      await writeFile(file, video, { flag: 'wx', mode: 0o600 });
+      const { value } = await queue.run(() => engine.classify(file, knobs, { signal, probabilities: true }), signal);
+      return value;
+    } catch (err) {
+      if (!isEngineError(err, 'QUEUE_FULL')) metrics.videoFailed();
+      const error = toServiceError(err);
+      // The temp path means nothing to the client (and is the server's business).
+      if (!error.message.includes(file)) throw error;
+      throw new EngineError(error.code, error.message.split(`file:${file}`).join('the video').split(file).join('the video'), undefined, { cause: error });
+    } finally {
+      await temps.removeAll();
+    }
+  };
+
+  return {
+    live: () => true,
+    ready: () => lifecycle.ready(),
+    serverMetadata: () => ({ name: 'haltingvt', version: deps.serverVersion, extensions: ['binary_tensor_data', 'classification'] }),
+
+    modelMetadata(name, version) {
+      const engine = loaded();
+      served(engine, name, version);
+      return modelMetadata(engine);
+    },
+
+    modelReady(name, version) {
+      const engine = lifecycle.loaded();
+      if (engine) served(engine, name, version);
+      return engine !== undefined && lifecycle.ready();
+    },
+
+    async infer(request, signal) {
+      served(loaded(), request.modelName, request.modelVersion || undefined);
+      const engine = lifecycle.engine();
+      const { manifest } = engine;
+      const videos = videoInput(request.inputs, limits.maxBatchItems);
+      const knobs = engine.validateKnobs(parseKnobs(knobText(request.parameters)));
+      const wanted = requestedOutputs(request.outputs, manifest.labels.length);
+      // The request body is already in memory (HTTP parser, gRPC message): admission here bounds
+      // the work, not the bytes received; MAX_UPLOAD_BYTES bounds each body.
+      const release = queue.admit();
+      if (videos.length > 1) metrics.batch(videos.length);
+      const leave = lifecycle.enter();
+      let outcomes: Outcome[];
+      try {
+        const settled = await inLanes(videos, queue.concurrency, (video) => classifyOne(engine, video, knobs, signal));
+        outcomes = settled.map((s) => (s.status === 'fulfilled' ? { ok: true, result: s.value } : { ok: false, error: toServiceError(s.reason) }));
+      } finally {
+        leave();
+        release();
+      }
+      if (signal.aborted) throw new EngineError('ABORTED', 'the client went away');
+      const [first] = outcomes;
+      if (outcomes.length === 1 && first && !first.ok) throw first.error;
+      for (const o of outcomes) {
+        if (o.ok) metrics.observeVideo(toMetricsResult(o.result));
+        else metrics.error(o.error.code);
+      }
+      const failed = outcomes.filter((o) => !o.ok).length;
+      return {
+        model_name: manifest.name,
+        model_version: manifest.version,
+        id: request.id,
+        parameters: { ...knobs, succeeded: outcomes.length - failed, failed },
+        outputs: wanted.map(({ name, classification }) => buildOutput(name, classification, outcomes, knobs, manifest.labels, manifest.flops.joint_blocks)),
+      };
+    },
+  };
+}
+
+export function modelMetadata(engine: EnginePort): ModelMetadata {
+  const { manifest } = engine;
+  return {
+    name: manifest.name,
+    versions: [manifest.version],
+    platform: 'haltingvt',
+    inputs: [{ name: INPUT_NAME, datatype: 'BYTES', shape: [-1, 1] }],
+    outputs: [
+      { name: 'LABELS', datatype: 'BYTES', shape: [-1, -1] },
+      { name: 'PROBABILITIES', datatype: 'FP32', shape: [-1, manifest.labels.length] },
+      { name: 'GFLOPS', datatype: 'FP32', shape: [-1, 1] },
+      { name: 'TOKENS', datatype: 'INT64', shape: [-1, manifest.flops.joint_blocks] },
+      { name: 'ERROR', datatype: 'BYTES', shape: [-1, 1] },
+    ],
+  };
+}
+
+function videoInput(inputs: InferInput[], maxItems: number): Buffer[] {
+  const others = inputs.filter((i) => i.name !== INPUT_NAME).map((i) => JSON.stringify(i.name));
+  if (others.length > 0) throw new EngineError('BAD_REQUEST', `unknown input ${others.join(', ')}; this model takes one input, ${INPUT_NAME}`);
+  const [input, twice] = inputs;
+  if (!input) throw new EngineError('BAD_REQUEST', `the request has no ${INPUT_NAME} input`);
+  if (twice) throw new EngineError('BAD_REQUEST', `input ${INPUT_NAME} appears twice`);
+  if (input.datatype !== 'BYTES') throw new EngineError('BAD_REQUEST', `input ${INPUT_NAME} must be BYTES (one encoded video per element), got ${input.datatype}`);
+  const { shape } = input;
+  const [n] = shape;
+  const shapeOk = shape.every((d) => Number.isInteger(d) && d >= 0) && (shape.length === 1 || (shape.length === 2 && shape[1] === 1));
+  if (!shapeOk || n === undefined) throw new EngineError('BAD_REQUEST', `input ${INPUT_NAME} must have shape [N, 1] or [N], got [${shape.join(', ')}]`);
+  if (n === 0) throw new EngineError('BAD_REQUEST', `input ${INPUT_NAME} holds no video`);
+  if (n > maxItems) throw new EngineError('BATCH_TOO_LARGE', `a batch holds at most ${maxItems} videos`, { maxItems });
+  if (input.elements.length !== elementCount(shape)) {
+    throw new EngineError('BAD_REQUEST', `input ${INPUT_NAME} has shape [${shape.join(', ')}] but carries ${input.elements.length} elements`);
+  }
+  return input.elements;
+}
+
+/** The knobs among the request parameters, as text for the /v1 parser (same ranges, same errors). */
+function knobText(parameters: Record<string, ParameterValue>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(parameters)) {
+    if (PROTOCOL_PARAMETERS.has(name)) continue;
+    out[name] = String(value);
+  }
+  return out;
+}
+
+interface Wanted {
+  name: OutputName;
+  /** The classification extension's k, when asked for. */
+  classification: number | undefined;
+}
+
+function requestedOutputs(outputs: InferRequest['outputs'], classes: number): Wanted[] {
+  if (!outputs || outputs.length === 0) return OUTPUT_NAMES.map((name) => ({ name, classification: undefined }));
+  return outputs.map(({ name, parameters }) => {
+    if (!(OUTPUT_NAMES as readonly string[]).includes(name)) {
+      throw new EngineError('BAD_REQUEST', `unknown output ${JSON.stringify(name)}; this model has ${OUTPUT_NAMES.join(', ')}`);
+    }
+    const k = parameters.classification;
+    if (k === undefined) return { name: name as OutputName, classification: undefined };
+    if (name !== 'LABELS' && name !== 'PROBABILITIES') throw new EngineError('BAD_REQUEST', `classification applies to LABELS or PROBABILITIES, not ${name}`);
+    const count = typeof k === 'string' && /^[0-9]+$/.test(k) ? Number(k) : k;
+    if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > classes) {
+      throw new EngineError('BAD_REQUEST', `classification=${String(k)} must be an integer in [1, ${classes}]`);
+    }
+    return { name: name as OutputName, classification: count };
+  });
+}
+
+function buildOutput(name: OutputName, classification: number | undefined, outcomes: Outcome[], knobs: Knobs, labels: readonly string[], layers: number): OutputTensor {
+  const n = outcomes.length;
+  switch (name) {
+    case 'LABELS':
+    case 'PROBABILITIES': {
+      if (name === 'PROBABILITIES' && classification === undefined) {
+        return { name, datatype: 'FP32', shape: [n, labels.length], data: outcomes.flatMap((o) => (o.ok ? Array.from(o.result.probabilities ?? []) : zeros(labels.length))) };
+      }
+      const k = classification ?? knobs.top_k;
+      const data = outcomes.flatMap((o) =>
+        o.ok ? topK(o.result.probabilities ?? [], k, labels).map((p) => Buffer.from(`${p.probability.toFixed(6)}:${p.index}:${p.label}`)) : new Array<Buffer>(k).fill(Buffer.alloc(0)),
+      );
+      return { name, datatype: 'BYTES', shape: [n, k], data };
+    }
+    case 'GFLOPS':
+      return { name, datatype: 'FP32', shape: [n, 1], data: outcomes.map((o) => (o.ok ? o.result.gflops : 0)) };
+    case 'TOKENS':
+      return { name, datatype: 'INT64', shape: [n, layers], data: outcomes.flatMap((o) => (o.ok ? o.result.tokens.per_layer : zeros(layers))) };
+    case 'ERROR':
+      return {
+        name,
+        datatype: 'BYTES',
+        shape: [n, 1],
+        data: outcomes.map((o) => Buffer.from(o.ok ? '' : `${o.error.code}: ${ERRORS[o.error.code].status < 500 ? o.error.message : ERRORS[o.error.code].title}`)),
+      };
+  }
+}
+
+function zeros(n: number): number[] {
+  return new Array<number>(n).fill(0);
+}
+
+/** The per-video metrics take the /v1 result shape; only the fields they read matter. */
+function toMetricsResult(r: ClassifyResult): Parameters<Metrics['observeVideo']>[0] {
+  return { filename: null, top: r.top, tokens: r.tokens, gflops: r.gflops, dense_gflops: r.dense_gflops, knobs: r.knobs, video: r.video, timings_s: r.timings_s };
+}
