@@ -9,6 +9,7 @@ const BY_STATUS: Record<number, Code> = {
   400: Code.INVALID_ARGUMENT,
   401: Code.UNAUTHENTICATED,
   404: Code.NOT_FOUND,
+  408: Code.DEADLINE_EXCEEDED,
   413: Code.RESOURCE_EXHAUSTED,
   415: Code.INVALID_ARGUMENT,
   422: Code.INVALID_ARGUMENT,
@@ -17,6 +18,7 @@ const BY_STATUS: Record<number, Code> = {
   500: Code.INTERNAL,
   503: Code.UNAVAILABLE,
   504: Code.DEADLINE_EXCEEDED,
+  507: Code.RESOURCE_EXHAUSTED, // out of upload space: a capacity problem, like 429
 };
 
 export function grpcCode(error: EngineError): Code {
