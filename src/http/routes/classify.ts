@@ -209,7 +209,7 @@ async function receiveFile(part: MultipartFile, temps: TempFiles, renames: Renam
   }
 }
 
-function parseKnobs(input: Record<string, unknown>): Record<string, number | undefined> {
+function parseKnobs(input: Record<string, unknown>): KnobFields {
   const parsed = KnobFields.safeParse(input);
   if (parsed.success) return parsed.data;
   const unknown = parsed.error.issues.find((i) => i.code === 'unrecognized_keys');
