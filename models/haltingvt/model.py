@@ -8,7 +8,8 @@ Two forward paths that give the same logits and token counts:
   has halted. Exact thanks to one shared null key/value per sample (what a zeroed token presents:
   LayerNorm(0) = bias) whose logit gets +log(n_halted). Batched videos are padded to the batch's
   largest live count and the padding is masked out of attention. The ONNX graph (export/graph.py)
-  mirrors this path op by op.
+  mirrors this path op by op. Training-free token merging (merging.py: ToMe, vid-TLDR) is defined on
+  this path only: it physically changes the token set, which the dense masked loop has no place for.
 
 Shapes: B batch, T frames, P patches per frame, N tokens, D channels, L joint layers.
 """
