@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * haltingvt classify FILE... [--top-k N] [--keep-ratio R] [--threshold H] [--model DIR] [--pretty]
+ * haltingvt classify FILE... [--top-k N] [--keep-ratio R] [--threshold H] [--merge-mode M --merge-ratio R] [--model DIR] [--pretty]
  *
  * Prints one JSON result per line per file (a table with --pretty). A file that fails prints
  * {"file", "error": {code, message}} in its place and the exit code becomes 1. Logs and the
@@ -19,6 +19,8 @@ options:
   --top-k N          labels to print (manifest range)
   --keep-ratio R     share of patches per frame the Glimpser keeps (manifest range)
   --threshold H      halting threshold (manifest range)
+  --merge-mode M     token merging in the joint layers: none, tome or tldr (models that offer it)
+  --merge-ratio R    share of the live patch tokens each joint layer merges away (manifest range)
   --model DIR        model folder (default: models/default, else models/fixtures/tiny)
   --pretty           a table instead of JSON lines
   --providers LIST   execution providers in order of preference (default: cuda,cpu)
@@ -43,6 +45,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         'top-k': { type: 'string' },
         'keep-ratio': { type: 'string' },
         threshold: { type: 'string' },
+        'merge-mode': { type: 'string' },
+        'merge-ratio': { type: 'string' },
         model: { type: 'string' },
         pretty: { type: 'boolean', default: false },
         providers: { type: 'string' },
@@ -70,6 +74,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     top_k: numberFlag(values['top-k']),
     keep_ratio: numberFlag(values['keep-ratio']),
     halt_threshold: numberFlag(values.threshold),
+    merge_mode: values['merge-mode'],
+    merge_ratio: numberFlag(values['merge-ratio']),
   };
   const modelDir = values.model ?? defaultModelDir(io.cwd);
   const logger = pino({ level: values.verbose ? 'info' : 'warn' }, pino.destination({ dest: 2, sync: true }));

@@ -86,6 +86,12 @@ describe('haltingvt classify', () => {
     expect(lines[3]).toContain('ERROR VIDEO_STILL_IMAGE');
   });
 
+  it('passes the token-merging knobs', async () => {
+    const { code, seen } = await run(['classify', 'a.mp4', '--merge-mode', 'tldr', '--merge-ratio', '0.2']);
+    expect(code).toBe(0);
+    expect(seen.knobs[0]).toMatchObject({ merge_mode: 'tldr', merge_ratio: 0.2 });
+  });
+
   it('refuses bad knobs once with exit code 2 and closes the engine', async () => {
     const { code, stderr, stdout, seen } = await run(['classify', 'a.mp4', '--keep-ratio', '7']);
     expect(code).toBe(2);

@@ -12,6 +12,7 @@ COMMANDS = {
     "synth": ("haltingvt.synth.cli", "procedural motion benchmark: stream or write a split"),
     "train": ("haltingvt.train", "train end to end (task + ponder + Motion Loss)"),
     "eval": ("haltingvt.evaluate", "accuracy, GFLOPs and tokens on a split; keep/threshold sweep"),
+    "merge-eval": ("haltingvt.merge_eval", "accuracy vs GFLOPs of an exported model: keep, halting, ToMe, vid-TLDR"),
     "golden": ("haltingvt.golden", "write the golden cases shared with the TypeScript side"),
 }
 

@@ -3,6 +3,9 @@
 The formula is written once in docs/contracts.md and mirrored in src/engine/flops.ts; both are checked
 against golden/flops.json. LayerNorm, softmax, GELU and the sigmoid are ignored (< 0.2%), and the
 null key of the compact path (one extra key per layer) is not counted: the paper counts n^2.
+
+Token merging (merging.py) in a joint layer: attention and its projections run on the n tokens that
+enter, the MLP on the n - r left after the merge, and the merge itself costs merging.merge_macs.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .config import HaltingVTConfig, kept_patches, stem_stages
+from .merging import merge_count, merge_macs
 
 
 @dataclass(frozen=True)
@@ -24,12 +28,13 @@ class FlopsConstants:
     classes: int
     motion_classes: int
     embed_macs: int  # the whole patch embedding (stem), per video
+    heads: int = 0  # attention heads (ToMe's metric is D / heads wide); 0 in manifests written before merging
 
     @classmethod
     def of(cls, cfg: HaltingVTConfig) -> "FlopsConstants":
         return cls(cfg.num_frames, cfg.patches_per_frame, cfg.in_chans * cfg.patch_size ** 2, cfg.embed_dim,
                    cfg.mlp_hidden, cfg.num_glimpser, cfg.num_joint, cfg.num_classes, 2 if cfg.motion_head else 0,
-                   stem_macs(cfg))
+                   stem_macs(cfg), cfg.num_heads)
 
     @classmethod
     def from_dict(cls, d: dict) -> "FlopsConstants":
@@ -68,21 +73,33 @@ def glimpser_macs(k: FlopsConstants, kept: int) -> int:
     return temporal + spatial + mlp
 
 
-def joint_macs(k: FlopsConstants, tokens: int) -> int:
-    """One joint block over `tokens` active tokens: linear layers + attention (QK^T and AV)."""
-    return tokens * (4 * k.dim * k.dim + 2 * k.dim * k.mlp_hidden) + 2 * tokens * tokens * k.dim
+def joint_macs(k: FlopsConstants, tokens: int, mlp_tokens: int | None = None) -> int:
+    """One joint block over `tokens` active tokens: qkv, proj, attention (QK^T and AV), and the MLP
+    on `mlp_tokens` (fewer than `tokens` when the layer merged some; default: all of them)."""
+    mlp = tokens if mlp_tokens is None else mlp_tokens
+    return tokens * 4 * k.dim * k.dim + 2 * tokens * tokens * k.dim + mlp * 2 * k.dim * k.mlp_hidden
+
+
+def merged_joint_macs(k: FlopsConstants, tokens: int, merge_mode: str, merge_ratio: float) -> int:
+    """One joint block that merges (merging.py): its reduced MLP plus the merge's own cost."""
+    if merge_mode == "none":
+        return joint_macs(k, tokens)
+    r = merge_count(tokens, merge_ratio)
+    return joint_macs(k, tokens, tokens - r) + merge_macs(tokens, merge_mode, merge_ratio, k.dim, k.dim // max(k.heads, 1))
 
 
 def head_macs(k: FlopsConstants) -> int:
     return k.dim * (k.classes + k.motion_classes)
 
 
-def video_macs(k: FlopsConstants, kept: int, active_tokens: list[int]) -> int:
+def video_macs(k: FlopsConstants, kept: int, active_tokens: list[int], merge_mode: str = "none",
+               merge_ratio: float = 0.0) -> int:
     """Total multiply-adds for one video: `kept` patches per frame after the Glimpser, and the
-    active-token count of every joint layer (0 after the class token halted)."""
+    active-token count of every joint layer (0 after the class token halted), merging as requested."""
     assert len(active_tokens) == k.joint_blocks, f"need {k.joint_blocks} layer counts, got {len(active_tokens)}"
     glimpser = sum(glimpser_macs(k, k.patches) for _ in range(k.glimpser_blocks - 1)) + glimpser_macs(k, kept)
-    return embed_macs(k) + glimpser + sum(joint_macs(k, n) for n in active_tokens) + head_macs(k)
+    joint = sum(merged_joint_macs(k, n, merge_mode, merge_ratio) for n in active_tokens)
+    return embed_macs(k) + glimpser + joint + head_macs(k)
 
 
 def glimpser_only_tokens(k: FlopsConstants, kept: int) -> list[int]:

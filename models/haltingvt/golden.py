@@ -10,11 +10,13 @@ import numpy as np
 import torch
 
 from .config import kept_patches, preset
-from .flops import FlopsConstants, glimpser_only_tokens, video_macs
+from .flops import FlopsConstants, glimpser_only_tokens, merged_joint_macs, video_macs
+from .merging import MERGE_MODES, merge_count, merge_macs
 from .sampling import segment_centre_indices
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-PARITY_KNOBS = [(0.5, 0.99), (0.3, 0.9), (1.0, 0.99), (0.5, 3.0)]
+PARITY_KNOBS = [(0.5, 0.99, "none", 0.0), (0.3, 0.9, "none", 0.0), (1.0, 0.99, "none", 0.0), (0.5, 3.0, "none", 0.0),
+                (0.5, 0.99, "tome", 0.3), (1.0, 3.0, "tome", 0.5), (0.5, 0.9, "tldr", 0.25), (1.0, 3.0, "tldr", 0.5)]
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 
@@ -36,6 +38,38 @@ def flops_cases() -> list[dict]:
     return cases
 
 
+def merging_cases() -> dict:
+    """merge_count and merge_macs for a spread of live counts and ratios, and whole videos whose
+    joint layers merge (the token counts a run without halting reports)."""
+    counts = [{"live": n, "ratio": r, "merged": merge_count(n, r)}
+              for n in (0, 1, 2, 3, 4, 21, 37, 201, 785) for r in (0.0, 0.05, 0.1, 0.25, 0.3, 0.45, 0.5)]
+    costs = [{"live": n, "mode": mode, "ratio": r, "dim": d, "heads": h, "macs": merge_macs(n, mode, r, d, d // h)}
+             for n in (0, 3, 21, 201, 785) for mode in MERGE_MODES for r in (0.1, 0.5) for d, h in ((128, 4), (384, 6))]
+    videos = []
+    for name, keep, mode, ratio, halted in [
+        ("motion-tiny", 0.5, "tome", 0.25, None), ("motion-tiny", 0.5, "tldr", 0.25, None),
+        ("motion-tiny", 1.0, "tome", 0.5, None), ("motion-tiny", 0.5, "tome", 0.1, [201, 150, 90, 40, 0, 0]),
+        ("paper-minik-g05-b20", 0.5, "tome", 0.1, None), ("paper-minik-g05-b20", 0.5, "tldr", 0.3, None),
+        ("test-micro", 0.5, "tldr", 0.5, [21, 9, 3, 0]), ("test-micro", 0.5, "none", 0.5, None),
+    ]:
+        k = FlopsConstants.of(preset(name))
+        kept = kept_patches(keep, k.patches) if keep < 1.0 else k.patches
+        active = halted or unhalted_merged_tokens(1 + k.frames * kept, k.joint_blocks, mode, ratio)
+        macs = video_macs(k, kept, active, mode, ratio)
+        videos.append({"preset": name, "constants": k.to_dict(), "keep": keep, "kept_per_frame": kept,
+                       "merge_mode": mode, "merge_ratio": ratio, "active_tokens": active,
+                       "joint_macs": [merged_joint_macs(k, n, mode, ratio) for n in active],
+                       "macs": macs, "gflops": round(macs / 1e9, 6)})
+    return {"counts": counts, "costs": costs, "videos": videos}
+
+
+def unhalted_merged_tokens(first: int, layers: int, mode: str, ratio: float) -> list[int]:
+    tokens = [first]
+    while len(tokens) < layers:
+        tokens.append(tokens[-1] - (merge_count(tokens[-1], ratio) if mode != "none" else 0))
+    return tokens
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m haltingvt golden")
     ap.add_argument("--out", default=str(GOLDEN))
@@ -50,6 +84,8 @@ def main(argv: list[str]) -> int:
     for name, cases in docs.items():
         (out / name).write_text(json.dumps({"cases": cases}, indent=1) + "\n")
         print(f"wrote {out / name}: {len(cases)} cases")
+    (out / "merging.json").write_text(json.dumps(merging_cases(), indent=1) + "\n")
+    print(f"wrote {out / 'merging.json'}")
     write_tiny_fixture(FIXTURES / "tiny", out / "parity_tiny")
     write_video_fixtures(out / "frames")
     return 0
@@ -85,19 +121,21 @@ def write_tiny_fixture(model_dir: Path, parity_dir: Path) -> None:
     """A tiny exported model whose tokens halt at different layers, and cases for cross-language
     parity: an input tensor (float32 little-endian, NCTHW) with the reference path's outputs."""
     from .export import export_model
-    from .testing import random_model, random_video
+    from .testing import random_model, random_video, sharpen_attention
 
     cfg = preset("test-micro", labels=("left", "right", "up", "down", "still"))
-    model = random_model(cfg, seed=0)
+    model = sharpen_attention(random_model(cfg, seed=0))  # vid-TLDR's saliency needs rows that are not uniform
     export_model(model, model_dir, "tiny", "0.0.1")
     video = random_video(cfg, batch=3, seed=7)  # (3, 3, T, S, S)
     parity_dir.mkdir(parents=True, exist_ok=True)
     (parity_dir / "input.f32").write_bytes(video.numpy().astype("<f4").tobytes())
     cases = []
-    for keep, threshold in PARITY_KNOBS:
-        with torch.no_grad():
-            ref = model.forward_reference(video, keep, threshold)
-        cases.append({"keep_ratio": keep, "halt_threshold": threshold, "logits": ref.logits.numpy().round(7).tolist(),
+    for keep, threshold, mode, ratio in PARITY_KNOBS:
+        with torch.no_grad():  # the dense reference where it applies; merging exists on the compact path only
+            ref = model.forward_reference(video, keep, threshold) if mode == "none" else \
+                model.forward_compact(video, keep, threshold, mode, ratio)
+        cases.append({"keep_ratio": keep, "halt_threshold": threshold, "merge_mode": mode, "merge_ratio": ratio,
+                      "logits": ref.logits.numpy().round(7).tolist(),
                       "active_tokens": ref.active_tokens.tolist(), "patch_stop_layer": ref.patch_stop_layer.tolist()})
     doc = {"model": str(model_dir.relative_to(model_dir.parents[2])), "input": "input.f32",
            "input_shape": list(video.shape), "cases": cases}

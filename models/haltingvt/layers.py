@@ -104,10 +104,10 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, key_bias: torch.Tensor | None = None,
                 null_k: torch.Tensor | None = None, null_v: torch.Tensor | None = None,
-                null_bias: torch.Tensor | None = None, return_cls_attn: bool = False):
+                null_bias: torch.Tensor | None = None, return_cls_attn: bool = False, return_merge_parts: bool = False):
         B, N, D = x.shape
         q, k, v = self.split_heads(x)  # (B, H, N, d)
-        if null_k is None and not return_cls_attn:
+        if null_k is None and not (return_cls_attn or return_merge_parts):
             # Same math as below through PyTorch's fused kernel: no (B, H, N, N) matrix is kept for
             # backward. Measured on 2 CPU cores, motion-tiny, 32 clips, every patch kept: forward +
             # backward 2.2 s -> 1.4 s (at keep 0.5 no difference).
@@ -128,6 +128,8 @@ class Attention(nn.Module):
         out = self.proj(out.transpose(1, 2).reshape(B, N, D))  # (B, N, D)
         if return_cls_attn:
             return out, attn[:, :, 0, 1:N].mean(dim=1)  # (B, N-1): class query vs patch keys, head mean
+        if return_merge_parts:  # what token merging reads: the map (saliency) and the head-mean keys (ToMe metric)
+            return out, attn, k.mean(dim=1)  # (B, N, D), (B, H, N, N[+1]), (B, N, d)
         return out
 
 
@@ -200,6 +202,16 @@ class JointBlock(nn.Module):
     def forward(self, x: torch.Tensor, **attn_extras) -> torch.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x), **attn_extras))  # (B, N, D)
         return x + self.drop_path(self.mlp(self.norm2(x)))  # (B, N, D)
+
+    def attend(self, x: torch.Tensor, **attn_extras):
+        """The first half of the block (attention residual) and what a merge reads from it:
+        (x (B, N, D), attention map (B, H, N, K), head-mean keys (B, N, d))."""
+        out, probs, keys = self.attn(self.norm1(x), return_merge_parts=True, **attn_extras)
+        return x + self.drop_path(out), probs, keys
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The second half: the MLP residual, on the tokens left after a merge."""
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
     def null_kv(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.attn.null_kv(self.norm1.bias)

@@ -8,7 +8,8 @@ Two forward paths that give the same logits and token counts:
   has halted. Exact thanks to one shared null key/value per sample (what a zeroed token presents:
   LayerNorm(0) = bias) whose logit gets +log(n_halted). Batched videos are padded to the batch's
   largest live count and the padding is masked out of attention. The ONNX graph (export/graph.py)
-  mirrors this path op by op.
+  mirrors this path op by op. Training-free token merging (merging.py: ToMe, vid-TLDR) is defined on
+  this path only: it physically changes the token set, which the dense masked loop has no place for.
 
 Shapes: B batch, T frames, P patches per frame, N tokens, D channels, L joint layers.
 """
@@ -22,6 +23,7 @@ from torch import nn
 
 from .config import HaltingVTConfig
 from .halting import NEG_INF, act_step, halting_score, null_logit_bias
+from .merging import MERGE_MODES, merge_counts, merge_mode_index, merge_step, sharpness_saliency
 from .layers import ConvStem3d, GlimpserBlock, JointBlock, PatchEmbed, drop_path_rates, init_weights
 
 
@@ -178,13 +180,19 @@ class HaltingVT(nn.Module):
     # ---- compact path: halted tokens removed ---------------------------------------------------
 
     def forward_compact(self, video: torch.Tensor, keep: float | None = None,
-                        threshold: float | None = None) -> HaltingOutput:
+                        threshold: float | None = None, merge_mode: str = "none",
+                        merge_ratio: float = 0.0) -> HaltingOutput:
+        """`merge_mode` "tome" or "tldr" merges `merge_ratio` of the live patch tokens in every joint
+        layer (merging.py); "none" (or ratio 0) runs exactly the ops of the unmerged path."""
         cfg = self.cfg
         thr = self._threshold(threshold)
+        mode = MERGE_MODES[merge_mode_index(merge_mode)]
+        ratio = float(merge_ratio) if mode != "none" else 0.0
         x, ids = self.glimpse(self.embed(video), self._keep(keep))  # (B, N, D), (B, N)
         B, N, D = x.shape
         dummy = cfg.num_frames * cfg.patches_per_frame  # scatter slot for the class token and padding
         c = x.new_zeros(B, N)
+        size = x.new_ones(B, N)  # original tokens each token stands for (merging.py)
         live = torch.ones(B, N, dtype=torch.bool, device=x.device)  # alive and not padding
         n_halted = x.new_zeros(B)
         r_cls = x.new_ones(B)
@@ -195,13 +203,20 @@ class HaltingVT(nn.Module):
             if not bool(live.any()):
                 break  # every class token has halted: nothing left to compute
             last = i == cfg.num_joint - 1
-            x, c, ids, live = compact(x, c, ids, live)  # (B, M, D), (B, M), (B, M), (B, M)
+            x, c, ids, live, size = compact(x, c, ids, live, size)  # (B, M, D), then (B, M) each
             counts[i] = live.sum(-1)
             stop.scatter_(1, torch.where(live, ids, ids.new_full((), dummy)), i + 1)
             null_k, null_v = blk.null_kv()  # (H, d) each
-            key_bias = torch.where(live, 0.0, NEG_INF)  # (B, M): padding is never attended
-            z = blk(x, key_bias=key_bias, null_k=null_k, null_v=null_v,
-                    null_bias=null_logit_bias(n_halted, cfg.quirk_attend_halted))  # (B, M, D)
+            key_bias = torch.where(live, torch.log(size), NEG_INF)  # (B, M): proportional attention; padding never attended
+            x, probs, keys = blk.attend(x, key_bias=key_bias, null_k=null_k, null_v=null_v,
+                                        null_bias=null_logit_bias(n_halted, cfg.quirk_attend_halted))  # (B, M, D)
+            r = merge_counts(counts[i], ratio)  # (B,)
+            if bool((r > 0).any()):
+                patch = live & (torch.arange(x.shape[1], device=x.device) > 0)
+                saliency = sharpness_saliency(probs, patch) if mode == "tldr" else None
+                metric = x if mode == "tldr" else keys
+                x, size, c, ids, live = merge_step(x, size, c, ids, live, metric, r, saliency)
+            z = blk.feed_forward(x)  # (B, M', D)
             h = halting_score(z[..., 0], cfg.halt_scale, cfg.halt_center)  # (B, M)
             if not cfg.quirk_cls_halts and not last:
                 h = torch.cat([torch.zeros_like(h[:, :1]), h[:, 1:]], dim=1)
@@ -209,7 +224,7 @@ class HaltingVT(nn.Module):
             c, r, weight, _, still = act_step(c, r, h, live, thr, last)
             cls_out = cls_out + z[:, 0] * weight[:, :1]  # (B, D)
             r_cls = r[:, 0]
-            n_halted = n_halted + (live & ~still).sum(-1).to(x.dtype)
+            n_halted = n_halted + torch.where(live & ~still, size, torch.zeros_like(size)).sum(-1)  # halted mass
             live = still & still[:, :1]  # a video whose class token halted drops all its tokens
             x = z
         stop[:, -1] = 0
@@ -227,7 +242,7 @@ def sincos_table(positions: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.nn.functional.pad(table, (0, dim - table.shape[1]))  # (N, dim)
 
 
-def compact(x: torch.Tensor, c: torch.Tensor, ids: torch.Tensor, live: torch.Tensor):
+def compact(x: torch.Tensor, c: torch.Tensor, ids: torch.Tensor, live: torch.Tensor, size: torch.Tensor):
     """Moves each sample's live tokens to the front (stable) and cuts the token axis to the batch's
     largest live count (at least 1). The class token, when live, stays at position 0."""
     B, N = live.shape
@@ -236,4 +251,4 @@ def compact(x: torch.Tensor, c: torch.Tensor, ids: torch.Tensor, live: torch.Ten
     key = torch.where(live, pos, pos + N).float()  # (B, N): live tokens first, order kept
     order = key.topk(M, dim=-1, largest=False, sorted=True).indices  # (B, M)
     x = x.gather(1, order[..., None].expand(B, M, x.shape[-1]))  # (B, M, D)
-    return x, c.gather(1, order), ids.gather(1, order), live.gather(1, order)
+    return x, c.gather(1, order), ids.gather(1, order), live.gather(1, order), size.gather(1, order)

@@ -28,4 +28,4 @@ RUN=${RUN:-runs/motion-tiny}
 "$PY" -m haltingvt eval --checkpoint "$RUN/final.pt" --data data/heldout --sweep --out models/default/eval
 
 # 4. export: ONNX graph + manifest (sha256 of every file, eval report included), parity-checked
-"$PY" -m haltingvt export --checkpoint "$RUN/final.pt" --out models/default --name motion-tiny --version 3.1.0
+"$PY" -m haltingvt export --checkpoint "$RUN/final.pt" --out models/default --name motion-tiny --version 3.2.0

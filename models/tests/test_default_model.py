@@ -76,3 +76,24 @@ def test_static_clips_score_near_chance(fresh):
     static = np.repeat(clips[:, :1], clips.shape[1], axis=1)  # one frame repeated
     pred, _ = run(manifest, sess, static, manifest["knobs"]["keep_ratio"]["default"], 0.99)
     assert float((pred == labels).mean()) < 0.3  # chance is 1/12
+
+
+def test_answers_at_the_default_knobs_are_those_of_before_merging():
+    """golden/default_answers.json holds what motion-tiny 3.1.0 (no merge inputs) answered at its
+    default knobs; with merging off the graph must give the same logits, tokens and stop layers."""
+    from haltingvt.synth import stream
+
+    doc = json.loads((DEFAULT.parent / "golden" / "default_answers.json").read_text())
+    manifest = json.loads((DEFAULT / "manifest.json").read_text())
+    assert manifest["knobs"]["merge_mode"]["default"] == "none"
+    assert (doc["keep_ratio"], doc["halt_threshold"]) == (manifest["knobs"]["keep_ratio"]["default"],
+                                                          manifest["knobs"]["halt_threshold"]["default"])
+    spec = manifest["input"]
+    clips = np.stack([stream.make_eval_clip(doc["seed"], i, spec["frames"], spec["size"], spec["resize_short_side"])[0]
+                      for i in range(doc["clips"])])
+    sess = ort.InferenceSession(str(DEFAULT / "model.onnx"), providers=["CPUExecutionProvider"])
+    logits, tokens, stop = sess.run(None, feeds(to_tensor(clips).numpy(), doc["keep_ratio"], doc["halt_threshold"],
+                                                manifest["knobs"]["merge_mode"]["default"], manifest["knobs"]["merge_ratio"]["default"]))
+    expected = np.array(doc["logits"], np.float32)
+    assert np.abs(logits - expected).max() <= 1e-6 * np.abs(expected).max()
+    assert tokens.tolist() == doc["active_tokens"] and stop.reshape(len(clips), -1).sum(-1).tolist() == doc["patch_stop_layer_sum"]

@@ -12,7 +12,8 @@ import torch
 from haltingvt import preset
 from haltingvt.export import export_model, feeds, sha256
 from haltingvt.export.graph import build_graph
-from haltingvt.testing import random_model, random_video
+from haltingvt.merging import merge_count
+from haltingvt.testing import random_model, random_video, sharpen_attention
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -57,7 +58,7 @@ def test_batched_equals_unbatched_in_onnx_runtime(exported):
 
 def test_dynamic_dims_and_io_names():
     graph = build_graph(random_model(preset("test-micro"))).graph
-    assert [i.name for i in graph.input] == ["video", "keep_ratio", "halt_threshold"]
+    assert [i.name for i in graph.input] == ["video", "keep_ratio", "halt_threshold", "merge_mode", "merge_ratio"]
     assert [o.name for o in graph.output] == ["logits", "active_tokens", "patch_stop_layer"]
     assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
     assert sum(n.op_type == "If" for n in graph.node) == preset("test-micro").num_joint
@@ -70,7 +71,9 @@ def test_manifest_describes_everything_and_hashes_every_file(exported):
     assert m["format"] == "haltingvt-manifest/1" and m["name"] == "micro"
     assert m["labels"] == ["a", "b", "c", "d", "e"] == (out / "labels.txt").read_text().split()
     assert m["input"]["frames"] == 4 and m["input"]["size"] == 48 and m["input"]["mean"] == [127.5] * 3
-    assert [i["name"] for i in m["graph"]["inputs"]] == ["video", "keep_ratio", "halt_threshold"]
+    assert [i["name"] for i in m["graph"]["inputs"]] == ["video", "keep_ratio", "halt_threshold", "merge_mode", "merge_ratio"]
+    assert m["knobs"]["merge_mode"] == {"default": "none", "choices": ["none", "tome", "tldr"], "help": m["knobs"]["merge_mode"]["help"]}
+    assert (m["knobs"]["merge_ratio"]["default"], m["knobs"]["merge_ratio"]["min"], m["knobs"]["merge_ratio"]["max"]) == (0.0, 0.0, 0.5)
     assert m["graph"]["outputs"][1] == {"name": "active_tokens", "dtype": "int64", "shape": ["batch", 4]}
     assert m["knobs"]["keep_ratio"]["default"] == 0.5 and m["knobs"]["halt_threshold"]["default"] == 0.99
     assert set(m["flops"]) >= {"frames", "patches", "dim", "mlp_hidden", "joint_blocks"}
@@ -113,3 +116,56 @@ def test_parity_with_the_conv3d_stem(tmp_path):
             ref = model.forward_reference(video, keep, thr)
         assert np.abs(logits - ref.logits.numpy()).max() / np.abs(ref.logits.numpy()).max() < 1e-4
         assert np.array_equal(tokens, ref.active_tokens.numpy()) and np.array_equal(stop, ref.patch_stop_layer.numpy())
+
+
+@pytest.fixture(scope="module")
+def merging(tmp_path_factory):
+    cfg = preset("test-micro")
+    model = sharpen_attention(random_model(cfg, seed=3))  # vid-TLDR's saliency needs rows that are not uniform
+    out = tmp_path_factory.mktemp("merging")
+    export_model(model, out, "merging")
+    return model, ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("mode", ["tome", "tldr"])
+def test_merging_parity_over_batches_ratios_and_halting(merging, mode):
+    """ONNX Runtime against the compact path (where merging lives): logits to 1e-4 relative, token
+    counts and stop maps exact, batch 1-3, keep 0.5 and 1, ratios up to the maximum, halting on and off."""
+    model, sess = merging
+    worst = 0.0
+    for batch, keep, thr, ratio in itertools.product((1, 2, 3), (0.5, 1.0), (0.9, 4.0), (0.1, 0.3, 0.5)):
+        video = random_video(model.cfg, batch, seed=batch + 20)
+        logits, tokens, stop = sess.run(None, feeds(video.numpy(), keep, thr, mode, ratio))
+        with torch.no_grad():
+            ref = model.forward_compact(video, keep, thr, mode, ratio)
+        rel = np.abs(logits - ref.logits.numpy()).max() / np.abs(ref.logits.numpy()).max()
+        worst = max(worst, rel)
+        assert rel < 1e-4, (batch, keep, thr, ratio, rel)
+        assert np.array_equal(tokens, ref.active_tokens.numpy()), (batch, keep, thr, ratio)
+        assert np.array_equal(stop, ref.patch_stop_layer.numpy()), (batch, keep, thr, ratio)
+        if thr > model.cfg.num_joint:  # no halting: every layer merges exactly merge_count tokens
+            for n, nxt in zip(tokens[0], tokens[0][1:]):
+                assert nxt == n - merge_count(int(n), ratio)
+    print(f"{mode}: worst logits relative error {worst:.2e}")
+
+
+def test_merge_mode_none_ignores_the_ratio_and_matches_the_reference(merging):
+    model, sess = merging
+    video = random_video(model.cfg, 2, seed=5)
+    plain = sess.run(None, feeds(video.numpy(), 0.5, 0.9))
+    off = sess.run(None, feeds(video.numpy(), 0.5, 0.9, "none", 0.5))
+    for a, b in zip(plain, off):
+        assert np.array_equal(a, b)
+    with torch.no_grad():
+        ref = model.forward_reference(video, 0.5, 0.9)
+    assert np.abs(plain[0] - ref.logits.numpy()).max() / np.abs(ref.logits.numpy()).max() < 1e-4
+
+
+def test_merged_batches_give_their_unbatched_results(merging):
+    model, sess = merging
+    video = random_video(model.cfg, 3, seed=6).numpy()
+    logits, tokens, stop = sess.run(None, feeds(video, 0.5, 0.9, "tome", 0.3))
+    for b in range(3):
+        one = sess.run(None, feeds(video[b:b + 1], 0.5, 0.9, "tome", 0.3))
+        assert np.abs(one[0] - logits[b:b + 1]).max() <= 1e-5 * np.abs(logits).max()
+        assert np.array_equal(one[1][0], tokens[b]) and np.array_equal(one[2][0], stop[b])

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from haltingvt.golden import flops_cases
+from haltingvt.export import feeds
+from haltingvt.golden import flops_cases, merging_cases
 from haltingvt.sampling import segment_centre_indices
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,6 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_flops_golden_is_current():
     assert json.loads((ROOT / "golden" / "flops.json").read_text())["cases"] == flops_cases()
+
+
+def test_merging_golden_is_current():
+    assert json.loads((ROOT / "golden" / "merging.json").read_text()) == merging_cases()
 
 
 def test_sampling_golden_is_current_and_sane():
@@ -29,8 +34,8 @@ def test_tiny_fixture_reproduces_its_parity_cases():
     video = np.fromfile(ROOT / "golden" / "parity_tiny" / doc["input"], dtype="<f4").reshape(doc["input_shape"])
     sess = ort.InferenceSession(str(ROOT / "fixtures" / "tiny" / "model.onnx"), providers=["CPUExecutionProvider"])
     for case in doc["cases"]:
-        logits, tokens, stop = sess.run(None, {"video": video, "keep_ratio": np.array(case["keep_ratio"], np.float32),
-                                               "halt_threshold": np.array(case["halt_threshold"], np.float32)})
+        logits, tokens, stop = sess.run(None, feeds(video, case["keep_ratio"], case["halt_threshold"],
+                                                    case["merge_mode"], case["merge_ratio"]))
         ref = np.array(case["logits"])
         assert np.abs(logits - ref).max() / np.abs(ref).max() < 1e-4
         assert tokens.tolist() == case["active_tokens"] and stop.tolist() == case["patch_stop_layer"]

@@ -2,9 +2,16 @@
  * TypeScript mirror of the FLOPs formula in docs/contracts.md (paper convention: one multiply-add is
  * one FLOP). Golden cases: models/golden/flops.json.
  */
+import { mergeCount, mergeMacs, type MergeMode } from './merging.js';
 import type { Manifest } from './model.js';
 
 export type FlopsConstants = Manifest['flops'];
+
+/** Token merging a request ran with (models/haltingvt/merging.py); absent or mode "none": no merging. */
+export interface MergeSetting {
+  mode: MergeMode;
+  ratio: number;
+}
 
 /**
  * Patches per frame a Glimpser block keeps: ceil(keep * P) computed in float32 like the ONNX graph
@@ -28,16 +35,25 @@ export function embedMacs(c: FlopsConstants): number {
   return c.embed_macs ?? c.frames * c.patches * c.patch_dim * c.dim;
 }
 
-/** FLOPs of one video by stage: the embedding, each Glimpser block, the joint layers, the heads. */
+/** FLOPs of one video by stage: the embedding, each Glimpser block, the joint layers, the merges' own cost, the heads. */
 export interface StageFlops {
   embedding: number;
   glimpser: number[];
   joint: number;
+  merging: number;
   heads: number;
 }
 
-/** FLOPs of one video by stage given the joint layers' active token counts (class token included). */
-export function flopsByStage(c: FlopsConstants, glimpserKeepRatios: readonly number[], activeTokens: ArrayLike<number>): StageFlops {
+/**
+ * FLOPs of one video by stage given the joint layers' active token counts (class token included).
+ * A layer that merges r tokens runs attention on the n tokens that enter and the MLP on n - r.
+ */
+export function flopsByStage(
+  c: FlopsConstants,
+  glimpserKeepRatios: readonly number[],
+  activeTokens: ArrayLike<number>,
+  merge?: MergeSetting,
+): StageFlops {
   const { frames: T, patches: P, dim: D, mlp_hidden: H } = c;
   const glimpser = glimpserKeepRatios.map((keep) => {
     const k = keep >= 1 ? P : keptPatches(keep, P);
@@ -45,18 +61,27 @@ export function flopsByStage(c: FlopsConstants, glimpserKeepRatios: readonly num
     const spatial = T * (P + 1) * (3 * D * D + D * D) + T * 2 * (P + 1) ** 2 * D; // qkv, proj, QK^T+AV
     return temporal + spatial + (1 + T * k) * 2 * D * H; // MLP on the tokens it keeps
   });
+  const merging = merge !== undefined && merge.mode !== 'none';
   let joint = 0;
+  let mergeCost = 0;
   for (let l = 0; l < activeTokens.length; l++) {
     const n = activeTokens[l] as number;
-    joint += n * (4 * D * D + 2 * D * H) + 2 * n * n * D;
+    const mlpTokens = merging ? n - mergeCount(n, merge.ratio) : n;
+    joint += n * 4 * D * D + 2 * n * n * D + mlpTokens * 2 * D * H;
+    if (merging) mergeCost += mergeMacs(n, merge.mode, merge.ratio, D, c.heads ?? 0);
   }
-  return { embedding: embedMacs(c), glimpser, joint, heads: D * c.classes + D * c.motion_classes };
+  return { embedding: embedMacs(c), glimpser, joint, merging: mergeCost, heads: D * c.classes + D * c.motion_classes };
 }
 
 /** Total FLOPs for one video given the joint layers' active token counts (class token included). */
-export function videoFlops(c: FlopsConstants, glimpserKeepRatios: readonly number[], activeTokens: ArrayLike<number>): number {
-  const s = flopsByStage(c, glimpserKeepRatios, activeTokens);
-  return s.embedding + s.glimpser.reduce((a, b) => a + b, 0) + s.joint + s.heads;
+export function videoFlops(c: FlopsConstants, glimpserKeepRatios: readonly number[], activeTokens: ArrayLike<number>, merge?: MergeSetting): number {
+  const s = flopsByStage(c, glimpserKeepRatios, activeTokens, merge);
+  return s.embedding + s.glimpser.reduce((a, b) => a + b, 0) + s.joint + s.merging + s.heads;
+}
+
+/** Tokens each joint layer merged away (0 everywhere without merging). */
+export function mergedPerLayer(activeTokens: readonly number[], merge?: MergeSetting): number[] {
+  return activeTokens.map((n) => (merge === undefined || merge.mode === 'none' ? 0 : mergeCount(n, merge.ratio)));
 }
 
 /**

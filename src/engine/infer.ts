@@ -4,6 +4,7 @@
  */
 import { EngineError } from '../errors.js';
 import type { Knobs } from './knobs.js';
+import { mergeModeIndex } from './merging.js';
 import type { PlainTensor } from './ort-session.js';
 import type { SessionHost } from './session-host.js';
 
@@ -35,6 +36,11 @@ export async function infer(
     keep_ratio: { dtype: 'float32', dims: [], data: Float32Array.of(knobs.keep_ratio) },
     halt_threshold: { dtype: 'float32', dims: [], data: Float32Array.of(knobs.halt_threshold) },
   };
+  // Only models exported with token merging have these inputs, and only their knobs carry a mode.
+  if (knobs.merge_mode !== undefined) {
+    feeds.merge_mode = { dtype: 'int64', dims: [], data: BigInt64Array.of(BigInt(mergeModeIndex(knobs.merge_mode))) };
+    feeds.merge_ratio = { dtype: 'float32', dims: [], data: Float32Array.of(knobs.merge_ratio ?? 0) };
+  }
   const { outputs, queueS, inferS } = await host.run(feeds, signal);
   return {
     outputs: {

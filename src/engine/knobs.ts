@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { EngineError } from '../errors.js';
+import type { MergeMode } from './merging.js';
 import type { Manifest } from './model.js';
 
 /** What a caller may send; every knob is optional and defaults to the manifest's default. */
@@ -11,13 +12,20 @@ export interface KnobInput {
   top_k?: number | undefined;
   keep_ratio?: number | undefined;
   halt_threshold?: number | undefined;
+  merge_mode?: string | undefined;
+  merge_ratio?: number | undefined;
 }
 
-/** The knobs a request actually ran with (echoed in every result). */
+/**
+ * The knobs a request actually ran with (echoed in every result). The merge knobs exist only for
+ * models whose manifest declares them (exported with token merging).
+ */
 export interface Knobs {
   top_k: number;
   keep_ratio: number;
   halt_threshold: number;
+  merge_mode?: MergeMode;
+  merge_ratio?: number;
 }
 
 export type KnobValidator = (input: unknown) => Knobs;
@@ -33,14 +41,31 @@ export function createKnobValidator(manifest: Manifest): KnobValidator {
       .refine((v) => v >= min && v <= max, { error: (iss) => `${name}=${String(iss.input)} is out of range [${min}, ${max}]` })
       .default(fallback);
   };
-  const schema = z.strictObject(
-    {
-      top_k: ranged('top_k', knobs.top_k.min, topKMax, Math.min(knobs.top_k.default, topKMax), true),
-      keep_ratio: ranged('keep_ratio', knobs.keep_ratio.min, knobs.keep_ratio.max, knobs.keep_ratio.default, false),
-      halt_threshold: ranged('halt_threshold', knobs.halt_threshold.min, knobs.halt_threshold.max, knobs.halt_threshold.default, false),
-    },
-    { error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown knob ${iss.keys.join(', ')}; known: top_k, keep_ratio, halt_threshold` : undefined) },
-  );
+  const { merge_mode: mergeMode, merge_ratio: mergeRatio } = knobs;
+  const merging =
+    mergeMode && mergeRatio
+      ? {
+          merge_mode: z
+            .enum(mergeMode.choices, { error: (iss) => `merge_mode=${describe(iss.input)} is not one of ${mergeMode.choices.join(', ')}` })
+            .default(mergeMode.default),
+          merge_ratio: ranged('merge_ratio', mergeRatio.min, mergeRatio.max, mergeRatio.default, false),
+        }
+      : {};
+  const known = ['top_k', 'keep_ratio', 'halt_threshold', ...Object.keys(merging)].join(', ');
+  const schema = z
+    .strictObject(
+      {
+        top_k: ranged('top_k', knobs.top_k.min, topKMax, Math.min(knobs.top_k.default, topKMax), true),
+        keep_ratio: ranged('keep_ratio', knobs.keep_ratio.min, knobs.keep_ratio.max, knobs.keep_ratio.default, false),
+        halt_threshold: ranged('halt_threshold', knobs.halt_threshold.min, knobs.halt_threshold.max, knobs.halt_threshold.default, false),
+        ...merging,
+      },
+      { error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown knob ${iss.keys.join(', ')}; known: ${known}` : undefined) },
+    )
+    // A ratio without a mode would silently merge nothing: say so instead.
+    .refine((k) => !((k as Partial<Knobs>).merge_mode === 'none' && ((k as Partial<Knobs>).merge_ratio ?? 0) > 0), {
+      error: (iss) => `merge_ratio=${String((iss.input as Knobs).merge_ratio)} needs merge_mode ${mergeMode?.choices.filter((c) => c !== 'none').join(' or ')}`,
+    });
   return (input) => {
     const cleaned = dropUndefined(input ?? {});
     const result = schema.safeParse(cleaned);
@@ -52,10 +77,11 @@ export function createKnobValidator(manifest: Manifest): KnobValidator {
           top_k: { min: knobs.top_k.min, max: topKMax },
           keep_ratio: { min: knobs.keep_ratio.min, max: knobs.keep_ratio.max },
           halt_threshold: { min: knobs.halt_threshold.min, max: knobs.halt_threshold.max },
+          ...(mergeMode && mergeRatio ? { merge_mode: { choices: mergeMode.choices }, merge_ratio: { min: mergeRatio.min, max: mergeRatio.max } } : {}),
         },
       });
     }
-    return result.data;
+    return result.data as Knobs;
   };
 }
 

@@ -9,6 +9,7 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { EngineError } from '../errors.js';
+import { MERGE_MODES } from './merging.js';
 
 const Dim = z.union([z.number().int().nonnegative(), z.string().min(1)]);
 const TensorSpec = z.object({
@@ -22,6 +23,12 @@ const Knob = z
   .object({ default: z.number(), min: z.number(), max: z.number() })
   .refine((k) => k.min <= k.default && k.default <= k.max, { message: 'needs min <= default <= max' });
 export type KnobRange = z.infer<typeof Knob>;
+
+/** A knob with named values; merge_mode's are indices of MERGE_MODES in the graph, so only those. */
+const ChoiceKnob = z
+  .object({ default: z.enum(MERGE_MODES), choices: z.array(z.enum(MERGE_MODES)).min(1) })
+  .refine((k) => k.choices.includes(k.default), { message: 'needs default among the choices' });
+export type ChoiceKnob = z.infer<typeof ChoiceKnob>;
 
 const Positive = z.number().int().positive();
 const Rgb = z.tuple([z.number(), z.number(), z.number()]);
@@ -54,7 +61,8 @@ export const ManifestSchema = z
       inputs: z.array(TensorSpec).min(1),
       outputs: z.array(TensorSpec).min(1),
     }),
-    knobs: z.object({ keep_ratio: Knob, halt_threshold: Knob, top_k: Knob }),
+    // merge_mode and merge_ratio: models exported before token merging have neither (nor the inputs).
+    knobs: z.object({ keep_ratio: Knob, halt_threshold: Knob, top_k: Knob, merge_mode: ChoiceKnob.optional(), merge_ratio: Knob.optional() }),
     flops: z.object({
       frames: Positive,
       patches: Positive,
@@ -68,6 +76,8 @@ export const ManifestSchema = z
       // The whole patch embedding per video; manifests written before the conv3d stem lack it and
       // mean the per-frame patch projection, T*P*patch_dim*D.
       embed_macs: Positive.optional(),
+      // Attention heads (ToMe's metric is dim / heads wide); manifests written before merging lack it.
+      heads: Positive.optional(),
     }),
     dense_gflops: z.number().positive(),
     files: z.record(z.string(), z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), bytes: z.number().int().nonnegative() })),
@@ -87,6 +97,14 @@ export const ManifestSchema = z
       const spec = m.graph.outputs.find((s) => s.name === name);
       if (!spec) issue(['graph', 'outputs'], `must declare output "${name}"`);
       else if (spec.shape.length !== dims) issue(['graph', 'outputs'], `output "${name}" must have ${dims} dims`);
+    }
+    if ((m.knobs.merge_mode === undefined) !== (m.knobs.merge_ratio === undefined)) issue(['knobs'], 'merge_mode and merge_ratio come together');
+    if (m.knobs.merge_mode !== undefined) {
+      for (const name of ['merge_mode', 'merge_ratio']) {
+        const spec = m.graph.inputs.find((s) => s.name === name);
+        if (!spec || spec.shape.length !== 0) issue(['graph', 'inputs'], `knob ${name} needs a scalar graph input "${name}"`);
+      }
+      if (m.knobs.merge_mode.choices.includes('tome') && m.flops.heads === undefined) issue(['flops', 'heads'], 'needed to count ToMe merges');
     }
     for (const file of Object.keys(m.files)) {
       if (path.isAbsolute(file) || file.split(/[\\/]/).includes('..')) issue(['files', file], 'must be a path inside the model folder');

@@ -2,7 +2,7 @@
  * Stage 6: turn raw outputs into a result that explains itself: top-k labels with probabilities,
  * tokens per joint layer and in total, the kept ratio against a dense run, and the GFLOPs spent.
  */
-import { denseActiveTokens, gflops, glimpserKeeps, videoFlops } from './flops.js';
+import { denseActiveTokens, gflops, glimpserKeeps, mergedPerLayer, videoFlops, type MergeSetting } from './flops.js';
 import type { ModelOutputs } from './infer.js';
 import type { Knobs } from './knobs.js';
 import type { Manifest } from './model.js';
@@ -16,6 +16,8 @@ export interface Prediction {
 export interface TokenReport {
   /** Tokens each joint layer processed (class token included); 0 after the class token halted. */
   per_layer: number[];
+  /** Tokens each joint layer merged away between its attention and its MLP (0 without merging). */
+  merged_per_layer: number[];
   total: number;
   /** Tokens a dense run (keep_ratio 1, no halting) processes in the joint layers. */
   dense: number;
@@ -43,6 +45,7 @@ export function postprocess(manifest: Manifest, outputs: ModelOutputs, knobs: Kn
   const dense = sum(denseActiveTokens(c, 1));
   const configured = Array.isArray(manifest.config.glimpser_keep) ? (manifest.config.glimpser_keep as number[]) : undefined;
   const keeps = glimpserKeeps(c.glimpser_blocks, knobs.keep_ratio, configured);
+  const merge: MergeSetting | undefined = knobs.merge_mode === undefined ? undefined : { mode: knobs.merge_mode, ratio: knobs.merge_ratio ?? 0 };
   const histogram = new Array<number>(c.joint_blocks + 1).fill(0);
   for (const layer of outputs.patchStopLayer) if (layer >= 0 && layer < histogram.length) histogram[layer] = (histogram[layer] as number) + 1;
   return {
@@ -50,13 +53,14 @@ export function postprocess(manifest: Manifest, outputs: ModelOutputs, knobs: Kn
     top: topK(probabilities, knobs.top_k, manifest.labels),
     tokens: {
       per_layer: outputs.activeTokens,
+      merged_per_layer: mergedPerLayer(outputs.activeTokens, merge),
       total,
       dense,
       kept_ratio: round(total / dense, 6),
       layers_run: outputs.activeTokens.filter((n) => n > 0).length,
       patch_stop_histogram: histogram,
     },
-    gflops: round(gflops(videoFlops(c, keeps, outputs.activeTokens)), 6),
+    gflops: round(gflops(videoFlops(c, keeps, outputs.activeTokens, merge)), 6),
     dense_gflops: manifest.dense_gflops,
   };
 }

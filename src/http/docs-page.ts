@@ -45,6 +45,8 @@ code,pre{font-family:ui-monospace,monospace;font-size:13px}pre{background:#f5f5f
 <label>top_k</label><input name="top_k" inputmode="numeric" placeholder="model default">
 <label>keep_ratio</label><input name="keep_ratio" inputmode="decimal" placeholder="model default">
 <label>halt_threshold</label><input name="halt_threshold" inputmode="decimal" placeholder="model default">
+<label>merge_mode</label><input name="merge_mode" placeholder="none, tome or tldr (models that offer it)">
+<label>merge_ratio</label><input name="merge_ratio" inputmode="decimal" placeholder="model default">
 <label>bearer token</label><input name="token" type="password" placeholder="only if AUTH_TOKEN is set">
 <span></span><button>POST /v1/classify</button></form>
 <pre id="out">the answer appears here</pre>
@@ -58,7 +60,7 @@ document.getElementById('try').addEventListener('submit', async (event) => {
   const form = new FormData(event.target);
   const token = form.get('token');
   form.delete('token');
-  for (const name of ['top_k', 'keep_ratio', 'halt_threshold']) if (!form.get(name)) form.delete(name);
+  for (const name of ['top_k', 'keep_ratio', 'halt_threshold', 'merge_mode', 'merge_ratio']) if (!form.get(name)) form.delete(name);
   const out = document.getElementById('out');
   out.textContent = 'uploading...';
   try {

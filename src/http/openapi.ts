@@ -7,6 +7,7 @@
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { ERRORS, type ErrorCode } from '../errors.js';
+import { MERGE_MODES } from '../engine/merging.js';
 import { apiSchemas, KnobFields } from './schemas.js';
 // Registers the OIP schemas in apiSchemas whatever the import order.
 import '../oip/schemas.js';
@@ -40,7 +41,8 @@ function errorResponses(statuses: number[]): Record<string, Json> {
 const knobShape = KnobFields.shape;
 const knobNames = Object.keys(knobShape) as Array<keyof typeof knobShape>;
 const knobDescription = (name: keyof typeof knobShape): string => knobShape[name].description ?? name;
-const knobType = (name: keyof typeof knobShape): Json => (name === 'top_k' ? { type: 'integer' } : { type: 'number' });
+const knobType = (name: keyof typeof knobShape): Json =>
+  name === 'top_k' ? { type: 'integer' } : name === 'merge_mode' ? { type: 'string', enum: [...MERGE_MODES] } : { type: 'number' };
 
 const INFERENCE_ERRORS = [400, 401, 408, 413, 415, 422, 429, 499, 500, 503, 504, 507];
 

@@ -5,6 +5,7 @@
  * `apiSchemas` under its component name.
  */
 import { z } from 'zod';
+import { MERGE_MODES } from '../engine/merging.js';
 import { ERRORS, type ErrorCode } from '../errors.js';
 
 export const apiSchemas = z.registry<{ id: string }>();
@@ -27,8 +28,14 @@ export const KnobFields = z.strictObject(
     top_k: knobText('top_k', true).describe('labels to return, most probable first'),
     keep_ratio: knobText('keep_ratio', false).describe('share of patches per frame the Glimpser keeps (lower is cheaper)'),
     halt_threshold: knobText('halt_threshold', false).describe('halting threshold; higher halts later (at least joint layers - 1 disables halting)'),
+    // The engine checks the value against the model's choices (a model may not offer merging).
+    merge_mode: z.string().trim().optional().describe(`training-free token merging in the joint layers: ${MERGE_MODES.join(', ')} (ToMe, vid-TLDR)`),
+    merge_ratio: knobText('merge_ratio', false).describe('share of the live patch tokens each joint layer merges away (lower merges less; needs merge_mode)'),
   },
-  { error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown field ${iss.keys.join(', ')}; known: file, top_k, keep_ratio, halt_threshold` : undefined) },
+  {
+    error: (iss) =>
+      iss.code === 'unrecognized_keys' ? `unknown field ${iss.keys.join(', ')}; known: file, top_k, keep_ratio, halt_threshold, merge_mode, merge_ratio` : undefined,
+  },
 );
 export type KnobFields = z.infer<typeof KnobFields>;
 
@@ -52,7 +59,13 @@ export type ErrorBody = z.infer<typeof ErrorBody>;
 export const ModelRef = z.strictObject({ name: z.string(), version: z.string() }).register(apiSchemas, { id: 'ModelRef' });
 
 export const Knobs = z
-  .strictObject({ top_k: z.number().int(), keep_ratio: z.number(), halt_threshold: z.number() })
+  .strictObject({
+    top_k: z.number().int(),
+    keep_ratio: z.number(),
+    halt_threshold: z.number(),
+    merge_mode: z.enum(MERGE_MODES).optional().describe('absent for models exported without token merging'),
+    merge_ratio: z.number().optional(),
+  })
   .describe('the knobs the video ran with (defaults filled in)')
   .register(apiSchemas, { id: 'Knobs' });
 
@@ -64,6 +77,7 @@ export const VideoResult = z
       .describe('top-k labels, most probable first (softmax over the logits)'),
     tokens: z.strictObject({
       per_layer: z.array(count()).describe('tokens each joint layer processed (class token included); 0 after the class token halted'),
+      merged_per_layer: z.array(count()).describe('tokens each joint layer merged away between its attention and its MLP (0 without merging)'),
       total: count().describe('sum of per_layer'),
       dense: count().describe('tokens a dense run (keep_ratio 1, no halting) processes'),
       kept_ratio: z.number().min(0).describe('total / dense'),
@@ -124,6 +138,7 @@ export const BatchResponse = z
 export type BatchResponse = z.infer<typeof BatchResponse>;
 
 const KnobRange = z.strictObject({ default: z.number(), min: z.number(), max: z.number() });
+const KnobChoices = z.strictObject({ default: z.enum(MERGE_MODES), choices: z.array(z.enum(MERGE_MODES)) });
 
 export const ModelInfo = z
   .strictObject({
@@ -143,7 +158,13 @@ export const ModelInfo = z
       mean: z.array(z.number()),
       std: z.array(z.number()),
     }),
-    knobs: z.strictObject({ top_k: KnobRange, keep_ratio: KnobRange, halt_threshold: KnobRange }),
+    knobs: z.strictObject({
+      top_k: KnobRange,
+      keep_ratio: KnobRange,
+      halt_threshold: KnobRange,
+      merge_mode: KnobChoices.optional().describe('token merging modes this model offers (absent: none)'),
+      merge_ratio: KnobRange.optional(),
+    }),
     dense_gflops: z.number().positive().describe('GFLOPs of one video with keep_ratio 1 and no halting'),
   })
   .register(apiSchemas, { id: 'ModelInfo' });

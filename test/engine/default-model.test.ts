@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type Engine } from '../../src/engine/index.js';
+import { mergeCount } from '../../src/engine/merging.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const PYTHON = process.env.HALTINGVT_PYTHON;
@@ -28,17 +29,19 @@ sess = ort.InferenceSession(str(model / "model.onnx"), providers=["CPUExecutionP
 out = []
 for row in csv.DictReader(open(split / "labels.csv")):
     clip = sample_video(split / row["path"], m["input"]["frames"], m["input"]["size"], m["input"]["resize_short_side"])
-    logits, tokens, _ = sess.run(None, feeds(to_tensor(clip[None]).numpy(), m["knobs"]["keep_ratio"]["default"],
-                                             m["knobs"]["halt_threshold"]["default"]))
+    knobs = (m["knobs"]["keep_ratio"]["default"], m["knobs"]["halt_threshold"]["default"])
+    logits, tokens, _ = sess.run(None, feeds(to_tensor(clip[None]).numpy(), *knobs))
+    merged, merged_tokens, _ = sess.run(None, feeds(to_tensor(clip[None]).numpy(), *knobs, "tldr", 0.2))
     out.append({"path": row["path"], "label": row["label"], "top1": m["labels"][int(logits[0].argmax())],
-                "tokens": tokens[0].tolist()})
+                "tokens": tokens[0].tolist(), "merged_top1": m["labels"][int(merged[0].argmax())],
+                "merged_tokens": merged_tokens[0].tolist()})
 print(json.dumps(out))
 `;
 
 describe.skipIf(!PYTHON)('the default model on a fresh held-out split, TypeScript engine vs Python', () => {
   let engine: Engine;
   let dir: string;
-  let expected: { path: string; label: string; top1: string; tokens: number[] }[];
+  let expected: { path: string; label: string; top1: string; tokens: number[]; merged_top1: string; merged_tokens: number[] }[];
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'haltingvt-heldout-'));
@@ -61,6 +64,10 @@ describe.skipIf(!PYTHON)('the default model on a fresh held-out split, TypeScrip
       expect(result.tokens.per_layer, row.path).toEqual(row.tokens);
       expect(result.gflops).toBeGreaterThan(0);
       expect(result.gflops).toBeLessThan(result.dense_gflops);
+      const merged = await engine.classify(path.join(dir, row.path), { merge_mode: 'tldr', merge_ratio: 0.2 });
+      expect(merged.top[0]?.label, row.path).toBe(row.merged_top1);
+      expect(merged.tokens.per_layer, row.path).toEqual(row.merged_tokens);
+      expect(merged.tokens.merged_per_layer).toEqual(row.merged_tokens.map((n) => mergeCount(n, 0.2)));
     }
   }, 240_000);
 });

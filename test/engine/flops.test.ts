@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { denseActiveTokens, flopsByStage, gflops, glimpserKeeps, keptPatches, videoFlops, type FlopsConstants } from '../../src/engine/flops.js';
+import { denseActiveTokens, flopsByStage, gflops, glimpserKeeps, keptPatches, mergedPerLayer, videoFlops, type FlopsConstants } from '../../src/engine/flops.js';
+import { mergeCount, mergeMacs, type MergeMode } from '../../src/engine/merging.js';
 import { golden } from '../helpers/paths.js';
 
 interface FlopsCase {
@@ -70,5 +71,45 @@ describe('glimpserKeeps', () => {
     expect(glimpserKeeps(2, 0.3)).toEqual([1, 0.3]);
     expect(glimpserKeeps(3, 0.3, [1, 0.8, 0.5])).toEqual([1, 0.8, 0.3]);
     expect(glimpserKeeps(1, 0.4)).toEqual([0.4]);
+  });
+});
+
+interface MergingGolden {
+  counts: Array<{ live: number; ratio: number; merged: number }>;
+  costs: Array<{ live: number; mode: MergeMode; ratio: number; dim: number; heads: number; macs: number }>;
+  videos: Array<FlopsCase & { merge_mode: MergeMode; merge_ratio: number; joint_macs: number[] }>;
+}
+const merging = golden<MergingGolden>('merging.json');
+
+describe('token merging (models/haltingvt/merging.py)', () => {
+  it('merges floor(ratio * patches) in float32, at most half the patches, like Python', () => {
+    for (const c of merging.counts) expect(mergeCount(c.live, c.ratio)).toBe(c.merged);
+    expect(mergeCount(11, 0.3)).toBe(3);
+  });
+
+  it('costs what Python counts for the similarity (and vid-TLDR\'s sharpness)', () => {
+    for (const c of merging.costs) expect(mergeMacs(c.live, c.mode, c.ratio, c.dim, c.heads)).toBe(c.macs);
+  });
+
+  it('gives the golden video MACs: the MLP on the merged tokens plus the merge, as its own stage', () => {
+    for (const c of merging.videos) {
+      const merge = { mode: c.merge_mode, ratio: c.merge_ratio };
+      const keeps = glimpserKeeps(c.constants.glimpser_blocks, c.keep);
+      expect(videoFlops(c.constants, keeps, c.active_tokens, merge)).toBe(c.macs);
+      const stages = flopsByStage(c.constants, keeps, c.active_tokens, merge);
+      const plain = flopsByStage(c.constants, keeps, c.active_tokens);
+      const merged = mergedPerLayer(c.active_tokens, merge);
+      const { dim: D, mlp_hidden: H } = c.constants;
+      expect(plain.joint - stages.joint).toBe(merged.reduce((a, b) => a + b, 0) * 2 * D * H);
+      expect(stages.merging).toBe(c.active_tokens.reduce((a, n) => a + mergeMacs(n, c.merge_mode, c.merge_ratio, D, c.constants.heads ?? 0), 0));
+      expect(stages.merging > 0).toBe(c.merge_mode !== 'none');
+    }
+  });
+
+  it('changes nothing without a merge mode', () => {
+    const c = merging.videos[0]!;
+    const keeps = glimpserKeeps(c.constants.glimpser_blocks, c.keep);
+    expect(videoFlops(c.constants, keeps, c.active_tokens, { mode: 'none', ratio: 0.5 })).toBe(videoFlops(c.constants, keeps, c.active_tokens));
+    expect(mergedPerLayer(c.active_tokens)).toEqual(c.active_tokens.map(() => 0));
   });
 });

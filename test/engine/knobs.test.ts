@@ -54,3 +54,48 @@ describe('knob validation', () => {
     expect(refusal({ keep: 0.5 }).message).toContain('unknown knob keep');
   });
 });
+
+describe('merge knobs', () => {
+  const merging = createKnobValidator({
+    ...manifest,
+    knobs: {
+      ...manifest.knobs,
+      merge_mode: { default: 'none', choices: ['none', 'tome', 'tldr'] },
+      merge_ratio: { default: 0, min: 0, max: 0.5 },
+    },
+  } as unknown as Manifest);
+
+  function refused(input: unknown): string {
+    try {
+      merging(input);
+    } catch (err) {
+      if (isEngineError(err, 'BAD_KNOB')) return err.message;
+      throw err;
+    }
+    throw new Error('accepted');
+  }
+
+  it('default to no merging, for models that offer it only', () => {
+    expect(merging({})).toEqual({ top_k: 4, keep_ratio: 0.5, halt_threshold: 0.99, merge_mode: 'none', merge_ratio: 0 });
+    expect(merging({ merge_mode: 'tldr', merge_ratio: 0.5 })).toMatchObject({ merge_mode: 'tldr', merge_ratio: 0.5 });
+    expect(validate({})).not.toHaveProperty('merge_mode');
+    expect(refusal({ merge_mode: 'tome' }).message).toBe('unknown knob merge_mode; known: top_k, keep_ratio, halt_threshold');
+  });
+
+  it('name the mode, the ratio and the range', () => {
+    expect(refused({ merge_mode: 'fast' })).toBe('merge_mode="fast" is not one of none, tome, tldr');
+    expect(refused({ merge_mode: 'tome', merge_ratio: 0.6 })).toBe('merge_ratio=0.6 is out of range [0, 0.5]');
+    expect(refused({ merge_ratio: 0.3 })).toBe('merge_ratio=0.3 needs merge_mode tome or tldr');
+  });
+
+  it('list their choices and range when refusing', () => {
+    try {
+      merging({ merge_ratio: -1 });
+    } catch (err) {
+      if (!isEngineError(err, 'BAD_KNOB')) throw err;
+      expect(err.details?.ranges).toMatchObject({ merge_mode: { choices: ['none', 'tome', 'tldr'] }, merge_ratio: { min: 0, max: 0.5 } });
+      return;
+    }
+    throw new Error('accepted');
+  });
+});

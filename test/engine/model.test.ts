@@ -107,6 +107,23 @@ describe('parseManifest', () => {
     expect(() => parseManifest(JSON.stringify(m))).toThrow(/scale_flags/);
   });
 
+  it('takes the merge knobs only with their graph inputs, modes the graph knows and the heads ToMe needs', () => {
+    expect(parseManifest(JSON.stringify(base())).knobs.merge_mode).toEqual({ default: 'none', choices: ['none', 'tome', 'tldr'] });
+    const { merge_mode: _m, merge_ratio: _r, ...older } = base().knobs;
+    expect(parseManifest(JSON.stringify({ ...base(), knobs: older })).knobs.merge_mode).toBeUndefined();
+    const m = base();
+    m.graph.inputs = m.graph.inputs.filter((i: { name: string }) => i.name !== 'merge_ratio');
+    delete m.flops.heads;
+    expect(() => parseManifest(JSON.stringify(m))).toThrow(/knob merge_ratio needs a scalar graph input "merge_ratio"/);
+    expect(() => parseManifest(JSON.stringify(m))).toThrow(/flops.heads: needed to count ToMe merges/);
+    const odd = base();
+    odd.knobs.merge_mode.choices = ['none', 'evit'];
+    expect(() => parseManifest(JSON.stringify(odd))).toThrow(/knobs.merge_mode/);
+    const half = base();
+    delete half.knobs.merge_ratio;
+    expect(() => parseManifest(JSON.stringify(half))).toThrow(/merge_mode and merge_ratio come together/);
+  });
+
   it('refuses knob defaults outside their own range', () => {
     const m = base();
     m.knobs.keep_ratio.default = 2;

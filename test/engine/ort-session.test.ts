@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isEngineError } from '../../src/errors.js';
+import { mergeModeIndex, type MergeMode } from '../../src/engine/merging.js';
 import { checkFeeds, feedMismatches, openSession, type SessionFactory, type ValueSpec } from '../../src/engine/ort-session.js';
 import { captureLogger } from '../helpers/logger.js';
 import { GOLDEN, TINY_MODEL, golden } from '../helpers/paths.js';
@@ -90,13 +91,20 @@ describe('openSession', () => {
   it('runs the tiny model like Python (models/golden/parity_tiny)', async () => {
     const { logger } = captureLogger();
     const session = await openSession(path.join(TINY_MODEL, 'model.onnx'), { executionProviders: ['cpu'], logger });
-    const parity = golden<{ input_shape: number[]; cases: Array<{ keep_ratio: number; halt_threshold: number; logits: number[][]; active_tokens: number[][] }> }>(
-      'parity_tiny/expected.json',
-    );
+    const parity = golden<{
+      input_shape: number[];
+      cases: Array<{ keep_ratio: number; halt_threshold: number; merge_mode: MergeMode; merge_ratio: number; logits: number[][]; active_tokens: number[][] }>;
+    }>('parity_tiny/expected.json');
     const raw = readFileSync(path.join(GOLDEN, 'parity_tiny', 'input.f32'));
     const data = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
     for (const c of parity.cases) {
-      const out = await session.run({ video: { dtype: 'float32', dims: parity.input_shape, data }, keep_ratio: scalar(c.keep_ratio), halt_threshold: scalar(c.halt_threshold) });
+      const out = await session.run({
+        video: { dtype: 'float32', dims: parity.input_shape, data },
+        keep_ratio: scalar(c.keep_ratio),
+        halt_threshold: scalar(c.halt_threshold),
+        merge_mode: { dtype: 'int64', dims: [], data: BigInt64Array.of(BigInt(mergeModeIndex(c.merge_mode))) },
+        merge_ratio: scalar(c.merge_ratio),
+      });
       const logits = Array.from(out.logits?.data as Float32Array);
       logits.forEach((v, i) => expect(v).toBeCloseTo(c.logits.flat()[i] as number, 4));
       expect(Array.from(out.active_tokens?.data as BigInt64Array, Number)).toEqual(c.active_tokens.flat());

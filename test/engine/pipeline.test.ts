@@ -30,7 +30,7 @@ describe('engine.classify (tiny model, decode and inference worker processes)', 
     expect(r.top).toHaveLength(3);
     expect(r.top.map((p) => p.probability)).toEqual([...r.top.map((p) => p.probability)].sort((a, b) => b - a));
     expect(engine.manifest.labels).toContain(r.top[0]?.label);
-    expect(r.knobs).toEqual({ top_k: 3, keep_ratio: 0.3, halt_threshold: 0.9 });
+    expect(r.knobs).toEqual({ top_k: 3, keep_ratio: 0.3, halt_threshold: 0.9, merge_mode: 'none', merge_ratio: 0 });
     expect(r.tokens.per_layer).toHaveLength(4);
     expect(r.tokens.total).toBe(r.tokens.per_layer.reduce((a, b) => a + b, 0));
     expect(r.tokens.dense).toBe(4 * (1 + 4 * 9));

@@ -148,14 +148,19 @@ describe('session host (fake worker)', () => {
 });
 
 describe('session host (real worker, tiny model)', () => {
+  const noMerge: Record<string, PlainTensor> = {
+    merge_mode: { dtype: 'int64', dims: [], data: BigInt64Array.of(0n) },
+    merge_ratio: { dtype: 'float32', dims: [], data: Float32Array.of(0) },
+  };
+
   it('opens the model in a child process, warms up, runs, and checks feeds there', async () => {
     const { h } = host(path.join(TINY_MODEL, 'model.onnx'), true);
     const info = await h.ready();
     expect(info.executionProvider).toBe('cpu');
-    expect(info.inputs.map((i) => i.name)).toEqual(['video', 'keep_ratio', 'halt_threshold']);
+    expect(info.inputs.map((i) => i.name)).toEqual(['video', 'keep_ratio', 'halt_threshold', 'merge_mode', 'merge_ratio']);
     expect(h.stats().pid).not.toBe(process.pid);
     const video = { dtype: 'float32' as const, dims: [1, 3, 4, 48, 48], data: new Float32Array(3 * 4 * 48 * 48) };
-    const out = await h.run({ video, keep_ratio: feeds(0.5).keep_ratio as PlainTensor, halt_threshold: { dtype: 'float32', dims: [], data: Float32Array.of(0.99) } });
+    const out = await h.run({ video, keep_ratio: feeds(0.5).keep_ratio as PlainTensor, halt_threshold: { dtype: 'float32', dims: [], data: Float32Array.of(0.99) }, ...noMerge });
     expect(out.outputs.logits?.dims).toEqual([1, 5]);
     expect(out.outputs.active_tokens?.data).toBeInstanceOf(BigInt64Array);
     const bad = await h.run({ video }).catch((e: unknown) => e);
@@ -172,7 +177,7 @@ describe('session host (real worker, tiny model)', () => {
     // wait until the host has noticed, as a caller retrying a WORKER_CRASHED error would.
     await vi.waitFor(() => expect(h.stats().restarts).toBe(1), { timeout: 10_000 });
     const video = { dtype: 'float32' as const, dims: [1, 3, 4, 48, 48], data: new Float32Array(3 * 4 * 48 * 48) };
-    const scalars = { keep_ratio: feeds(0.5).keep_ratio as PlainTensor, halt_threshold: feeds(0.99).keep_ratio as PlainTensor };
+    const scalars = { keep_ratio: feeds(0.5).keep_ratio as PlainTensor, halt_threshold: feeds(0.99).keep_ratio as PlainTensor, ...noMerge };
     const out = await h.run({ video, ...scalars });
     expect(out.outputs.logits?.dims).toEqual([1, 5]);
     expect(h.stats().pid).not.toBe(pid);

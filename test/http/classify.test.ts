@@ -46,7 +46,8 @@ describe('POST /v1/classify, multipart', () => {
     expect(body.top).toHaveLength(3);
     for (const p of body.top) expect(LABELS).toContain(p.label);
     expect(body.top[0]!.probability).toBeGreaterThanOrEqual(body.top[2]!.probability);
-    expect(body.knobs).toEqual({ top_k: 3, keep_ratio: 0.5, halt_threshold: 0.99 });
+    expect(body.knobs).toEqual({ top_k: 3, keep_ratio: 0.5, halt_threshold: 0.99, merge_mode: 'none', merge_ratio: 0 });
+    expect(body.tokens.merged_per_layer).toEqual([0, 0, 0, 0]);
     expect(body.tokens.per_layer).toHaveLength(4);
     expect(body.tokens.total).toBe(body.tokens.per_layer.reduce((a, b) => a + b, 0));
     expect(body.tokens.kept_ratio).toBeCloseTo(body.tokens.total / body.tokens.dense, 5);
@@ -63,7 +64,7 @@ describe('POST /v1/classify, multipart', () => {
     const after = form([videoPart('a.mp4', clip), { name: 'halt_threshold', data: '4' }, { name: 'keep_ratio', data: '1' }]);
     const [r1, r2] = await Promise.all([before, after].map((f) => t.app.inject({ method: 'POST', url: '/v1/classify', ...f })));
     const [b1, b2] = [r1!, r2!].map((r) => ClassifyResponse.parse(r.json()));
-    expect(b1!.knobs).toEqual({ top_k: 5, keep_ratio: 1, halt_threshold: 4 });
+    expect(b1!.knobs).toEqual({ top_k: 5, keep_ratio: 1, halt_threshold: 4, merge_mode: 'none', merge_ratio: 0 });
     // keep 1 and no halting is the dense run.
     expect(b1!.tokens.kept_ratio).toBe(1);
     expect(b1!.gflops).toBeCloseTo(b1!.dense_gflops, 4);
@@ -93,6 +94,24 @@ describe('POST /v1/classify, raw body', () => {
     expect(body.knobs).toMatchObject({ top_k: 2, keep_ratio: 0.3 });
     expect(body.top).toHaveLength(2);
     expect(body.filename).toBeNull();
+  });
+
+  it('merges tokens on request: fewer tokens per layer, the merges reported, GFLOPs with their cost', async () => {
+    const url = '/v1/classify?halt_threshold=4';
+    const payload = readFileSync(fixture('faststart.mp4'));
+    const headers = { 'content-type': 'video/mp4' };
+    const plain = ClassifyResponse.parse((await t.app.inject({ method: 'POST', url, headers, payload })).json());
+    const res = await t.app.inject({ method: 'POST', url: `${url}&merge_mode=tome&merge_ratio=0.5`, headers, payload });
+    expect(res.statusCode).toBe(200);
+    const merged = ClassifyResponse.parse(res.json());
+    expect(merged.knobs).toMatchObject({ merge_mode: 'tome', merge_ratio: 0.5 });
+    // test-micro at keep 0.5, no halting: 21 tokens, each layer merges half its patches
+    expect(plain.tokens.per_layer).toEqual([21, 21, 21, 21]);
+    expect(merged.tokens.per_layer).toEqual([21, 11, 6, 4]);
+    expect(merged.tokens.merged_per_layer).toEqual([10, 5, 2, 1]);
+    expect(merged.gflops).toBeLessThan(plain.gflops);
+    const refused = await t.app.inject({ method: 'POST', url: '/v1/classify?merge_ratio=0.3', headers, payload });
+    expect(expectError(refused, 400, 'BAD_KNOB').message).toBe('merge_ratio=0.3 needs merge_mode tome or tldr');
   });
 
   it('accepts application/octet-stream', async () => {

@@ -28,6 +28,8 @@ describe('GET /v1/models', () => {
       top_k: { default: 5, min: 1, max: 5 },
       keep_ratio: engine.manifest.knobs.keep_ratio,
       halt_threshold: engine.manifest.knobs.halt_threshold,
+      merge_mode: { default: 'none', choices: ['none', 'tome', 'tldr'] },
+      merge_ratio: { default: 0, min: 0, max: 0.5 },
     });
     expect(m!.dense_gflops).toBe(engine.manifest.dense_gflops);
   });

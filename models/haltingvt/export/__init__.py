@@ -14,6 +14,7 @@ import torch
 from ..checkpoint import load_checkpoint
 from ..config import HaltingVTConfig
 from ..flops import FlopsConstants, gflops
+from ..merging import MAX_MERGE_RATIO, MERGE_MODES, merge_mode_index
 from ..model import HaltingVT
 from .graph import OPSET, build_graph
 
@@ -32,6 +33,10 @@ def knobs(cfg: HaltingVTConfig) -> dict:
         "halt_threshold": {"default": round(cfg.default_threshold, 6), "min": 0.5, "max": float(cfg.num_joint),
                            "help": "cumulative halting score at which a token stops; >= joint layers - 1 disables halting"},
         "top_k": {"default": min(5, cfg.num_classes), "min": 1, "max": cfg.num_classes, "help": "labels returned"},
+        "merge_mode": {"default": "none", "choices": list(MERGE_MODES),
+                       "help": "training-free token merging in the joint layers: none, tome (ToMe) or tldr (vid-TLDR)"},
+        "merge_ratio": {"default": 0.0, "min": 0.0, "max": MAX_MERGE_RATIO,
+                        "help": "share of the live patch tokens each joint layer merges away (with merge_mode tome or tldr)"},
     }
 
 
@@ -60,7 +65,9 @@ def manifest(cfg: HaltingVTConfig, name: str, version: str, files: dict) -> dict
             "file": "model.onnx", "opset": OPSET,
             "inputs": [{"name": "video", "dtype": "float32", "shape": ["batch", 3, T, S, S]},
                        {"name": "keep_ratio", "dtype": "float32", "shape": []},
-                       {"name": "halt_threshold", "dtype": "float32", "shape": []}],
+                       {"name": "halt_threshold", "dtype": "float32", "shape": []},
+                       {"name": "merge_mode", "dtype": "int64", "shape": []},
+                       {"name": "merge_ratio", "dtype": "float32", "shape": []}],
             "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", cfg.num_classes]},
                         {"name": "active_tokens", "dtype": "int64", "shape": ["batch", cfg.num_joint]},
                         {"name": "patch_stop_layer", "dtype": "int64", "shape": ["batch", T, P]}],
@@ -90,9 +97,12 @@ def check_parity(model: HaltingVT, onnx_path: Path, batch: int = 2, seed: int = 
     return {"logits_rel_err": rel, "tokens_equal": same_tokens}
 
 
-def feeds(video: np.ndarray, keep: float, threshold: float) -> dict[str, np.ndarray]:
+def feeds(video: np.ndarray, keep: float, threshold: float, merge_mode: str = "none",
+          merge_ratio: float = 0.0) -> dict[str, np.ndarray]:
     return {"video": video.astype(np.float32), "keep_ratio": np.array(keep, np.float32),
-            "halt_threshold": np.array(threshold, np.float32)}
+            "halt_threshold": np.array(threshold, np.float32),
+            "merge_mode": np.array(merge_mode_index(merge_mode), np.int64),
+            "merge_ratio": np.array(merge_ratio, np.float32)}
 
 
 def export_model(model: HaltingVT, out_dir: str | Path, name: str, version: str = "1.0.0") -> dict:

@@ -75,7 +75,9 @@ class Builder:
     def transpose(self, x: str, perm) -> str:
         return self.op("Transpose", x, perm=list(perm))
 
-    def slice(self, x: str, start: int, end: int, axis: int) -> str:
+    def slice(self, x: str, start: int, end: int, axis: int, step: int = 1) -> str:
+        if step != 1:
+            return self.op("Slice", x, self.const([start]), self.const([end]), self.const([axis]), self.const([step]))
         return self.op("Slice", x, self.const([start]), self.const([end]), self.const([axis]))
 
     def dim(self, x: str, axis: int) -> str:

@@ -6,7 +6,12 @@ video are moved to the front (TopK on a position key) and the token axis is cut 
 largest live count; padding is masked out of attention, so a batched video gives its unbatched
 result. Each joint layer sits in an `If` that skips it once every class token has halted.
 
-Inputs: video float32 (B, 3, T, S, S), keep_ratio float32 (), halt_threshold float32 ().
+Token merging (merging.py) sits between attention and MLP of every joint layer, inside its own If
+that only runs when some video merges at least one token: with merge_mode 0 ("none") or a ratio that
+rounds to no token the graph runs exactly the ops it ran before merging existed.
+
+Inputs: video float32 (B, 3, T, S, S), keep_ratio float32 (), halt_threshold float32 (),
+merge_mode int64 () (index in merging.MERGE_MODES), merge_ratio float32 ().
 Outputs: logits (B, C), active_tokens int64 (B, L), patch_stop_layer int64 (B, T, P).
 """
 
@@ -20,6 +25,7 @@ from onnx import TensorProto, helper
 from ..config import HaltingVTConfig
 from ..halting import NEG_INF
 from ..layers import Attention, GlimpserBlock, JointBlock, Mlp
+from ..merging import MERGE_MODES, NOT_A_SOURCE
 from ..model import HaltingVT
 from .builder import INT64_MAX, Builder
 
@@ -28,9 +34,10 @@ F32 = TensorProto.FLOAT
 I64 = TensorProto.INT64
 BOOL = TensorProto.BOOL
 
-INPUTS = ("video", "keep_ratio", "halt_threshold")
+INPUTS = ("video", "keep_ratio", "halt_threshold", "merge_mode", "merge_ratio")
 OUTPUTS = ("logits", "active_tokens", "patch_stop_layer")
-STATE = ("x", "c", "ids", "live", "n_halted", "r_cls", "cls_out", "stop")  # carried between joint layers
+STATE = ("x", "c", "ids", "live", "n_halted", "r_cls", "cls_out", "stop", "size")  # carried between joint layers
+STATE_TYPES = (F32, F32, I64, BOOL, F32, F32, F32, I64, F32)
 
 
 def np_(t: torch.Tensor) -> np.ndarray:
@@ -43,9 +50,10 @@ def build_graph(model: HaltingVT) -> onnx.ModelProto:
     x = embed(g, model, "video")  # (B, 1+P*T, D)
     x, ids = glimpse(g, model, x, "keep_ratio")  # (B, N, D), (B, N)
     state = initial_state(g, cfg, x, ids)
+    merge = merge_inputs(g, "merge_mode", "merge_ratio")
     counts = []
     for i, blk in enumerate(model.joint):
-        state, count = joint_layer(g, cfg, blk, i, state, "halt_threshold")
+        state, count = joint_layer(g, cfg, blk, i, state, "halt_threshold", merge)
         counts.append(g.unsqueeze(count, [1]))  # (B, 1)
     feat = g.layer_norm(state["cls_out"], np_(model.norm.weight), np_(model.norm.bias), cfg.ln_eps, "norm")
     g.op("Identity", g.linear(feat, np_(model.fc_cls.weight), np_(model.fc_cls.bias), "fc_cls"), out="logits")
@@ -58,7 +66,9 @@ def build_graph(model: HaltingVT) -> onnx.ModelProto:
         g.nodes, "haltingvt",
         inputs=[helper.make_tensor_value_info("video", F32, ["batch", 3, T, S, S]),
                 helper.make_tensor_value_info("keep_ratio", F32, []),
-                helper.make_tensor_value_info("halt_threshold", F32, [])],
+                helper.make_tensor_value_info("halt_threshold", F32, []),
+                helper.make_tensor_value_info("merge_mode", I64, []),
+                helper.make_tensor_value_info("merge_ratio", F32, [])],
         outputs=[helper.make_tensor_value_info("logits", F32, ["batch", cfg.num_classes]),
                  helper.make_tensor_value_info("active_tokens", I64, ["batch", cfg.num_joint]),
                  helper.make_tensor_value_info("patch_stop_layer", I64, ["batch", T, P])],
@@ -114,9 +124,10 @@ def conv3d_stem(g: Builder, model: HaltingVT, video: str) -> str:
 
 
 def attention(g: Builder, attn: Attention, x: str, dim: int, hint: str, extras: dict | None = None,
-              cls_attn: bool = False):
+              cls_attn: bool = False, merge_parts: bool = False):
     """Multi-head attention on x (B', N, D); `extras` adds key_bias (B', 1, 1, N), the null key and
-    value ((H, d, 1) and (1, H, 1, d)) and its bias (B', 1, 1, 1) as in `layers.Attention`."""
+    value ((H, d, 1) and (1, H, 1, d)) and its bias (B', 1, 1, 1) as in `layers.Attention`.
+    `merge_parts` also returns the map (B', H, N, N+1) and the head-mean keys (B', N, d)."""
     H = attn.heads
     d = dim // H
     qkv = g.linear(x, np_(attn.qkv.weight), np_(attn.qkv.bias), f"{hint}.qkv")  # (B', N, 3D)
@@ -136,6 +147,8 @@ def attention(g: Builder, attn: Attention, x: str, dim: int, hint: str, extras: 
         out = g.op("Add", g.op("MatMul", p_tok, v), g.op("Mul", p_null, extras["null_v"]))  # (B', H, N, d)
     out = g.reshape(g.transpose(out, [0, 2, 1, 3]), [0, 0, dim])  # (B', N, D)
     out = g.linear(out, np_(attn.proj.weight), np_(attn.proj.bias), f"{hint}.proj")  # (B', N, D)
+    if merge_parts:
+        return out, probs, g.op("ReduceMean", k, axes=[1], keepdims=0)  # (B', N, d)
     if not cls_attn:
         return out
     first_row = g.slice(g.slice(probs, 0, 1, 2), 1, INT64_MAX, 3)  # (B', H, 1, N-1)
@@ -173,12 +186,16 @@ def glimpser_block(g: Builder, cfg: HaltingVTConfig, blk: GlimpserBlock, x: str,
     if keep is not None:
         kept = g.op("Cast", g.op("Ceil", g.op("Mul", keep, g.const(float(P), np.float32))), to=I64)
         kept = g.reshape(g.op("Clip", kept, g.const(1), g.const(P)), [1])  # [k] = ceil(keep * P) in [1, P]
+        prunes = g.op("Less", keep, g.const(1.0, np.float32))  # the authors prune whenever keep != 1
+        # Keeping every patch keeps them in raster order, as the PyTorch model does (it skips the
+        # gather): attention does not care, but the bipartite split of token merging does.
+        raster = g.const(-np.arange(P, dtype=np.float32), np.float32)  # (P,): TopK of it = 0, 1, ..., P-1
+        score = g.where(prunes, score, raster)  # (B*T, P)
         index = g.op("TopK", g.reshape(score, [-1, T, P]), kept, axis=-1, largest=1, sorted=1, outputs=2)[1]  # (B, T, k)
         frames_x = g.transpose(g.reshape(g.slice(x, 1, INT64_MAX, 1), [-1, P, T, D]), [0, 2, 1, 3])  # (B, T, P, D)
         expanded = g.op("Expand", g.unsqueeze(index, [3]), g.concat(g.op("Shape", index), g.const([D]), axis=0))
         gathered = g.op("GatherElements", frames_x, expanded, axis=2)  # (B, T, k, D)
         gathered = g.reshape(g.transpose(gathered, [0, 2, 1, 3]), [0, -1, D])  # (B, k*T, D)
-        prunes = g.op("Less", keep, g.const(1.0, np.float32))  # the authors prune whenever keep != 1
         residual_cls = g.slice(x, 0, 1, 1)  # init_cls + cls_mean
         cls = g.where(prunes, cls_mean, residual_cls) if cfg.quirk_drop_cls_residual else residual_cls  # Q1
         x = g.concat(cls, gathered, axis=1)  # (B, 1+k*T, D)
@@ -212,28 +229,42 @@ def initial_state(g: Builder, cfg: HaltingVTConfig, x: str, ids: str) -> dict[st
         "r_cls": g.full_like_dims(batch, 1.0, np.float32),
         "cls_out": g.full_like_dims(g.concat(batch, g.const([cfg.embed_dim]), axis=0), 0.0, np.float32),
         "stop": g.full_like_dims(g.concat(batch, g.const([cfg.num_frames * cfg.patches_per_frame + 1]), axis=0), 0, np.int64),
+        "size": g.full_like_dims(tokens, 1.0, np.float32),
     }
 
 
-def joint_layer(g: Builder, cfg: HaltingVTConfig, blk: JointBlock, i: int, state: dict[str, str], threshold: str):
+def merge_inputs(g: Builder, mode: str, ratio: str) -> dict[str, str]:
+    """The merge knobs as the layers use them: the ratio (0 when the mode is "none") and whether
+    the mode is vid-TLDR's."""
+    off = g.op("Equal", mode, g.const(MERGE_MODES.index("none")))
+    return {"ratio": g.where(off, g.const(0.0, np.float32), ratio),
+            "tldr": g.op("Equal", mode, g.const(MERGE_MODES.index("tldr")))}
+
+
+def joint_layer(g: Builder, cfg: HaltingVTConfig, blk: JointBlock, i: int, state: dict[str, str], threshold: str,
+                merge: dict[str, str]):
     """Wraps one joint layer in If(any token live): skipped entirely once every class token halted."""
     any_live = g.op("Greater", g.op("ReduceMax", g.cast(state["live"], F32), keepdims=0), g.const(0.0, np.float32))
     then_b = g.child(f"joint{i}/")
-    then_out = joint_layer_body(then_b, cfg, blk, i, state, threshold)
+    then_out = joint_layer_body(then_b, cfg, blk, i, state, threshold, merge)
     else_b = g.child(f"skip{i}/")
     else_out = [else_b.op("Identity", state[k]) for k in STATE]
     else_out.append(else_b.full_like_dims(else_b.op("Shape", state["n_halted"]), 0, np.int64))  # count 0
 
     def branch(b: Builder, outs: list[str], name: str) -> onnx.GraphProto:
-        types = [F32, F32, I64, BOOL, F32, F32, F32, I64, I64]
-        return helper.make_graph(b.nodes, name, [], [helper.make_tensor_value_info(o, t, None) for o, t in zip(outs, types)])
+        return subgraph(b, outs, [*STATE_TYPES, I64], name)
 
     outs = g.op("If", any_live, outputs=len(STATE) + 1, hint=f"joint{i}",
                 then_branch=branch(then_b, then_out, f"joint{i}"), else_branch=branch(else_b, else_out, f"skip{i}"))
     return dict(zip(STATE, outs[:-1])), outs[-1]
 
 
-def joint_layer_body(g: Builder, cfg: HaltingVTConfig, blk: JointBlock, i: int, s: dict[str, str], threshold: str) -> list[str]:
+def subgraph(b: Builder, outs: list[str], types, name: str) -> onnx.GraphProto:
+    return helper.make_graph(b.nodes, name, [], [helper.make_tensor_value_info(o, t, None) for o, t in zip(outs, types)])
+
+
+def joint_layer_body(g: Builder, cfg: HaltingVTConfig, blk: JointBlock, i: int, s: dict[str, str], threshold: str,
+                     merge: dict[str, str]) -> list[str]:
     D = cfg.embed_dim
     last = i == cfg.num_joint - 1
     # compaction: live tokens first (stable), token axis cut to the batch's largest live count
@@ -247,6 +278,7 @@ def joint_layer_body(g: Builder, cfg: HaltingVTConfig, blk: JointBlock, i: int, 
     c = g.gather_rows(s["c"], order, None)  # (B, M)
     ids = g.gather_rows(s["ids"], order, None)
     live = g.gather_rows(s["live"], order, None)
+    size = g.gather_rows(s["size"], order, None)
     count = g.cast(g.count_true(live, 1), I64)  # (B,)
 
     dummy = g.const(cfg.num_frames * cfg.patches_per_frame)
@@ -257,14 +289,16 @@ def joint_layer_body(g: Builder, cfg: HaltingVTConfig, blk: JointBlock, i: int, 
     neg = g.const(NEG_INF, np.float32)
     zero = g.const(0.0, np.float32)
     extras = {
-        "key_bias": g.unsqueeze(g.where(live, zero, neg), [1, 2]),  # (B, 1, 1, M)
+        "key_bias": g.unsqueeze(g.where(live, g.op("Log", size), neg), [1, 2]),  # (B, 1, 1, M): proportional attention
         "null_k": g.weight(null_k[:, :, None], f"joint{i}.null_k"),  # (H, d, 1)
         "null_v": g.weight(null_v[None, :, None, :], f"joint{i}.null_v"),  # (1, H, 1, d)
         "null_bias": g.reshape(null_bias(g, s["n_halted"], cfg.quirk_attend_halted), [-1, 1, 1, 1]),  # (B, 1, 1, 1)
     }
     h = f"joint{i}"
-    x = g.op("Add", x, attention(g, blk.attn, ln(g, blk.norm1, x, f"{h}.norm1"), D, f"{h}.attn", extras))
-    z = g.op("Add", x, mlp(g, blk.mlp, ln(g, blk.norm2, x, f"{h}.norm2"), f"{h}.mlp"))  # (B, M, D)
+    attn_out, probs, keys = attention(g, blk.attn, ln(g, blk.norm1, x, f"{h}.norm1"), D, f"{h}.attn", extras, merge_parts=True)
+    x = g.op("Add", x, attn_out)
+    x, size, c, ids, live = merge_if_any(g, i, count, merge, x, size, c, ids, live, probs, keys)
+    z = g.op("Add", x, mlp(g, blk.mlp, ln(g, blk.norm2, x, f"{h}.norm2"), f"{h}.mlp"))  # (B, M', D)
 
     # halting (halting.act_step): the class token sits at position 0 of every live video
     x0 = g.squeeze(g.slice(z, 0, 1, 2), [2])  # (B, M)
@@ -284,9 +318,9 @@ def joint_layer_body(g: Builder, cfg: HaltingVTConfig, blk: JointBlock, i: int, 
     cls_out = g.op("Add", s["cls_out"], g.op("Mul", g.squeeze(g.slice(z, 0, 1, 1), [1]), g.unsqueeze(weight, [1])))  # (B, D)
     r_cls = g.op("Sub", s["r_cls"], g.where(cls_going, h0, zero))
     halted_now = g.op("And", live, g.op("Not", not_reached))
-    n_halted = g.op("Add", s["n_halted"], g.count_true(halted_now, 1))  # (B,)
+    n_halted = g.op("Add", s["n_halted"], g.sum_axis(g.where(halted_now, size, zero), 1))  # (B,): halted mass
     live_next = g.op("And", not_reached, g.slice(not_reached, 0, 1, 1))  # a halted class token ends its video
-    return [z, c_new, ids, live_next, n_halted, r_cls, cls_out, stop, count]
+    return [z, c_new, ids, live_next, n_halted, r_cls, cls_out, stop, size, count]
 
 
 def null_bias(g: Builder, n_halted: str, attend_halted: bool) -> str:
@@ -296,3 +330,90 @@ def null_bias(g: Builder, n_halted: str, attend_halted: bool) -> str:
         return g.op("Add", g.op("Mul", n_halted, g.const(0.0, np.float32)), neg)  # (B,) of NEG_INF
     has = g.op("Greater", n_halted, g.const(0.0, np.float32))
     return g.where(has, g.op("Log", g.op("Max", n_halted, g.const(1.0, np.float32))), neg)
+
+
+# ---- token merging (merging.py) -----------------------------------------------------------------
+
+def merge_if_any(g: Builder, i: int, count: str, merge: dict[str, str], x: str, size: str, c: str, ids: str,
+                 live: str, probs: str, keys: str) -> list[str]:
+    """merging.merge_counts, then merging.merge_step inside If(some video merges a token), so that
+    nothing is computed (and nothing changes) when no video does."""
+    patches = g.op("Max", g.op("Sub", count, g.const(1)), g.const(0))  # (B,)
+    r = g.cast(g.op("Floor", g.op("Mul", merge["ratio"], g.cast(patches, F32))), I64)
+    r = g.op("Max", g.op("Min", r, g.op("Div", patches, g.const(2))), g.const(0))  # (B,): merging.merge_count
+    some = g.op("Greater", g.op("ReduceMax", r, keepdims=0), g.const(0))
+    then_b = g.child(f"merge{i}/")
+    then_out = merge_body(then_b, merge["tldr"], x, size, c, ids, live, probs, keys, r, i)
+    else_b = g.child(f"nomerge{i}/")
+    else_out = [else_b.op("Identity", t) for t in (x, size, c, ids, live)]
+    types = (F32, F32, F32, I64, BOOL)
+    return g.op("If", some, outputs=5, hint=f"merge{i}", then_branch=subgraph(then_b, then_out, types, f"merge{i}"),
+                else_branch=subgraph(else_b, else_out, types, f"nomerge{i}"))
+
+
+def merge_body(g: Builder, tldr: str, x: str, size: str, c: str, ids: str, live: str, probs: str, keys: str,
+               r: str, i: int) -> list[str]:
+    """merging.merge_step: the metric and the mass a source brings depend on the mode (one more If)."""
+    m = g.dim(live, 1)
+    pos = g.op("Range", g.const(0), g.squeeze(m, [0]), g.const(1))  # (M,)
+    patch = g.op("And", live, g.op("Greater", pos, g.const(0)))  # (B, M): the class token never merges
+
+    tldr_b = g.child(f"tldr{i}/")
+    tldr_out = [tldr_b.op("Identity", x), tldr_b.op("Mul", size, saliency(tldr_b, probs, patch))]
+    tome_b = g.child(f"tome{i}/")
+    tome_out = [tome_b.op("Identity", keys), tome_b.op("Identity", size)]
+    metric, brings = g.op("If", tldr, outputs=2, hint=f"metric{i}",
+                              then_branch=subgraph(tldr_b, tldr_out, (F32, F32), f"tldr{i}"),
+                              else_branch=subgraph(tome_b, tome_out, (F32, F32), f"tome{i}"))
+    odd = lambda t: g.slice(t, 1, INT64_MAX, 1, step=2)  # noqa: E731  A: source candidates
+    even = lambda t: g.slice(t, 0, INT64_MAX, 1, step=2)  # noqa: E731  B: destinations, class token first
+    weight = odd(brings)  # (B, |A|): the mass each source would bring (ToMe: its size)
+
+    # match: cosine similarity of A against B, best destination per A token
+    norm = g.op("Max", g.op("ReduceL2", metric, axes=[-1], keepdims=1), g.const(1e-12, np.float32))
+    unit = g.op("Div", metric, norm)  # (B, M, m)
+    scores = g.op("MatMul", odd(unit), g.transpose(even(unit), [0, 2, 1]))  # (B, |A|, |B|)
+    scores = g.where(g.unsqueeze(even(patch), [1]), scores, g.const(NEG_INF, np.float32))
+    best = g.op("ReduceMax", scores, axes=[-1], keepdims=0)  # (B, |A|)
+    dest = g.op("ArgMax", scores, axis=-1, keepdims=0)  # (B, |A|): first maximum on ties
+    best = g.where(odd(patch), best, g.const(NOT_A_SOURCE, np.float32))
+
+    # pick_sources: rank by similarity (TopK: ties to the lower index), the r best become sources
+    n_a = g.dim(best, 1)
+    order = g.op("TopK", best, n_a, axis=-1, largest=1, sorted=1, outputs=2)[1]  # (B, |A|)
+    arange = g.op("Expand", g.op("Range", g.const(0), g.squeeze(n_a, [0]), g.const(1)), g.op("Shape", order))
+    ranks = g.op("ScatterElements", g.full_like_dims(g.op("Shape", order), 0, np.int64), order, arange, axis=1)
+    src = g.op("Less", ranks, g.unsqueeze(r, [1]))  # (B, |A|)
+
+    # merge with size tracking: sums weighted by the mass each source brings, then divided
+    zero = g.const(0.0, np.float32)
+    mass = g.where(src, weight, zero)  # (B, |A|)
+    x_a, x_b = odd(x), even(x)
+    index = g.op("Expand", g.unsqueeze(dest, [2]), g.op("Shape", x_a))  # (B, |A|, D)
+    add_x = g.op("ScatterElements", g.full_like_dims(g.op("Shape", x_b), 0.0, np.float32), index,
+                 g.op("Mul", x_a, g.unsqueeze(mass, [2])), axis=1, reduction="add")  # (B, |B|, D)
+    zeros_b = g.full_like_dims(g.op("Shape", even(size)), 0.0, np.float32)
+    add_m = g.op("ScatterElements", zeros_b, dest, mass, axis=1, reduction="add")  # (B, |B|)
+    add_c = g.op("ScatterElements", zeros_b, dest, g.op("Mul", odd(c), mass), axis=1, reduction="add")
+    size_b = g.op("Add", even(size), add_m)  # (B, |B|)
+    x_new = g.op("Div", g.op("Add", g.op("Mul", x_b, g.unsqueeze(even(size), [2])), add_x), g.unsqueeze(size_b, [2]))
+    c_new = g.op("Div", g.op("Add", g.op("Mul", even(c), even(size)), add_c), size_b)
+    live_a = g.op("And", odd(live), g.op("Not", src))
+    return [g.concat(x_new, x_a, axis=1), g.concat(size_b, odd(size), axis=1), g.concat(c_new, odd(c), axis=1),
+            g.concat(even(ids), odd(ids), axis=1), g.concat(even(live), live_a, axis=1)]
+
+
+def saliency(g: Builder, probs: str, patch: str) -> str:
+    """merging.sharpness_saliency: probs (B, H, M, M+1), patch (B, M) -> weights (B, M) in [0, 1]."""
+    zero = g.const(0.0, np.float32)
+    a = g.op("ReduceMean", probs, axes=[1], keepdims=0)  # (B, M, M+1)
+    s = g.sum_axis(g.op("Mul", a, g.op("Log", g.op("Max", a, g.const(1e-30, np.float32)))), 2)  # (B, M)
+    lo = g.op("ReduceMin", g.where(patch, s, g.const(3e38, np.float32)), axes=[-1], keepdims=1)  # (B, 1)
+    hi = g.op("ReduceMax", g.where(patch, s, g.const(-3e38, np.float32)), axes=[-1], keepdims=1)
+    norm = g.op("Div", g.op("Sub", s, lo), g.op("Max", g.op("Sub", hi, lo), g.const(1e-12, np.float32)))
+    count = g.op("Max", g.sum_axis(g.cast(patch, F32), 1, keepdims=1), g.const(1.0, np.float32))  # (B, 1)
+    mean = g.op("Div", g.sum_axis(g.where(patch, norm, zero), 1, keepdims=1), count)
+    centred = g.op("Sub", norm, mean)
+    top = g.op("Max", g.op("ReduceMax", g.where(patch, centred, zero), axes=[-1], keepdims=1), g.const(1e-12, np.float32))
+    fore = g.op("And", patch, g.op("GreaterOrEqual", centred, zero))
+    return g.where(fore, g.op("Div", centred, top), zero)

@@ -217,8 +217,8 @@ async function receiveFile(part: MultipartFile, temps: TempFiles, renames: Renam
   }
 }
 
-/** Knob text (query string, form fields, OIP parameters) → numbers; the engine then checks the ranges. */
-export function parseKnobs(input: Record<string, unknown>): Record<string, number | undefined> {
+/** Knob text (query string, form fields, OIP parameters) → numbers and modes; the engine then checks the ranges. */
+export function parseKnobs(input: Record<string, unknown>): KnobFields {
   const parsed = KnobFields.safeParse(input);
   if (parsed.success) return parsed.data;
   const unknown = parsed.error.issues.find((i) => i.code === 'unrecognized_keys');

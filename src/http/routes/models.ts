@@ -47,6 +47,8 @@ export function modelInfo(engine: EnginePort, ready: boolean): ModelInfo {
       top_k: { ...knobs.top_k, max: Math.min(knobs.top_k.max, manifest.labels.length), default: Math.min(knobs.top_k.default, manifest.labels.length) },
       keep_ratio: knobs.keep_ratio,
       halt_threshold: knobs.halt_threshold,
+      // Only models exported with token merging offer it.
+      ...(knobs.merge_mode && knobs.merge_ratio ? { merge_mode: knobs.merge_mode, merge_ratio: knobs.merge_ratio } : {}),
     },
     dense_gflops: manifest.dense_gflops,
   };
