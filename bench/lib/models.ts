@@ -9,6 +9,7 @@ import * as ort from 'onnxruntime-node';
 import { pino } from 'pino';
 import { decodeVideo } from '../../src/engine/decode/decode-video.js';
 import { flopsByStage, glimpserKeeps, videoFlops } from '../../src/engine/flops.js';
+import { modelFeeds, type GraphKnobs } from '../../src/engine/infer.js';
 import type { LoadedModel } from '../../src/engine/model.js';
 import { openSession, type EngineSession, type PlainTensor } from '../../src/engine/ort-session.js';
 import { Preprocessor } from '../../src/engine/preprocess.js';
@@ -24,10 +25,7 @@ export interface Subject {
   note: string;
 }
 
-export interface Knobs {
-  keep_ratio: number;
-  halt_threshold: number;
-}
+export type Knobs = GraphKnobs;
 
 export function info(s: Subject): ModelInfo {
   const m = s.model.manifest;
@@ -48,12 +46,17 @@ export function info(s: Subject): ModelInfo {
 
 export function defaults(s: Subject): Knobs {
   const k = s.model.manifest.knobs;
-  return { keep_ratio: k.keep_ratio.default, halt_threshold: k.halt_threshold.default };
+  return { keep_ratio: k.keep_ratio.default, halt_threshold: k.halt_threshold.default, ...noMerging(s) };
+}
+
+/** Merging off, for models whose graph takes the merge inputs (none for older exports). */
+function noMerging(s: Subject): Pick<Knobs, 'merge_mode' | 'merge_ratio'> {
+  return s.model.manifest.knobs.merge_mode ? { merge_mode: 'none', merge_ratio: 0 } : {};
 }
 
 /** keep 1.0 and halt_threshold = number of joint layers: halting off, nothing pruned. */
 export function denseKnobs(s: Subject): Knobs {
-  return { keep_ratio: 1, halt_threshold: s.model.manifest.flops.joint_blocks };
+  return { keep_ratio: 1, halt_threshold: s.model.manifest.flops.joint_blocks, ...noMerging(s) };
 }
 
 /** The engine's decode stage (what a decode worker runs, here in process) and preprocessing: the model input tensor. */
@@ -79,11 +82,7 @@ export async function writeTensors(dir: string, s: Subject, tensors: Float32Arra
 
 export function feeds(s: Subject, video: Float32Array, knobs: Knobs): Record<string, PlainTensor> {
   const { frames, size } = s.model.manifest.input;
-  return {
-    video: { dtype: 'float32', dims: [1, 3, frames, size, size], data: video },
-    keep_ratio: { dtype: 'float32', dims: [], data: Float32Array.of(knobs.keep_ratio) },
-    halt_threshold: { dtype: 'float32', dims: [], data: Float32Array.of(knobs.halt_threshold) },
-  };
+  return modelFeeds(video, [1, 3, frames, size, size], knobs);
 }
 
 export function open(modelPath: string, threads: number): Promise<EngineSession> {
@@ -122,7 +121,7 @@ export async function measureHalting(s: Subject, tensors: Float32Array[], thread
   const session = await open(s.model.modelPath, threads);
   const settings: Array<[string, Knobs]> = [
     ['dense', denseKnobs(s)],
-    ['keep_only', { keep_ratio: defaults(s).keep_ratio, halt_threshold: s.model.manifest.flops.joint_blocks }],
+    ['keep_only', { ...defaults(s), halt_threshold: s.model.manifest.flops.joint_blocks }],
     ['halting', defaults(s)],
   ];
   const runs: Record<string, ClipRun[]> = { dense: [], keep_only: [], halting: [] };

@@ -23,16 +23,13 @@ export interface InferResult {
   inferS: number;
 }
 
-export async function infer(
-  host: SessionHost,
-  video: Float32Array,
-  dims: [number, number, number, number, number],
-  knobs: Knobs,
-  signal?: AbortSignal,
-  batch = 1,
-): Promise<InferResult> {
+/** The knobs the graph itself takes (top_k is applied after it). */
+export type GraphKnobs = Pick<Knobs, 'keep_ratio' | 'halt_threshold' | 'merge_mode' | 'merge_ratio'>;
+
+/** The graph's inputs for one run (the benchmarks feed sessions through this too). */
+export function modelFeeds(video: Float32Array, dims: readonly number[], knobs: GraphKnobs): Record<string, PlainTensor> {
   const feeds: Record<string, PlainTensor> = {
-    video: { dtype: 'float32', dims, data: video },
+    video: { dtype: 'float32', dims: [...dims], data: video },
     keep_ratio: { dtype: 'float32', dims: [], data: Float32Array.of(knobs.keep_ratio) },
     halt_threshold: { dtype: 'float32', dims: [], data: Float32Array.of(knobs.halt_threshold) },
   };
@@ -41,6 +38,18 @@ export async function infer(
     feeds.merge_mode = { dtype: 'int64', dims: [], data: BigInt64Array.of(BigInt(mergeModeIndex(knobs.merge_mode))) };
     feeds.merge_ratio = { dtype: 'float32', dims: [], data: Float32Array.of(knobs.merge_ratio ?? 0) };
   }
+  return feeds;
+}
+
+export async function infer(
+  host: SessionHost,
+  video: Float32Array,
+  dims: [number, number, number, number, number],
+  knobs: Knobs,
+  signal?: AbortSignal,
+  batch = 1,
+): Promise<InferResult> {
+  const feeds = modelFeeds(video, dims, knobs);
   const { outputs, queueS, inferS } = await host.run(feeds, signal);
   return {
     outputs: {
