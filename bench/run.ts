@@ -18,7 +18,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultModelDir } from '../src/config.js';
+import { defaultModelDir } from '../src/paths.js';
 import { createEngine, type Engine } from '../src/engine/index.js';
 import { loadModel } from '../src/engine/model.js';
 import { measureDecode, measureShare, syntheticClip, type ClipSpec } from './lib/decode.js';
@@ -162,7 +162,7 @@ async function main(): Promise<void> {
   const machine = await machineFacts(threads, pyFacts, binaries.ffmpeg);
 
   // ---- models and inputs ----------------------------------------------------------------------
-  const embeddedDir = values.model ? path.resolve(values.model) : defaultModelDir(ROOT, existsSync);
+  const embeddedDir = values.model ? path.resolve(values.model) : defaultModelDir([ROOT]);
   const isDefault = existsSync(path.join(ROOT, 'models', 'default', 'manifest.json')) && embeddedDir === path.join(ROOT, 'models', 'default');
   const embedded = await loadModel(embeddedDir);
   const embeddedNote = isDefault

@@ -7,12 +7,12 @@
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { engineConfig } from './engine/config.js';
+import { defaultModelDir, PACKAGE_ROOT } from './paths.js';
 
-/** The package root: src/ or dist/ sits right under it. */
-export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
+/** The engine's own defaults, so that the CLI and the service refuse the same videos and restart alike. */
+const engine = engineConfig();
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const positive = () => z.coerce.number().positive().finite();
 
@@ -25,21 +25,21 @@ export const EnvSchema = z.object({
   EXECUTION_PROVIDERS: z
     .string()
     .regex(/^[a-z0-9_-]+(,[a-z0-9_-]+)*$/, 'must be a comma-separated list such as "cuda,cpu"')
-    .default('cuda,cpu')
+    .default(engine.executionProviders.join(','))
     .describe('ONNX Runtime execution providers in order of preference; the next is tried when one fails'),
   INTRA_OP_THREADS: int(0, 1024).default(0).describe('ORT intra-op threads; 0 lets ORT decide'),
   MAX_UPLOAD_BYTES: int(1).default(256 * 1024 * 1024).describe('largest accepted video upload, per file'),
-  MAX_DURATION_S: positive().default(600).describe('longest accepted video, in seconds'),
-  MAX_PIXELS: int(1).default(3840 * 2160).describe('largest accepted frame, width x height'),
+  MAX_DURATION_S: positive().default(engine.maxDurationS).describe('longest accepted video, in seconds'),
+  MAX_PIXELS: int(1).default(engine.maxPixels).describe('largest accepted frame, width x height'),
   MAX_BATCH_ITEMS: int(1, 1000).default(16).describe('most videos in one batch request'),
-  DECODE_TIMEOUT_MS: int(1).default(60_000).describe('time limit for decoding one video; past it its decode worker is killed and replaced'),
+  DECODE_TIMEOUT_MS: int(1).default(engine.decodeTimeoutMs).describe('time limit for decoding one video; past it its decode worker is killed and replaced'),
   DECODE_THREADS: int(0, 256).default(0).describe('decoder threads per decode worker; 0: cores ÷ CONCURRENCY'),
-  DECODE_HWACCEL: z.enum(['auto', 'cuda', 'none']).default('auto').describe('NVDEC decoding: auto when a CUDA device opens, cuda to ask for it (both fall back to the CPU with a logged reason), none for the CPU only'),
+  DECODE_HWACCEL: z.enum(['auto', 'cuda', 'none']).default(engine.decodeHwaccel).describe('NVDEC decoding: auto when a CUDA device opens, cuda to ask for it (both fall back to the CPU with a logged reason), none for the CPU only'),
   REQUEST_TIMEOUT_MS: int(0).default(300_000).describe('time limit for receiving a whole request, upload included (0: none); past it Node answers 408'),
   QUEUE_SIZE: int(0, 100_000).default(16).describe('requests that may wait for a free slot; more are refused with 429'),
   CONCURRENCY: int(1, 64).default(2).describe('videos decoded or inferred at once'),
-  BATCH_MAX_SIZE: int(1, 64).default(1).describe('dynamic batching: most videos (with equal keep_ratio and halt_threshold) in one model run; 1 turns it off'),
-  BATCH_MAX_DELAY_MS: int(0, 10_000).default(0).describe('dynamic batching: longest a ready video waits for others to fill its batch (0: only videos already waiting join)'),
+  BATCH_MAX_SIZE: int(1, 64).default(engine.batchMaxSize).describe('dynamic batching: most videos (with equal keep_ratio and halt_threshold) in one model run; 1 turns it off'),
+  BATCH_MAX_DELAY_MS: int(0, 10_000).default(engine.batchMaxDelayMs).describe('dynamic batching: longest a ready video waits for others to fill its batch (0: only videos already waiting join)'),
   RETRY_AFTER_S: int(1, 3600).default(2).describe('Retry-After seconds sent with 429, 503 and 507'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
   AUTH_TOKEN: z.string().min(16, 'must be at least 16 characters').optional().describe('when set, inference routes need "Authorization: Bearer <token>"'),
@@ -57,10 +57,10 @@ export const EnvSchema = z.object({
   SHUTDOWN_GRACE_MS: int(1)
     .default(25_000)
     .describe('after SIGTERM, the longest shutdown: requests still running at this minus a closing reserve (min(5 s, half)) are cut, then the process exits 0'),
-  WORKER_RESTART_BACKOFF_MS: int(0).default(500).describe('delay before restarting a worker (inference or decode) that died while starting; doubles per failure in a row'),
-  WORKER_RESTART_BACKOFF_MAX_MS: int(0).default(30_000).describe('cap of that delay; the restarts go on for as long as the process lives'),
+  WORKER_RESTART_BACKOFF_MS: int(0).default(engine.workerRestartBackoffMs).describe('delay before restarting a worker (inference or decode) that died while starting; doubles per failure in a row'),
+  WORKER_RESTART_BACKOFF_MAX_MS: int(0).default(engine.workerRestartBackoffMaxMs).describe('cap of that delay; the restarts go on for as long as the process lives'),
   WORKER_MAX_DOWN_MS: int(0)
-    .default(60_000)
+    .default(engine.workerMaxDownMs)
     .describe('longest time with no inference worker, or no decode worker, able to run (counted from boot or from the crash) before the process exits 1 to be replaced; 0 = never'),
 }).refine((e) => e.SHUTDOWN_DELAY_MS < e.SHUTDOWN_GRACE_MS, { path: ['SHUTDOWN_DELAY_MS'], message: 'must be less than SHUTDOWN_GRACE_MS' });
 
@@ -121,7 +121,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     port: e.PORT,
     host: e.HOST,
     grpcPort: e.GRPC_PORT,
-    modelDir: e.MODEL_DIR ? path.resolve(e.MODEL_DIR) : defaultModelDir(root, exists),
+    modelDir: e.MODEL_DIR ? path.resolve(e.MODEL_DIR) : defaultModelDir([root], exists),
     executionProviders: e.EXECUTION_PROVIDERS.split(','),
     intraOpThreads: e.INTRA_OP_THREADS,
     limits: {
@@ -141,10 +141,4 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     shutdown: { delayMs: e.SHUTDOWN_DELAY_MS, graceMs: e.SHUTDOWN_GRACE_MS },
     workers: { restartBackoffMs: e.WORKER_RESTART_BACKOFF_MS, restartBackoffMaxMs: e.WORKER_RESTART_BACKOFF_MAX_MS, maxDownMs: e.WORKER_MAX_DOWN_MS },
   };
-}
-
-/** The embedded default model, or the tiny test fixture until the default model is exported. */
-export function defaultModelDir(root: string, exists: (file: string) => boolean): string {
-  const embedded = path.join(root, 'models', 'default');
-  return exists(path.join(embedded, 'manifest.json')) ? embedded : path.join(root, 'models', 'fixtures', 'tiny');
 }

@@ -1,20 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Engine } from '../../src/engine/index.js';
+import { describe, expect, it } from 'vitest';
 import { ClassifyResponse, ErrorBody } from '../../src/http/schemas.js';
-import { fixture, form, makeApp, openTinyEngine, videoPart, type TestApp } from './helpers.js';
+import { fixture, form, useTinyApp, videoPart } from './helpers.js';
 
-let engine: Engine;
-let t: TestApp;
-
-beforeAll(async () => {
-  engine = await openTinyEngine();
-  t = makeApp(engine);
-});
-afterAll(async () => {
-  await t?.app.close();
-  await engine?.close();
-});
+const t = useTinyApp();
 
 const LABELS = ['left', 'right', 'up', 'down', 'still'];
 

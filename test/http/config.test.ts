@@ -26,7 +26,8 @@ describe('loadConfig', () => {
   });
 
   it('serves models/default once it exists, the tiny fixture until then, MODEL_DIR when set', () => {
-    expect(loadConfig({}, { root, exists: none }).modelDir).toBe(path.join(root, 'models/fixtures/tiny'));
+    expect(loadConfig({}, { root, exists: none }).modelDir).toBe(path.join(root, 'models/default'));
+    expect(loadConfig({}, { root, exists: (f) => f === path.join(root, 'models/fixtures/tiny/manifest.json') }).modelDir).toBe(path.join(root, 'models/fixtures/tiny'));
     expect(loadConfig({}, { root, exists: (f) => f === path.join(root, 'models/default/manifest.json') }).modelDir).toBe(path.join(root, 'models/default'));
     expect(loadConfig({ MODEL_DIR: '/models/x' }, { root, exists: none }).modelDir).toBe('/models/x');
   });
