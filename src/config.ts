@@ -26,12 +26,12 @@ export const EnvSchema = z.object({
     .string()
     .min(1)
     .optional()
-    .describe('exported model folder (manifest.json + model.onnx + labels.txt); unset: models/default, else models/fixtures/tiny, in the package'),
+    .describe('exported model folder; unset: the package\'s models/default, else models/fixtures/tiny'),
   EXECUTION_PROVIDERS: z
     .string()
     .regex(/^[a-z0-9_-]+(,[a-z0-9_-]+)*$/, 'must be a comma-separated list such as "cuda,cpu"')
     .default(engine.executionProviders.join(','))
-    .describe('ONNX Runtime execution providers in order of preference; when one cannot load the model the next is tried, with a logged warning saying why'),
+    .describe('ONNX Runtime execution providers in order of preference; on failure the next is tried, with a logged warning'),
   INTRA_OP_THREADS: int(0, 1024).default(0).describe('inference (ORT intra-op) threads; 0 lets ONNX Runtime decide'),
   MAX_UPLOAD_BYTES: int(1).default(256 * 1024 * 1024).describe('largest accepted video upload, per file (256 MiB)'),
   MAX_DURATION_S: positive().default(engine.maxDurationS).describe('longest accepted video, in seconds'),
@@ -40,17 +40,15 @@ export const EnvSchema = z.object({
   DECODE_TIMEOUT_MS: int(1).default(engine.decodeTimeoutMs).describe('wall-clock limit for decoding one video; past it its decode worker is killed and replaced (504 `DECODE_TIMEOUT`)'),
   DECODE_THREADS: int(0, 256)
     .default(0)
-    .describe('decoder threads per decode worker (one worker per `CONCURRENCY` slot); 0: cores ÷ `CONCURRENCY`'),
+    .describe('decoder threads per decode worker (one per `CONCURRENCY` slot); 0: cores ÷ `CONCURRENCY`'),
   DECODE_HWACCEL: z
     .enum(['auto', 'cuda', 'none'])
     .default(engine.decodeHwaccel)
-    .describe('NVDEC decoding: `auto` when a CUDA device opens, `cuda` to ask for it (both fall back to the CPU with the reason logged), `none` for the CPU only'),
+    .describe('NVDEC: `auto` when a CUDA device opens, `cuda` to ask for it (both fall back to the CPU, logged), `none`'),
   REQUEST_TIMEOUT_MS: int(0).default(300_000).describe('time limit for receiving a whole request, upload included (0: none); past it 408 `REQUEST_TIMEOUT`'),
   QUEUE_SIZE: int(0, 100_000)
     .default(16)
-    .describe(
-      'requests that may wait for a free slot; a request takes its place before its upload is read, so at most `QUEUE_SIZE + CONCURRENCY` are uploading, waiting or running (more get 429 before they upload)',
-    ),
+    .describe('requests that may wait for a free slot, their uploads included; more get 429 before they upload'),
   CONCURRENCY: int(1, 64).default(2).describe('videos decoded or inferred at once; a batch uses up to `CONCURRENCY` lanes'),
   BATCH_MAX_SIZE: int(1, 64)
     .default(engine.batchMaxSize)
@@ -62,34 +60,26 @@ export const EnvSchema = z.object({
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
-    .describe('pino log level (JSON logs with request ids; `x-request-id` is accepted and echoed)'),
+    .describe('pino log level (JSON lines with request ids; `x-request-id` is echoed)'),
   AUTH_TOKEN: z.string().min(16, 'must be at least 16 characters').optional().describe('when set (≥ 16 characters), the inference routes need `Authorization: Bearer <token>`'),
   UPLOAD_DIR: z
     .string()
     .min(1)
     .optional()
-    .describe(
-      'where uploads are streamed (never buffered whole; removed whatever happens); unset: the system temp folder. Each process spools into `haltingvt-uploads-<host>.<pid>.<random>`, and a start removes such folders of this host whose process is dead',
-    ),
+    .describe('where uploads are streamed, in a folder per process (docs/operations.md); unset: the system temp folder'),
   SHUTDOWN_DELAY_MS: int(0)
     .default(5_000)
-    .describe(
-      'after SIGTERM, time readiness reports 503 (and new inference is refused) before the listener closes: long enough for a load balancer to stop sending ' +
-        '(Kubernetes takes a few seconds to remove an endpoint everywhere; behind a health-checking balancer use its interval × unhealthy threshold; 0 when a preStop sleep does the waiting, as `deploy/k8s` does). ' +
-        'Must be below `SHUTDOWN_GRACE_MS`',
-    ),
+    .describe('after SIGTERM, time readiness reports 503 before the listener closes, for load balancers to stop sending (docs/operations.md); below `SHUTDOWN_GRACE_MS`'),
   SHUTDOWN_GRACE_MS: int(1)
     .default(25_000)
-    .describe(
-      'after SIGTERM, the longest shutdown: requests still running at this minus a closing reserve (min(5 s, half)) are cut, then the process exits 0; set the orchestrator\'s grace period (`terminationGracePeriodSeconds`) above it',
-    ),
+    .describe('after SIGTERM, the longest shutdown: requests still running at this minus min(5 s, half) are cut, then the process exits 0'),
   WORKER_RESTART_BACKOFF_MS: int(0)
     .default(engine.workerRestartBackoffMs)
-    .describe('delay before restarting a worker (inference or decode) that died while starting; doubles per failure in a row. A worker that dies after it was ready is replaced at once'),
+    .describe('delay before restarting a worker (inference or decode) that died while starting; doubles per failure in a row'),
   WORKER_RESTART_BACKOFF_MAX_MS: int(0).default(engine.workerRestartBackoffMaxMs).describe('cap of that delay; the restarts go on for as long as the process lives'),
   WORKER_MAX_DOWN_MS: int(0)
     .default(engine.workerMaxDownMs)
-    .describe('longest time with no inference worker, or no decode worker, able to run (counted from boot or from the crash) before the process exits 1 so that the orchestrator replaces it; 0 = never'),
+    .describe('longest time with no inference or no decode worker able to run before the process exits 1 to be replaced; 0 = never'),
 }).refine((e) => e.SHUTDOWN_DELAY_MS < e.SHUTDOWN_GRACE_MS, { path: ['SHUTDOWN_DELAY_MS'], message: 'must be less than SHUTDOWN_GRACE_MS' });
 
 export type Env = z.infer<typeof EnvSchema>;
