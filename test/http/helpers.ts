@@ -5,7 +5,6 @@
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll } from 'vitest';
@@ -14,13 +13,12 @@ import { buildApp, type AppSettings } from '../../src/app.js';
 import { createEngine, type Engine } from '../../src/engine/index.js';
 import type { EnginePort } from '../../src/http/engine-port.js';
 import { createRegistry } from '../../src/http/metrics.js';
-
 import { ffmpeg } from '../helpers/media.js';
+import { ROOT, TINY_MODEL } from '../helpers/paths.js';
 
 export { fixture } from '../helpers/media.js';
+export { ROOT, TINY_MODEL };
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const TINY_MODEL = path.join(ROOT, 'models', 'fixtures', 'tiny');
 const SCRATCH = path.join(ROOT, 'test', '.cache', 'http');
 
 export function openTinyEngine(): Promise<Engine> {
