@@ -7,6 +7,10 @@ const t = useTinyApp();
 
 const LABELS = ['left', 'right', 'up', 'down', 'still'];
 
+/** One fixture video as a raw request body. */
+const postRaw = (url: string, video: string, contentType: string) =>
+  t.app.inject({ method: 'POST', url, headers: { 'content-type': contentType }, payload: readFileSync(fixture(video)) });
+
 function expectError(res: { statusCode: number; json: () => unknown; headers: Record<string, unknown> }, status: number, code: string): ErrorBody['error'] {
   expect(res.statusCode).toBe(status);
   const body = ErrorBody.parse(res.json());
@@ -72,12 +76,7 @@ describe('POST /v1/classify, multipart', () => {
 
 describe('POST /v1/classify, raw body', () => {
   it('accepts video/* with knobs in the query string', async () => {
-    const res = await t.app.inject({
-      method: 'POST',
-      url: '/v1/classify?top_k=2&keep_ratio=0.3',
-      headers: { 'content-type': 'video/mp4' },
-      payload: readFileSync(fixture('faststart.mp4')),
-    });
+    const res = await postRaw('/v1/classify?top_k=2&keep_ratio=0.3', 'faststart.mp4', 'video/mp4');
     expect(res.statusCode).toBe(200);
     const body = ClassifyResponse.parse(res.json());
     expect(body.knobs).toMatchObject({ top_k: 2, keep_ratio: 0.3 });
@@ -104,12 +103,7 @@ describe('POST /v1/classify, raw body', () => {
   });
 
   it('accepts application/octet-stream', async () => {
-    const res = await t.app.inject({
-      method: 'POST',
-      url: '/v1/classify',
-      headers: { 'content-type': 'application/octet-stream' },
-      payload: readFileSync(fixture('clip-audio.mp4')),
-    });
+    const res = await postRaw('/v1/classify', 'clip-audio.mp4', 'application/octet-stream');
     expect(res.statusCode).toBe(200);
   });
 });
