@@ -4,7 +4,7 @@
 #   docker run --rm -p 8080:8080 --read-only --tmpfs /tmp haltingvt
 #
 # CUDA image (needs nvidia/cuda and NuGet, neither reachable on our machines, so it is reviewed, not
-# built, here; README "Container"):
+# built, here; deploy/README.md):
 #   docker build -t haltingvt:cuda --build-arg VARIANT=cuda \
 #     --build-arg RUNTIME_BASE=docker.io/nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 .
 #

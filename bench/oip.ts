@@ -12,13 +12,13 @@
  * Prints a markdown table; figures are ratios and medians, never pass/fail.
  *   node --import tsx bench/oip.ts [--model DIR] [--rounds N] [--seconds S]
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { credentials, loadPackageDefinition, Metadata, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { defaultModelDir } from '../src/config.js';
+import { defaultModelDir } from '../src/paths.js';
 import { PROTO_FILE } from '../src/grpc/server.js';
 import { heldOutClips, log, ROOT } from './lib/env.js';
 import { freePort, startServer, type ServerHandle } from './lib/service.js';
@@ -26,7 +26,7 @@ import { freePort, startServer, type ServerHandle } from './lib/service.js';
 const { values } = parseArgs({ options: { model: { type: 'string' }, rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '10' } } });
 const rounds = Number(values.rounds);
 const seconds = Number(values.seconds);
-const modelDir = values.model ? path.resolve(values.model) : defaultModelDir(ROOT, existsSync);
+const modelDir = values.model ? path.resolve(values.model) : defaultModelDir([ROOT]);
 const modelName = (JSON.parse(readFileSync(path.join(modelDir, 'manifest.json'), 'utf8')) as { name: string }).name;
 
 const Inference = ((loadPackageDefinition(loadSync(PROTO_FILE, { keepCase: true, longs: Number, defaults: true, oneofs: true })).inference as GrpcObject).GRPCInferenceService as ServiceClientConstructor);

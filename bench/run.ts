@@ -1,5 +1,6 @@
 /**
- * `make bench`: everything measured side by side in one run, written to bench/results.{md,json}.
+ * `make bench`: everything measured side by side in one run, written to bench/results.json and, as
+ * tables between markers, to bench/results.md (what a person wrote around them stays).
  *
  *   node --import tsx bench/run.ts            full run (about 10-15 minutes on 2 cores)
  *   node --import tsx bench/run.ts --quick    CI smoke run (under a minute), results in bench/out/quick/
@@ -18,7 +19,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultModelDir } from '../src/config.js';
+import { defaultModelDir } from '../src/paths.js';
 import { createEngine, type Engine } from '../src/engine/index.js';
 import { loadModel } from '../src/engine/model.js';
 import { measureDecode, measureShare, syntheticClip, type ClipSpec } from './lib/decode.js';
@@ -97,7 +98,7 @@ const plan = quick
       presetTarget: ['--target-gflops', '24.2'],
       reps: { embedded: 7, preset: 3, torch: 3, micro: 15 },
       profileRuns: 3,
-      // The clips of issue 13 (and /work/shared/reference/decode.md).
+      // The decoding clips (/work/shared/reference/decode.md).
       decodeClips: [
         { label: '3 s 360p H.264', spec: { seconds: 3, width: 640, height: 360 } },
         { label: '10 s 1080p H.264, GOP 250', spec: { seconds: 10, width: 1920, height: 1080, gop: 250 } },
@@ -162,7 +163,7 @@ async function main(): Promise<void> {
   const machine = await machineFacts(threads, pyFacts, binaries.ffmpeg);
 
   // ---- models and inputs ----------------------------------------------------------------------
-  const embeddedDir = values.model ? path.resolve(values.model) : defaultModelDir(ROOT, existsSync);
+  const embeddedDir = values.model ? path.resolve(values.model) : defaultModelDir([ROOT]);
   const isDefault = existsSync(path.join(ROOT, 'models', 'default', 'manifest.json')) && embeddedDir === path.join(ROOT, 'models', 'default');
   const embedded = await loadModel(embeddedDir);
   const embeddedNote = isDefault

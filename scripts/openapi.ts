@@ -4,9 +4,9 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { openApiYaml } from '../src/http/openapi.js';
+import { PACKAGE_ROOT } from '../src/paths.js';
 
-const out = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'openapi.yaml');
+const out = path.join(PACKAGE_ROOT, 'openapi.yaml');
 writeFileSync(out, openApiYaml());
 process.stdout.write(`wrote ${out}\n`);

@@ -110,8 +110,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     reply.header(REQUEST_ID_HEADER, request.id);
   });
   app.addHook('onResponse', async (request, reply) => {
-    // The route pattern, never the raw URL: unknown paths must not create label values.
-    const route = request.routeOptions.url ?? 'unmatched';
+    // The route pattern, never the raw URL: unknown paths must not create label values. `::` is the
+    // router's escape for a literal colon (/v1/classify::batch); the label shows the path as served.
+    const route = request.routeOptions.url?.replaceAll('::', ':') ?? 'unmatched';
     metrics.observeRequest(route, request.method, reply.statusCode, reply.elapsedTime / 1000);
   });
   app.setErrorHandler(async (err, request, reply) => {

@@ -6,12 +6,12 @@
  * {"file", "error": {code, message}} in its place and the exit code becomes 1. Logs and the
  * progress bar go to stderr.
  */
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { createEngine, isEngineError, type ClassifyResult, type Engine, type EngineOptions } from './engine/index.js';
+import { defaultModelDir, PACKAGE_ROOT } from './paths.js';
 
 const USAGE = `usage: haltingvt classify FILE... [options]
 
@@ -77,19 +77,26 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     merge_mode: values['merge-mode'],
     merge_ratio: numberFlag(values['merge-ratio']),
   };
-  const modelDir = values.model ?? defaultModelDir(io.cwd);
-  const logger = pino({ level: values.verbose ? 'info' : 'warn' }, pino.destination({ dest: 2, sync: true }));
+  const modelDir = values.model ?? defaultModelDir([io.cwd, PACKAGE_ROOT]);
+  // Engine logs are JSON lines for services; a person at a terminal sees them only with --verbose.
+  const logger = pino({ level: values.verbose ? 'info' : 'error' }, pino.destination({ dest: 2, sync: true }));
+  const providers = values.providers?.split(',').map((p) => p.trim());
   let engine: Engine | undefined;
   try {
     engine = await io.createEngine({
       modelDir,
       logger,
       config: {
-        ...(values.providers ? { executionProviders: values.providers.split(',').map((p) => p.trim()) } : {}),
+        ...(providers ? { executionProviders: providers } : {}),
         ...(values.threads ? { intraOpNumThreads: Number(values.threads) } : {}),
       },
     });
     engine.validateKnobs(knobs); // refuse bad knobs once, before any file
+    // The default list tries CUDA quietly; a provider asked for by name is worth a sentence when it failed.
+    const used = engine.info.session.executionProvider;
+    if (providers && !values.verbose && used !== providers[0]) {
+      io.stderr.write(`haltingvt: running on ${used}: ${providers[0]} could not load the model (--verbose says why)\n`);
+    }
   } catch (err) {
     await engine?.close();
     io.stderr.write(`haltingvt: ${describeError(err)}\n`);
@@ -126,20 +133,6 @@ function numberFlag(text: string | undefined): number | undefined {
   const value = Number(text);
   // A non-number is passed through as text so the knob validator names the knob in its refusal.
   return Number.isNaN(value) || text.trim() === '' ? (text as unknown as number) : value;
-}
-
-/** models/default when it exists (in the working directory, then next to this package), else the tiny fixture. */
-export function defaultModelDir(cwd: string): string {
-  const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-  for (const root of [cwd, packageRoot]) {
-    const dir = path.join(root, 'models', 'default');
-    if (existsSync(path.join(dir, 'manifest.json'))) return dir;
-  }
-  for (const root of [cwd, packageRoot]) {
-    const dir = path.join(root, 'models', 'fixtures', 'tiny');
-    if (existsSync(path.join(dir, 'manifest.json'))) return dir;
-  }
-  return path.join(cwd, 'models', 'default');
 }
 
 function describeError(err: unknown): string {

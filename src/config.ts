@@ -1,127 +1,107 @@
 /**
  * Service configuration: one zod schema over the environment, validated once at boot. A bad value
  * stops the start with a message that names the variable (fail fast, as fastify/demo's env plugin).
- * Every limit has a default sized for a small CPU box; the README's table is generated from the
- * descriptions below.
+ * Every limit has a default sized for a small CPU box. The typed configuration (AppConfig) is the
+ * schema's output, and the README's configuration table is generated from the descriptions below
+ * (`npm run config-docs`; test/http/config.test.ts fails when README.md is stale).
  */
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { engineConfig } from './engine/config.js';
+import { defaultModelDir, PACKAGE_ROOT } from './paths.js';
 
-/** The package root: src/ or dist/ sits right under it. */
-export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
+/** The engine's own defaults, so that the CLI and the service refuse the same videos and restart alike. */
+const engine = engineConfig();
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const positive = () => z.coerce.number().positive().finite();
 
 /** Environment variables the service reads, with their defaults. Unset and empty mean the default. */
 export const EnvSchema = z.object({
-  PORT: int(0, 65535).default(8080).describe('TCP port to listen on'),
-  HOST: z.string().min(1).default('0.0.0.0').describe('address to bind'),
-  GRPC_PORT: int(0, 65535).default(8081).describe('port of the Open Inference Protocol gRPC server (with health and reflection) on HOST; 0 turns gRPC off'),
-  MODEL_DIR: z.string().min(1).optional().describe('exported model folder; default models/default, else models/fixtures/tiny'),
+  PORT: int(0, 65535).default(8080).describe('TCP port the HTTP server listens on'),
+  HOST: z.string().min(1).default('0.0.0.0').describe('address both servers bind'),
+  GRPC_PORT: int(0, 65535).default(8081).describe('port of the Open Inference Protocol gRPC server (with health and reflection) on `HOST`; 0 turns gRPC off'),
+  MODEL_DIR: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('exported model folder; unset: the package\'s models/default, else models/fixtures/tiny'),
   EXECUTION_PROVIDERS: z
     .string()
     .regex(/^[a-z0-9_-]+(,[a-z0-9_-]+)*$/, 'must be a comma-separated list such as "cuda,cpu"')
-    .default('cuda,cpu')
-    .describe('ONNX Runtime execution providers in order of preference; the next is tried when one fails'),
-  INTRA_OP_THREADS: int(0, 1024).default(0).describe('ORT intra-op threads; 0 lets ORT decide'),
-  MAX_UPLOAD_BYTES: int(1).default(256 * 1024 * 1024).describe('largest accepted video upload, per file'),
-  MAX_DURATION_S: positive().default(600).describe('longest accepted video, in seconds'),
-  MAX_PIXELS: int(1).default(3840 * 2160).describe('largest accepted frame, width x height'),
+    .default(engine.executionProviders.join(','))
+    .describe('ONNX Runtime execution providers in order of preference; on failure the next is tried, with a logged warning'),
+  INTRA_OP_THREADS: int(0, 1024).default(0).describe('inference (ORT intra-op) threads; 0 lets ONNX Runtime decide'),
+  MAX_UPLOAD_BYTES: int(1).default(256 * 1024 * 1024).describe('largest accepted video upload, per file (256 MiB)'),
+  MAX_DURATION_S: positive().default(engine.maxDurationS).describe('longest accepted video, in seconds'),
+  MAX_PIXELS: int(1).default(engine.maxPixels).describe('largest accepted frame, width × height (4K UHD)'),
   MAX_BATCH_ITEMS: int(1, 1000).default(16).describe('most videos in one batch request'),
-  DECODE_TIMEOUT_MS: int(1).default(60_000).describe('time limit for decoding one video; past it its decode worker is killed and replaced'),
-  DECODE_THREADS: int(0, 256).default(0).describe('decoder threads per decode worker; 0: cores ÷ CONCURRENCY'),
-  DECODE_HWACCEL: z.enum(['auto', 'cuda', 'none']).default('auto').describe('NVDEC decoding: auto when a CUDA device opens, cuda to ask for it (both fall back to the CPU with a logged reason), none for the CPU only'),
-  REQUEST_TIMEOUT_MS: int(0).default(300_000).describe('time limit for receiving a whole request, upload included (0: none); past it Node answers 408'),
-  QUEUE_SIZE: int(0, 100_000).default(16).describe('requests that may wait for a free slot; more are refused with 429'),
-  CONCURRENCY: int(1, 64).default(2).describe('videos decoded or inferred at once'),
-  BATCH_MAX_SIZE: int(1, 64).default(1).describe('dynamic batching: most videos (with equal keep_ratio and halt_threshold) in one model run; 1 turns it off'),
-  BATCH_MAX_DELAY_MS: int(0, 10_000).default(0).describe('dynamic batching: longest a ready video waits for others to fill its batch (0: only videos already waiting join)'),
-  RETRY_AFTER_S: int(1, 3600).default(2).describe('Retry-After seconds sent with 429, 503 and 507'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
-  AUTH_TOKEN: z.string().min(16, 'must be at least 16 characters').optional().describe('when set, inference routes need "Authorization: Bearer <token>"'),
+  DECODE_TIMEOUT_MS: int(1).default(engine.decodeTimeoutMs).describe('wall-clock limit for decoding one video; past it its decode worker is killed and replaced (504 `DECODE_TIMEOUT`)'),
+  DECODE_THREADS: int(0, 256)
+    .default(0)
+    .describe('decoder threads per decode worker (one per `CONCURRENCY` slot); 0: cores ÷ `CONCURRENCY`'),
+  DECODE_HWACCEL: z
+    .enum(['auto', 'cuda', 'none'])
+    .default(engine.decodeHwaccel)
+    .describe('NVDEC: `auto` when a CUDA device opens, `cuda` to ask for it (both fall back to the CPU, logged), `none`'),
+  REQUEST_TIMEOUT_MS: int(0).default(300_000).describe('time limit for receiving a whole request, upload included (0: none); past it 408 `REQUEST_TIMEOUT`'),
+  QUEUE_SIZE: int(0, 100_000)
+    .default(16)
+    .describe('requests that may wait for a free slot, their uploads included; more get 429 before they upload'),
+  CONCURRENCY: int(1, 64).default(2).describe('videos decoded or inferred at once; a batch uses up to `CONCURRENCY` lanes'),
+  BATCH_MAX_SIZE: int(1, 64)
+    .default(engine.batchMaxSize)
+    .describe('dynamic batching: most videos (with equal `keep_ratio` and `halt_threshold`) in one model run; 1 turns it off'),
+  BATCH_MAX_DELAY_MS: int(0, 10_000)
+    .default(engine.batchMaxDelayMs)
+    .describe('dynamic batching: longest a ready video waits for others to fill its batch (0: only videos already waiting join)'),
+  RETRY_AFTER_S: int(1, 3600).default(2).describe('`Retry-After` seconds sent with 429, 503 and 507'),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('pino log level (JSON lines with request ids; `x-request-id` is echoed)'),
+  AUTH_TOKEN: z.string().min(16, 'must be at least 16 characters').optional().describe('when set (≥ 16 characters), the inference routes need `Authorization: Bearer <token>`'),
   UPLOAD_DIR: z
     .string()
     .min(1)
-    .default(os.tmpdir())
-    .describe('where uploads are spooled (a private folder per process is made inside; a start removes the folders of dead processes of this host)'),
+    .optional()
+    .describe('where uploads are streamed, in a folder per process (docs/operations.md); unset: the system temp folder'),
   SHUTDOWN_DELAY_MS: int(0)
     .default(5_000)
-    .describe(
-      'after SIGTERM, time readiness reports 503 (and new inference is refused) before the listener closes: long enough for a load balancer to stop sending ' +
-        '(Kubernetes takes a few seconds to remove an endpoint everywhere; a health-checking balancer needs its interval x unhealthy threshold)',
-    ),
+    .describe('after SIGTERM, time readiness reports 503 before the listener closes, for load balancers to stop sending (docs/operations.md); below `SHUTDOWN_GRACE_MS`'),
   SHUTDOWN_GRACE_MS: int(1)
     .default(25_000)
-    .describe('after SIGTERM, the longest shutdown: requests still running at this minus a closing reserve (min(5 s, half)) are cut, then the process exits 0'),
-  WORKER_RESTART_BACKOFF_MS: int(0).default(500).describe('delay before restarting a worker (inference or decode) that died while starting; doubles per failure in a row'),
-  WORKER_RESTART_BACKOFF_MAX_MS: int(0).default(30_000).describe('cap of that delay; the restarts go on for as long as the process lives'),
+    .describe('after SIGTERM, the longest shutdown: requests still running at this minus min(5 s, half) are cut, then the process exits 0'),
+  WORKER_RESTART_BACKOFF_MS: int(0)
+    .default(engine.workerRestartBackoffMs)
+    .describe('delay before restarting a worker (inference or decode) that died while starting; doubles per failure in a row'),
+  WORKER_RESTART_BACKOFF_MAX_MS: int(0).default(engine.workerRestartBackoffMaxMs).describe('cap of that delay; the restarts go on for as long as the process lives'),
   WORKER_MAX_DOWN_MS: int(0)
-    .default(60_000)
-    .describe('longest time with no inference worker, or no decode worker, able to run (counted from boot or from the crash) before the process exits 1 to be replaced; 0 = never'),
+    .default(engine.workerMaxDownMs)
+    .describe('longest time with no inference or no decode worker able to run before the process exits 1 to be replaced; 0 = never'),
 }).refine((e) => e.SHUTDOWN_DELAY_MS < e.SHUTDOWN_GRACE_MS, { path: ['SHUTDOWN_DELAY_MS'], message: 'must be less than SHUTDOWN_GRACE_MS' });
 
 export type Env = z.infer<typeof EnvSchema>;
 
-export interface AppConfig {
-  port: number;
-  host: string;
-  /** 0: no gRPC server. */
-  grpcPort: number;
-  modelDir: string;
-  executionProviders: string[];
-  intraOpThreads: number;
-  limits: {
-    maxUploadBytes: number;
-    maxDurationS: number;
-    maxPixels: number;
-    maxBatchItems: number;
-    decodeTimeoutMs: number;
-    requestTimeoutMs: number;
-  };
-  decode: { threads: number; hwaccel: Env['DECODE_HWACCEL'] };
-  queue: { size: number; concurrency: number; retryAfterS: number };
-  batch: { maxSize: number; maxDelayMs: number };
-  logLevel: Env['LOG_LEVEL'];
-  authToken: string | undefined;
-  uploadDir: string;
-  shutdown: { delayMs: number; graceMs: number };
-  workers: { restartBackoffMs: number; restartBackoffMaxMs: number; maxDownMs: number };
-}
-
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
-
-export interface LoadConfigOptions {
+export interface ConfigPlaces {
   /** Defaults to a check on the real file system. */
   exists?: (file: string) => boolean;
+  /** Where models/default is looked for; defaults to the package root. */
   root?: string;
+  /** Where uploads go when UPLOAD_DIR is unset; defaults to the system temp folder. */
+  tmpdir?: string;
 }
 
-/** Reads the environment; throws ConfigError naming every bad variable. */
-export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined>, options: LoadConfigOptions = {}): AppConfig {
-  const exists = options.exists ?? existsSync;
-  const root = options.root ?? PACKAGE_ROOT;
-  // An empty variable means "unset": `FOO= node server.js` should not fail on FOO.
-  const present = Object.fromEntries(Object.entries(env).filter(([k, v]) => k in EnvSchema.shape && v !== undefined && v !== ''));
-  const parsed = EnvSchema.safeParse(present);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => {
-      const name = String(i.path[0] ?? '(environment)');
-      return `${name}=${JSON.stringify(present[name] ?? '')}: ${i.message}`;
-    });
-    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
-  }
-  const e = parsed.data;
-  return {
+/** The schema that turns the environment into the service's configuration; its output is AppConfig. */
+export function configSchema(places: ConfigPlaces = {}) {
+  const exists = places.exists ?? existsSync;
+  return EnvSchema.transform((e) => ({
     port: e.PORT,
     host: e.HOST,
+    /** 0: no gRPC server. */
     grpcPort: e.GRPC_PORT,
-    modelDir: e.MODEL_DIR ? path.resolve(e.MODEL_DIR) : defaultModelDir(root, exists),
+    modelDir: e.MODEL_DIR ? path.resolve(e.MODEL_DIR) : defaultModelDir([places.root ?? PACKAGE_ROOT], exists),
     executionProviders: e.EXECUTION_PROVIDERS.split(','),
     intraOpThreads: e.INTRA_OP_THREADS,
     limits: {
@@ -137,14 +117,29 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     batch: { maxSize: e.BATCH_MAX_SIZE, maxDelayMs: e.BATCH_MAX_DELAY_MS },
     logLevel: e.LOG_LEVEL,
     authToken: e.AUTH_TOKEN,
-    uploadDir: path.resolve(e.UPLOAD_DIR),
+    uploadDir: path.resolve(e.UPLOAD_DIR ?? places.tmpdir ?? os.tmpdir()),
     shutdown: { delayMs: e.SHUTDOWN_DELAY_MS, graceMs: e.SHUTDOWN_GRACE_MS },
     workers: { restartBackoffMs: e.WORKER_RESTART_BACKOFF_MS, restartBackoffMaxMs: e.WORKER_RESTART_BACKOFF_MAX_MS, maxDownMs: e.WORKER_MAX_DOWN_MS },
-  };
+  }));
 }
 
-/** The embedded default model, or the tiny test fixture until the default model is exported. */
-export function defaultModelDir(root: string, exists: (file: string) => boolean): string {
-  const embedded = path.join(root, 'models', 'default');
-  return exists(path.join(embedded, 'manifest.json')) ? embedded : path.join(root, 'models', 'fixtures', 'tiny');
+export type AppConfig = z.output<ReturnType<typeof configSchema>>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Reads the environment; throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined>, places: ConfigPlaces = {}): AppConfig {
+  // An empty variable means "unset": `FOO= node server.js` should not fail on FOO.
+  const present = Object.fromEntries(Object.entries(env).filter(([k, v]) => k in EnvSchema.shape && v !== undefined && v !== ''));
+  const parsed = configSchema(places).safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => {
+      const name = String(i.path[0] ?? '(environment)');
+      return `${name}=${JSON.stringify(present[name] ?? '')}: ${i.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  return parsed.data;
 }

@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { defaultModelDir, main } from '../src/cli.js';
+import { main } from '../src/cli.js';
+import { defaultModelDir } from '../src/paths.js';
 import { EngineError } from '../src/errors.js';
 import type { ClassifyResult, Engine, EngineOptions } from '../src/engine/index.js';
 import { ROOT } from './helpers/paths.js';
@@ -35,6 +36,7 @@ function fakeEngine(seen: { options?: EngineOptions; knobs: unknown[]; closed: b
   return async (options: EngineOptions): Promise<Engine> => {
     seen.options = options;
     return {
+      info: { session: { executionProvider: 'cpu' } },
       validateKnobs: (k: unknown) => {
         if ((k as { keep_ratio?: unknown }).keep_ratio === 7) throw new EngineError('BAD_KNOB', 'keep_ratio=7 is out of range [0.05, 1]');
         return k;
@@ -105,6 +107,14 @@ describe('haltingvt classify', () => {
     expect(stderr).toContain('2/2');
   });
 
+  it('says once, in words, that a provider asked for by name could not be used', async () => {
+    const asked = await run(['classify', 'a.mp4', '--providers', 'cuda,cpu']);
+    expect(asked.seen.options?.config).toMatchObject({ executionProviders: ['cuda', 'cpu'] });
+    expect(asked.stderr).toBe('haltingvt: running on cpu: cuda could not load the model (--verbose says why)\n');
+    expect((await run(['classify', 'a.mp4'])).stderr).toBe('');
+    expect((await run(['classify', 'a.mp4', '--providers', 'cpu'])).stderr).toBe('');
+  });
+
   it('explains its usage on bad arguments', async () => {
     expect((await run([])).code).toBe(2);
     expect((await run(['frobnicate', 'x'])).stderr).toContain('unknown command "frobnicate"');
@@ -113,6 +123,6 @@ describe('haltingvt classify', () => {
   });
 
   it('defaults to models/default, else the tiny fixture', () => {
-    expect(defaultModelDir(ROOT)).toMatch(/models\/(default|fixtures\/tiny)$/);
+    expect(defaultModelDir([ROOT])).toMatch(/models\/(default|fixtures\/tiny)$/);
   });
 });

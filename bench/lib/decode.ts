@@ -4,7 +4,7 @@
  *  - ours: the decode stage as a decode worker runs it (src/engine/decode/decode-video.ts), here in
  *    the bench process at 1 decoder thread (cores ÷ concurrency on the 2-core reference machine);
  *  - the ffmpeg command line: ffprobe, then one ffmpeg `select` pass, spawned per video (the path
- *    the service had before issue 13; CPU includes the children's);
+ *    the service had before node-av; CPU includes the children's);
  *  - PyAV and decord (bench/requirements-decode.txt), same frames, same thread count, timed inside
  *    one Python process so that no interpreter start is counted (bench/py/decode_anchors.py).
  * Then the decode share of engine.classify's end-to-end latency, per model.

@@ -4,11 +4,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { PACKAGE_ROOT } from '../../src/paths.js';
 import type { MachineFacts } from './report.js';
 
 const execFileP = promisify(execFile);
 
-export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+export const ROOT = PACKAGE_ROOT;
 
 export function log(msg: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);

@@ -2,7 +2,7 @@
  * The benchmark's results: one typed object, written as bench/results.json and rendered as
  * bench/results.md. Pure (no I/O but `writeResults`), so the test suite can check it.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fmt, pct } from './stats.js';
 
@@ -116,7 +116,7 @@ export interface DecodeRow {
   decoded_frames: number;
   seeks: number;
   ours: DecodeTiming;
-  /** ffprobe + one ffmpeg select pass, spawned: the service's path before issue 13. */
+  /** ffprobe + one ffmpeg select pass, spawned: the service's path before node-av. */
   cli: DecodeTiming;
   pyav: DecodeTiming;
   decord: DecodeTiming;
@@ -196,7 +196,6 @@ export interface TargetResult {
   target: string;
   value: string;
   met: boolean | null;
-  notes: string[];
 }
 
 export interface Results {
@@ -304,7 +303,7 @@ export function renderMarkdown(r: Results): string {
   );
 
   out.push('## 4. Decoding', '');
-  out.push('8 frames sampled at the model\'s rule and scaled/cropped to the model input, wall / CPU ms (CPU = user + sys, children included), medians. "ours" is the decode stage a decode worker runs (node-av, one open, frame plan, 1 decoder thread); "ffmpeg CLI" is ffprobe + one ffmpeg select pass per video, the path before issue 13; PyAV and decord take the same frames at 1 thread, timed inside one Python process. The last column is ours against the best anchor\'s CPU.', '');
+  out.push('8 frames sampled at the model\'s rule and scaled/cropped to the model input, wall / CPU ms (CPU = user + sys, children included), medians. "ours" is the decode stage a decode worker runs (node-av, one open, frame plan, 1 decoder thread); "ffmpeg CLI" is ffprobe + one ffmpeg select pass per video, the engine\'s path before node-av; PyAV and decord take the same frames at 1 thread, timed inside one Python process. The last column is ours against the best anchor\'s CPU.', '');
   const wc = (t: { wall_ms: number; cpu_ms: number }): string => `${fmt(t.wall_ms)} / ${fmt(t.cpu_ms)}`;
   out.push(
     table(
@@ -394,15 +393,6 @@ export function renderMarkdown(r: Results): string {
     }
   }
 
-  const open = r.targets.filter((t) => t.notes.length > 0);
-  if (open.length > 0) {
-    out.push('## Notes and plans', '');
-    for (const t of open) {
-      out.push(`**${t.id}. ${t.what}** (${metText(t.met)}):`, '');
-      for (const n of t.notes) out.push(`- ${n}`);
-      out.push('');
-    }
-  }
   if (r.notes.length > 0) {
     out.push('## Run notes', '');
     for (const n of r.notes) out.push(`- ${n}`);
@@ -415,12 +405,31 @@ function avg(xs: readonly number[]): number {
   return xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
-/** Writes results.json and results.md into `dir`; returns their paths. */
+export const TABLES_START = '<!-- bench tables: written by bench/run.ts, replaced by each run; a person writes outside these markers -->';
+export const TABLES_END = '<!-- end of bench tables -->';
+
+/** `page` with the text between the markers replaced by `tables`; a page without the markers gets them at its end. */
+export function withTables(page: string, tables: string): string {
+  const block = `${TABLES_START}\n${tables.trimEnd()}\n${TABLES_END}`;
+  const start = page.indexOf(TABLES_START);
+  const end = page.indexOf(TABLES_END);
+  if (start < 0 || end < start) return page.trim() === '' ? `${block}\n` : `${page.trimEnd()}\n\n${block}\n`;
+  return `${page.slice(0, start)}${block}${page.slice(end + TABLES_END.length)}`;
+}
+
+/**
+ * Writes results.json into `dir`, and the tables into results.md between the markers, leaving what
+ * a person wrote around them (the reading of the figures) as it was; returns their paths.
+ */
 export async function writeResults(dir: string, r: Results): Promise<{ json: string; md: string }> {
   await mkdir(dir, { recursive: true });
   const json = path.join(dir, 'results.json');
   const md = path.join(dir, 'results.md');
   await writeFile(json, `${JSON.stringify(r, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
-  await writeFile(md, renderMarkdown(r));
+  const page = await readFile(md, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return '';
+    throw err;
+  });
+  await writeFile(md, withTables(page, renderMarkdown(r)));
   return { json, md };
 }

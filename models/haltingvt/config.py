@@ -175,8 +175,9 @@ PRESETS: dict[str, HaltingVTConfig] = {
     # with the authors' linear patch embedding it sat at chance for > 950 steps. The stem's first
     # kernel is 8 pixels at stride 4 and the next two 3 at stride 2, so a token sees 32x32 pixels
     # around its 16x16 patch (where the target came from and where it goes): held-out top-1 went from
-    # 53% (kernels = strides, 3300 steps) to 95.8% (4000 steps, seed 1; 89.6% with seed 0), for 18% of the dense FLOPs instead of
-    # 7% (a GPU sweep chose the kernels: docs/decisions.md, "Training from scratch").
+    # 53% (kernels = strides, 3300 steps) to 95.8% (4000 steps, seed 1; 89.6% with seed 0). The wider
+    # kernels make the stem itself 18% of the model's dense FLOPs instead of 7% (a GPU sweep chose
+    # them: docs/decisions.md, "Training from scratch").
     "motion-tiny": HaltingVTConfig(
         img_size=112, embed_dim=128, num_heads=4, num_joint=6, glimpser_keep=(1.0, 0.5),
         num_classes=12, halt_center=10.0, drop_path=0.0, quirk_cls_halts=False,

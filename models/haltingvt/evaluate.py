@@ -21,6 +21,7 @@ from .data import list_videos
 from .export import resize_short_side
 from .flops import FlopsConstants, video_macs
 from .model import HaltingVT
+from .plots import accuracy_cost_axes
 from .synth import stream as synth_stream
 from .synth.scenes import DEFAULT_HELDOUT_SEED, TRAIN_SEEDS
 from . import video as vio
@@ -101,26 +102,13 @@ def markdown(results: list[Result], dense_gflops: float) -> str:
 
 
 def plot(results: list[Result], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for thr in sorted({r.threshold for r in results}):
-        rs = sorted((r for r in results if r.threshold == thr), key=lambda r: r.gflops)
-        label = "no halting" if thr >= 2 else f"threshold {thr:g}"
-        ax.plot([r.gflops for r in rs], [100 * r.top1 for r in rs], marker="o", label=label)
-        for r in rs:
-            ax.annotate(f"{r.keep:g}", (r.gflops, 100 * r.top1), textcoords="offset points", xytext=(3, 3), fontsize=7)
-    ax.set_xlabel("GFLOPs per video (1 MAC = 1 FLOP)")
-    ax.set_ylabel("top-1 (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with accuracy_cost_axes(path, title, "GFLOPs per video (1 MAC = 1 FLOP)", "top-1 (%)", (6, 4), 8) as ax:
+        for thr in sorted({r.threshold for r in results}):
+            rs = sorted((r for r in results if r.threshold == thr), key=lambda r: r.gflops)
+            label = "no halting" if thr >= 2 else f"threshold {thr:g}"
+            ax.plot([r.gflops for r in rs], [100 * r.top1 for r in rs], marker="o", label=label)
+            for r in rs:
+                ax.annotate(f"{r.keep:g}", (r.gflops, 100 * r.top1), textcoords="offset points", xytext=(3, 3), fontsize=7)
 
 
 def main(argv: list[str]) -> int:

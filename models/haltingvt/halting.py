@@ -1,5 +1,5 @@
 """The halting decisions as small pure functions, shared by the reference path, the compact path
-and (mirrored op by op) the ONNX graph. Golden cases: golden/act_steps.json.
+and (mirrored op by op) the ONNX graph. Their cases are in tests/test_halting.py.
 
 ACT recursion of the authors' code (A-ViT's, haltingvt-official.md §1.4), per token and layer:
     c += h

@@ -20,6 +20,7 @@ import numpy as np
 from .config import HaltingVTConfig, kept_patches
 from .export import feeds
 from .flops import FlopsConstants, video_macs
+from .plots import accuracy_cost_axes
 from .synth import stream
 
 VALIDATION_SEED = 2001
@@ -99,24 +100,12 @@ def markdown(val: list[Scored], test: list[Scored], dense: float, default_gflops
 
 
 def plot(test: list[Scored], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for family in dict.fromkeys(r.setting.family for r in test):
-        rs = sorted((r for r in test if r.setting.family == family), key=lambda r: r.gflops)
-        style = "o" if family == "combination" else "o-"
-        ax.plot([r.gflops for r in rs], [100 * r.top1 for r in rs], style, label=family, markersize=4)
-    ax.set_xlabel("GFLOPs per video (1 MAC = 1 FLOP, merge cost included)")
-    ax.set_ylabel("held-out top-1 (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    xlabel = "GFLOPs per video (1 MAC = 1 FLOP, merge cost included)"
+    with accuracy_cost_axes(path, title, xlabel, "held-out top-1 (%)", (7, 4.5), 7) as ax:
+        for family in dict.fromkeys(r.setting.family for r in test):
+            rs = sorted((r for r in test if r.setting.family == family), key=lambda r: r.gflops)
+            style = "o" if family == "combination" else "o-"
+            ax.plot([r.gflops for r in rs], [100 * r.top1 for r in rs], style, label=family, markersize=4)
 
 
 def main(argv: list[str]) -> int:

@@ -53,22 +53,15 @@ def test_cost_with_the_default_knobs_is_at_most_half_of_dense(fresh):
 
 
 def test_accuracy_is_well_above_chance_with_the_default_knobs(fresh):
-    """A guard on what ships (95.8% on the 240-clip evaluation, chance 8.3%): a broken export, decoder
-    or label order falls to chance. 70% sits more than 4 standard deviations below 95.8% on 48 clips, so it
-    does not flake, and well above what a model with half its accuracy would score."""
+    """A guard on what ships (95.8% on the 240-clip evaluation, 93.75% = 45/48 on these fresh clips,
+    chance 8.3%): a broken export, decoder or label order falls to chance. 70% sits more than 4 standard
+    deviations below 95.8% on 48 clips, so it does not flake with another encoder build, and well above
+    what a model with half its accuracy would score. The 95% target itself is checked on the 240-clip
+    evaluation (models/default/eval/results.json), not on 48 clips, which are too few to hold it."""
     manifest, sess, clips, labels = fresh
     knobs = manifest["knobs"]
     pred, _ = run(manifest, sess, clips, knobs["keep_ratio"]["default"], knobs["halt_threshold"]["default"])
     assert float((pred == labels).mean()) >= 0.7
-
-
-@pytest.mark.xfail(strict=False, reason="the target is 95% top-1 on the 240-clip evaluation, which the committed model reaches (95.8%, models/default/eval/results.json); 48 fresh clips are too few to hold 90% without flaking")
-def test_accuracy_target_with_the_default_knobs(fresh):
-    manifest, sess, clips, labels = fresh
-    knobs = manifest["knobs"]
-    pred, _ = run(manifest, sess, clips, knobs["keep_ratio"]["default"], knobs["halt_threshold"]["default"])
-    # the target is 95% on the 240-clip evaluation; 48 fresh clips leave room for ~2 errors more
-    assert float((pred == labels).mean()) >= 0.9
 
 
 def test_static_clips_score_near_chance(fresh):

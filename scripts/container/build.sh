@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make image`: builds the service image as $IMAGE (default localhost/haltingvt:latest), after making
 # sure its base images exist (scripts/container/base-images.sh). Build args come from the environment:
-#   VARIANT=cuda RUNTIME_BASE=docker.io/nvidia/cuda:…  (the CUDA image; see README "Container")
+#   VARIANT=cuda RUNTIME_BASE=docker.io/nvidia/cuda:…  (the CUDA image; see deploy/README.md)
 #   NODE_IMAGE=… RUNTIME_BASE=…                         (mirrored bases for air-gapped sites)
 set -euo pipefail
 source "$(dirname "$0")/engine.sh"

@@ -1,6 +1,7 @@
 /**
  * Engine configuration: one zod schema with the defaults, validated once at start-up. The CLI and
- * the HTTP service build it from their own flags or environment.
+ * the HTTP service build it from their own flags or environment; the service's environment
+ * defaults are these (src/config.ts reads them from here), so both refuse the same videos.
  */
 import { z } from 'zod';
 
@@ -12,10 +13,10 @@ export const EngineConfigSchema = z.strictObject({
   interOpNumThreads: z.number().int().nonnegative().default(0),
   /** Wall-clock limit for decoding one video; past it the video fails and its decode worker is replaced. */
   decodeTimeoutMs: z.number().int().positive().default(60_000),
-  /** Longer videos are refused with VIDEO_TOO_LONG. */
-  maxDurationS: z.number().positive().default(3 * 3600),
-  /** Frames with more pixels (width x height) are refused with VIDEO_TOO_LARGE before decoding. */
-  maxPixels: z.number().int().positive().default(8192 * 8192),
+  /** Longer videos are refused with VIDEO_TOO_LONG: 10 minutes, far past the 8 frames a clip is sampled to. */
+  maxDurationS: z.number().positive().default(600),
+  /** Frames with more pixels (width x height) are refused with VIDEO_TOO_LARGE before decoding: 4K UHD. */
+  maxPixels: z.number().int().positive().default(3840 * 2160),
   /** Decode worker processes: how many videos decode at once. */
   decodeWorkers: z.number().int().positive().default(1),
   /**

@@ -28,9 +28,9 @@ import type { WorkerState } from './supervisor.js';
 
 export { EngineError, ERRORS, isEngineError, type ErrorCode } from '../errors.js';
 export type { ClassifyOptions, ClassifyResult } from './pipeline.js';
-export type { Knobs, KnobInput } from './knobs.js';
+export { knobRanges, type Knobs, type KnobInput } from './knobs.js';
 export type { Manifest } from './model.js';
-export type { Prediction, TokenReport } from './postprocess.js';
+export { round6, type Prediction, type TokenReport } from './postprocess.js';
 export type { EngineConfig, EngineConfigInput } from './config.js';
 export type { SessionHost, SessionHostOptions, SessionInfo } from './session-host.js';
 export type { DecoderInfo } from './decode/pool.js';

@@ -30,10 +30,14 @@ export interface Knobs {
 
 export type KnobValidator = (input: unknown) => Knobs;
 
+/** The manifest's knob ranges as served: top_k never exceeds the number of classes, whatever the manifest says. */
+export function knobRanges(manifest: Manifest): Manifest['knobs'] {
+  const { knobs, labels } = manifest;
+  return { ...knobs, top_k: { ...knobs.top_k, max: Math.min(knobs.top_k.max, labels.length), default: Math.min(knobs.top_k.default, labels.length) } };
+}
+
 export function createKnobValidator(manifest: Manifest): KnobValidator {
-  const { knobs } = manifest;
-  // top_k can never exceed the number of classes, whatever the manifest range says.
-  const topKMax = Math.min(knobs.top_k.max, manifest.labels.length);
+  const knobs = knobRanges(manifest);
   const ranged = (name: keyof Knobs, min: number, max: number, fallback: number, integer: boolean) => {
     const base = z.number({ error: (iss) => `${name} must be a number, got ${describe(iss.input)}` });
     return (integer ? base.int({ error: (iss) => `${name}=${String(iss.input)} must be an integer` }) : base)
@@ -55,7 +59,7 @@ export function createKnobValidator(manifest: Manifest): KnobValidator {
   const schema = z
     .strictObject(
       {
-        top_k: ranged('top_k', knobs.top_k.min, topKMax, Math.min(knobs.top_k.default, topKMax), true),
+        top_k: ranged('top_k', knobs.top_k.min, knobs.top_k.max, knobs.top_k.default, true),
         keep_ratio: ranged('keep_ratio', knobs.keep_ratio.min, knobs.keep_ratio.max, knobs.keep_ratio.default, false),
         halt_threshold: ranged('halt_threshold', knobs.halt_threshold.min, knobs.halt_threshold.max, knobs.halt_threshold.default, false),
         ...merging,
@@ -74,7 +78,7 @@ export function createKnobValidator(manifest: Manifest): KnobValidator {
       throw new EngineError('BAD_KNOB', problems.join('; '), {
         problems,
         ranges: {
-          top_k: { min: knobs.top_k.min, max: topKMax },
+          top_k: { min: knobs.top_k.min, max: knobs.top_k.max },
           keep_ratio: { min: knobs.keep_ratio.min, max: knobs.keep_ratio.max },
           halt_threshold: { min: knobs.halt_threshold.min, max: knobs.halt_threshold.max },
           ...(mergeMode && mergeRatio ? { merge_mode: { choices: mergeMode.choices }, merge_ratio: { min: mergeRatio.min, max: mergeRatio.max } } : {}),

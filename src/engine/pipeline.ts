@@ -12,7 +12,7 @@ import { createBatcher } from './batcher.js';
 import type { DecodePool } from './decode/pool.js';
 import type { KnobValidator, Knobs } from './knobs.js';
 import type { LoadedModel } from './model.js';
-import { postprocess, type Prediction, type TokenReport } from './postprocess.js';
+import { postprocess, round6, type Prediction, type TokenReport } from './postprocess.js';
 import { Preprocessor } from './preprocess.js';
 import type { SessionHost } from './session-host.js';
 
@@ -114,11 +114,11 @@ export function createPipeline(deps: PipelineDeps): Classify {
           padded_frames: decoded.padded,
         },
         timings_s: {
-          decode: seconds(decodeS),
-          queue: seconds(queueS),
-          infer: seconds(inferS),
-          post: seconds((finished - postStarted) / 1000),
-          total: seconds((finished - started) / 1000),
+          decode: round6(decodeS),
+          queue: round6(queueS),
+          infer: round6(inferS),
+          post: round6((finished - postStarted) / 1000),
+          total: round6((finished - started) / 1000),
         },
         ...(options.probabilities ? { probabilities } : {}),
       };
@@ -134,8 +134,4 @@ async function readable(file: string): Promise<void> {
   } catch (err) {
     throw new EngineError('FILE_NOT_FOUND', `${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'cannot be read'}`, { file }, { cause: err });
   }
-}
-
-function seconds(s: number): number {
-  return Math.round(s * 1e6) / 1e6;
 }

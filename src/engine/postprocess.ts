@@ -56,11 +56,11 @@ export function postprocess(manifest: Manifest, outputs: ModelOutputs, knobs: Kn
       merged_per_layer: mergedPerLayer(outputs.activeTokens, merge),
       total,
       dense,
-      kept_ratio: round(total / dense, 6),
+      kept_ratio: round6(total / dense),
       layers_run: outputs.activeTokens.filter((n) => n > 0).length,
       patch_stop_histogram: histogram,
     },
-    gflops: round(gflops(videoFlops(c, keeps, outputs.activeTokens, merge)), 6),
+    gflops: round6(gflops(videoFlops(c, keeps, outputs.activeTokens, merge))),
     dense_gflops: manifest.dense_gflops,
   };
 }
@@ -83,7 +83,7 @@ export function topK(probabilities: ArrayLike<number>, k: number, labels: readon
   return order.slice(0, Math.min(k, order.length)).map((index) => ({
     label: labels[index] ?? String(index),
     index,
-    probability: round(probabilities[index] as number, 6),
+    probability: round6(probabilities[index] as number),
   }));
 }
 
@@ -91,7 +91,7 @@ function sum(values: readonly number[]): number {
   return values.reduce((a, b) => a + b, 0);
 }
 
-function round(value: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(value * f) / f;
+/** Six decimals: every ratio, probability, GFLOP count and duration in a result is rounded so. */
+export function round6(value: number): number {
+  return Math.round(value * 1e6) / 1e6;
 }

@@ -1,6 +1,6 @@
 /**
  * A SessionHost that runs the session in the calling thread, through an injectable SessionFactory.
- * For tests (fake sessions, failing providers) and benchmarks only: a real session here blocks the
+ * For tests only (fake sessions, failing providers): a real session here blocks the
  * event loop while it runs (docs/decisions.md), which is why the engine defaults to the child process.
  */
 import { EngineError } from '../errors.js';

@@ -23,7 +23,7 @@ import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProto } from 'grpc-health-check';
 import type { Logger } from 'pino';
-import { PACKAGE_ROOT } from '../config.js';
+import { PACKAGE_ROOT } from '../paths.js';
 import { EngineError } from '../errors.js';
 import { createAuthorizationCheck } from '../http/auth.js';
 import { toServiceError } from '../http/errors.js';

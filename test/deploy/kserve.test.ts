@@ -5,25 +5,15 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import type { Engine } from '../../src/engine/index.js';
-import { makeApp, openTinyEngine, ROOT, type TestApp } from '../http/helpers.js';
+import { ROOT, useTinyApp } from '../http/helpers.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const manifest = parse(readFileSync(path.join(ROOT, 'deploy', 'kserve', 'inferenceservice.yaml'), 'utf8')) as Json;
 const container = manifest.spec.predictor.containers[0] as Json;
 
-let engine: Engine;
-let t: TestApp;
-beforeAll(async () => {
-  engine = await openTinyEngine();
-  t = makeApp(engine);
-});
-afterAll(async () => {
-  await t?.app.close();
-  await engine?.close();
-});
+const t = useTinyApp();
 
 describe('KServe InferenceService', () => {
   it('declares the HTTP and gRPC ports the service listens on', () => {

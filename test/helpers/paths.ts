@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT } from '../../src/paths.js';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const ROOT = PACKAGE_ROOT;
 export const TINY_MODEL = path.join(ROOT, 'models', 'fixtures', 'tiny');
 export const GOLDEN = path.join(ROOT, 'models', 'golden');
 export const hasTinyModel = existsSync(path.join(TINY_MODEL, 'manifest.json'));

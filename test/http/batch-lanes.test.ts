@@ -6,9 +6,8 @@
 import { statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/index.js';
-import type { EnginePort } from '../../src/http/engine-port.js';
 import { BatchResponse } from '../../src/http/schemas.js';
-import { fixture, form, gate, makeApp, openTinyEngine, until, videoPart, type TestApp } from './helpers.js';
+import { fixture, form, gate, heldEngine, makeApp, openTinyEngine, until, videoPart, type TestApp } from './helpers.js';
 
 let engine: Engine;
 let t: TestApp;
@@ -19,18 +18,11 @@ const sizes = new Map<number, string>();
 beforeAll(async () => {
   engine = await openTinyEngine();
   for (const name of ['clip.mp4', 'three.mp4']) sizes.set(statSync(fixture(name)).size, name);
-  const port: EnginePort = {
-    manifest: engine.manifest,
-    info: engine.info,
-    validateKnobs: (k) => engine.validateKnobs(k),
-    stats: () => engine.stats(),
-    classify: async (file, knobs, options) => {
-      const g = gate();
-      calls.push({ video: sizes.get(statSync(file).size) ?? '?', release: g.open });
-      await g.promise;
-      return engine.classify(file, knobs, options);
-    },
-  };
+  const port = heldEngine(engine, (file) => {
+    const g = gate();
+    calls.push({ video: sizes.get(statSync(file).size) ?? '?', release: g.open });
+    return g.promise;
+  });
   t = makeApp(port, { queue: { concurrency: 2, size: 16 } });
 });
 afterAll(async () => {

@@ -1,22 +1,15 @@
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Engine } from '../../src/engine/index.js';
+import { describe, expect, it } from 'vitest';
 import { ClassifyResponse, ErrorBody } from '../../src/http/schemas.js';
-import { fixture, form, makeApp, openTinyEngine, videoPart, type TestApp } from './helpers.js';
+import { fixture, form, useTinyApp, videoPart } from './helpers.js';
 
-let engine: Engine;
-let t: TestApp;
-
-beforeAll(async () => {
-  engine = await openTinyEngine();
-  t = makeApp(engine);
-});
-afterAll(async () => {
-  await t?.app.close();
-  await engine?.close();
-});
+const t = useTinyApp();
 
 const LABELS = ['left', 'right', 'up', 'down', 'still'];
+
+/** One fixture video as a raw request body. */
+const postRaw = (url: string, video: string, contentType: string) =>
+  t.app.inject({ method: 'POST', url, headers: { 'content-type': contentType }, payload: readFileSync(fixture(video)) });
 
 function expectError(res: { statusCode: number; json: () => unknown; headers: Record<string, unknown> }, status: number, code: string): ErrorBody['error'] {
   expect(res.statusCode).toBe(status);
@@ -83,12 +76,7 @@ describe('POST /v1/classify, multipart', () => {
 
 describe('POST /v1/classify, raw body', () => {
   it('accepts video/* with knobs in the query string', async () => {
-    const res = await t.app.inject({
-      method: 'POST',
-      url: '/v1/classify?top_k=2&keep_ratio=0.3',
-      headers: { 'content-type': 'video/mp4' },
-      payload: readFileSync(fixture('faststart.mp4')),
-    });
+    const res = await postRaw('/v1/classify?top_k=2&keep_ratio=0.3', 'faststart.mp4', 'video/mp4');
     expect(res.statusCode).toBe(200);
     const body = ClassifyResponse.parse(res.json());
     expect(body.knobs).toMatchObject({ top_k: 2, keep_ratio: 0.3 });
@@ -115,12 +103,7 @@ describe('POST /v1/classify, raw body', () => {
   });
 
   it('accepts application/octet-stream', async () => {
-    const res = await t.app.inject({
-      method: 'POST',
-      url: '/v1/classify',
-      headers: { 'content-type': 'application/octet-stream' },
-      payload: readFileSync(fixture('clip-audio.mp4')),
-    });
+    const res = await postRaw('/v1/classify', 'clip-audio.mp4', 'application/octet-stream');
     expect(res.statusCode).toBe(200);
   });
 });

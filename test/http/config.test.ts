@@ -1,14 +1,18 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { configTable, withConfigTable } from '../../src/config-docs.js';
+import { ConfigError, EnvSchema, loadConfig } from '../../src/config.js';
+import { ROOT } from './helpers.js';
 
 const root = '/srv/haltingvt';
 const none = (): boolean => false;
 
 describe('loadConfig', () => {
   it('has defaults for everything', () => {
-    const c = loadConfig({}, { root, exists: none });
+    const c = loadConfig({}, { root, exists: none, tmpdir: '/scratch' });
     expect(c).toMatchObject({
+      uploadDir: '/scratch',
       port: 8080,
       host: '0.0.0.0',
       grpcPort: 8081,
@@ -26,7 +30,8 @@ describe('loadConfig', () => {
   });
 
   it('serves models/default once it exists, the tiny fixture until then, MODEL_DIR when set', () => {
-    expect(loadConfig({}, { root, exists: none }).modelDir).toBe(path.join(root, 'models/fixtures/tiny'));
+    expect(loadConfig({}, { root, exists: none }).modelDir).toBe(path.join(root, 'models/default'));
+    expect(loadConfig({}, { root, exists: (f) => f === path.join(root, 'models/fixtures/tiny/manifest.json') }).modelDir).toBe(path.join(root, 'models/fixtures/tiny'));
     expect(loadConfig({}, { root, exists: (f) => f === path.join(root, 'models/default/manifest.json') }).modelDir).toBe(path.join(root, 'models/default'));
     expect(loadConfig({ MODEL_DIR: '/models/x' }, { root, exists: none }).modelDir).toBe('/models/x');
   });
@@ -95,5 +100,19 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ PORT: '70000' }, { root, exists: none })).toThrow(/PORT="70000"/);
     expect(() => loadConfig({ CONCURRENCY: '1.5' }, { root, exists: none })).toThrow(/CONCURRENCY/);
     expect(() => loadConfig({ SHUTDOWN_DELAY_MS: '30000' }, { root, exists: none })).toThrow(/SHUTDOWN_DELAY_MS="30000": must be less than SHUTDOWN_GRACE_MS/);
+  });
+});
+
+describe('the README configuration table', () => {
+  it('is the one generated from the schema (run `npm run config-docs` after changing src/config.ts)', () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    expect(withConfigTable(readme)).toBe(readme);
+  });
+
+  it('has one row per variable, with its default and description', () => {
+    const rows = configTable().split('\n').slice(2);
+    expect(rows.map((r) => r.split(' | ')[0])).toEqual(Object.keys(EnvSchema.shape).map((name) => `| \`${name}\``));
+    expect(rows).toContain('| `RETRY_AFTER_S` | `2` | `Retry-After` seconds sent with 429, 503 and 507 |');
+    expect(rows.find((r) => r.startsWith('| `AUTH_TOKEN`'))).toMatch(/^\| `AUTH_TOKEN` \| unset \| when set/);
   });
 });

@@ -5,25 +5,63 @@
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
+import { afterAll, beforeAll } from 'vitest';
 import type { Registry } from 'prom-client';
 import { buildApp, type AppSettings } from '../../src/app.js';
 import { createEngine, type Engine } from '../../src/engine/index.js';
 import type { EnginePort } from '../../src/http/engine-port.js';
 import { createRegistry } from '../../src/http/metrics.js';
-
 import { ffmpeg } from '../helpers/media.js';
+import { ROOT, TINY_MODEL } from '../helpers/paths.js';
 
 export { fixture } from '../helpers/media.js';
+export { ROOT, TINY_MODEL };
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const TINY_MODEL = path.join(ROOT, 'models', 'fixtures', 'tiny');
 const SCRATCH = path.join(ROOT, 'test', '.cache', 'http');
 
 export function openTinyEngine(): Promise<Engine> {
   return createEngine({ modelDir: TINY_MODEL, config: { executionProviders: ['cpu'], intraOpNumThreads: 1 } });
+}
+
+/**
+ * For one test file: the tiny engine behind an app with the default settings, opened before its
+ * tests and closed after them. The fields read through to what beforeAll made.
+ */
+export function useTinyApp(): TestApp & { readonly engine: Engine } {
+  let engine: Engine | undefined;
+  let t: TestApp | undefined;
+  beforeAll(async () => {
+    engine = await openTinyEngine();
+    t = makeApp(engine);
+  });
+  afterAll(async () => {
+    await t?.app.close();
+    await engine?.close();
+  });
+  const made = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('useTinyApp(): read it inside a test, after beforeAll');
+    return value;
+  };
+  return {
+    get engine() {
+      return made(engine);
+    },
+    get app() {
+      return made(t).app;
+    },
+    get registry() {
+      return made(t).registry;
+    },
+    get uploadRoot() {
+      return made(t).uploadRoot;
+    },
+    get logs() {
+      return made(t).logs;
+    },
+    tempFiles: () => made(t).tempFiles(),
+  };
 }
 
 export interface LogLine {
@@ -128,6 +166,20 @@ export function longSmallVideo(): string {
   return file;
 }
 
+/** The real engine behind a port whose classify() first waits for `before(file)`, e.g. a gate the test holds. */
+export function heldEngine(engine: Engine, before: (file: string) => Promise<void>): EnginePort {
+  return {
+    manifest: engine.manifest,
+    info: engine.info,
+    validateKnobs: (k) => engine.validateKnobs(k),
+    stats: () => engine.stats(),
+    classify: async (file, knobs, options) => {
+      await before(file);
+      return engine.classify(file, knobs, options);
+    },
+  };
+}
+
 /**
  * The real engine behind a port whose classify() waits at a gate the test opens; rearm() closes a
  * fresh gate and zeroes the count, for tests that share one app.
@@ -140,17 +192,10 @@ export function gatedEngine(engine: Engine): {
 } {
   let g = gate();
   let calls = 0;
-  const port: EnginePort = {
-    manifest: engine.manifest,
-    info: engine.info,
-    validateKnobs: (k) => engine.validateKnobs(k),
-    stats: () => engine.stats(),
-    classify: async (file, knobs, options) => {
-      calls += 1;
-      await g.promise;
-      return engine.classify(file, knobs, options);
-    },
-  };
+  const port = heldEngine(engine, () => {
+    calls += 1;
+    return g.promise;
+  });
   const rearm = (): void => {
     g = gate();
     calls = 0;

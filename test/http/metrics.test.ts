@@ -47,7 +47,7 @@ describe('GET /metrics', () => {
   it('counts requests by route pattern and status', () => {
     expect(value('haltingvt_http_requests_total{route="/v1/classify",method="POST",status="200"}')).toBe(1);
     expect(value('haltingvt_http_requests_total{route="/v1/classify",method="POST",status="422"}')).toBe(1);
-    expect(value('haltingvt_http_requests_total{route="/v1/classify::batch",method="POST",status="200"}')).toBe(1);
+    expect(value('haltingvt_http_requests_total{route="/v1/classify:batch",method="POST",status="200"}')).toBe(1);
     expect(value('haltingvt_http_requests_total{route="/v1/models/:name",method="GET",status="404"}')).toBe(1);
     expect(value('haltingvt_http_requests_total{route="unmatched",method="GET",status="404"}')).toBe(1);
     expect(text).not.toContain('/no/such/path');

@@ -1,19 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Engine } from '../../src/engine/index.js';
+import { describe, expect, it } from 'vitest';
 import { ErrorBody, ModelInfo, ModelList } from '../../src/http/schemas.js';
-import { makeApp, openTinyEngine, type TestApp } from './helpers.js';
+import { useTinyApp } from './helpers.js';
 
-let engine: Engine;
-let t: TestApp;
-
-beforeAll(async () => {
-  engine = await openTinyEngine();
-  t = makeApp(engine);
-});
-afterAll(async () => {
-  await t?.app.close();
-  await engine?.close();
-});
+const t = useTinyApp();
 
 describe('GET /v1/models', () => {
   it('lists the served model with labels, input spec, knob ranges and dense GFLOPs', async () => {
@@ -26,12 +15,12 @@ describe('GET /v1/models', () => {
     expect(m!.input).toMatchObject({ layout: 'NCTHW', frames: 4, size: 48 });
     expect(m!.knobs).toEqual({
       top_k: { default: 5, min: 1, max: 5 },
-      keep_ratio: engine.manifest.knobs.keep_ratio,
-      halt_threshold: engine.manifest.knobs.halt_threshold,
+      keep_ratio: t.engine.manifest.knobs.keep_ratio,
+      halt_threshold: t.engine.manifest.knobs.halt_threshold,
       merge_mode: { default: 'none', choices: ['none', 'tome', 'tldr'] },
       merge_ratio: { default: 0, min: 0, max: 0.5 },
     });
-    expect(m!.dense_gflops).toBe(engine.manifest.dense_gflops);
+    expect(m!.dense_gflops).toBe(t.engine.manifest.dense_gflops);
   });
 
   it('GET /v1/models/{name} answers the model, 404 NOT_FOUND for another name', async () => {

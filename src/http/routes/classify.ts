@@ -10,7 +10,7 @@ import multipart, { type Multipart, type MultipartFile } from '@fastify/multipar
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import type { AppConfig } from '../../config.js';
-import type { ClassifyResult, Knobs } from '../../engine/index.js';
+import { round6, type ClassifyResult, type Knobs } from '../../engine/index.js';
 import { EngineError, isEngineError } from '../../errors.js';
 import type { EnginePort } from '../engine-port.js';
 import { errorObject, toServiceError } from '../errors.js';
@@ -299,8 +299,4 @@ function named(err: EngineError, renames: Renames): EngineError {
     ? Object.fromEntries(Object.entries(err.details).filter(([k]) => k !== 'file').map(([k, v]) => [k, typeof v === 'string' ? swap(v) : v]))
     : undefined;
   return new EngineError(err.code, swap(err.message), details, { cause: err.cause ?? err });
-}
-
-function round6(s: number): number {
-  return Math.round(s * 1e6) / 1e6;
 }

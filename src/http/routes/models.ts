@@ -1,5 +1,6 @@
 /** GET /v1/models and /v1/models/{name}: what is served and how to call it. */
 import type { FastifyPluginAsync } from 'fastify';
+import { knobRanges } from '../../engine/index.js';
 import { EngineError } from '../../errors.js';
 import type { EnginePort } from '../engine-port.js';
 import type { Lifecycle } from '../lifecycle.js';
@@ -24,7 +25,8 @@ export const modelRoutes: FastifyPluginAsync<{ lifecycle: Lifecycle }> = async (
 
 export function modelInfo(engine: EnginePort, ready: boolean): ModelInfo {
   const { manifest } = engine;
-  const { input, knobs } = manifest;
+  const { input } = manifest;
+  const knobs = knobRanges(manifest);
   return {
     name: manifest.name,
     version: manifest.version,
@@ -43,8 +45,7 @@ export function modelInfo(engine: EnginePort, ready: boolean): ModelInfo {
       std: input.std,
     },
     knobs: {
-      // The knob validator caps top_k at the number of labels; say so here too.
-      top_k: { ...knobs.top_k, max: Math.min(knobs.top_k.max, manifest.labels.length), default: Math.min(knobs.top_k.default, manifest.labels.length) },
+      top_k: knobs.top_k,
       keep_ratio: knobs.keep_ratio,
       halt_threshold: knobs.halt_threshold,
       // Only models exported with token merging offer it.
