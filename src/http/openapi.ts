@@ -205,6 +205,14 @@ export function buildOpenApiDocument(): Json {
           responses: { '200': { description: 'an HTML page', content: { 'text/html': { schema: { type: 'string' } } } } },
         },
       },
+      '/demo': {
+        get: {
+          operationId: 'demo',
+          summary: 'See where the compute went: pick a video, see the stop map over its frames, tokens, GFLOPs and timings (self-contained HTML, calls /v1/classify with explain=true)',
+          tags: ['service'],
+          responses: { '200': { description: 'an HTML page', content: { 'text/html': { schema: { type: 'string' } } } } },
+        },
+      },
     },
     components: {
       schemas: componentSchemas(),
