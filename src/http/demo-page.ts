@@ -9,6 +9,7 @@
  * and requests only to this origin.
  */
 import { createHash } from 'node:crypto';
+import { STOP_COLOURS } from '../figure/colours.js';
 
 const STYLE = `
 *{box-sizing:border-box}
@@ -47,8 +48,10 @@ const SCRIPT = `
 'use strict';
 const $ = (id) => document.getElementById(id);
 const state = { file: null, model: null, running: false, again: false, runs: 0, errors: 0 };
-const VIRIDIS = [[68,1,84],[65,68,135],[42,120,142],[34,168,132],[122,209,81],[253,231,37]];
-const DROPPED = [20,20,24];
+// The same colours as the CLI's figure (src/figure/colours.ts).
+const COLOURS = ${JSON.stringify(STOP_COLOURS)};
+const VIRIDIS = COLOURS.viridis;
+const DROPPED = COLOURS.dropped;
 
 function layerColour(layer, layers) {
   if (layer === 0) return DROPPED;
@@ -196,7 +199,7 @@ async function drawFrames(e) {
     const w = side / e.grid.cols, h = side / e.grid.rows;
     map.forEach((layer, p) => {
       const [r, gr, b] = layerColour(layer, e.grid.joint_layers);
-      g.fillStyle = 'rgba(' + r + ',' + gr + ',' + b + ',' + (layer === 0 ? 0.78 : 0.5) + ')';
+      g.fillStyle = 'rgba(' + r + ',' + gr + ',' + b + ',' + (layer === 0 ? COLOURS.droppedAlpha : COLOURS.haltedAlpha) + ')';
       g.fillRect(Math.floor(p % e.grid.cols) * w, Math.floor(p / e.grid.cols) * h, w, h);
     });
     const figure = document.createElement('figure');
