@@ -5,7 +5,7 @@
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/index.js';
-import { ClassifyResponse, ErrorBody, Explanation } from '../../src/http/schemas.js';
+import { BatchResponse, ClassifyResponse, ErrorBody, Explanation } from '../../src/http/schemas.js';
 import { V2InferResponse } from '../../src/oip/schemas.js';
 import { readFileSync } from 'node:fs';
 import { fixture, form, makeApp, openTinyEngine, videoPart, type TestApp } from './helpers.js';
@@ -79,6 +79,15 @@ describe('explain on /v1', () => {
     for (const row of low.stop_map) expect(row.filter((v) => v === 0)).toHaveLength(6);
     const full = checkTiny(await classify({ explain: 'true', keep_ratio: '1' }));
     for (const row of full.stop_map) expect(row.filter((v) => v === 0)).toHaveLength(0);
+  });
+
+  it('explains every item of a batch', async () => {
+    const { payload, headers } = form([videoPart('a.mp4', fixture('clip.mp4'), 'files'), videoPart('b.mp4', fixture('clip.mp4'), 'files'), { name: 'explain', data: 'true' }]);
+    const res = await t.app.inject({ method: 'POST', url: '/v1/classify:batch', payload, headers });
+    expect(res.statusCode).toBe(200);
+    const body = BatchResponse.parse(res.json());
+    expect(body.items).toHaveLength(2);
+    for (const item of body.items) expect(item.ok && item.result.explain?.stop_map).toHaveLength(4);
   });
 
   it('stays small', async () => {
