@@ -99,7 +99,8 @@ function setupKnobs(model) {
   const slider = (name, range) => {
     const input = $(name);
     input.min = range.min; input.max = range.max;
-    input.step = (range.max - range.min) / 100;
+    // A fixed step keeps the model's default on the slider's grid (a range-derived step would snap it away).
+    input.step = '0.01';
     input.value = range.default;
     $(name + '_out').value = Number(input.value).toFixed(2);
   };

@@ -125,6 +125,7 @@ describe('/demo in chromium', () => {
     await upload(page, CLIP, 'done');
 
     const knobs = await page.evaluate(() => ({ keep_ratio: document.getElementById('keep_ratio').value, halt_threshold: document.getElementById('halt_threshold').value }));
+    expect(knobs).toEqual({ keep_ratio: '0.5', halt_threshold: '0.99' }); // the default model's defaults, as they are
     const expected = await classify({ explain: 'true', top_k: '5', ...knobs });
     expect(await page.textContent('#label')).toBe(expected.top[0]!.label);
     expect(await page.locator('#labels .row').count()).toBe(expected.top.length);
@@ -176,6 +177,17 @@ describe('/demo in chromium', () => {
     const gflopsAfter = Number(await page.getAttribute('#gflops', 'data-gflops'));
     expect(gflopsAfter).toBeLessThan(gflopsBefore);
     expect(await page.textContent('#gflops_text')).toContain(gflopsAfter.toFixed(3));
+
+    // Merging: the mode re-runs at once, the ratio when its slider rests; merged tokens get their own bars.
+    let before = await finishedRuns(page);
+    await page.selectOption('#merge_mode', 'tome');
+    await page.waitForFunction((n) => Number(document.body.dataset.runs ?? '0') > n, before, { timeout: 60_000 });
+    before = await finishedRuns(page);
+    await page.focus('#merge_ratio');
+    await page.keyboard.press('End');
+    await page.waitForFunction((n) => Number(document.body.dataset.runs ?? '0') > n, before, { timeout: 60_000 });
+    const layers = expected.tokens.per_layer.length;
+    expect(await page.locator('#tokens .fill.merged').count()).toBe(layers);
     expect(problems).toEqual([]);
     await page.close();
   }, 180_000);
