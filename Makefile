@@ -12,7 +12,7 @@ export ONNXRUNTIME_NODE_INSTALL = skip   # the CUDA libraries come from NuGet, w
 export SKIP_FFMPEG = true
 export PYTHONPATH := $(CURDIR)/models
 
-.PHONY: run test test-python test-ts test-oip bench-oip build deps python-env python-test-deps node-deps ffmpeg bench bench-deps golden default-model clean image image-test
+.PHONY: run test test-python test-ts test-oip bench-oip build deps python-env python-test-deps node-deps ffmpeg chromium bench bench-deps golden default-model clean image image-test
 
 run: build  ## install what is needed and serve the embedded default model on :8080 (no ffmpeg CLI: node-av decodes)
 	node dist/server.js
@@ -39,7 +39,7 @@ test-oip: node-deps ffmpeg
 build: node-deps
 	npx tsc -p tsconfig.json
 
-deps: ffmpeg python-test-deps node-deps
+deps: ffmpeg chromium python-test-deps node-deps
 
 python-env:
 	@./scripts/python-env.sh >/dev/null
@@ -56,6 +56,12 @@ $(NODE_STAMP): package.json package-lock.json
 
 ffmpeg:  ## Debian's ffmpeg when apt works (root), else the static binary from the npm package
 	@command -v ffmpeg >/dev/null || ./scripts/install-ffmpeg.sh
+
+chromium:  ## Debian's chromium for the browser test of /demo (test/browser), installed like ffmpeg when apt works (root)
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null
+	fi
 
 golden: python-env  ## regenerate the cases shared by the Python and TypeScript tests
 	cd models && $(PY) -m haltingvt golden

@@ -1,17 +1,21 @@
 #!/usr/bin/env node
 /**
- * haltingvt classify FILE... [--top-k N] [--keep-ratio R] [--threshold H] [--merge-mode M --merge-ratio R] [--model DIR] [--pretty]
+ * haltingvt classify FILE... [--top-k N] [--keep-ratio R] [--threshold H] [--merge-mode M --merge-ratio R] [--model DIR] [--pretty] [--explain OUT.png]
  *
  * Prints one JSON result per line per file (a table with --pretty). A file that fails prints
  * {"file", "error": {code, message}} in its place and the exit code becomes 1. Logs and the
- * progress bar go to stderr.
+ * progress (a bar on a terminal, a line per file otherwise) go to stderr. --explain writes the
+ * /demo figure as a PNG per file (src/figure/).
  */
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { createEngine, isEngineError, type ClassifyResult, type Engine, type EngineOptions } from './engine/index.js';
 import { defaultModelDir, PACKAGE_ROOT } from './paths.js';
+import { renderFigure, type ExplainedResult } from './figure/render.js';
 
 const USAGE = `usage: haltingvt classify FILE... [options]
 
@@ -23,6 +27,8 @@ options:
   --merge-ratio R    share of the live patch tokens each joint layer merges away (manifest range)
   --model DIR        model folder (default: models/default, else models/fixtures/tiny)
   --pretty           a table instead of JSON lines
+  --explain OUT.png  also write where the compute went as a PNG: the frames with the stop map over
+                     them, tokens per layer, the label (several files: OUT-<file name>.png)
   --providers LIST   execution providers in order of preference (default: cuda,cpu)
   --threads N        ORT intra-op threads (default: ORT decides)
   --verbose          engine logs on stderr
@@ -49,6 +55,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         'merge-ratio': { type: 'string' },
         model: { type: 'string' },
         pretty: { type: 'boolean', default: false },
+        explain: { type: 'string' },
         providers: { type: 'string' },
         threads: { type: 'string' },
         verbose: { type: 'boolean', default: false },
@@ -103,14 +110,21 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     return isEngineError(err, 'BAD_KNOB') ? 2 : 1;
   }
 
-  const progress = files.length > 1 && io.stderr.isTTY ? progressBar(io.stderr, files.length) : undefined;
+  const progress = files.length > 1 ? (io.stderr.isTTY ? progressBar(io.stderr, files.length) : progressLines(io.stderr, files.length)) : undefined;
+  const figures = values.explain === undefined ? undefined : figurePaths(values.explain, files);
   const rows: Array<ClassifyResult | { file: string; error: { code: string; message: string } }> = [];
   let failed = 0;
   try {
     for (const file of files) {
       let row: (typeof rows)[number];
+      const figure = figures?.[files.indexOf(file)];
       try {
-        row = await engine.classify(file, knobs);
+        row = await engine.classify(file, knobs, { explain: figure !== undefined });
+        if (figure) {
+          await writeFile(figure, renderFigure(row as ExplainedResult));
+          const { explain, ...plain } = row; // the thumbnails are in the PNG, not on stdout
+          row = { ...plain, figure } as ClassifyResult;
+        }
       } catch (err) {
         if (!isEngineError(err)) throw err;
         failed += 1;
@@ -138,6 +152,31 @@ function numberFlag(text: string | undefined): number | undefined {
 function describeError(err: unknown): string {
   if (isEngineError(err)) return `${err.code}: ${err.message}`;
   return err instanceof Error ? (err.stack ?? err.message) : String(err);
+}
+
+/** Where each file's figure goes: OUT itself for one file, else OUT-<file name>.png (numbered if two files share a name). */
+export function figurePaths(out: string, files: string[]): string[] {
+  if (files.length === 1) return [out];
+  const stem = out.replace(/\.png$/i, '');
+  const seen = new Map<string, number>();
+  return files.map((file) => {
+    const name = path.basename(file).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_.-]/g, '_');
+    const n = (seen.get(name) ?? 0) + 1;
+    seen.set(name, n);
+    return `${stem}-${name}${n > 1 ? `-${n}` : ''}.png`;
+  });
+}
+
+/** Progress when stderr is not a terminal (a log, CI): one line per file. */
+function progressLines(out: NodeJS.WritableStream, total: number): { tick(file: string): void; done(): void } {
+  let done = 0;
+  return {
+    tick(file) {
+      done += 1;
+      out.write(`haltingvt: ${done}/${total} ${file}\n`);
+    },
+    done() {},
+  };
 }
 
 function progressBar(out: NodeJS.WritableStream, total: number): { tick(file: string): void; done(): void } {

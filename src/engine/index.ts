@@ -31,6 +31,7 @@ export type { ClassifyOptions, ClassifyResult } from './pipeline.js';
 export { knobRanges, type Knobs, type KnobInput } from './knobs.js';
 export type { Manifest } from './model.js';
 export { round6, type Prediction, type TokenReport } from './postprocess.js';
+export type { Explanation } from './explain.js';
 export type { EngineConfig, EngineConfigInput } from './config.js';
 export type { SessionHost, SessionHostOptions, SessionInfo } from './session-host.js';
 export type { DecoderInfo } from './decode/pool.js';

@@ -7,6 +7,7 @@
 import { access, constants } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { EngineError } from '../errors.js';
+import { explain, type Explanation } from './explain.js';
 import type { EngineConfig } from './config.js';
 import { createBatcher } from './batcher.js';
 import type { DecodePool } from './decode/pool.js';
@@ -44,12 +45,16 @@ export interface ClassifyResult {
   timings_s: { decode: number; queue: number; infer: number; post: number; total: number };
   /** Softmax over every class, only when asked for (ClassifyOptions.probabilities). */
   probabilities?: Float64Array;
+  /** The stop map, sampled frames and thumbnails, only when asked for (ClassifyOptions.explain). */
+  explain?: Explanation;
 }
 
 export interface ClassifyOptions {
   signal?: AbortSignal | undefined;
   /** Also return the probability of every class (the OIP PROBABILITIES output). */
   probabilities?: boolean | undefined;
+  /** Also return where the compute went (explain.ts): stop map, frame times, thumbnails. */
+  explain?: boolean | undefined;
 }
 
 export interface PipelineDeps {
@@ -95,6 +100,17 @@ export function createPipeline(deps: PipelineDeps): Classify {
       const { outputs, queueS, inferS } = await infer(tensor, knobs, signal);
       const postStarted = now();
       const { probabilities, ...post } = postprocess(manifest, outputs, knobs);
+      const explanation = options.explain
+        ? explain({
+            manifest,
+            patchStopLayer: outputs.patchStopLayer,
+            mergedPerLayer: post.tokens.merged_per_layer,
+            indices: decoded.indices,
+            fps: info.fps,
+            rgb: decoded.rgb,
+            slotToFrame: decoded.slotToFrame,
+          })
+        : undefined;
       const finished = now();
       return {
         file,
@@ -121,6 +137,7 @@ export function createPipeline(deps: PipelineDeps): Classify {
           total: round6((finished - started) / 1000),
         },
         ...(options.probabilities ? { probabilities } : {}),
+        ...(explanation ? { explain: explanation } : {}),
       };
     } finally {
       pool.push(tensor);

@@ -40,6 +40,7 @@ code,pre{font-family:ui-monospace,monospace;font-size:13px}pre{background:#f5f5f
 <h1>${esc(info.title)} <small>v${esc(info.version)}</small></h1>
 <p>${esc(info.description)}</p>
 <p>Machine-readable: <a href="openapi.yaml">openapi.yaml</a> (OpenAPI 3.1).</p>
+<p>See where the compute went, frame by frame: <a href="demo">the demo page</a>.</p>
 <h2>Try it: classify a video</h2>
 <form id="try"><label>video</label><input type="file" name="file" required>
 <label>top_k</label><input name="top_k" inputmode="numeric" placeholder="model default">

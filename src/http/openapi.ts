@@ -8,7 +8,7 @@ import { stringify } from 'yaml';
 import { z } from 'zod';
 import { ERRORS, type ErrorCode } from '../errors.js';
 import { MERGE_MODES } from '../engine/merging.js';
-import { apiSchemas, KnobFields } from './schemas.js';
+import { apiSchemas, ExplainField, KnobFields } from './schemas.js';
 // Registers the OIP schemas in apiSchemas whatever the import order.
 import '../oip/schemas.js';
 
@@ -59,13 +59,17 @@ export function buildOpenApiDocument(): Json {
   }
 
   const knobFormFields = Object.fromEntries(knobNames.map((n) => [n, { ...knobType(n), description: knobDescription(n) }]));
-  const knobQuery = knobNames.map((n) => ({
+  const knobQuery: Json[] = knobNames.map((n) => ({
     name: n,
     in: 'query',
     required: false,
     description: `${knobDescription(n)} (raw-body uploads only; multipart uploads send it as a field). Range and default: GET /v1/models/{name}.`,
     schema: knobType(n),
   }));
+  // `explain` travels with the knobs but is not one (the model never sees it).
+  const explainField = { type: 'boolean', default: false, description: ExplainField.description ?? 'explain' };
+  knobFormFields.explain = explainField;
+  knobQuery.push({ name: 'explain', in: 'query', required: false, description: `${explainField.description} (raw-body uploads only; multipart uploads send it as a field)`, schema: explainField });
   const binary = { type: 'string', contentMediaType: 'application/octet-stream' };
   const secured = [{ bearer: [] }, {}];
 
@@ -201,6 +205,14 @@ export function buildOpenApiDocument(): Json {
           responses: { '200': { description: 'an HTML page', content: { 'text/html': { schema: { type: 'string' } } } } },
         },
       },
+      '/demo': {
+        get: {
+          operationId: 'demo',
+          summary: 'See where the compute went: pick a video, see the stop map over its frames, tokens, GFLOPs and timings (self-contained HTML, calls /v1/classify with explain=true)',
+          tags: ['service'],
+          responses: { '200': { description: 'an HTML page', content: { 'text/html': { schema: { type: 'string' } } } } },
+        },
+      },
     },
     components: {
       schemas: componentSchemas(),
@@ -267,6 +279,7 @@ function v2Paths(binary: Json, secured: Json[]): Record<string, Json> {
           'followed by each input with a `binary_data_size` parameter, in order; a BYTES element is a little-endian uint32 length and its bytes. ' +
           'The whole body is held in memory and is limited to MAX_UPLOAD_BYTES (plus 64 KiB for the header), whatever the number of videos. ' +
           'Outputs: LABELS (BYTES [N, top_k], "score:index:label"), PROBABILITIES (FP32 [N, classes]), GFLOPS (FP32 [N, 1]), TOKENS (INT64 [N, joint layers]), ERROR (BYTES [N, 1], "" or "CODE: message"). ' +
+          'With the request parameter `explain: true` (or when EXPLANATION is named among the outputs), also EXPLANATION (BYTES [N, 1]): per video the JSON of the /v1 `Explanation` schema (stop map, sampled frames, thumbnails; "" for a failed video). ' +
           'An output is sent in binary when it asks for `binary_data: true` (or the request sets `binary_data_output`); the answer is then application/octet-stream with an `Inference-Header-Content-Length` header. ' +
           '`classification: k` on LABELS or PROBABILITIES returns the k best as "score:index:label". With one video, its failure is the request error; with several, each fails alone in ERROR.',
         tags: ['oip'],

@@ -34,10 +34,17 @@ export const KnobFields = z.strictObject(
   },
   {
     error: (iss) =>
-      iss.code === 'unrecognized_keys' ? `unknown field ${iss.keys.join(', ')}; known: file, top_k, keep_ratio, halt_threshold, merge_mode, merge_ratio` : undefined,
+      iss.code === 'unrecognized_keys' ? `unknown field ${iss.keys.join(', ')}; known: file, top_k, keep_ratio, halt_threshold, merge_mode, merge_ratio, explain` : undefined,
   },
 );
 export type KnobFields = z.infer<typeof KnobFields>;
+
+/** `explain=true` (query string or form field, /v1) asks for the Explanation; not a knob, so not echoed in `knobs`. */
+export const ExplainField = z
+  .enum(['true', 'false', '1', '0'], { error: 'explain must be true or false' })
+  .optional()
+  .transform((v) => v === 'true' || v === '1')
+  .describe('true: add `explain` (stop map, sampled frames, thumbnails) to each result; off by default');
 
 export const ModelNameParams = z.object({ name: z.string().min(1) });
 
@@ -68,6 +75,30 @@ export const Knobs = z
   })
   .describe('the knobs the video ran with (defaults filled in)')
   .register(apiSchemas, { id: 'Knobs' });
+
+export const Explanation = z
+  .strictObject({
+    grid: z
+      .strictObject({ frames: count(), rows: count(), cols: count(), joint_layers: count() })
+      .describe('the patch grid: stop_map has `frames` rows of rows*cols patches (raster order)'),
+    stop_map: z
+      .array(z.array(count()))
+      .describe(
+        'per frame token, per patch: 0 = dropped by the Glimpser, l = stopped after joint layer l (it halted there, was merged into another token there, or the class token halted there; the graph does not say which)',
+      ),
+    slot_to_map_frame: z.array(count()).describe('for each sampled frame (thumbnail), the stop_map row that covers it'),
+    sampled_indices: z.array(count()).describe('the sampled frame indices, in slot order'),
+    timestamps_s: z.array(z.number().nullable()).describe('presentation time of each sampled frame (index / frame rate); null when the stream declares no rate'),
+    thumbnails: z
+      .strictObject({ format: z.literal('png'), size: count(), data: z.array(z.string()).describe('base64 PNG, one per sampled frame') })
+      .describe('the frames as the model saw them (after resize and crop), at most 112 × 112 each'),
+    merged_per_layer: z
+      .array(count())
+      .describe('tokens each joint layer merged away; which tokens is not exposed by the graph: a merged patch shows the merging layer in stop_map'),
+  })
+  .describe('where the compute went; present only with explain=true (about 100-300 KB for 8 frames)')
+  .register(apiSchemas, { id: 'Explanation' });
+export type Explanation = z.infer<typeof Explanation>;
 
 export const VideoResult = z
   .strictObject({
@@ -108,6 +139,7 @@ export const VideoResult = z
         total: z.number().nonnegative().describe('from entering the queue to the result (the upload itself excluded)'),
       })
       .describe('seconds per stage'),
+    explain: Explanation.optional(),
   })
   .register(apiSchemas, { id: 'VideoResult' });
 export type VideoResult = z.infer<typeof VideoResult>;

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { apiSchemas } from '../http/schemas.js';
 
-const Parameters = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).describe('scalar parameters; the knobs top_k, keep_ratio, halt_threshold go here');
+const Parameters = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).describe('scalar parameters; the knobs top_k, keep_ratio, halt_threshold go here, and explain (true adds the EXPLANATION output)');
 
 export const V2InferRequest = z
   .looseObject({

@@ -9,6 +9,8 @@
  *   GFLOPS         FP32  [N, 1]        what each video cost
  *   TOKENS         INT64 [N, layers]   tokens each joint layer processed
  *   ERROR          BYTES [N, 1]        "" for a video that was classified, else "CODE: message"
+ *   EXPLANATION    BYTES [N, 1]        only with the parameter explain=true (or when named): the JSON of
+ *                                      /v1's Explanation (stop map, sampled frames, thumbnails); "" if failed
  *
  * With N = 1 a failed video is the request's error; with N > 1 each video fails alone, in ERROR,
  * and its other rows are zeros (as /v1/classify:batch does with per-item errors).
@@ -29,11 +31,13 @@ import type { UploadArea } from '../http/upload.js';
 import { elementCount, type Datatype, type OutputTensor } from './tensors.js';
 
 export const INPUT_NAME = 'VIDEO';
-export const OUTPUT_NAMES = ['LABELS', 'PROBABILITIES', 'GFLOPS', 'TOKENS', 'ERROR'] as const;
+export const OUTPUT_NAMES = ['LABELS', 'PROBABILITIES', 'GFLOPS', 'TOKENS', 'ERROR', 'EXPLANATION'] as const;
+/** Outputs sent when the request names none; EXPLANATION joins them with explain=true (it weighs 100-300 KB a video). */
+const DEFAULT_OUTPUTS: readonly OutputName[] = ['LABELS', 'PROBABILITIES', 'GFLOPS', 'TOKENS', 'ERROR'];
 export type OutputName = (typeof OUTPUT_NAMES)[number];
 const KNOB_NAMES = ['top_k', 'keep_ratio', 'halt_threshold'] as const;
 /** Request parameters of the protocol itself or of stock clients (tritonclient), not knobs. */
-const PROTOCOL_PARAMETERS = new Set(['binary_data_output', 'priority', 'timeout', 'sequence_id', 'sequence_start', 'sequence_end', 'headers']);
+const PROTOCOL_PARAMETERS = new Set(['explain', 'binary_data_output', 'priority', 'timeout', 'sequence_id', 'sequence_start', 'sequence_end', 'headers']);
 
 export type ParameterValue = string | number | boolean;
 
@@ -121,7 +125,7 @@ export function createOipService(deps: OipDeps): OipService {
     }
   };
 
-  const classifyOne = async (engine: EnginePort, video: Buffer, knobs: Knobs, signal: AbortSignal): Promise<ClassifyResult> => {
+  const classifyOne = async (engine: EnginePort, video: Buffer, knobs: Knobs, signal: AbortSignal, explain: boolean): Promise<ClassifyResult> => {
     if (video.length === 0) throw new EngineError('BAD_REQUEST', 'the video is empty');
     if (video.length > limits.maxUploadBytes) throw new EngineError('UPLOAD_TOO_LARGE', `the video is larger than ${limits.maxUploadBytes} bytes`, { maxBytes: limits.maxUploadBytes });
     const temps = uploads.session();
@@ -129,7 +133,7 @@ export function createOipService(deps: OipDeps): OipService {
     const file = temps.path();
     try {
       await writeFile(file, video, { flag: 'wx', mode: 0o600 });
-      const { value } = await queue.run(() => engine.classify(file, knobs, { signal, probabilities: true }), signal);
+      const { value } = await queue.run(() => engine.classify(file, knobs, { signal, probabilities: true, explain }), signal);
       return value;
     } catch (err) {
       if (!isEngineError(err, 'QUEUE_FULL')) metrics.videoFailed();
@@ -165,7 +169,9 @@ export function createOipService(deps: OipDeps): OipService {
       const { manifest } = engine;
       const videos = videoInput(request.inputs, limits.maxBatchItems);
       const knobs = engine.validateKnobs(parseKnobs(knobText(request.parameters)));
-      const wanted = requestedOutputs(request.outputs, manifest.labels.length);
+      const explainAsked = explainParameter(request.parameters);
+      const wanted = requestedOutputs(request.outputs, manifest.labels.length, explainAsked);
+      const explain = wanted.some((w) => w.name === 'EXPLANATION');
       // The request body is already in memory (HTTP parser, gRPC message): admission here bounds
       // the work, not the bytes received; MAX_UPLOAD_BYTES bounds each body.
       const release = queue.admit();
@@ -173,7 +179,7 @@ export function createOipService(deps: OipDeps): OipService {
       const leave = lifecycle.enter();
       let outcomes: Outcome[];
       try {
-        const settled = await inLanes(videos, queue.concurrency, (video) => classifyOne(engine, video, knobs, signal));
+        const settled = await inLanes(videos, queue.concurrency, (video) => classifyOne(engine, video, knobs, signal, explain));
         outcomes = settled.map((s) => (s.status === 'fulfilled' ? { ok: true, result: s.value } : { ok: false, error: toServiceError(s.reason) }));
       } finally {
         leave();
@@ -211,6 +217,7 @@ export function modelMetadata(engine: EnginePort): ModelMetadata {
       { name: 'GFLOPS', datatype: 'FP32', shape: [-1, 1] },
       { name: 'TOKENS', datatype: 'INT64', shape: [-1, manifest.flops.joint_blocks] },
       { name: 'ERROR', datatype: 'BYTES', shape: [-1, 1] },
+      { name: 'EXPLANATION', datatype: 'BYTES', shape: [-1, 1] },
     ],
   };
 }
@@ -250,8 +257,18 @@ interface Wanted {
   classification: number | undefined;
 }
 
-function requestedOutputs(outputs: InferRequest['outputs'], classes: number): Wanted[] {
-  if (!outputs || outputs.length === 0) return OUTPUT_NAMES.map((name) => ({ name, classification: undefined }));
+/** The `explain` request parameter: a boolean, or its text ("true"/"false", "1"/"0") as some clients send scalars. */
+function explainParameter(parameters: Record<string, ParameterValue>): boolean {
+  const value = parameters.explain;
+  if (value === undefined || value === false || value === 'false' || value === '0' || value === 0) return false;
+  if (value === true || value === 'true' || value === '1' || value === 1) return true;
+  throw new EngineError('BAD_REQUEST', `explain=${String(value)} must be true or false`);
+}
+
+function requestedOutputs(outputs: InferRequest['outputs'], classes: number, explain: boolean): Wanted[] {
+  if (!outputs || outputs.length === 0) {
+    return [...DEFAULT_OUTPUTS, ...(explain ? (['EXPLANATION'] as const) : [])].map((name) => ({ name, classification: undefined }));
+  }
   return outputs.map(({ name, parameters }) => {
     if (!(OUTPUT_NAMES as readonly string[]).includes(name)) {
       throw new EngineError('BAD_REQUEST', `unknown output ${JSON.stringify(name)}; this model has ${OUTPUT_NAMES.join(', ')}`);
@@ -285,6 +302,8 @@ function buildOutput(name: OutputName, classification: number | undefined, outco
       return { name, datatype: 'FP32', shape: [n, 1], data: outcomes.map((o) => (o.ok ? o.result.gflops : 0)) };
     case 'TOKENS':
       return { name, datatype: 'INT64', shape: [n, layers], data: outcomes.flatMap((o) => (o.ok ? o.result.tokens.per_layer : zeros(layers))) };
+    case 'EXPLANATION':
+      return { name, datatype: 'BYTES', shape: [n, 1], data: outcomes.map((o) => Buffer.from(o.ok && o.result.explain ? JSON.stringify(o.result.explain) : '')) };
     case 'ERROR':
       return {
         name,

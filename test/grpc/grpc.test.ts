@@ -96,6 +96,29 @@ describe('gRPC OIP server', () => {
     expect(unknown.details).toMatch(/^NOT_FOUND: no model named "other"/);
   });
 
+  it('adds EXPLANATION with the explain parameter', async () => {
+    const video = readFileSync(fixture('clip.mp4'));
+    const metadata = new Metadata();
+    metadata.set('authorization', `Bearer ${TOKEN}`);
+    const reply = await call(
+      inference,
+      'ModelInfer',
+      {
+        model_name: 'tiny',
+        parameters: { explain: { bool_param: true } },
+        inputs: [{ name: 'VIDEO', datatype: 'BYTES', shape: [1, 1] }],
+        outputs: [{ name: 'LABELS' }, { name: 'EXPLANATION' }],
+        raw_input_contents: [Buffer.concat([Buffer.from(Uint32Array.of(video.length).buffer), video])],
+      },
+      metadata,
+    );
+    expect((reply.outputs as Array<{ name: string }>).map((o) => o.name)).toEqual(['LABELS', 'EXPLANATION']);
+    const bytes = (reply.raw_output_contents as Buffer[])[1]!;
+    const explanation = JSON.parse(bytes.subarray(4, 4 + bytes.readUInt32LE(0)).toString()) as { stop_map: number[][]; thumbnails: { data: string[] } };
+    expect(explanation.stop_map).toHaveLength(4);
+    expect(explanation.thumbnails.data).toHaveLength(4);
+  });
+
   it('ends a stream without the token with UNAUTHENTICATED', async () => {
     const stream = (inference as unknown as Record<string, (m: Metadata) => NodeJS.EventEmitter & { end(): void }>).ModelStreamInfer!.call(inference, new Metadata());
     const err = await new Promise<ServiceError>((resolve) => stream.on('error', resolve));

@@ -66,7 +66,7 @@ describe('OIP metadata and readiness', () => {
     expect(server.extensions).toEqual(expect.arrayContaining(['binary_tensor_data', 'classification']));
     const model = V2ModelMetadata.parse((await t.app.inject('/v2/models/tiny')).json());
     expect(model.inputs).toEqual([{ name: 'VIDEO', datatype: 'BYTES', shape: [-1, 1] }]);
-    expect(model.outputs.map((o) => o.name)).toEqual(['LABELS', 'PROBABILITIES', 'GFLOPS', 'TOKENS', 'ERROR']);
+    expect(model.outputs.map((o) => o.name)).toEqual(['LABELS', 'PROBABILITIES', 'GFLOPS', 'TOKENS', 'ERROR', 'EXPLANATION']);
     expect(output(model as never, 'PROBABILITIES').shape).toEqual([-1, 5]);
     expect((await t.app.inject('/v2/models/tiny/versions/0.0.1')).statusCode).toBe(200);
     expect((await t.app.inject('/v2/models/tiny/ready')).json()).toEqual({ name: 'tiny', ready: true });

@@ -99,6 +99,9 @@ describe('responses conform to openapi.yaml', () => {
     const post = (opts: Json) => t.app.inject({ method: 'POST', url: '/v1/classify', ...opts });
     conforms('POST', '/v1/classify', await post(clip()));
     conforms('POST', '/v1/classify', await post({ url: '/v1/classify?top_k=1', headers: { 'content-type': 'video/mp4' }, payload: readFileSync(fixture('three.mp4')) }));
+    const explained = await post({ url: '/v1/classify?explain=true', headers: { 'content-type': 'video/mp4' }, payload: readFileSync(fixture('clip.mp4')) });
+    expect(explained.json()).toHaveProperty('explain.stop_map');
+    conforms('POST', '/v1/classify', explained);
     conforms('POST', '/v1/classify', await post(form([videoPart('c.mp4', fixture('clip.mp4')), { name: 'top_k', data: '0' }])));
     conforms('POST', '/v1/classify', await guarded.app.inject({ method: 'POST', url: '/v1/classify', ...clip() }));
     conforms('POST', '/v1/classify', await post({ headers: { 'content-type': 'video/mp4', 'content-length': String(1 << 30) }, payload: 'x' }));
@@ -141,7 +144,7 @@ describe('responses conform to openapi.yaml', () => {
     conforms('GET', '/v1/models', await get('/v1/models'));
     conforms('GET', '/v1/models/{name}', await get('/v1/models/tiny'));
     conforms('GET', '/v1/models/{name}', await get('/v1/models/other'));
-    for (const url of ['/healthz', '/readyz', '/v2/health/live', '/v2/health/ready', '/metrics', '/openapi.yaml', '/docs']) conforms('GET', url, await get(url));
+    for (const url of ['/healthz', '/readyz', '/v2/health/live', '/v2/health/ready', '/metrics', '/openapi.yaml', '/docs', '/demo']) conforms('GET', url, await get(url));
   });
 
   it('OIP /v2: metadata, readiness, infer in JSON and binary, errors in the OIP shape', async () => {

@@ -178,7 +178,7 @@ def test_live_ready_and_metadata(client):
     assert set(server["extensions"]) >= {"binary_tensor_data", "classification"}
     model = c.get_model_metadata(MODEL, as_json=True) if module is tgrpc else c.get_model_metadata(MODEL)
     assert model["inputs"][0]["name"] == "VIDEO" and model["inputs"][0]["datatype"] == "BYTES"
-    assert [o["name"] for o in model["outputs"]] == ["LABELS", "PROBABILITIES", "GFLOPS", "TOKENS", "ERROR"]
+    assert [o["name"] for o in model["outputs"]] == ["LABELS", "PROBABILITIES", "GFLOPS", "TOKENS", "ERROR", "EXPLANATION"]
     with pytest.raises(InferenceServerException) as info:
         c.get_model_metadata("other")
     assert "other" in info.value.message()

@@ -18,7 +18,7 @@ import type { Lifecycle } from '../lifecycle.js';
 import type { Metrics } from '../metrics.js';
 import type { WorkQueue } from '../queue.js';
 import { inLanes } from '../lanes.js';
-import { KnobFields, type BatchItem, type BatchResponse, type ClassifyResponse, type VideoResult } from '../schemas.js';
+import { ExplainField, KnobFields, type BatchItem, type BatchResponse, type ClassifyResponse, type VideoResult } from '../schemas.js';
 import { tooLarge, type TempFiles, type UploadArea } from '../upload.js';
 
 export interface ClassifyDeps {
@@ -72,16 +72,17 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
     inUploadSession(reply, async ({ engine, temps, renames, signal, receiving }) => {
       let upload: Upload;
       let knobs: Knobs;
+      let explain: boolean;
       if (request.isMultipart()) {
         refuseLongBody(request, limits.maxUploadBytes + MULTIPART_OVERHEAD);
         const received = await receiving(receiveMultipart(request, temps, renames, { maxFiles: 1 }));
         const [first] = received.items;
         if (!first) throw new EngineError('BAD_REQUEST', 'the form has no "file" part');
         if (first.error) throw first.error;
-        knobs = engine.validateKnobs(parseKnobs({ ...(request.query as Record<string, unknown>), ...received.fields }));  // form fields win over the query
+        ({ knobs, explain } = requestOptions(engine, { ...(request.query as Record<string, unknown>), ...received.fields }));  // form fields win over the query
         upload = first as Upload;
       } else if (RAW_TYPES.test(mediaType(request))) {
-        knobs = engine.validateKnobs(parseKnobs(request.query as Record<string, unknown>));
+        ({ knobs, explain } = requestOptions(engine, request.query as Record<string, unknown>));
         refuseLongBody(request, limits.maxUploadBytes);
         const file = temps.path();
         renames.set(file, 'the uploaded video');
@@ -91,7 +92,7 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
       } else {
         throw unsupported(request);
       }
-      const result = await classifyFile(engine, upload, knobs, signal);
+      const result = await classifyFile(engine, upload, knobs, signal, explain);
       return { request_id: request.id, model: { name: engine.manifest.name, version: engine.manifest.version }, ...result };
     }));
 
@@ -101,12 +102,12 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
       if (!request.isMultipart()) throw unsupported(request, 'a batch must be multipart/form-data with one "files" part per video');
       const { items, fields } = await receiving(receiveMultipart(request, temps, renames, { maxFiles: limits.maxBatchItems }));
       if (items.length === 0) throw new EngineError('BAD_REQUEST', 'the form has no "files" parts');
-      const knobs = engine.validateKnobs(parseKnobs({ ...(request.query as Record<string, unknown>), ...fields }));
+      const { knobs, explain } = requestOptions(engine, { ...(request.query as Record<string, unknown>), ...fields });
       metrics.batch(items.length);
       // Items run side by side, up to the service concurrency (lanes.ts says why single requests still get their turn).
       const settled = await inLanes(items, queue.concurrency, (item) => {
         if (item.error) throw item.error;
-        return classifyFile(engine, item as Upload, knobs, signal);
+        return classifyFile(engine, item as Upload, knobs, signal, explain);
       });
       if (signal.aborted) throw new EngineError('ABORTED', 'the client went away during the batch');
       const answers: BatchItem[] = settled.map((outcome, index) => {
@@ -155,9 +156,9 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
     }
   }
 
-  async function classifyFile(engine: EnginePort, upload: Upload, knobs: Knobs, signal: AbortSignal): Promise<VideoResult> {
+  async function classifyFile(engine: EnginePort, upload: Upload, knobs: Knobs, signal: AbortSignal, explain = false): Promise<VideoResult> {
     try {
-      const { value, waitedS } = await queue.run(() => engine.classify(upload.path, knobs, { signal }), signal);
+      const { value, waitedS } = await queue.run(() => engine.classify(upload.path, knobs, { signal, explain }), signal);
       const result = toVideoResult(value, upload.filename, waitedS);
       metrics.observeVideo(result);
       return result;
@@ -217,6 +218,14 @@ async function receiveFile(part: MultipartFile, temps: TempFiles, renames: Renam
   }
 }
 
+/** The knobs and the `explain` switch among a request's fields; `explain` is not a knob (the model never sees it). */
+function requestOptions(engine: EnginePort, input: Record<string, unknown>): { knobs: Knobs; explain: boolean } {
+  const { explain, ...rest } = input;
+  const parsed = ExplainField.safeParse(typeof explain === 'string' ? explain.trim().toLowerCase() : explain);
+  if (!parsed.success) throw new EngineError('BAD_REQUEST', parsed.error.issues.map((i) => i.message).join('; '));
+  return { knobs: engine.validateKnobs(parseKnobs(rest)), explain: parsed.data };
+}
+
 /** Knob text (query string, form fields, OIP parameters) → numbers and modes; the engine then checks the ranges. */
 export function parseKnobs(input: Record<string, unknown>): KnobFields {
   const parsed = KnobFields.safeParse(input);
@@ -237,6 +246,7 @@ function toVideoResult(r: ClassifyResult, filename: string | null, waitedS: numb
     knobs: r.knobs,
     video: r.video,
     timings_s: { queue: round6(waitedS + t.queue), decode: t.decode, infer: t.infer, post: t.post, total: round6(waitedS + t.total) },
+    ...(r.explain ? { explain: r.explain } : {}),
   };
 }
 

@@ -1,6 +1,7 @@
-/** GET /metrics, /openapi.yaml and /docs. */
+/** GET /metrics, /openapi.yaml, /docs and /demo. */
 import type { FastifyPluginAsync } from 'fastify';
 import type { Registry } from 'prom-client';
+import { DEMO_CSP, DEMO_PAGE } from '../demo-page.js';
 import { DOCS_CSP, renderDocsPage } from '../docs-page.js';
 import { buildOpenApiDocument, openApiYaml } from '../openapi.js';
 
@@ -16,5 +17,8 @@ export const serviceRoutes: FastifyPluginAsync<{ registry: Registry }> = async (
   app.get('/openapi.yaml', async (_request, reply) => reply.type('application/yaml; charset=utf-8').send(yaml));
   app.get('/docs', async (_request, reply) =>
     reply.type('text/html; charset=utf-8').header('content-security-policy', DOCS_CSP).header('x-content-type-options', 'nosniff').send(page),
+  );
+  app.get('/demo', async (_request, reply) =>
+    reply.type('text/html; charset=utf-8').header('content-security-policy', DEMO_CSP).header('x-content-type-options', 'nosniff').send(DEMO_PAGE),
   );
 };
