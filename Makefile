@@ -66,8 +66,9 @@ chromium:  ## Debian's chromium for the browser test of /demo (test/browser), in
 golden: python-env  ## regenerate the cases shared by the Python and TypeScript tests
 	cd models && $(PY) -m haltingvt golden
 
-bench: deps build bench-deps
+bench: deps build bench-deps  ## every benchmark side by side (bench/results.md), then the protocol one (bench/results-oip.md)
 	node --import tsx bench/run.ts $(BENCH_ARGS)
+	if [[ "$(BENCH_ARGS)" != *--quick* ]]; then node --import tsx bench/oip.ts | tee bench/results-oip.md; fi
 
 bench-oip: deps build  ## batch vs one by one per route, gRPC vs HTTP, dynamic batching off/on (about 2 minutes)
 	node --import tsx bench/oip.ts $(BENCH_ARGS)
