@@ -5,7 +5,6 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { figurePaths, main } from '../src/cli.js';
@@ -13,28 +12,16 @@ import { createEngine, type ClassifyResult } from '../src/engine/index.js';
 import { layerColour } from '../src/figure/colours.js';
 import { renderFigure, type ExplainedResult } from '../src/figure/render.js';
 import { fixture } from './helpers/media.js';
-import { ROOT } from './helpers/paths.js';
+import { ROOT, TINY_MODEL } from './helpers/paths.js';
+import { sink } from './helpers/sink.js';
 
-const TINY = path.join(ROOT, 'models', 'fixtures', 'tiny');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'haltingvt-figure-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function sink() {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _e, done) {
-      chunks.push(chunk.toString());
-      done();
-    },
-  }) as Writable & { isTTY?: boolean };
-  stream.isTTY = false;
-  return { stream, text: () => chunks.join('') };
-}
 
 async function cli(args: string[]) {
   const out = sink();
   const err = sink();
-  const code = await main([...args, '--model', TINY, '--providers', 'cpu', '--threads', '1'], { stdout: out.stream, stderr: err.stream, createEngine, cwd: ROOT });
+  const code = await main([...args, '--model', TINY_MODEL, '--providers', 'cpu', '--threads', '1'], { stdout: out.stream, stderr: err.stream, createEngine, cwd: ROOT });
   return { code, stdout: out.text(), stderr: err.text() };
 }
 
@@ -53,7 +40,7 @@ describe('haltingvt classify --explain', () => {
     expect(png.height).toBeGreaterThan(96 + 100);
 
     // Redraw from the same answer: a figure of what the engine said, not of anything else.
-    const engine = await createEngine({ modelDir: TINY, config: { executionProviders: ['cpu'], intraOpNumThreads: 1 } });
+    const engine = await createEngine({ modelDir: TINY_MODEL, config: { executionProviders: ['cpu'], intraOpNumThreads: 1 } });
     let result: ClassifyResult;
     try {
       result = await engine.classify(fixture('clip.mp4'), { keep_ratio: 1 / 3 }, { explain: true });

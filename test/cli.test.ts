@@ -1,22 +1,10 @@
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli.js';
 import { defaultModelDir } from '../src/paths.js';
 import { EngineError } from '../src/errors.js';
 import type { ClassifyResult, Engine, EngineOptions } from '../src/engine/index.js';
 import { ROOT } from './helpers/paths.js';
-
-function sink(tty = false) {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _e, done) {
-      chunks.push(chunk.toString());
-      done();
-    },
-  }) as Writable & { isTTY?: boolean };
-  stream.isTTY = tty;
-  return { stream, text: () => chunks.join('') };
-}
+import { sink } from './helpers/sink.js';
 
 const result = (file: string): ClassifyResult =>
   ({

@@ -3,24 +3,13 @@
  * carries the stop map, the sampled frames' times and PNG thumbnails of what the model saw.
  */
 import { PNG } from 'pngjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Engine } from '../../src/engine/index.js';
+import { describe, expect, it } from 'vitest';
 import { BatchResponse, ClassifyResponse, ErrorBody, Explanation } from '../../src/http/schemas.js';
 import { V2InferResponse } from '../../src/oip/schemas.js';
 import { readFileSync } from 'node:fs';
-import { fixture, form, makeApp, openTinyEngine, videoPart, type TestApp } from './helpers.js';
+import { fixture, form, useTinyApp, videoPart } from './helpers.js';
 
-let engine: Engine;
-let t: TestApp;
-
-beforeAll(async () => {
-  engine = await openTinyEngine();
-  t = makeApp(engine);
-});
-afterAll(async () => {
-  await t?.app.close();
-  await engine?.close();
-});
+const t = useTinyApp();
 
 async function classify(fields: Record<string, string>, query = ''): Promise<ClassifyResponse> {
   const { payload, headers } = form([videoPart('clip.mp4', fixture('clip.mp4')), ...Object.entries(fields).map(([name, data]) => ({ name, data }))]);
