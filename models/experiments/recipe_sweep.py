@@ -24,7 +24,7 @@ import torch
 
 from haltingvt import config as config_module
 from haltingvt.checkpoint import load_checkpoint
-from haltingvt.evaluate import load_clips, run
+from haltingvt.evaluate import Runner, load_clips, run
 from haltingvt.train import TrainConfig, train
 
 HELDOUT_SEED, HELDOUT_COUNT = 1001, int(os.environ.get("SWEEP_COUNT", 240))
@@ -39,8 +39,8 @@ def job_config(out: Path, name: str, steps: int, minutes: float, seed: int) -> T
 
 
 def score(path: Path) -> dict:
-    model = load_checkpoint(str(path))[0].eval()
-    clips, labels = load_clips(model, "synth", HELDOUT_COUNT, HELDOUT_SEED, progress=False)
+    model = Runner.of(load_checkpoint(str(path))[0])
+    clips, labels = load_clips(model.cfg, "synth", HELDOUT_COUNT, HELDOUT_SEED, progress=False)
     default = run(model, clips, labels, model.cfg.glimpser_keep[-1], 1.0 - model.cfg.halt_eps)
     dense = run(model, clips, labels, 1.0, float(model.cfg.num_joint), static=False)
     return {"default": asdict(default), "dense": asdict(dense), "ratio": default.gflops / dense.gflops}

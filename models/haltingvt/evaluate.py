@@ -1,7 +1,11 @@
-"""python -m haltingvt eval: top-1/top-5, GFLOPs per video and active tokens per layer on a split,
-optionally swept over Glimpser keep ratios and halting thresholds (a Markdown table in the shape of
-the paper's Table 1 and a PNG plot of accuracy against GFLOPs), plus the motion checks: accuracy on
-static clips (one frame repeated) and the motion head's real-vs-static accuracy.
+"""python -m haltingvt eval: top-1/top-5 (with a 95% interval and the clip count), GFLOPs per video
+and active tokens per layer on a split, optionally swept over Glimpser keep ratios and halting
+thresholds (a Markdown table in the shape of the paper's Table 1 and a PNG plot of accuracy against
+GFLOPs), plus the motion checks: accuracy on static clips (one frame repeated) and the motion head's
+real-vs-static accuracy.
+
+`--split validation` is where choices are made, `--split test` only reports (haltingvt.splits); the
+model is a training checkpoint (PyTorch) or an exported folder (ONNX Runtime, the served graph).
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ import torch
 from tqdm import tqdm
 
 from .checkpoint import load_checkpoint
-from .config import kept_patches
+from .config import HaltingVTConfig, kept_patches
 from .data import list_videos
-from .export import resize_short_side
+from .export import feeds, resize_short_side
 from .flops import FlopsConstants, video_macs
 from .model import HaltingVT
 from .plots import accuracy_cost_axes
+from .splits import SPLITS, ensure_written, wilson_interval
 from .synth import stream as synth_stream
 from .synth.scenes import DEFAULT_HELDOUT_SEED, TRAIN_SEEDS
 from . import video as vio
@@ -39,11 +44,45 @@ class Result:
     tokens_per_layer: list[float]
     static_top1: float | None = None
     motion_acc: float | None = None
+    clips: int = 0
+    top1_interval: tuple[float, float] = (0.0, 1.0)  # 95%, Wilson
 
 
-def load_clips(model: HaltingVT, data: str, count: int, seed: int, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+class Runner:
+    """One model behind one call: a training checkpoint run by PyTorch, or an exported folder run by
+    ONNX Runtime (no motion head there: the served graph does not compute it)."""
+
+    def __init__(self, cfg: HaltingVTConfig, flops: FlopsConstants, model: HaltingVT | None = None, sess=None) -> None:
+        self.cfg, self.flops, self.model, self.sess = cfg, flops, model, sess
+
+    @classmethod
+    def of(cls, model: HaltingVT) -> "Runner":
+        return cls(model.cfg, FlopsConstants.of(model.cfg), model=model.eval())
+
+    @classmethod
+    def load(cls, path: str, threads: int) -> "Runner":
+        folder = Path(path)
+        if not folder.is_dir():
+            return cls.of(load_checkpoint(path)[0])
+        import onnxruntime as ort
+
+        manifest = json.loads((folder / "manifest.json").read_text())
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        sess = ort.InferenceSession(str(folder / manifest["graph"]["file"]), opts, providers=["CPUExecutionProvider"])
+        return cls(HaltingVTConfig.from_dict(manifest["config"]), FlopsConstants.from_dict(manifest["flops"]), sess=sess)
+
+    def __call__(self, video: torch.Tensor, keep: float, threshold: float):
+        """video (b, 3, T, S, S) -> logits (b, C), active tokens per joint layer (b, L), motion logits (b, 2) or None"""
+        if self.sess is None:
+            out = self.model.forward_compact(video, keep, threshold)
+            return out.logits, out.active_tokens, out.motion_logits
+        logits, active, _ = self.sess.run(None, feeds(video.numpy(), keep, threshold))
+        return torch.from_numpy(logits), torch.from_numpy(active), None
+
+
+def load_clips(cfg: HaltingVTConfig, data: str, count: int, seed: int, progress: bool) -> tuple[np.ndarray, np.ndarray]:
     """uint8 clips [N, T, S, S, 3] and labels [N] with the test-time sampling."""
-    cfg = model.cfg
     rs = resize_short_side(cfg)
     if data == "synth":
         assert seed not in TRAIN_SEEDS, f"seed {seed} is a training seed: evaluate on held-out seeds (>= 1000)"
@@ -59,34 +98,35 @@ def load_clips(model: HaltingVT, data: str, count: int, seed: int, progress: boo
 
 
 @torch.no_grad()
-def run(model: HaltingVT, clips: np.ndarray, labels: np.ndarray, keep: float, threshold: float,
+def run(model: Runner, clips: np.ndarray, labels: np.ndarray, keep: float, threshold: float,
         batch: int = 16, static: bool = True) -> Result:
-    k = FlopsConstants.of(model.cfg)
+    k = model.flops
     kept = kept_patches(keep, k.patches) if keep < 1.0 else k.patches
     top1 = top5 = st1 = mot = 0
     macs, tokens = [], []
     for i in range(0, len(clips), batch):
         video = synth_stream.to_tensor(clips[i:i + batch])  # (b, 3, T, S, S)
         y = torch.from_numpy(labels[i:i + batch])
-        out = model.forward_compact(video, keep, threshold)
-        rank = out.logits.topk(min(5, out.logits.shape[1]), dim=-1).indices  # (b, 5)
+        logits, active, motion = model(video, keep, threshold)  # (b, C), (b, L), (b, 2) | None
+        rank = logits.topk(min(5, logits.shape[1]), dim=-1).indices  # (b, 5)
         top1 += int((rank[:, 0] == y).sum())
         top5 += int((rank == y[:, None]).any(-1).sum())
-        tokens.append(out.active_tokens.float())
-        macs += [video_macs(k, kept, t) for t in out.active_tokens.tolist()]
+        tokens.append(active.float())
+        macs += [video_macs(k, kept, t) for t in active.tolist()]
         if static:  # one frame repeated: a model that really uses motion should be near chance here
             frozen = video[:, :, :1].expand_as(video).contiguous()
-            st = model.forward_compact(frozen, keep, threshold)
-            st1 += int((st.logits.argmax(-1) == y).sum())
-            if out.motion_logits is not None:
-                mot += int((out.motion_logits.argmax(-1) == 1).sum()) + int((st.motion_logits.argmax(-1) == 0).sum())
+            st_logits, _, st_motion = model(frozen, keep, threshold)
+            st1 += int((st_logits.argmax(-1) == y).sum())
+            if motion is not None:
+                mot += int((motion.argmax(-1) == 1).sum()) + int((st_motion.argmax(-1) == 0).sum())
     n = len(clips)
+    has_motion = static and model.cfg.motion_head and model.sess is None
     return Result(keep, threshold, top1 / n, top5 / n, float(np.mean(macs)) / 1e9,
                   torch.cat(tokens).mean(0).tolist(), st1 / n if static else None,
-                  mot / (2 * n) if static and model.cfg.motion_head else None)
+                  mot / (2 * n) if has_motion else None, n, wilson_interval(top1, n))
 
 
-def sweep(model: HaltingVT, clips, labels, thresholds: list[float], progress: bool) -> list[Result]:
+def sweep(model: Runner, clips, labels, thresholds: list[float], progress: bool) -> list[Result]:
     settings = [(k, t) for t in thresholds for k in SWEEP_KEEPS]
     return [run(model, clips, labels, k, t, static=False) for k, t in tqdm(settings, desc="sweep", disable=not progress)]
 
@@ -113,27 +153,34 @@ def plot(results: list[Result], path: Path, title: str) -> None:
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m haltingvt eval", description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", required=True)
+    which = ap.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", help="a training checkpoint (.pt), run by PyTorch")
+    which.add_argument("--model", help="an exported model folder, run by ONNX Runtime as served")
+    ap.add_argument("--split", choices=sorted(SPLITS),
+                    help="a named split (rendered into data/NAME first if missing): validation chooses, test only reports")
     ap.add_argument("--data", default="synth", help="'synth' (rendered in memory), a split folder, or a path,label CSV")
     ap.add_argument("--count", type=int, default=0, help="clips (synth: required; folders: 0 = all)")
     ap.add_argument("--seed", type=int, default=DEFAULT_HELDOUT_SEED, help="held-out seed for --data synth")
     ap.add_argument("--keep", type=float, help="Glimpser keep ratio (default: the model's)")
     ap.add_argument("--threshold", type=float, help="halting threshold (default: 1 - eps)")
     ap.add_argument("--sweep", action="store_true", help="keep ratios x thresholds (0.99 and halting off)")
-    ap.add_argument("--out", help="folder for report.md, results.json and accuracy_vs_gflops.png")
+    ap.add_argument("--out", help="folder for results.json, sweep.md and accuracy_vs_gflops.png (prefixed SPLIT- with --split)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model, _ = load_checkpoint(args.checkpoint)
+    model = Runner.load(args.checkpoint or args.model, args.threads)
     cfg = model.cfg
+    if args.split:
+        args.data = str(ensure_written(SPLITS[args.split], workers=args.threads, progress=not args.quiet))
     count = args.count or (240 if args.data == "synth" else 0)
-    clips, labels = load_clips(model, args.data, count, args.seed, not args.quiet)
+    clips, labels = load_clips(cfg, args.data, count, args.seed, not args.quiet)
     keep = cfg.glimpser_keep[-1] if args.keep is None else args.keep
     threshold = cfg.default_threshold if args.threshold is None else args.threshold
     main_result = run(model, clips, labels, keep, threshold)
     dense = run(model, clips, labels, 1.0, float(cfg.num_joint), static=False)
-    report = {"clips": len(clips), "data": args.data, "default": asdict(main_result), "dense": asdict(dense)}
+    report = {"clips": len(clips), "split": args.split, "data": args.data, "model": args.checkpoint or args.model,
+              "default": asdict(main_result), "dense": asdict(dense)}
     print(json.dumps(report, indent=1))
     if args.sweep:
         results = sweep(model, clips, labels, [cfg.default_threshold, float(cfg.num_joint)], not args.quiet)
@@ -143,8 +190,9 @@ def main(argv: list[str]) -> int:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps(report, indent=1) + "\n")
+        prefix = f"{args.split}-" if args.split else ""
+        (out / f"{prefix}results.json").write_text(json.dumps(report, indent=1) + "\n")
         if args.sweep:
-            (out / "sweep.md").write_text(table)
-            plot(results, out / "accuracy_vs_gflops.png", f"{len(clips)} held-out clips")
+            (out / f"{prefix}sweep.md").write_text(table)
+            plot(results, out / f"{prefix}accuracy_vs_gflops.png", f"{len(clips)} {args.split or 'held-out'} clips")
     return 0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from haltingvt.checkpoint import load_checkpoint
-from haltingvt.evaluate import load_clips, main as eval_main, markdown, run
+from haltingvt.evaluate import Runner, load_clips, main as eval_main, markdown, run
 from haltingvt.train import TrainConfig, lr_at, parse, train
 
 MICRO = dict(preset="test-micro", train_resize=(55, 64), workers=0, threads=2, lr=2e-3, warmup_steps=5,
@@ -68,13 +68,13 @@ def test_eval_on_a_tiny_split_of_video_files(trained, tmp_path):
 def test_training_seeds_are_refused_for_evaluation(trained):
     model, _ = load_checkpoint(trained[0] / "final.pt")
     with pytest.raises(AssertionError, match="training seed"):
-        load_clips(model, "synth", 2, seed=3, progress=False)
+        load_clips(model.cfg, "synth", 2, seed=3, progress=False)
 
 
 def test_evaluation_counts_gflops_from_tokens(trained):
     model, _ = load_checkpoint(trained[0] / "final.pt")
-    clips, labels = load_clips(model, "synth", 4, seed=1200, progress=False)
-    dense = run(model, clips, labels, 1.0, 4.0)
+    clips, labels = load_clips(model.cfg, "synth", 4, seed=1200, progress=False)
+    dense = run(Runner.of(model), clips, labels, 1.0, 4.0)
     assert dense.tokens_per_layer == [37.0] * 4
     assert "| 1 | off |" in markdown([dense], dense.gflops)
 
@@ -126,3 +126,20 @@ def test_from_scratch_init_tells_frames_and_positions_apart():
     assert min_row_distance(fresh.pos_embed[0, 1:].detach()) > 0.1
     authors = HaltingVT(preset("test-micro"))  # the authors' init: time starts at zero
     assert float(authors.time_embed.abs().max()) == 0.0
+
+
+def test_eval_of_the_exported_folder_agrees_with_the_checkpoint(trained, tmp_path):
+    """`eval --model FOLDER` runs the served graph (ONNX Runtime): same clips, same answers and tokens
+    as the PyTorch checkpoint it was exported from."""
+    from haltingvt.export import export_model
+
+    out, _ = trained
+    model, _ = load_checkpoint(out / "final.pt")
+    export_model(model, tmp_path / "exported", "tiny")
+    clips, labels = load_clips(model.cfg, "synth", 6, seed=1300, progress=False)
+    torch_run = run(Runner.of(model), clips, labels, 0.5, 0.99)
+    onnx_run = run(Runner.load(str(tmp_path / "exported"), threads=1), clips, labels, 0.5, 0.99)
+    assert (onnx_run.top1, onnx_run.top5, onnx_run.static_top1) == (torch_run.top1, torch_run.top5, torch_run.static_top1)
+    assert onnx_run.tokens_per_layer == pytest.approx(torch_run.tokens_per_layer)
+    assert onnx_run.gflops == pytest.approx(torch_run.gflops) and onnx_run.motion_acc is None
+    assert onnx_run.clips == 6 and onnx_run.top1_interval[0] <= onnx_run.top1 <= onnx_run.top1_interval[1]

@@ -1,8 +1,9 @@
 """`python -m haltingvt synth`: write a held-out split of the procedural motion benchmark.
 
-Seeds: 0..999 are training streams (`iter_training_clips`), 1000..1999 held-out/validation
-(1000: in-memory validation during training, 1001: the default written split). The writer refuses
-training seeds unless --allow-train-seed.
+Seeds: 0..999 are training streams (`iter_training_clips`), 1000..2999 validation (1000: in-memory
+validation during training, 1001: the validation split written as files), 3000..3999 test (evaluated
+only to report; `haltingvt.splits` names the splits). The writer refuses training seeds unless
+--allow-train-seed.
 """
 
 from __future__ import annotations

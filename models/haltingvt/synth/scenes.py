@@ -29,10 +29,12 @@ import numpy as np
 # ---------------------------------------------------------------------------------------------
 # Seed namespaces. A clip is identified by (seed, index); different seeds are independent streams.
 TRAIN_SEEDS = range(0, 1000)  # training streams (iter_training_clips refuses other seeds)
-HELDOUT_SEEDS = range(1000, 2000)  # validation / held-out splits (the split writer's default is 1000)
+HELDOUT_SEEDS = range(1000, 4000)  # never trained on: validation 1000-2999, test 3000-3999 (haltingvt.splits)
+VALIDATION_SEEDS = range(1000, 3000)  # every choice (recipe, seed, checkpoint, knob defaults) is made here
+TEST_SEEDS = range(3000, 4000)  # evaluated only to report figures, never to choose
 DEFAULT_TRAIN_SEED = 0
 DEFAULT_VAL_SEED = 1000  # in-memory validation during training (render_eval_clip)
-DEFAULT_HELDOUT_SEED = 1001  # the held-out split written as video files
+DEFAULT_HELDOUT_SEED = 1001  # the validation split written as video files
 
 CLASSES: tuple[str, ...] = (
     "move_left",
@@ -401,6 +403,6 @@ __all__ = [
     "CLASSES", "NUM_CLASSES", "SHAPES", "SHAPE_NAMES", "RESOLUTIONS", "FPS_CHOICES", "SceneParams", "DEFAULT_PARAMS",
     "EASY_PARAMS", "SCENE_PRESETS", "faded_scene",
     "Shape", "Grating", "DriftPatch", "Distractor", "Target", "ClipSpec", "make_spec", "clip_rng", "clip_label",
-    "target_pose", "distractor_pose", "patch_pos", "TRAIN_SEEDS", "HELDOUT_SEEDS", "DEFAULT_TRAIN_SEED",
+    "target_pose", "distractor_pose", "patch_pos", "TRAIN_SEEDS", "HELDOUT_SEEDS", "VALIDATION_SEEDS", "TEST_SEEDS", "DEFAULT_TRAIN_SEED",
     "DEFAULT_VAL_SEED", "DEFAULT_HELDOUT_SEED",
 ]
