@@ -77,7 +77,8 @@ class Runner:
         if self.sess is None:
             out = self.model.forward_compact(video, keep, threshold)
             return out.logits, out.active_tokens, out.motion_logits
-        logits, active, _ = self.sess.run(None, feeds(video.numpy(), keep, threshold))
+        wanted = {i.name for i in self.sess.get_inputs()}  # graphs exported before merging lack its inputs
+        logits, active, _ = self.sess.run(None, {k: v for k, v in feeds(video.numpy(), keep, threshold).items() if k in wanted})
         return torch.from_numpy(logits), torch.from_numpy(active), None
 
 

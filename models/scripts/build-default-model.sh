@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces the embedded default model (models/default) from nothing: train on the generated
-# benchmark (CPU, ~80 min on 2 cores), evaluate on the validation split (where every choice is made)
+# benchmark (CPU, ~52 min on 2 cores), evaluate on the validation split (where every choice is made)
 # and on the test split (only reported: haltingvt/splits.py), export to ONNX with both reports.
 # Run from the repository root. SEED picks the training seed (the shipped model is the default one);
 # models/scripts/seed-study.sh runs this recipe for several seeds without exporting.
@@ -8,25 +8,26 @@ set -euo pipefail
 V=$(scripts/python-env.sh)
 export PYTHONPATH=models
 PY="$V/bin/python"
-SEED=${SEED:-2}
+SEED=${SEED:-1}
 RUN=${RUN:-runs/motion-tiny-seed$SEED}
 OUT=${OUT:-models/default}
-VERSION=${VERSION:-4.0.0}
+VERSION=${VERSION:-3.2.0}
 
-# 1. train (task + ponder + Motion Loss), one command. The motion-tiny preset starts from a
-#    space-time conv stem (kernels 8, 3, 3: each token sees 32x32 pixels around its patch) and
-#    sine-cosine tables (config.py). Every patch kept until step 1800 (a run leaves chance between
-#    ~300 and ~1300), then a keep ratio drawn per step (so the keep knob works at serving time);
-#    halting and the ponder loss from step 4400; 4 static clips per batch for the Motion Loss.
-#    6000 steps rather than 4000: on validation the 4000-step recipe gave 89.6% (seed 0) and 95.8%
-#    (seed 1), and a GPU sweep of the same recipe gained ~10 points from 2.4x the steps
-#    (docs/decisions.md). The time budget is a guard for slower machines: the run saves and stops.
+# 1. train (task + ponder + Motion Loss), one command, ~52 min on 2 cores. The motion-tiny preset
+#    starts from a space-time conv stem (kernels 8, 3, 3: each token sees 32x32 pixels around its
+#    patch) and sine-cosine tables (config.py). Every patch kept until step 1800, then a keep ratio
+#    drawn per step (so the keep knob works at serving time); halting and the ponder loss from step
+#    2900; 4 static clips per batch for the Motion Loss. 4000 steps rather than 3300 because the
+#    step at which a run leaves chance varies from ~400 to ~1300 (docs/decisions.md). The time
+#    budget is a guard for slower machines: the run saves and stops there, late in the cosine.
+#    Seed 1 was picked on the validation split among seeds 0 and 1 (89.6% and 95.8% there); the
+#    seed study (seed-study.sh: seeds 0, 1, 2 on the test split) is in docs/model-card.md.
 #    An interrupted run resumes from its last checkpoint; a finished one is not trained again.
 RESUME=()
 [ -f "$RUN/last.pt" ] && RESUME=(--resume "$RUN/last.pt")
-[ -f "$RUN/final.pt" ] || "$PY" -m haltingvt train "${RESUME[@]}" --out "$RUN" --seed "$SEED" --steps 6000 --time-budget-min 120 --batch-size 16 --lr 1e-3 \
+[ -f "$RUN/final.pt" ] || "$PY" -m haltingvt train "${RESUME[@]}" --out "$RUN" --seed "$SEED" --steps 4000 --time-budget-min 58 --batch-size 16 --lr 1e-3 \
   --warmup-steps 100 --ponder 5e-4 --motion 1.0 --static-clips 4 --keep-choices 0.3,0.4,0.5,0.6,0.7 \
-  --prune-start 1800 --halt-start 4400 --save-every 100 --workers 1 --threads 2
+  --prune-start 1800 --halt-start 2900 --save-every 100 --workers 1 --threads 2
 
 # 2. validation (seed 1001, 240 files) then test (seed 3001, 480 files), each rendered as MP4 (H.264)
 #    and WebM (VP9) files on first use: default knobs, dense, static clips, motion head, keep x

@@ -1,5 +1,6 @@
-"""The committed default model, served as ONNX, scores above target on a fresh held-out split,
-at a fraction of its dense cost, and really needs motion."""
+"""The committed default model, served as ONNX: its committed test report meets the target, and a
+fresh sample from the test namespace, rendered here, agrees with that report within its noise, at a
+fraction of the dense cost, and really needs motion."""
 
 import json
 from pathlib import Path
@@ -9,19 +10,24 @@ import pytest
 
 from haltingvt.export import feeds, sha256
 from haltingvt.flops import FlopsConstants, video_macs
+from haltingvt.splits import SPLITS
+from haltingvt.synth.scenes import TEST_SEEDS
 from haltingvt.synth.split import write_split
 from haltingvt.synth.stream import to_tensor
 from haltingvt.video import sample_video
 
 ort = pytest.importorskip("onnxruntime")
 DEFAULT = Path(__file__).resolve().parents[1] / "default"
-FRESH_SEED = 1900  # held-out namespace, never used in training nor in the committed evaluation (1001)
+FRESH_SEED = 3002  # test namespace, and not the committed test split (3001): a fresh replication
+FRESH_COUNT = 48
+assert FRESH_SEED in TEST_SEEDS and FRESH_SEED != SPLITS["test"].seed
+TEST_REPORT = DEFAULT / "eval" / "test-results.json"
 
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory):
     out = tmp_path_factory.mktemp("fresh")
-    rows = write_split(out, count=48, seed=FRESH_SEED, resolutions=((320, 240), (240, 320), (426, 240)), workers=2)
+    rows = write_split(out, count=FRESH_COUNT, seed=FRESH_SEED, resolutions=((320, 240), (240, 320), (426, 240)), workers=2)
     manifest = json.loads((DEFAULT / "manifest.json").read_text())
     spec = manifest["input"]
     clips = np.stack([sample_video(out / r["path"], spec["frames"], spec["size"], spec["resize_short_side"]) for r in rows])
@@ -52,16 +58,29 @@ def test_cost_with_the_default_knobs_is_at_most_half_of_dense(fresh):
     assert gflops <= 0.5 * manifest["dense_gflops"], (gflops, manifest["dense_gflops"])
 
 
-def test_accuracy_is_well_above_chance_with_the_default_knobs(fresh):
-    """A guard on what ships (95.8% on the 240-clip evaluation, 93.75% = 45/48 on these fresh clips,
-    chance 8.3%): a broken export, decoder or label order falls to chance. 70% sits more than 4 standard
-    deviations below 95.8% on 48 clips, so it does not flake with another encoder build, and well above
-    what a model with half its accuracy would score. The 95% target itself is checked on the 240-clip
-    evaluation (models/default/eval/results.json), not on 48 clips, which are too few to hold it."""
+def test_the_committed_test_report_meets_the_target():
+    """The figures the README and model card give: >= 95% top-1 on the test split at the default knobs,
+    for <= 50% of the dense GFLOPs, near chance on static clips (one frame repeated)."""
+    manifest = json.loads((DEFAULT / "manifest.json").read_text())
+    report = json.loads(TEST_REPORT.read_text())
+    split, default = SPLITS["test"], report["default"]
+    assert (report["split"], report["clips"]) == ("test", split.count)
+    assert (default["keep"], default["threshold"]) == (manifest["knobs"]["keep_ratio"]["default"],
+                                                       manifest["knobs"]["halt_threshold"]["default"])
+    assert default["top1"] >= 0.95 and default["gflops"] <= 0.5 * manifest["dense_gflops"]
+    assert default["static_top1"] < 2 / len(manifest["labels"])
+
+
+def test_a_fresh_test_sample_agrees_with_the_committed_report(fresh):
+    """A guard on what ships: 48 clips of another test seed, through the exported graph, score no more
+    than 4 standard deviations (of a 48-clip proportion) below the committed test figure. A broken
+    export, decoder or label order falls far below; another encoder build flipping a clip does not."""
     manifest, sess, clips, labels = fresh
     knobs = manifest["knobs"]
+    reported = json.loads(TEST_REPORT.read_text())["default"]["top1"]
     pred, _ = run(manifest, sess, clips, knobs["keep_ratio"]["default"], knobs["halt_threshold"]["default"])
-    assert float((pred == labels).mean()) >= 0.7
+    floor = reported - 4 * np.sqrt(reported * (1 - reported) / FRESH_COUNT)
+    assert float((pred == labels).mean()) >= floor, (float((pred == labels).mean()), floor)
 
 
 def test_static_clips_score_near_chance(fresh):

@@ -169,3 +169,23 @@ def test_merged_batches_give_their_unbatched_results(merging):
         one = sess.run(None, feeds(video[b:b + 1], 0.5, 0.9, "tome", 0.3))
         assert np.abs(one[0] - logits[b:b + 1]).max() <= 1e-5 * np.abs(logits).max()
         assert np.array_equal(one[1][0], tokens[b]) and np.array_equal(one[2][0], stop[b])
+
+
+def test_rehash_lists_a_report_added_later_but_refuses_a_changed_graph(tmp_path):
+    import shutil
+
+    from haltingvt.export import rehash
+
+    src = tmp_path / "src"
+    export_model(random_model(preset("test-micro"), seed=3), src, "micro")
+    folder = tmp_path / "copy"
+    shutil.copytree(src, folder)
+    (folder / "eval").mkdir()
+    (folder / "eval" / "test-results.json").write_text("{}\n")
+    before = json.loads((folder / "manifest.json").read_text())
+    doc = rehash(folder)
+    assert doc["files"]["eval/test-results.json"]["sha256"] == sha256(folder / "eval" / "test-results.json")
+    assert {k: v for k, v in doc.items() if k != "files"} == {k: v for k, v in before.items() if k != "files"}
+    (folder / "model.onnx").write_bytes((folder / "model.onnx").read_bytes() + b"\0")
+    with pytest.raises(ValueError, match="not the graph its manifest describes"):
+        rehash(folder)

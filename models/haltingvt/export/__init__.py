@@ -115,22 +115,44 @@ def export_model(model: HaltingVT, out_dir: str | Path, name: str, version: str 
     onnx_path.write_bytes(build_graph(model).SerializeToString())
     (out / "labels.txt").write_text("\n".join(model.cfg.label_names) + "\n")
     parity = check_parity(model, onnx_path)
-    extra = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()
-                   and p.name not in ("model.onnx", "labels.txt", "manifest.json"))
-    names = ["model.onnx", "labels.txt"] + extra
-    files = {n: {"sha256": sha256(out / n), "bytes": (out / n).stat().st_size} for n in names}
-    doc = manifest(model.cfg, name, version, files)
+    doc = manifest(model.cfg, name, version, folder_files(out))
     (out / "manifest.json").write_text(json.dumps(doc, indent=2) + "\n")
     return {"manifest": doc, "parity": parity}
 
 
+def folder_files(out: Path) -> dict[str, dict]:
+    """sha256 and size of the graph, the labels and every other file in the folder."""
+    extra = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()
+                   and p.name not in ("model.onnx", "labels.txt", "manifest.json"))
+    return {n: {"sha256": sha256(out / n), "bytes": (out / n).stat().st_size} for n in ["model.onnx", "labels.txt"] + extra}
+
+
+def rehash(out: Path) -> dict:
+    """Re-lists the files of an exported folder (a report added after the export) and nothing else:
+    the graph must be the one the manifest describes."""
+    doc = json.loads((out / "manifest.json").read_text())
+    files = folder_files(out)
+    if files["model.onnx"] != doc["files"]["model.onnx"]:
+        raise ValueError(f"{out / 'model.onnx'} is not the graph its manifest describes: export it again")
+    doc["files"] = files
+    (out / "manifest.json").write_text(json.dumps(doc, indent=2) + "\n")
+    return doc
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m haltingvt export", description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", required=True, help="our checkpoint (.pt); convert the authors' first")
+    ap.add_argument("--checkpoint", help="our checkpoint (.pt); convert the authors' first")
     ap.add_argument("--out", required=True, help="output folder, e.g. models/NAME/")
     ap.add_argument("--name", help="model name (default: the folder name)")
     ap.add_argument("--version", default="1.0.0")
+    ap.add_argument("--rehash", action="store_true", help="only re-list the folder's files in its manifest (a report added later)")
     args = ap.parse_args(argv)
+    if args.rehash:
+        doc = rehash(Path(args.out))
+        print(f"{args.out}/manifest.json lists {len(doc['files'])} files")
+        return 0
+    if not args.checkpoint:
+        ap.error("--checkpoint is required (or --rehash)")
     model, _ = load_checkpoint(args.checkpoint)
     result = export_model(model, args.out, args.name or Path(args.out).name, args.version)
     m = result["manifest"]
