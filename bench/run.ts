@@ -32,6 +32,7 @@ import {
   info,
   limitRows,
   measureHalting,
+  measureMerging,
   measureMicro,
   measureReference,
   profileOps,
@@ -40,7 +41,7 @@ import {
   type MicroGraph,
   type Subject,
 } from './lib/models.js';
-import type { DecodeRow, HaltingRow, LimitRow, MicroRow, OpProfile, ReferenceRow, Results, ServiceResults, ShareRow } from './lib/report.js';
+import type { DecodeRow, HaltingRow, LimitRow, MergingRow, MicroRow, OpProfile, ReferenceRow, Results, ServiceResults, ShareRow } from './lib/report.js';
 import { writeResults } from './lib/report.js';
 import { measureService, engineThroughput } from './lib/service.js';
 import { buildTargets } from './lib/targets.js';
@@ -203,6 +204,7 @@ async function main(): Promise<void> {
   const micro = await helper<{ graphs: MicroGraph[] }>(['micro', '--out', path.join(OUT, 'micro'), '--matmul', '785x384x1536', ...[...blockSpecs].flatMap((b) => ['--block', b])]);
 
   const halting: HaltingRow[] = [];
+  const merging: MergingRow[] = [];
   const reference: ReferenceRow[] = [];
   const profiles: OpProfile[] = [];
   let microRows: MicroRow[] = [];
@@ -221,6 +223,8 @@ async function main(): Promise<void> {
       const h = await measureHalting(s, tensors, threads, reps);
       log(`${name}: realisation ${h.row.realisation.toFixed(3)} (time ${h.row.speedup.toFixed(2)}×, FLOPs ${h.row.flops_ratio.toFixed(2)}×)`);
       halting.push(h.row);
+      log(`${name}: token merging (ToMe, vid-TLDR) against merging off`);
+      merging.push(...(await measureMerging(s, tensors, threads, reps)));
       log(`${name}: PyTorch reference`);
       const ref = await measureReference(s, tensorDir, h, threads, plan.reps.torch);
       log(`${name}: PyTorch reference / ORT = ${ref.speedup_median.toFixed(2)}× (median)`);
@@ -301,6 +305,7 @@ async function main(): Promise<void> {
     machine,
     models: subjects.map(info),
     halting,
+    merging,
     reference,
     limit: { micro: microRows, rows: limit },
     decode: { rows: decodeRows, share },

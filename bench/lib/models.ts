@@ -14,7 +14,7 @@ import type { LoadedModel } from '../../src/engine/model.js';
 import { openSession, type EngineSession, type PlainTensor } from '../../src/engine/ort-session.js';
 import { Preprocessor } from '../../src/engine/preprocess.js';
 import { helper, log } from './env.js';
-import type { HaltingRow, LimitRow, MicroRow, ModelInfo, OpProfile, ReferenceRow, RunStats } from './report.js';
+import type { HaltingRow, LimitRow, MergingRow, MicroRow, ModelInfo, OpProfile, ReferenceRow, RunStats } from './report.js';
 import { median, sum } from './stats.js';
 
 const silent = pino({ level: 'silent' });
@@ -99,7 +99,8 @@ interface ClipRun {
 export function runGflops(s: Subject, knobs: Knobs, activeTokens: number[]): number {
   const m = s.model.manifest;
   const configured = (m.config as { glimpser_keep?: number[] }).glimpser_keep;
-  return videoFlops(m.flops, glimpserKeeps(m.flops.glimpser_blocks, knobs.keep_ratio, configured), activeTokens) / 1e9;
+  const merge = knobs.merge_mode === undefined ? undefined : { mode: knobs.merge_mode, ratio: knobs.merge_ratio ?? 0 };
+  return videoFlops(m.flops, glimpserKeeps(m.flops.glimpser_blocks, knobs.keep_ratio, configured), activeTokens, merge) / 1e9;
 }
 
 function stats(s: Subject, knobs: Knobs, runs: ClipRun[]): RunStats {
@@ -114,17 +115,12 @@ export interface HaltingMeasurement {
 }
 
 /**
- * Section 1: dense, keep-only and halting settings of the same graph on every clip, interleaved
- * (the order rotates each repetition) so that drift in the machine's speed hits all three alike.
+ * Several settings of the same graph on every clip, interleaved (the order rotates each repetition)
+ * so that drift in the machine's speed hits every setting alike. Returns each setting's runs.
  */
-export async function measureHalting(s: Subject, tensors: Float32Array[], threads: number, reps: number): Promise<HaltingMeasurement> {
+async function measureInterleaved(s: Subject, tensors: Float32Array[], threads: number, reps: number, settings: Array<[string, Knobs]>): Promise<Record<string, ClipRun[]>> {
   const session = await open(s.model.modelPath, threads);
-  const settings: Array<[string, Knobs]> = [
-    ['dense', denseKnobs(s)],
-    ['keep_only', { ...defaults(s), halt_threshold: s.model.manifest.flops.joint_blocks }],
-    ['halting', defaults(s)],
-  ];
-  const runs: Record<string, ClipRun[]> = { dense: [], keep_only: [], halting: [] };
+  const runs: Record<string, ClipRun[]> = Object.fromEntries(settings.map(([name]) => [name, []]));
   try {
     for (const [, knobs] of settings) await session.run(feeds(s, tensors[0] as Float32Array, knobs)); // warm-up
     for (const [c, video] of tensors.entries()) {
@@ -148,6 +144,17 @@ export async function measureHalting(s: Subject, tensors: Float32Array[], thread
   } finally {
     await session.dispose();
   }
+  return runs;
+}
+
+/** Section 1: dense, keep-only and halting settings of the same graph on every clip. */
+export async function measureHalting(s: Subject, tensors: Float32Array[], threads: number, reps: number): Promise<HaltingMeasurement> {
+  const settings: Array<[string, Knobs]> = [
+    ['dense', denseKnobs(s)],
+    ['keep_only', { ...defaults(s), halt_threshold: s.model.manifest.flops.joint_blocks }],
+    ['halting', defaults(s)],
+  ];
+  const runs = await measureInterleaved(s, tensors, threads, reps, settings);
   const dense = stats(s, settings[0]?.[1] as Knobs, runs.dense ?? []);
   const keepOnly = stats(s, settings[1]?.[1] as Knobs, runs.keep_only ?? []);
   const halting = stats(s, settings[2]?.[1] as Knobs, runs.halting ?? []);
@@ -173,6 +180,30 @@ export async function measureHalting(s: Subject, tensors: Float32Array[], thread
     },
     halting: runs.halting ?? [],
   };
+}
+
+/** The merge settings measured, each against the same graph with merging off (halting off too, so
+ * that the token counts follow the knobs alone and the ratio is merging's own). */
+export const MERGE_SETTINGS: ReadonlyArray<{ mode: 'tome' | 'tldr'; ratio: number }> = [
+  { mode: 'tome', ratio: 0.1 },
+  { mode: 'tome', ratio: 0.2 },
+  { mode: 'tldr', ratio: 0.1 },
+  { mode: 'tldr', ratio: 0.2 },
+];
+
+/** Section 1b: token merging's realisation, time ratio ÷ FLOPs ratio against merging off (issue 16). */
+export async function measureMerging(s: Subject, tensors: Float32Array[], threads: number, reps: number): Promise<MergingRow[]> {
+  if (!s.model.manifest.knobs.merge_mode) return [];
+  const base: Knobs = { ...defaults(s), halt_threshold: s.model.manifest.flops.joint_blocks };
+  const settings: Array<[string, Knobs]> = [['off', base], ...MERGE_SETTINGS.map((m): [string, Knobs] => [`${m.mode} ${m.ratio}`, { ...base, merge_mode: m.mode, merge_ratio: m.ratio }])];
+  const runs = await measureInterleaved(s, tensors, threads, reps, settings);
+  const off = stats(s, base, runs.off ?? []);
+  return settings.slice(1).map(([name, knobs]) => {
+    const merged = stats(s, knobs, runs[name] ?? []);
+    const speedup = off.ms_total / merged.ms_total;
+    const flopsRatio = off.gflops_mean / merged.gflops_mean;
+    return { model: s.model.manifest.name, role: s.role, clips: tensors.length, reps, mode: knobs.merge_mode as 'tome' | 'tldr', ratio: knobs.merge_ratio ?? 0, off, merged, speedup, flops_ratio: flopsRatio, realisation: speedup / flopsRatio };
+  });
 }
 
 interface TorchRef {

@@ -63,6 +63,20 @@ export interface HaltingRow {
   tokens_per_layer_mean: number[];
 }
 
+export interface MergingRow {
+  model: string;
+  role: ModelInfo['role'];
+  clips: number;
+  reps: number;
+  mode: 'tome' | 'tldr';
+  ratio: number;
+  off: RunStats;
+  merged: RunStats;
+  speedup: number;
+  flops_ratio: number;
+  realisation: number;
+}
+
 export interface ReferenceRow {
   model: string;
   role: ModelInfo['role'];
@@ -207,6 +221,7 @@ export interface Results {
   machine: MachineFacts;
   models: ModelInfo[];
   halting: HaltingRow[];
+  merging: MergingRow[];
   reference: ReferenceRow[];
   limit: { micro: MicroRow[]; rows: LimitRow[] };
   decode: { rows: DecodeRow[]; share: ShareRow[] };
@@ -271,6 +286,29 @@ export function renderMarkdown(r: Results): string {
     ),
     '',
   );
+
+  if (r.merging.length > 0) {
+    out.push('### 1b. Token merging\'s realisation (same session, batch 1)', '');
+    out.push('Each merge setting against the same graph with merging off, both at the default keep with halting off (so token counts follow the knobs alone); realisation = time ratio ÷ FLOPs ratio, FLOPs including the merge\'s own cost (docs/contracts.md).', '');
+    out.push(
+      table(
+        ['model', 'clips × reps', 'merge', 'off ms/clip', 'merged ms/clip', 'off GFLOPs', 'merged GFLOPs', 'time ratio', 'FLOPs ratio', 'realisation'],
+        r.merging.map((m) => [
+          m.model,
+          `${m.clips} × ${m.reps}`,
+          `${m.mode === 'tome' ? 'ToMe' : 'vid-TLDR'} ${m.ratio}`,
+          fmt(m.off.ms_total / m.clips),
+          fmt(m.merged.ms_total / m.clips),
+          fmt(m.off.gflops_mean, 4),
+          fmt(m.merged.gflops_mean, 4),
+          fmt(m.speedup),
+          fmt(m.flops_ratio),
+          `**${fmt(m.realisation)}**`,
+        ]),
+      ),
+      '',
+    );
+  }
 
   out.push('## 2. Against the PyTorch reference (authors\' semantics)', '');
   out.push('PyTorch `forward_reference` (dense masked loop), CPU, torch.no_grad, same weights (read back from model.onnx), same input tensors, same thread count, vs our ONNX graph in onnxruntime-node at the default knobs. Model time only (decode excluded on both sides).', '');

@@ -46,6 +46,11 @@ function fakeResults(): Results {
         speedup: 1.6, flops_ratio: 2.29, realisation: 0.7, realisation_per_clip_median: 0.7, tokens_per_layer_mean: [785, 700],
       },
     ],
+    merging: [
+      { model: 'paper', role: 'preset', clips: 2, reps: 1, mode: 'tome', ratio: 0.2, off: run([500, 500], [30, 30], 0.5, 10), merged: run([300, 300], [16.6, 16.6], 0.5, 10), speedup: 1.67, flops_ratio: 1.81, realisation: 0.92 },
+      { model: 'paper', role: 'preset', clips: 2, reps: 1, mode: 'tldr', ratio: 0.2, off: run([500, 500], [30, 30], 0.5, 10), merged: run([400, 400], [16.7, 16.7], 0.5, 10), speedup: 1.25, flops_ratio: 1.8, realisation: 0.69 },
+      { model: 'tiny', role: 'embedded', clips: 2, reps: 1, mode: 'tome', ratio: 0.2, off: run([10, 10], [0.7, 0.7], 0.5, 4), merged: run([12, 12], [0.6, 0.6], 0.5, 4), speedup: 0.83, flops_ratio: 1.17, realisation: 0.71 },
+    ],
     reference: [
       { model: 'tiny', role: 'embedded', clips: 2, reps: 1, threads: 2, torch_ms_per_clip: [50, 50], torch_compact_ms_per_clip: [40, 40], ort_ms_per_clip: [5, 5], speedup_per_clip: [10, 10], speedup_median: 10, speedup_min: 10, speedup_max: 10, parity: { max_rel_logits_err: 1e-7, tokens_equal: true } },
       { model: 'paper', role: 'preset', clips: 2, reps: 1, threads: 2, torch_ms_per_clip: [600, 600], torch_compact_ms_per_clip: null, ort_ms_per_clip: [500, 500], speedup_per_clip: [1.2, 1.2], speedup_median: 1.2, speedup_min: 1.2, speedup_max: 1.2, parity: { max_rel_logits_err: 1e-7, tokens_equal: true } },
@@ -96,7 +101,10 @@ describe('bench targets and results writer', () => {
   it('judges every target', () => {
     const targets = buildTargets(fakeResults());
     const byId = Object.fromEntries(targets.map((t) => [t.id, t]));
-    expect(Object.keys(byId).sort()).toEqual(['1a', '1b', '2a', '2b', '3a', '3b', '4', '5a', '5b', '5c']);
+    expect(Object.keys(byId).sort()).toEqual(['1a', '1b', '1m', '1n', '2a', '2b', '3a', '3b', '4', '5a', '5b', '5c']);
+    // Merging is judged on the preset at ratio 0.2 only (the embedded model's row is reported, not judged).
+    expect([byId['1m']?.what, byId['1m']?.met]).toEqual(['ToMe 0.2 realisation, paper preset (`paper`)', true]);
+    expect([byId['1n']?.what, byId['1n']?.met]).toEqual(['vid-TLDR 0.2 realisation, paper preset (`paper`)', false]);
     expect(byId['1a']?.met).toBe(true);
     expect(byId['1b']?.met).toBe(false);
     expect(byId['2a']?.met).toBe(true);
@@ -123,7 +131,7 @@ describe('bench targets and results writer', () => {
     const r = fakeResults();
     r.targets = buildTargets(r);
     const md = renderMarkdown(r);
-    for (const heading of ['## Targets', '## 1. Halting realisation', '## 2. Against the PyTorch reference', "## 3. Against the machine's limit", '## 4. Decoding', '## 5. The service under load']) {
+    for (const heading of ['## Targets', '## 1. Halting realisation', "### 1b. Token merging's realisation", '## 2. Against the PyTorch reference', "## 3. Against the machine's limit", '## 4. Decoding', '## 5. The service under load']) {
       expect(md).toContain(heading);
     }
     expect(md).toContain('**not met**');
