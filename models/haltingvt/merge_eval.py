@@ -3,9 +3,8 @@ Runtime (the graph that is served), for the Glimpser keep ratio, the halting thr
 vid-TLDR merge ratios and their combinations.
 
 Choices are made on a validation split only (synth seed 2001 by default, a seed nothing else in the
-project chose on); the held-out split (seed 1001, the scenes of the committed evaluation, rendered in
-memory rather than through a codec) only reports them. Writes merging.md, merging.json and
-merging_accuracy_vs_gflops.png.
+project chose on); the test split's scenes (seed 3001, haltingvt.splits, rendered in memory rather than
+through a codec) only report them. Writes merging.md, merging.json and merging_accuracy_vs_gflops.png.
 """
 
 from __future__ import annotations
@@ -21,10 +20,11 @@ from .config import HaltingVTConfig, kept_patches
 from .export import feeds
 from .flops import FlopsConstants, video_macs
 from .plots import accuracy_cost_axes
+from .splits import SPLITS
 from .synth import stream
 
 VALIDATION_SEED = 2001
-HELDOUT_SEED = 1001
+TEST_SEED = SPLITS["test"].seed
 OFF = 6.0  # halt_threshold >= joint layers: no token halts
 
 
@@ -90,7 +90,7 @@ def recommend(val: list[Scored], baseline: Scored, points: float = 1.0) -> dict[
 
 
 def markdown(val: list[Scored], test: list[Scored], dense: float, default_gflops: float) -> str:
-    lines = ["| family | setting | validation top-1 (%) | held-out top-1 (%) | GFLOPs/video | % of dense | vs default knobs | mean tokens per joint layer |",
+    lines = ["| family | setting | validation top-1 (%) | test top-1 (%) | GFLOPs/video | % of dense | vs default knobs | mean tokens per joint layer |",
              "|---|---|---|---|---|---|---|---|"]
     for v, t in zip(val, test):
         lines.append(f"| {v.setting.family} | {v.setting.label()} | {100 * v.top1:.1f} | {100 * t.top1:.1f} | {t.gflops:.3f} | "
@@ -101,7 +101,7 @@ def markdown(val: list[Scored], test: list[Scored], dense: float, default_gflops
 
 def plot(test: list[Scored], path: Path, title: str) -> None:
     xlabel = "GFLOPs per video (1 MAC = 1 FLOP, merge cost included)"
-    with accuracy_cost_axes(path, title, xlabel, "held-out top-1 (%)", (7, 4.5), 7) as ax:
+    with accuracy_cost_axes(path, title, xlabel, "test top-1 (%)", (7, 4.5), 7) as ax:
         for family in dict.fromkeys(r.setting.family for r in test):
             rs = sorted((r for r in test if r.setting.family == family), key=lambda r: r.gflops)
             style = "o" if family == "combination" else "o-"
@@ -115,8 +115,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--model", default="models/default", help="exported model folder")
     ap.add_argument("--val-seed", type=int, default=VALIDATION_SEED)
     ap.add_argument("--val-count", type=int, default=120)
-    ap.add_argument("--test-seed", type=int, default=HELDOUT_SEED)
-    ap.add_argument("--test-count", type=int, default=240)
+    ap.add_argument("--test-seed", type=int, default=TEST_SEED)
+    ap.add_argument("--test-count", type=int, default=SPLITS["test"].count)
     ap.add_argument("--out", help="folder for merging.md, merging.json and merging_accuracy_vs_gflops.png")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
@@ -132,20 +132,20 @@ def main(argv: list[str]) -> int:
     grid = [default] + settings(default.keep, default.threshold)
     rs = manifest["input"]["resize_short_side"]
     results = {}
-    for split, seed, count in (("validation", args.val_seed, args.val_count), ("held-out", args.test_seed, args.test_count)):
+    for split, seed, count in (("validation", args.val_seed, args.val_count), ("test", args.test_seed, args.test_count)):
         clips, labels = clips_of(cfg, rs, seed, count)
         results[split] = [score(sess, k, clips, labels, s) for s in grid]
         print(f"{split}: {count} clips, default knobs top-1 {100 * results[split][0].top1:.1f}%", flush=True)
-    val, test = results["validation"], results["held-out"]
+    val, test = results["validation"], results["test"]
     picks = recommend(val, val[0])
     by_setting = {r.setting: r for r in test}
     report = {
-        "validation": {"seed": args.val_seed, "clips": args.val_count}, "held_out": {"seed": args.test_seed, "clips": args.test_count},
+        "validation": {"seed": args.val_seed, "clips": args.val_count}, "test": {"seed": args.test_seed, "clips": args.test_count},
         "dense_gflops": manifest["dense_gflops"],
         "recommended_on_validation": {name: {"setting": asdict(r.setting), "validation_top1": r.top1,
-                                             "held_out_top1": by_setting[r.setting].top1, "gflops": by_setting[r.setting].gflops}
+                                             "test_top1": by_setting[r.setting].top1, "gflops": by_setting[r.setting].gflops}
                                       for name, r in picks.items()},
-        "results": [{"setting": asdict(v.setting), "validation_top1": v.top1, "held_out_top1": t.top1, "gflops": t.gflops,
+        "results": [{"setting": asdict(v.setting), "validation_top1": v.top1, "test_top1": t.top1, "gflops": t.gflops,
                      "validation_gflops": v.gflops, "tokens_per_layer": t.tokens_per_layer} for v, t in zip(val, test)],
     }
     table = markdown(val, test, manifest["dense_gflops"], test[0].gflops)
@@ -157,5 +157,5 @@ def main(argv: list[str]) -> int:
         (out / "merging.json").write_text(json.dumps(report, indent=1) + "\n")
         (out / "merging.md").write_text(table)
         plot(test, out / "merging_accuracy_vs_gflops.png",
-             f"{manifest['name']} {manifest['version']}: {args.test_count} held-out clips")
+             f"{manifest['name']} {manifest['version']}: {args.test_count} test clips")
     return 0
