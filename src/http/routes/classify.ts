@@ -3,10 +3,10 @@
  *
  * A video arrives as multipart/form-data (`file` part, knobs as fields) or, for /v1/classify only,
  * as a raw body with a video/* or application/octet-stream content type and the knobs in the query
- * string. Either way it is spooled to a temp file (upload.ts), then goes through the bounded queue
- * (queue.ts) to the engine. The temp files go in the handler's `finally`.
+ * string. Either way it is received (reception.ts) into a temp file (upload.ts), then goes through
+ * the bounded queue (queue.ts) to the engine. The temp files go in the handler's `finally`.
  */
-import multipart, { type Multipart, type MultipartFile } from '@fastify/multipart';
+import multipart from '@fastify/multipart';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import type { AppConfig } from '../../config.js';
@@ -19,7 +19,21 @@ import type { Metrics } from '../metrics.js';
 import type { WorkQueue } from '../queue.js';
 import { inLanes } from '../lanes.js';
 import { ExplainField, KnobFields, type BatchItem, type BatchResponse, type ClassifyResponse, type VideoResult } from '../schemas.js';
-import { tooLarge, type TempFiles, type UploadArea } from '../upload.js';
+import type { TempFiles, UploadArea } from '../upload.js';
+import {
+  MULTIPART_OVERHEAD,
+  RAW_TYPES,
+  bodyDeadline,
+  clientGone,
+  mediaType,
+  named,
+  receiveMultipart,
+  refuseLongBody,
+  unsupported,
+  type Received,
+  type Renames,
+  type Upload,
+} from '../reception.js';
 
 export interface ClassifyDeps {
   lifecycle: Lifecycle;
@@ -30,18 +44,6 @@ export interface ClassifyDeps {
   /** Throws UNAUTHORIZED; absent when no AUTH_TOKEN is configured. */
   authorize?: ((request: FastifyRequest) => void) | undefined;
 }
-
-/** Room for the multipart boundaries and knob fields around one file. */
-const MULTIPART_OVERHEAD = 64 * 1024;
-const RAW_TYPES = /^(video\/[a-z0-9.+-]+|application\/octet-stream)$/;
-
-interface Upload {
-  path: string;
-  filename: string | null;
-}
-
-/** What the client called a temp file, for error messages and results. */
-type Renames = Map<string, string>;
 
 interface UploadSession {
   engine: EnginePort;
@@ -169,55 +171,6 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
   }
 };
 
-interface Received {
-  items: Array<Partial<Upload> & { filename: string | null; error?: EngineError }>;
-  fields: Record<string, unknown>;
-}
-
-/**
- * Reads every part: files are spooled in order (a too-large one is recorded as that item's error
- * and the next part is read), fields are collected. Field order does not matter.
- */
-async function receiveMultipart(request: FastifyRequest, temps: TempFiles, renames: Renames, options: { maxFiles: number }): Promise<Received> {
-  const received: Received = { items: [], fields: {} };
-  const single = options.maxFiles === 1;
-  for await (const part of request.parts() as AsyncIterableIterator<Multipart>) {
-    if (part.type === 'field') {
-      if (part.fieldname in received.fields) throw new EngineError('BAD_REQUEST', `field "${part.fieldname}" appears twice`);
-      received.fields[part.fieldname] = part.value;
-      continue;
-    }
-    const expected = single ? ['file'] : ['files', 'file'];
-    if (!expected.includes(part.fieldname)) {
-      throw new EngineError('BAD_REQUEST', `unexpected file part "${part.fieldname}"; videos go in ${single ? '"file"' : '"files" parts'}`);
-    }
-    if (received.items.length >= options.maxFiles) {
-      if (single) throw new EngineError('BAD_REQUEST', 'send exactly one "file" part; use /v1/classify:batch for several videos');
-      throw new EngineError('BATCH_TOO_LARGE', `a batch holds at most ${options.maxFiles} videos`, { maxItems: options.maxFiles });
-    }
-    received.items.push(await receiveFile(part, temps, renames));
-  }
-  return received;
-}
-
-async function receiveFile(part: MultipartFile, temps: TempFiles, renames: Renames): Promise<Received['items'][number]> {
-  const filename = part.filename ? part.filename : null;
-  const file = temps.path(filename ?? undefined);
-  renames.set(file, filename ? JSON.stringify(filename) : 'the uploaded video');
-  try {
-    const bytes = await temps.spool(part.file, file, Number.POSITIVE_INFINITY);
-    // busboy stops writing at the fileSize limit and flags the stream; the rest of the part is skipped.
-    if (part.file.truncated) return { filename, error: tooLarge(Number((part.file as { bytesRead?: number }).bytesRead ?? bytes)) };
-    if (bytes === 0) return { filename, error: new EngineError('BAD_REQUEST', `${filename ? JSON.stringify(filename) : 'the file'} is empty`) };
-    return { filename, path: file };
-  } catch (err) {
-    // A source error means the request itself broke: nothing more can be read.
-    if (part.file.destroyed || part.file.errored) throw err;
-    part.file.resume(); // skip the rest of this part so the next one can be read
-    return { filename, error: toServiceError(err) };
-  }
-}
-
 /** The knobs and the `explain` switch among a request's fields; `explain` is not a knob (the model never sees it). */
 function requestOptions(engine: EnginePort, input: Record<string, unknown>): { knobs: Knobs; explain: boolean } {
   const { explain, ...rest } = input;
@@ -250,63 +203,3 @@ function toVideoResult(r: ClassifyResult, filename: string | null, waitedS: numb
   };
 }
 
-/** Aborts when the client closes the connection before the response is written. */
-function clientGone(reply: FastifyReply): AbortSignal {
-  const controller = new AbortController();
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) controller.abort(new EngineError('ABORTED', 'the client went away'));
-  });
-  return controller.signal;
-}
-
-/**
- * REQUEST_TIMEOUT_MS counted from the request's arrival, enforced here rather than only by Node's
- * own timer, which fires outside fastify: the handler would see a cut stream and the request would
- * be counted as an abort. The reading left behind ends when the 408 closes the connection; its
- * files go with the session's.
- */
-function bodyDeadline(reply: FastifyReply, limitMs: number): { within<T>(reading: Promise<T>): Promise<T>; clear(): void } {
-  let timer: NodeJS.Timeout | undefined;
-  return {
-    within(reading) {
-      if (limitMs === 0) return reading;
-      const expired = new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(
-          () => reject(new EngineError('REQUEST_TIMEOUT', `the request was not received in full within ${limitMs} ms`, { limitMs })),
-          Math.max(0, limitMs - reply.elapsedTime),
-        );
-      });
-      return Promise.race([reading, expired]).finally(() => clearTimeout(timer));
-    },
-    clear: () => clearTimeout(timer),
-  };
-}
-
-function refuseLongBody(request: FastifyRequest, maxBytes: number): void {
-  const declared = Number(request.headers['content-length']);
-  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
-}
-
-function mediaType(request: FastifyRequest): string {
-  return (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
-}
-
-function unsupported(request: FastifyRequest, hint = 'send multipart/form-data with a "file" part, or the video itself as video/* or application/octet-stream'): EngineError {
-  const type = mediaType(request);
-  return new EngineError('UNSUPPORTED_MEDIA_TYPE', `content type ${type ? JSON.stringify(type) : '(none)'} is not accepted; ${hint}`, { contentType: type || null });
-}
-
-/** The error with temp file paths replaced by the client's names and server paths dropped. */
-function named(err: EngineError, renames: Renames): EngineError {
-  const mentions = Array.from(renames.keys()).some((p) => err.message.includes(p));
-  if (renames.size === 0 || (!err.details && !mentions)) return err;
-  const swap = (text: string): string => {
-    let out = text;
-    for (const [from, to] of renames) out = out.split(`file:${from}`).join(to).split(from).join(to);
-    return out;
-  };
-  const details = err.details
-    ? Object.fromEntries(Object.entries(err.details).filter(([k]) => k !== 'file').map(([k, v]) => [k, typeof v === 'string' ? swap(v) : v]))
-    : undefined;
-  return new EngineError(err.code, swap(err.message), details, { cause: err.cause ?? err });
-}
