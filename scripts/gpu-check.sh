@@ -41,7 +41,9 @@ else
   [ -f "$BUNDLE" ] || { log "no bundle at $BUNDLE (make gpu-bundle)"; exit 2; }
   B="$WORK/bundle"
   mkdir -p "$B"
-  xz -dc "$BUNDLE" | tar -C "$B" -xf - || { log "cannot unpack $BUNDLE"; exit 2; }
+  # xz-utils, else Python's lzma (an image may lack the xz command).
+  unxz() { if command -v xz >/dev/null; then xz -dc "$1"; else python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' "$1"; fi; }
+  unxz "$BUNDLE" | tar -C "$B" -xf - || { log "cannot unpack $BUNDLE"; exit 2; }
 fi
 mkdir -p "$DEST"
 
@@ -50,7 +52,7 @@ if [ "$MODE" = gpu ]; then
   PROVIDER=${GPU_CHECK_PROVIDER:-webgpu} DEVICE=${GPU_CHECK_DEVICE:-cuda} BATCHES=${GPU_CHECK_BATCHES:-1,8}
   REPS=${GPU_CHECK_REPS:-10} WARMUP=${GPU_CHECK_WARMUP:-2} TOL=1e-3
   NODE="$B/bin/node"
-  PY=python3
+  PY=${GPU_CHECK_PYTHON:-python3}  # the machine's own, with PyTorch
   # The device machine has NVIDIA's Vulkan driver but no loader: unpack the carried one (device README).
   if ! ldconfig -p | grep -q 'libvulkan.so.1 '; then
     for f in "$B"/debs/*.deb; do dpkg -x "$f" /; done

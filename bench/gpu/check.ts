@@ -242,6 +242,11 @@ try {
   log(`placement: ${JSON.stringify((report.placement as { providers: Record<string, { nodes: number }> }).providers, (k, v) => (k === 'ops' ? undefined : v))}`);
   report.timings = await timings(session, batches);
   for (const t of report.timings as Array<{ batch: number; setting: string; ms_per_clip: number }>) log(`batch ${t.batch} ${t.setting}: ${t.ms_per_clip.toFixed(2)} ms/clip`);
+} catch (err) {
+  // A kernel that fails at run time on the GPU is a finding: written into the report, not lost.
+  ok = false;
+  report.error = err instanceof Error ? err.message : String(err);
+  log(`failed: ${String(report.error)}`);
 } finally {
   await session.dispose();
 }

@@ -36,6 +36,8 @@ def main(argv: list[str]) -> int:
              f"Written by `scripts/gpu-check.sh` ({facts.get('mode', '?')} mode) on {facts.get('date', '?')}. "
              "How to run it and what each figure means: docs/gpu.md.", "", "## Machine", "", "| | |", "| --- | --- |"]
     for key, value in facts.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
         if key not in ("mode", "date"):
             lines.append(f"| {key} | {value} |")
     if nodes:
@@ -73,8 +75,9 @@ def main(argv: list[str]) -> int:
 
     lines += ["", "## Dense vs halting", "",
               "Milliseconds per clip (median over the repetitions of a batch, divided by the batch size). Dense: keep 1, halting "
-              "off; halting: the model's default knobs. ORT runs one graph for both (masks, the token axis data-dependent); "
-              "PyTorch's reference path computes every token at every layer, its compact path removes halted tokens.", "",
+              "off; halting: the model's default knobs. ORT runs one graph for both, which cuts the token axis to the live "
+              "tokens at every joint layer; PyTorch's reference path computes every token at every layer, its compact "
+              "path removes halted tokens.", "",
               "| model | batch | runtime | dense ms/clip | halting ms/clip | halting / dense | GFLOPs dense → halting |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     for n in nodes:
@@ -95,6 +98,8 @@ def main(argv: list[str]) -> int:
                         lines.append(f"| {name} | {b} | PyTorch {path}, {t['facts']['device']} | {fmt(d['ms_per_clip'])} | "
                                      f"{fmt(h['ms_per_clip'])} | {fmt(h['ms_per_clip'] / d['ms_per_clip'])} | |")
     for n in nodes:
+        if n.get("error"):
+            lines += ["", f"Error ({n['model']['name']}, Node on {n['session_provider']}): {n['error']}"]
         if n.get("warnings"):
             lines += ["", f"Warnings ({n['model']['name']}): " + "; ".join(n["warnings"])]
     ok = all(n.get("ok") for n in nodes) and all(t.get("ok") for t in torches.values())
