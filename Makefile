@@ -12,7 +12,7 @@ export ONNXRUNTIME_NODE_INSTALL = skip   # the CUDA libraries come from NuGet, w
 export SKIP_FFMPEG = true
 export PYTHONPATH := $(CURDIR)/models
 
-.PHONY: run test test-python test-ts test-oip bench-oip build deps python-env python-test-deps node-deps ffmpeg chromium bench bench-deps golden default-model clean image image-test
+.PHONY: run test test-python test-ts test-oip bench-oip build deps python-env python-test-deps node-deps ffmpeg chromium bench bench-deps golden default-model clean image image-test gpu-bundle
 
 run: build  ## install what is needed and serve the embedded default model on :8080 (no ffmpeg CLI: node-av decodes)
 	node dist/server.js
@@ -81,6 +81,9 @@ image-test: ffmpeg  ## build the image and smoke-test the real container (read-o
 
 bench-deps: python-env  ## PyAV and decord, the decode section's anchors (pip skips what is installed)
 	$(PY) -m pip install -q -r bench/requirements-decode.txt
+
+gpu-bundle: node-deps python-env  ## what the GPU check needs on the device machine, < 64 MiB (out/gpu-bundle.tar.xz; docs/gpu.md)
+	./scripts/gpu-bundle.sh
 
 clean:
 	rm -rf dist node_modules

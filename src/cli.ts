@@ -29,7 +29,7 @@ options:
   --pretty           a table instead of JSON lines
   --explain OUT.png  also write where the compute went as a PNG: the frames with the stop map over
                      them, tokens per layer, the label (several files: OUT-<file name>.png)
-  --providers LIST   execution providers in order of preference (default: cuda,cpu)
+  --providers LIST   execution providers in order of preference, from cuda, webgpu, cpu (default: cuda,cpu)
   --threads N        ORT intra-op threads (default: ORT decides)
   --verbose          engine logs on stderr
   -h, --help         this text`;

@@ -9,13 +9,14 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { engineConfig } from './engine/config.js';
+import { engineConfig, providerListProblem } from './engine/config.js';
 import { defaultModelDir, PACKAGE_ROOT } from './paths.js';
 
 /** The engine's own defaults, so that the CLI and the service refuse the same videos and restart alike. */
 const engine = engineConfig();
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const positive = () => z.coerce.number().positive().finite();
+const PROVIDER_LIST = /^[a-z0-9_-]+(,[a-z0-9_-]+)*$/;
 
 /** Environment variables the service reads, with their defaults. Unset and empty mean the default. */
 export const EnvSchema = z.object({
@@ -29,9 +30,11 @@ export const EnvSchema = z.object({
     .describe('exported model folder; unset: the package\'s models/default, else models/fixtures/tiny'),
   EXECUTION_PROVIDERS: z
     .string()
-    .regex(/^[a-z0-9_-]+(,[a-z0-9_-]+)*$/, 'must be a comma-separated list such as "cuda,cpu"')
+    .regex(PROVIDER_LIST, 'must be a comma-separated list such as "cuda,cpu"')
+    // Only a well-formed list is checked for names, so that a bad separator gets one message.
+    .refine((list) => !PROVIDER_LIST.test(list) || providerListProblem(list.split(',')) === undefined, { error: (i) => providerListProblem(String(i.input).split(',')) })
     .default(engine.executionProviders.join(','))
-    .describe('ONNX Runtime execution providers in order of preference; on failure the next is tried, with a logged warning'),
+    .describe('ONNX Runtime execution providers in order of preference, from `cuda`, `webgpu`, `cpu` (`cuda,webgpu,cpu` on a GPU box of any make); on failure the next is tried, with a logged warning (docs/gpu.md)'),
   INTRA_OP_THREADS: int(0, 1024).default(0).describe('inference (ORT intra-op) threads; 0 lets ONNX Runtime decide'),
   MAX_UPLOAD_BYTES: int(1).default(256 * 1024 * 1024).describe('largest accepted video upload, per file (256 MiB)'),
   MAX_DURATION_S: positive().default(engine.maxDurationS).describe('longest accepted video, in seconds'),

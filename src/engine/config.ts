@@ -5,9 +5,35 @@
  */
 import { z } from 'zod';
 
+/**
+ * The providers onnxruntime-node 1.30 can create on Linux x64, in the order a GPU box should prefer
+ * them (docs/gpu.md): CUDA where its libraries and a device are present (the CUDA image), WebGPU
+ * (Dawn over Vulkan: NVIDIA without the CUDA libraries, AMD, Intel), the CPU always.
+ */
+export const EXECUTION_PROVIDERS = ['cuda', 'webgpu', 'cpu'] as const;
+export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
+
+/** Providers that own device memory: at most one per session (ort-session.ts, providerAttempts). */
+export const GPU_PROVIDERS: ReadonlySet<string> = new Set<ExecutionProvider>(['cuda', 'webgpu']);
+
+/** Why a preference list cannot be used, or undefined: unknown names, repeats. */
+export function providerListProblem(list: readonly string[]): string | undefined {
+  const unknown = list.filter((p) => !(EXECUTION_PROVIDERS as readonly string[]).includes(p));
+  if (unknown.length > 0) return `unknown execution provider ${unknown.map((p) => `"${p}"`).join(', ')} (known: ${EXECUTION_PROVIDERS.join(', ')})`;
+  if (new Set(list).size !== list.length) return 'names a provider twice';
+  return undefined;
+}
+
 export const EngineConfigSchema = z.strictObject({
-  /** Preferred execution providers; on failure the first is dropped and the rest tried (CUDA → CPU). */
-  executionProviders: z.array(z.string().min(1)).min(1).default(['cuda', 'cpu']),
+  /** Preferred execution providers; on failure the first is dropped and the rest tried (CUDA → WebGPU → CPU, docs/gpu.md). */
+  executionProviders: z
+    .array(z.string().min(1))
+    .min(1)
+    .superRefine((list, ctx) => {
+      const problem = providerListProblem(list);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .default(['cuda', 'cpu']),
   /** ORT intra-op threads; 0 lets ORT decide (one per core). */
   intraOpNumThreads: z.number().int().nonnegative().default(0),
   interOpNumThreads: z.number().int().nonnegative().default(0),

@@ -1,11 +1,12 @@
 /**
  * The only module that imports onnxruntime-node. It opens a session (trying the configured execution
- * providers in order, e.g. CUDA then CPU), checks feeds against the model's declared inputs and
- * reports every mismatch at once, and runs the graph. Everything else sees `EngineSession`.
+ * providers in order, e.g. CUDA, then WebGPU, then CPU), checks feeds against the model's declared
+ * inputs and reports every mismatch at once, and runs the graph. Everything else sees `EngineSession`.
  */
 import * as ort from 'onnxruntime-node';
 import type { Logger } from 'pino';
 import { EngineError } from '../errors.js';
+import { GPU_PROVIDERS } from './config.js';
 
 export type TensorData = Float32Array | BigInt64Array | Int32Array | Uint8Array;
 
@@ -69,6 +70,17 @@ export const ortSessionFactory: SessionFactory = async (modelPath, options) => {
   };
 };
 
+/**
+ * The provider lists tried, in order, for a preference list: each provider in turn, followed by the
+ * CPU-side providers after it but by no other GPU provider. ORT places a node that the first provider
+ * has no kernel for on the next one in the list; with two GPU providers in one session such a node
+ * would run on the second GPU provider with its tensors copied through host memory both ways, which
+ * costs more than running it on the CPU. ["cuda", "webgpu", "cpu"] gives [cuda, cpu], [webgpu, cpu], [cpu].
+ */
+export function providerAttempts(preferred: readonly string[]): string[][] {
+  return preferred.map((provider, i) => [provider, ...preferred.slice(i + 1).filter((p) => !GPU_PROVIDERS.has(p))]);
+}
+
 export interface OpenOptions {
   /** Preferred providers, e.g. ["cuda", "cpu"]. On failure the first is dropped and the rest tried. */
   executionProviders: string[];
@@ -79,14 +91,16 @@ export interface OpenOptions {
 }
 
 /**
- * Opens the model with the first provider list that works: ["cuda", "cpu"], then ["cpu"]. Each
- * fallback is logged at warn level with the reason (usually missing CUDA libraries).
+ * Opens the model with the first provider list that works (`providerAttempts`): ["cuda", "cpu"], then
+ * ["cpu"]. Each fallback is logged at warn level with the reason (missing CUDA libraries, "Failed to
+ * get a WebGPU adapter").
  */
 export async function openSession(modelPath: string, options: OpenOptions): Promise<EngineSession> {
   const factory = options.factory ?? ortSessionFactory;
   const failures: string[] = [];
-  for (let start = 0; start < options.executionProviders.length; start++) {
-    const providers = options.executionProviders.slice(start);
+  const attempts = providerAttempts(options.executionProviders);
+  for (let start = 0; start < attempts.length; start++) {
+    const providers = attempts[start] as string[];
     const provider = providers[0] as string;
     try {
       const session = await factory(modelPath, {

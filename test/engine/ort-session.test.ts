@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isEngineError } from '../../src/errors.js';
 import { mergeModeIndex, type MergeMode } from '../../src/engine/merging.js';
-import { checkFeeds, feedMismatches, openSession, type SessionFactory, type ValueSpec } from '../../src/engine/ort-session.js';
+import { checkFeeds, feedMismatches, openSession, providerAttempts, type SessionFactory, type ValueSpec } from '../../src/engine/ort-session.js';
 import { captureLogger } from '../helpers/logger.js';
 import { GOLDEN, TINY_MODEL, golden } from '../helpers/paths.js';
 
@@ -71,6 +71,29 @@ describe('openSession', () => {
     const warning = lines.find((l) => l.level === 40);
     expect(warning).toMatchObject({ provider: 'cuda', reason: 'libcudart.so.12: cannot open shared object file' });
     expect(String(warning?.msg)).toContain('trying cpu');
+  });
+
+  it('puts one GPU provider in each attempt, the CPU after it: CUDA, then WebGPU, then CPU', () => {
+    expect(providerAttempts(['cuda', 'webgpu', 'cpu'])).toEqual([['cuda', 'cpu'], ['webgpu', 'cpu'], ['cpu']]);
+    expect(providerAttempts(['webgpu', 'cuda'])).toEqual([['webgpu'], ['cuda']]);
+    expect(providerAttempts(['cpu'])).toEqual([['cpu']]);
+  });
+
+  it('falls back from CUDA to WebGPU to CPU, logging each reason', async () => {
+    const tried: string[][] = [];
+    const factory: SessionFactory = async (_path, options) => {
+      tried.push(options.executionProviders);
+      if (options.executionProviders[0] !== 'cpu') throw new Error(`no ${options.executionProviders[0]}`);
+      return fakeSession;
+    };
+    const { logger, lines } = captureLogger();
+    const session = await openSession('model.onnx', { executionProviders: ['cuda', 'webgpu', 'cpu'], logger, factory });
+    expect(session.executionProvider).toBe('cpu');
+    expect(tried).toEqual([['cuda', 'cpu'], ['webgpu', 'cpu'], ['cpu']]);
+    expect(lines.filter((l) => l.level === 40).map((l) => [l.provider, l.reason, l.msg])).toEqual([
+      ['cuda', 'no cuda', 'cannot create a session on cuda; trying webgpu'],
+      ['webgpu', 'no webgpu', 'cannot create a session on webgpu; trying cpu'],
+    ]);
   });
 
   it('uses CUDA without a warning when it works', async () => {

@@ -116,6 +116,27 @@ describe('createEngine with an injected session factory', () => {
     }
   });
 
+  it('selects WebGPU and, with no GPU adapter, falls back to CPU as CUDA does, with the same answers', async () => {
+    const { logger, lines } = captureLogger();
+    const webgpu = await createEngine({ modelDir: TINY_MODEL, logger, config: { executionProviders: ['webgpu', 'cpu'] }, createHost: createInProcessHost(ortSessionFactory) });
+    try {
+      const knobs = { keep_ratio: 0.3, halt_threshold: 0.9 };
+      const [got, want] = await Promise.all([webgpu.classify(fixture('one.mp4'), knobs), engine.classify(fixture('one.mp4'), knobs)]);
+      if (webgpu.info.session.executionProvider === 'cpu') {
+        // This machine has no GPU: Dawn finds no adapter and the session opens on the next provider.
+        expect(lines.find((l) => l.level === 40)).toMatchObject({ provider: 'webgpu', reason: expect.stringContaining('Failed to get a WebGPU adapter') });
+        expect(got.top).toEqual(want.top);
+      } else {
+        // A machine with a GPU: the graph ran there (scripts/gpu-check.sh measures how closely).
+        expect(webgpu.info.session.executionProvider).toBe('webgpu');
+        got.top.forEach((p, i) => expect(p.probability).toBeCloseTo(want.top[i]?.probability ?? NaN, 3));
+      }
+      expect(got.tokens).toEqual(want.tokens);
+    } finally {
+      await webgpu.close();
+    }
+  });
+
   it('turns a model that breaks the output contract into MODEL_INVALID', async () => {
     const factory: SessionFactory = async (modelPath, options) => {
       const real = await ortSessionFactory(modelPath, options);

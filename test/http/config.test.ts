@@ -82,6 +82,12 @@ describe('loadConfig', () => {
     });
   });
 
+  it('accepts webgpu among the execution providers and refuses unknown or repeated names', () => {
+    expect(loadConfig({ EXECUTION_PROVIDERS: 'cuda,webgpu,cpu' }, { root, exists: none }).executionProviders).toEqual(['cuda', 'webgpu', 'cpu']);
+    expect(() => loadConfig({ EXECUTION_PROVIDERS: 'gpu,cpu' }, { root, exists: none })).toThrow(/EXECUTION_PROVIDERS="gpu,cpu": unknown execution provider "gpu" \(known: cuda, webgpu, cpu\)/);
+    expect(() => loadConfig({ EXECUTION_PROVIDERS: 'cpu,webgpu,cpu' }, { root, exists: none })).toThrow(/names a provider twice/);
+  });
+
   it('treats an empty variable as unset', () => {
     expect(loadConfig({ PORT: '', AUTH_TOKEN: '' }, { root, exists: none })).toMatchObject({ port: 8080, authToken: undefined });
   });
