@@ -11,7 +11,9 @@
  *
  * Options: --model DIR (embedded model; default models/default, else models/fixtures/tiny),
  * --preset NAME, --threads N, --clips N, --soak SECONDS, --results DIR, --skip LIST
- * (comma list of halting,decode,service), --render results.json (re-judge and re-render only).
+ * (comma list of halting,decode,service), --merge results.json (the skipped sections come from that
+ * earlier run, with a note saying so: `--skip halting,service --merge bench/results.json` measures
+ * only the decoders and keeps the rest), --render results.json (re-judge and re-render only).
  * `make bench BENCH_ARGS=--quick` runs the quick mode through make.
  */
 import { existsSync } from 'node:fs';
@@ -56,6 +58,7 @@ const { values } = parseArgs({
     results: { type: 'string' },
     skip: { type: 'string', default: '' },
     render: { type: 'string' },
+    merge: { type: 'string' },
   },
 });
 
@@ -146,6 +149,30 @@ async function render(file: string): Promise<void> {
   results.targets = buildTargets(results);
   const written = await writeResults(path.dirname(path.resolve(file)), results);
   log(`re-rendered ${path.relative(ROOT, written.md)}`);
+}
+
+/** --merge FILE: the sections this run skipped are taken from an earlier run's results.json. */
+async function mergeSkipped(results: Results, file: string): Promise<void> {
+  const base = JSON.parse(await readFile(file, 'utf8'), (_k, v: unknown) => (v === null ? Number.NaN : v)) as Results;
+  const taken: string[] = [];
+  if (skip.has('halting')) {
+    Object.assign(results, { halting: base.halting, reference: base.reference, limit: base.limit, profiles: base.profiles, models: base.models });
+    taken.push('1-3 (halting, PyTorch reference, machine limit, profiles)');
+  }
+  if (skip.has('decode')) {
+    results.decode = base.decode;
+    taken.push('4 (decoding)');
+  }
+  if (skip.has('service')) {
+    results.service = base.service;
+    taken.push('5 (the service under load)');
+  }
+  if (taken.length === 0) return;
+  const measured = ['halting', 'decode', 'service'].filter((x) => !skip.has(x));
+  results.notes.unshift(
+    `Sections ${taken.join(', ')} are those of the run started ${base.started} (\`${base.command}\`), merged with --merge; this run (${results.command}) measured only ${measured.join(', ') || 'nothing'}. Ratios are within each section's own run.`,
+    ...base.notes.map((n) => `(earlier run) ${n}`),
+  );
 }
 
 async function main(): Promise<void> {
@@ -309,6 +336,7 @@ async function main(): Promise<void> {
     targets: [],
     notes,
   };
+  if (values.merge) await mergeSkipped(results, values.merge);
   results.targets = buildTargets(results);
   const written = await writeResults(resultsDir, results);
   log(`wrote ${path.relative(ROOT, written.md)} and ${path.relative(ROOT, written.json)} in ${results.wall_s.toFixed(0)} s`);

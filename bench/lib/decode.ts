@@ -75,24 +75,39 @@ function cpuMs(): number {
   return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
-function timed(reps: number, run: () => void): Timed {
+/** This process's CPU ms at microsecond resolution (/proc's ticks are 10 ms: a third of a 3 s clip's decode). */
+function ownCpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}
+
+function timed(reps: number, run: () => void, clock: () => number = cpuMs): Timed {
   run(); // warm: page cache, first-use allocations
   const wall: number[] = [];
   const cpu: number[] = [];
   for (let i = 0; i < reps; i++) {
-    const c0 = cpuMs();
+    const c0 = clock();
     const t0 = performance.now();
     run();
     wall.push(performance.now() - t0);
-    cpu.push(cpuMs() - c0);
+    cpu.push(clock() - c0);
   }
   return { wall_ms: median(wall), cpu_ms: median(cpu) };
+}
+
+/** Repetitions for a video that takes `ms`: at least `reps`, and enough for ~0.5 s (short clips are noisy), at most 25. */
+function repsFor(ms: number, reps: number): number {
+  return Math.max(reps, Math.min(25, Math.ceil(500 / Math.max(ms, 1))));
 }
 
 export async function measureDecode(binaries: { ffmpeg: string; ffprobe: string }, file: string, label: string, o: DecodeOptions): Promise<DecodeRow> {
   const job = { file, frames: o.frames, size: o.size, resizeShortSide: o.shortSide, scaleFlags: o.scaleFlags, limits: { maxDurationS: Infinity, maxPixels: Infinity } };
   const first = decodeVideo(job, { threads: 1, hardware: null });
-  const ours = timed(o.reps, () => void decodeVideo(job, { threads: 1, hardware: null }));
+  const t0 = performance.now();
+  decodeVideo(job, { threads: 1, hardware: null });
+  const reps = repsFor(performance.now() - t0, o.reps);
+  // In process, no children: the microsecond clock.
+  const ours = timed(reps, () => void decodeVideo(job, { threads: 1, hardware: null }), ownCpuMs);
 
   // The command-line path: what every request cost before (ffprobe + one select pass).
   const { info } = first;
@@ -108,7 +123,7 @@ export async function measureDecode(binaries: { ffmpeg: string; ffprobe: string 
 
   let anchors: { pyav?: Timed; decord?: Timed; error?: string } = {};
   try {
-    const out = await runPython([path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'py', 'decode_anchors.py'), file, String(o.frames), String(o.size), String(o.shortSide), String(o.reps)]);
+    const out = await runPython([path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'py', 'decode_anchors.py'), file, String(o.frames), String(o.size), String(o.shortSide), String(reps)]);
     anchors = JSON.parse(out.trim().split('\n').pop() ?? '{}') as typeof anchors;
   } catch (err) {
     anchors = { error: err instanceof Error ? err.message.split('\n')[0] : String(err) };
@@ -121,8 +136,9 @@ export async function measureDecode(binaries: { ffmpeg: string; ffprobe: string 
     height: info.height,
     duration_s: info.durationS ?? Number.NaN,
     frames: first.frameCount,
-    reps: o.reps,
+    reps,
     decoded_frames: first.decodedFrames,
+    planned_frames: first.plannedFrames,
     seeks: first.seeks,
     ours,
     cli,
