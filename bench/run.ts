@@ -151,27 +151,28 @@ async function render(file: string): Promise<void> {
   log(`re-rendered ${path.relative(ROOT, written.md)}`);
 }
 
-/** --merge FILE: the sections this run skipped are taken from an earlier run's results.json. */
+/** --merge FILE: the sections this run skipped are taken from an earlier run's results.json, each with the run it was measured in. */
 async function mergeSkipped(results: Results, file: string): Promise<void> {
   const base = JSON.parse(await readFile(file, 'utf8'), (_k, v: unknown) => (v === null ? Number.NaN : v)) as Results;
-  const taken: string[] = [];
-  if (skip.has('halting')) {
-    Object.assign(results, { halting: base.halting, reference: base.reference, limit: base.limit, profiles: base.profiles, models: base.models });
-    taken.push('1-3 (halting, PyTorch reference, machine limit, profiles)');
+  const own = { started: results.started, command: results.command };
+  const theirs = (section: 'halting' | 'decode' | 'service') => base.provenance?.[section] ?? { started: base.started, command: base.command };
+  const provenance: NonNullable<Results['provenance']> = {};
+  const names = { halting: '1-3 (halting, PyTorch reference, machine limit, profiles)', decode: '4 (decoding)', service: '5 (the service under load)' } as const;
+  for (const section of ['halting', 'decode', 'service'] as const) {
+    if (!skip.has(section)) {
+      provenance[section] = own;
+      continue;
+    }
+    provenance[section] = theirs(section);
+    if (section === 'halting') Object.assign(results, { halting: base.halting, reference: base.reference, limit: base.limit, profiles: base.profiles, models: base.models });
+    if (section === 'decode') results.decode = base.decode;
+    if (section === 'service') results.service = base.service;
   }
-  if (skip.has('decode')) {
-    results.decode = base.decode;
-    taken.push('4 (decoding)');
-  }
-  if (skip.has('service')) {
-    results.service = base.service;
-    taken.push('5 (the service under load)');
-  }
-  if (taken.length === 0) return;
-  const measured = ['halting', 'decode', 'service'].filter((x) => !skip.has(x));
+  results.provenance = provenance;
+  const earlier = (['halting', 'decode', 'service'] as const).filter((x) => skip.has(x)).map((x) => `section ${names[x]}: run started ${provenance[x]?.started} (\`${provenance[x]?.command}\`)`);
   results.notes.unshift(
-    `Sections ${taken.join(', ')} are those of the run started ${base.started} (\`${base.command}\`), merged with --merge; this run (${results.command}) measured only ${measured.join(', ') || 'nothing'}. Ratios are within each section's own run.`,
-    ...base.notes.map((n) => `(earlier run) ${n}`),
+    `This run measured only ${(['halting', 'decode', 'service'] as const).filter((x) => !skip.has(x)).map((x) => `section ${names[x]}`).join(', ') || 'nothing'}; the others come from earlier runs through --merge (${earlier.join('; ')}). Ratios are taken within each section's own run.`,
+    ...base.notes.filter((n) => !n.startsWith('This run measured only')).map((n) => (n.startsWith('(earlier run)') ? n : `(earlier run) ${n}`)),
   );
 }
 

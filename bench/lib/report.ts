@@ -170,6 +170,9 @@ export interface StepCpu {
   /** Of all cores over the step: busy at nice > 0 (the background training run), and idle. */
   niced_fraction: number;
   idle_fraction: number;
+  /** Of all cores over the step: the server and the clients, and every other process (at any nice). */
+  ours_fraction?: number;
+  others_fraction?: number;
 }
 
 export interface SoakSample {
@@ -253,6 +256,8 @@ export interface Results {
   profiles: OpProfile[];
   targets: TargetResult[];
   notes: string[];
+  /** When each section was measured (its run's start), where a run merged sections of earlier runs (--merge). */
+  provenance?: Partial<Record<'halting' | 'decode' | 'service', { started: string; command: string }>>;
 }
 
 const metText = (met: boolean | null): string => (met === null ? 'not measured' : met ? '**met**' : '**not met**');
@@ -408,11 +413,11 @@ export function renderMarkdown(r: Results): string {
     if (withCpu.length > 0) {
       out.push(
         table(
-          ['clients', 'videos/s', 'CPU ms per video: decode + inference workers', 'server main', 'bench clients', 'CPU limit videos/s', '% of limit', 'machine at nice > 0 / idle'],
+          ['clients', 'videos/s', 'CPU ms per video: decode + inference workers', 'server main', 'bench clients', 'CPU limit videos/s', '% of limit', 'machine: server + clients / other processes (at nice > 0) / idle'],
           withCpu.map((x) => {
             const c = x.cpu as StepCpu;
             const limit = c.cores / c.decode_infer_s_per_video;
-            return [String(x.concurrency), fmt(x.throughput), fmt(c.decode_infer_s_per_video * 1000), fmt(c.main_s_per_video * 1000), fmt(c.clients_s_per_video * 1000), fmt(limit), pct(x.throughput / limit, 0), `${pct(c.niced_fraction, 0)} / ${pct(c.idle_fraction, 0)}`];
+            return [String(x.concurrency), fmt(x.throughput), fmt(c.decode_infer_s_per_video * 1000), fmt(c.main_s_per_video * 1000), fmt(c.clients_s_per_video * 1000), fmt(limit), pct(x.throughput / limit, 0), `${pct(c.ours_fraction, 0)} / ${pct(c.others_fraction, 0)} (${pct(c.niced_fraction, 0)}) / ${pct(c.idle_fraction, 0)}`];
           }),
         ),
         '',

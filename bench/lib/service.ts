@@ -120,6 +120,8 @@ function cpuMeter(server: ServerHandle): { stop(videos: number): StepCpu } {
       const m = machineCpu();
       const total = m.busy + m.niced + m.idle - (machine0.busy + machine0.niced + machine0.idle);
       const n = Math.max(1, videos);
+      const ours = spent([main, ...inference, ...decode]) + (self.user + self.system) / 1e6;
+      const busy = m.busy + m.niced - (machine0.busy + machine0.niced);
       return {
         cores: os.availableParallelism(),
         decode_infer_s_per_video: spent([...inference, ...decode]) / n,
@@ -127,6 +129,8 @@ function cpuMeter(server: ServerHandle): { stop(videos: number): StepCpu } {
         clients_s_per_video: (self.user + self.system) / 1e6 / n,
         niced_fraction: (m.niced - machine0.niced) / total,
         idle_fraction: (m.idle - machine0.idle) / total,
+        ours_fraction: ours / total,
+        others_fraction: Math.max(0, busy - ours) / total,
       };
     },
   };

@@ -108,7 +108,7 @@ export function buildTargets(r: Results): TargetResult[] {
         target: `≥ ${pct(THRESHOLDS.cpuLimitFraction, 0)}`,
         value:
           `${fmt(sat.throughput)} vs ${fmt(sat.cpu_limit)} videos/s = ${pct(sat.ratio_cpu_limit, 0)} (at ${sat.concurrency} clients` +
-          (cpu ? `; ${fmt(cpu.decode_infer_s_per_video * 1000)} CPU-ms per video on ${cpu.cores} cores; server main ${fmt(cpu.main_s_per_video * 1000)} ms, bench clients ${fmt(cpu.clients_s_per_video * 1000)} ms per video; machine ${pct(cpu.niced_fraction, 0)} at nice > 0, ${pct(cpu.idle_fraction, 0)} idle` : '') +
+          (cpu ? `; ${fmt(cpu.decode_infer_s_per_video * 1000)} CPU-ms per video on ${cpu.cores} cores; server main ${fmt(cpu.main_s_per_video * 1000)} ms, bench clients ${fmt(cpu.clients_s_per_video * 1000)} ms per video; machine: server and clients ${pct(cpu.ours_fraction, 0)}, other processes ${pct(cpu.others_fraction, 0)}, idle ${pct(cpu.idle_fraction, 0)}` : '') +
           ')',
         met: sat.ratio_cpu_limit >= THRESHOLDS.cpuLimitFraction,
       });

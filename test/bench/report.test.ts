@@ -116,7 +116,7 @@ describe('bench targets and results writer', () => {
   it('judges the CPU-limit ratio and each process RSS on its own when a run measured them', () => {
     const r = fakeResults();
     const service = r.service as NonNullable<typeof r.service>;
-    service.steps[0]!.cpu = { cores: 2, decode_infer_s_per_video: 0.4, main_s_per_video: 0.02, clients_s_per_video: 0.03, niced_fraction: 0.2, idle_fraction: 0.05 };
+    service.steps[0]!.cpu = { cores: 2, decode_infer_s_per_video: 0.4, main_s_per_video: 0.02, clients_s_per_video: 0.03, niced_fraction: 0.2, idle_fraction: 0.05, ours_fraction: 0.95, others_fraction: 0 };
     Object.assign(service.saturation, { cpu_limit: 5, ratio_cpu_limit: 0.9 }); // 4.5 videos/s of 2 ÷ 0.4
     const sample = { t_s: 1, rss_main_mib: 100, rss_worker_mib: 100, rss_decode_mib: 200, eld_p99_ms: 3, completed: 1 };
     service.soak = {
