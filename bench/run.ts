@@ -11,7 +11,9 @@
  *
  * Options: --model DIR (embedded model; default models/default, else models/fixtures/tiny),
  * --preset NAME, --threads N, --clips N, --soak SECONDS, --results DIR, --skip LIST
- * (comma list of halting,decode,service), --render results.json (re-judge and re-render only).
+ * (comma list of halting,decode,service), --merge results.json (the skipped sections come from that
+ * earlier run, with a note saying so: `--skip halting,service --merge bench/results.json` measures
+ * only the decoders and keeps the rest), --render results.json (re-judge and re-render only).
  * `make bench BENCH_ARGS=--quick` runs the quick mode through make.
  */
 import { existsSync } from 'node:fs';
@@ -57,6 +59,7 @@ const { values } = parseArgs({
     results: { type: 'string' },
     skip: { type: 'string', default: '' },
     render: { type: 'string' },
+    merge: { type: 'string' },
   },
 });
 
@@ -147,6 +150,31 @@ async function render(file: string): Promise<void> {
   results.targets = buildTargets(results);
   const written = await writeResults(path.dirname(path.resolve(file)), results);
   log(`re-rendered ${path.relative(ROOT, written.md)}`);
+}
+
+/** --merge FILE: the sections this run skipped are taken from an earlier run's results.json, each with the run it was measured in. */
+async function mergeSkipped(results: Results, file: string): Promise<void> {
+  const base = JSON.parse(await readFile(file, 'utf8'), (_k, v: unknown) => (v === null ? Number.NaN : v)) as Results;
+  const own = { started: results.started, command: results.command };
+  const theirs = (section: 'halting' | 'decode' | 'service') => base.provenance?.[section] ?? { started: base.started, command: base.command };
+  const provenance: NonNullable<Results['provenance']> = {};
+  const names = { halting: '1-3 (halting, PyTorch reference, machine limit, profiles)', decode: '4 (decoding)', service: '5 (the service under load)' } as const;
+  for (const section of ['halting', 'decode', 'service'] as const) {
+    if (!skip.has(section)) {
+      provenance[section] = own;
+      continue;
+    }
+    provenance[section] = theirs(section);
+    if (section === 'halting') Object.assign(results, { halting: base.halting, reference: base.reference, limit: base.limit, profiles: base.profiles, models: base.models });
+    if (section === 'decode') results.decode = base.decode;
+    if (section === 'service') results.service = base.service;
+  }
+  results.provenance = provenance;
+  const earlier = (['halting', 'decode', 'service'] as const).filter((x) => skip.has(x)).map((x) => `section ${names[x]}: run started ${provenance[x]?.started} (\`${provenance[x]?.command}\`)`);
+  results.notes.unshift(
+    `This run measured only ${(['halting', 'decode', 'service'] as const).filter((x) => !skip.has(x)).map((x) => `section ${names[x]}`).join(', ') || 'nothing'}; the others come from earlier runs through --merge (${earlier.join('; ')}). Ratios are taken within each section's own run.`,
+    ...base.notes.filter((n) => !n.startsWith('This run measured only')).map((n) => (n.startsWith('(earlier run)') ? n : `(earlier run) ${n}`)),
+  );
 }
 
 async function main(): Promise<void> {
@@ -314,6 +342,7 @@ async function main(): Promise<void> {
     targets: [],
     notes,
   };
+  if (values.merge) await mergeSkipped(results, values.merge);
   results.targets = buildTargets(results);
   const written = await writeResults(resultsDir, results);
   log(`wrote ${path.relative(ROOT, written.md)} and ${path.relative(ROOT, written.json)} in ${results.wall_s.toFixed(0)} s`);

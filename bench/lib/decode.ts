@@ -6,7 +6,9 @@
  *  - the ffmpeg command line: ffprobe, then one ffmpeg `select` pass, spawned per video (the path
  *    the service had before node-av; CPU includes the children's);
  *  - PyAV and decord (bench/requirements-decode.txt), same frames, same thread count, timed inside
- *    one Python process so that no interpreter start is counted (bench/py/decode_anchors.py).
+ *    one Python process so that no interpreter start is counted (bench/py/decode_anchors.py). Ours
+ *    and PyAV's runs alternate, one each in turn, so that both meet the same load on this shared
+ *    machine: measured one block after the other, the wall-time ratio followed the load instead.
  * Then the decode share of engine.classify's end-to-end latency, per model.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -16,7 +18,7 @@ import { decodeVideo } from '../../src/engine/decode/decode-video.js';
 import type { Engine } from '../../src/engine/index.js';
 import { cropGeometry, filterChain } from '../../src/engine/preprocess.js';
 import { segmentCentreIndices } from '../../src/engine/sample.js';
-import { log, runPython } from './env.js';
+import { log, pythonServer } from './env.js';
 import type { DecodeRow, ShareRow } from './report.js';
 import { median } from './stats.js';
 
@@ -75,24 +77,68 @@ function cpuMs(): number {
   return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
-function timed(reps: number, run: () => void): Timed {
+/** This process's CPU ms at microsecond resolution (/proc's ticks are 10 ms: a third of a 3 s clip's decode). */
+function ownCpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}
+
+function timed(reps: number, run: () => void, clock: () => number = cpuMs): Timed {
   run(); // warm: page cache, first-use allocations
   const wall: number[] = [];
   const cpu: number[] = [];
   for (let i = 0; i < reps; i++) {
-    const c0 = cpuMs();
+    const c0 = clock();
     const t0 = performance.now();
     run();
     wall.push(performance.now() - t0);
-    cpu.push(cpuMs() - c0);
+    cpu.push(clock() - c0);
   }
   return { wall_ms: median(wall), cpu_ms: median(cpu) };
+}
+
+/** Repetitions for a video that takes `ms`: at least `reps`, and enough for ~0.5 s (short clips are noisy), at most 25. */
+function repsFor(ms: number, reps: number): number {
+  return Math.max(reps, Math.min(25, Math.ceil(500 / Math.max(ms, 1))));
 }
 
 export async function measureDecode(binaries: { ffmpeg: string; ffprobe: string }, file: string, label: string, o: DecodeOptions): Promise<DecodeRow> {
   const job = { file, frames: o.frames, size: o.size, resizeShortSide: o.shortSide, scaleFlags: o.scaleFlags, limits: { maxDurationS: Infinity, maxPixels: Infinity } };
   const first = decodeVideo(job, { threads: 1, hardware: null });
-  const ours = timed(o.reps, () => void decodeVideo(job, { threads: 1, hardware: null }));
+  const t0 = performance.now();
+  decodeVideo(job, { threads: 1, hardware: null });
+  const reps = repsFor(performance.now() - t0, o.reps);
+  const script = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'py', 'decode_anchors.py');
+  const anchors = pythonServer([script, '--serve', file, String(o.frames), String(o.size), String(o.shortSide)]);
+  const ask = async (name: 'pyav' | 'decord'): Promise<Timed | undefined> => {
+    const answer = JSON.parse(await anchors.ask(name)) as Timed & { error?: string };
+    if (answer.error) log(`decode ${label}: ${answer.error}`);
+    return answer.error ? undefined : answer;
+  };
+  const oursRuns: Timed[] = [];
+  const pyavRuns: Timed[] = [];
+  const decordRuns: Timed[] = [];
+  try {
+    await ask('pyav'); // its warm run
+    for (let i = 0; i < reps; i++) {
+      // In process, no children: the microsecond clock. Who goes first alternates too.
+      const mine = (): void => void oursRuns.push(timed(1, () => void decodeVideo(job, { threads: 1, hardware: null }), ownCpuMs));
+      if (i % 2 === 0) mine();
+      const p = await ask('pyav');
+      if (p) pyavRuns.push(p);
+      if (i % 2 === 1) mine();
+    }
+    for (let i = 0; i < reps; i++) {
+      const d = await ask('decord');
+      if (d) decordRuns.push(d);
+    }
+  } catch (err) {
+    log(`decode ${label}: anchors failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+  } finally {
+    anchors.close();
+  }
+  const medians = (runs: Timed[]): Timed => ({ wall_ms: median(runs.map((r) => r.wall_ms)), cpu_ms: median(runs.map((r) => r.cpu_ms)) });
+  const ours = oursRuns.length > 0 ? medians(oursRuns) : timed(reps, () => void decodeVideo(job, { threads: 1, hardware: null }), ownCpuMs);
 
   // The command-line path: what every request cost before (ffprobe + one select pass).
   const { info } = first;
@@ -106,14 +152,9 @@ export async function measureDecode(binaries: { ffmpeg: string; ffprobe: string 
     if (run.status !== 0 || run.stdout.length !== wanted.length * o.size * o.size * 3) throw new Error(`${label}: ffmpeg select failed`);
   });
 
-  let anchors: { pyav?: Timed; decord?: Timed; error?: string } = {};
-  try {
-    const out = await runPython([path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'py', 'decode_anchors.py'), file, String(o.frames), String(o.size), String(o.shortSide), String(o.reps)]);
-    anchors = JSON.parse(out.trim().split('\n').pop() ?? '{}') as typeof anchors;
-  } catch (err) {
-    anchors = { error: err instanceof Error ? err.message.split('\n')[0] : String(err) };
-  }
-  log(`decode ${label}: ours ${ours.wall_ms.toFixed(0)}/${ours.cpu_ms.toFixed(0)} ms wall/CPU, ffmpeg CLI ${cli.wall_ms.toFixed(0)}/${cli.cpu_ms.toFixed(0)}, PyAV ${anchors.pyav?.wall_ms.toFixed(0) ?? '–'}/${anchors.pyav?.cpu_ms.toFixed(0) ?? '–'}, decord ${anchors.decord?.wall_ms.toFixed(0) ?? '–'}/${anchors.decord?.cpu_ms.toFixed(0) ?? '–'}`);
+  const pyav = pyavRuns.length > 0 ? medians(pyavRuns) : undefined;
+  const decord = decordRuns.length > 0 ? medians(decordRuns) : undefined;
+  log(`decode ${label}: ours ${ours.wall_ms.toFixed(0)}/${ours.cpu_ms.toFixed(0)} ms wall/CPU, ffmpeg CLI ${cli.wall_ms.toFixed(0)}/${cli.cpu_ms.toFixed(0)}, PyAV ${pyav?.wall_ms.toFixed(0) ?? '–'}/${pyav?.cpu_ms.toFixed(0) ?? '–'}, decord ${decord?.wall_ms.toFixed(0) ?? '–'}/${decord?.cpu_ms.toFixed(0) ?? '–'}`);
   const nan = { wall_ms: Number.NaN, cpu_ms: Number.NaN };
   return {
     clip: label,
@@ -121,13 +162,14 @@ export async function measureDecode(binaries: { ffmpeg: string; ffprobe: string 
     height: info.height,
     duration_s: info.durationS ?? Number.NaN,
     frames: first.frameCount,
-    reps: o.reps,
+    reps,
     decoded_frames: first.decodedFrames,
+    planned_frames: first.plannedFrames,
     seeks: first.seeks,
     ours,
     cli,
-    pyav: anchors.pyav ?? nan,
-    decord: anchors.decord ?? nan,
+    pyav: pyav ?? nan,
+    decord: decord ?? nan,
   };
 }
 

@@ -46,6 +46,34 @@ export function runPython(args: string[]): Promise<string> {
   });
 }
 
+/** A Python process that answers one line of stdout per line written to its stdin (bench/py/decode_anchors.py --serve). */
+export function pythonServer(args: string[]): { ask(line: string): Promise<string>; close(): void } {
+  const child = spawn(python(), args, { cwd: ROOT, env: pythonEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stderr.on('data', (c: Buffer) => process.stderr.write(c));
+  let buffered = '';
+  const waiting: Array<{ resolve: (line: string) => void; reject: (err: Error) => void }> = [];
+  child.stdout.on('data', (c: Buffer) => {
+    buffered += c.toString('utf8');
+    for (let at = buffered.indexOf('\n'); at >= 0; at = buffered.indexOf('\n')) {
+      const line = buffered.slice(0, at);
+      buffered = buffered.slice(at + 1);
+      waiting.shift()?.resolve(line);
+    }
+  });
+  child.on('exit', (code, signal) => {
+    for (const w of waiting.splice(0)) w.reject(new Error(`python ${args.slice(0, 2).join(' ')} exited (code ${code}, signal ${signal})`));
+  });
+  return {
+    ask: (line) =>
+      new Promise((resolve, reject) => {
+        if (child.exitCode !== null || child.signalCode !== null) return reject(new Error(`python ${args.slice(0, 2).join(' ')} is not running`));
+        waiting.push({ resolve, reject });
+        child.stdin.write(`${line}\n`);
+      }),
+    close: () => child.stdin.end(),
+  };
+}
+
 /** The helper's answer: one JSON object on the last line of stdout. */
 export async function helper<T>(args: string[]): Promise<T> {
   const stdout = await runPython([path.join(ROOT, 'bench', 'py', 'helper.py'), ...args]);

@@ -126,8 +126,10 @@ export interface DecodeRow {
   duration_s: number;
   frames: number;
   reps: number;
-  /** What our frame plan decoded, and its seeks. */
+  /** Frames our decoder decoded in full, and its seeks. */
   decoded_frames: number;
+  /** Frames the frame plan passes (from each seek point to its target); the non-reference ones that are not sampled are skipped. Absent in runs before 2026-12-01 13:00. */
+  planned_frames?: number;
   seeks: number;
   ours: DecodeTiming;
   /** ffprobe + one ffmpeg select pass, spawned: the service's path before node-av. */
@@ -162,14 +164,36 @@ export interface ServiceStep {
   eld_max_ms: number;
   rss_main_mib: number;
   rss_worker_mib: number;
+  /** Decode worker processes together (absent in runs before 2026-12-01 13:00). */
+  rss_decode_mib?: number;
   /** Medians of the server's own per-stage timings (200 responses). */
   stage_ms: { queue: number; decode: number; infer: number };
+  /** Where the machine's CPU went during the step (absent in runs before 2026-12-01 13:00). */
+  cpu?: StepCpu;
+}
+
+/** CPU seconds per answered video during one step, by who spent them, and the machine's share. */
+export interface StepCpu {
+  cores: number;
+  /** Decode workers + inference worker: what a video costs the engine. */
+  decode_infer_s_per_video: number;
+  /** The server's main process (HTTP, upload, queue, IPC). */
+  main_s_per_video: number;
+  /** The bench's own load generator (the clients). */
+  clients_s_per_video: number;
+  /** Of all cores over the step: busy at nice > 0 (the background training run), and idle. */
+  niced_fraction: number;
+  idle_fraction: number;
+  /** Of all cores over the step: the server and the clients, and every other process (at any nice). */
+  ours_fraction?: number;
+  others_fraction?: number;
 }
 
 export interface SoakSample {
   t_s: number;
   rss_main_mib: number;
   rss_worker_mib: number;
+  rss_decode_mib?: number;
   eld_p99_ms: number;
   completed: number;
 }
@@ -181,18 +205,36 @@ export interface ServiceResults {
   engine_throughput: number;
   steps: ServiceStep[];
   /** Best step vs the engine's best; also vs the engine at the service's own CONCURRENCY (what HTTP alone costs). */
-  saturation: { concurrency: number; throughput: number; ratio: number; engine_same_concurrency: number; ratio_same_concurrency: number };
+  saturation: {
+    concurrency: number;
+    throughput: number;
+    ratio: number;
+    engine_same_concurrency: number;
+    ratio_same_concurrency: number;
+    /** cores ÷ decode-plus-inference CPU-seconds per video, measured in the saturation step; and throughput ÷ that. */
+    cpu_limit?: number;
+    ratio_cpu_limit?: number;
+  };
   eld_p99_worst_ms: number;
   soak: {
     concurrency: number;
     duration_s: number;
     throughput: number;
     samples: SoakSample[];
-    first_minute: { rss_main_mib: number; rss_worker_mib: number };
-    last_minute: { rss_main_mib: number; rss_worker_mib: number };
+    first_minute: SoakWindow;
+    last_minute: SoakWindow;
+    /** Total RSS, last minute ÷ first minute − 1. */
     growth: number;
+    /** Each process group's own growth (absent in runs before 2026-12-01 13:00); the target is judged on the largest. */
+    growth_by_process?: { main: number; inference: number; decode: number };
     eld_p99_worst_ms: number;
   } | null;
+}
+
+export interface SoakWindow {
+  rss_main_mib: number;
+  rss_worker_mib: number;
+  rss_decode_mib?: number;
 }
 
 export interface OpProfile {
@@ -229,6 +271,8 @@ export interface Results {
   profiles: OpProfile[];
   targets: TargetResult[];
   notes: string[];
+  /** When each section was measured (its run's start), where a run merged sections of earlier runs (--merge). */
+  provenance?: Partial<Record<'halting' | 'decode' | 'service', { started: string; command: string }>>;
 }
 
 const metText = (met: boolean | null): string => (met === null ? 'not measured' : met ? '**met**' : '**not met**');
@@ -341,15 +385,15 @@ export function renderMarkdown(r: Results): string {
   );
 
   out.push('## 4. Decoding', '');
-  out.push('8 frames sampled at the model\'s rule and scaled/cropped to the model input, wall / CPU ms (CPU = user + sys, children included), medians. "ours" is the decode stage a decode worker runs (node-av, one open, frame plan, 1 decoder thread); "ffmpeg CLI" is ffprobe + one ffmpeg select pass per video, the engine\'s path before node-av; PyAV and decord take the same frames at 1 thread, timed inside one Python process. The last column is ours against the best anchor\'s CPU.', '');
+  out.push('8 frames sampled at the model\'s rule and scaled/cropped to the model input, wall / CPU ms (CPU = user + sys, children included), medians; ours and PyAV get more repetitions on short clips (at least ~0.5 s of decoding each). "ours" is the decode stage a decode worker runs (node-av, one open, frame plan, non-reference frames that are not sampled skipped, 1 decoder thread); "ffmpeg CLI" is ffprobe + one ffmpeg select pass per video, the engine\'s path before node-av; PyAV and decord take the same frames at 1 thread, timed inside one Python process. The last column is ours against the best anchor\'s CPU.', '');
   const wc = (t: { wall_ms: number; cpu_ms: number }): string => `${fmt(t.wall_ms)} / ${fmt(t.cpu_ms)}`;
   out.push(
     table(
-      ['clip', 'frames', 'decoded (seeks)', 'reps', 'ours ms', 'ffmpeg CLI ms', 'PyAV ms', 'decord ms', 'CPU: CLI / ours', 'CPU: ours / best anchor'],
+      ['clip', 'frames', 'decoded of passed (seeks)', 'reps', 'ours ms', 'ffmpeg CLI ms', 'PyAV ms', 'decord ms', 'CPU: CLI / ours', 'CPU: ours / best anchor'],
       r.decode.rows.map((x) => [
         x.clip,
         String(x.frames),
-        `${x.decoded_frames} (${x.seeks})`,
+        `${x.decoded_frames}${x.planned_frames === undefined ? '' : ` of ${x.planned_frames}`} (${x.seeks})`,
         String(x.reps),
         wc(x.ours),
         wc(x.cli),
@@ -374,7 +418,7 @@ export function renderMarkdown(r: Results): string {
   const s = r.service;
   if (!s) out.push('(not run)', '');
   else {
-    out.push(`Real server process (\`node dist/server.js\`, model \`${s.model}\`, CONCURRENCY=${s.config.concurrency}, QUEUE_SIZE=${s.config.queue_size}, INTRA_OP_THREADS=${s.config.threads}) on loopback; closed-loop clients posting held-out clips as raw bodies; a client backs off 100 ms after a 429/503. Event-loop delay: monitorEventLoopDelay (1 ms resolution) in the server's main thread, read over IPC. RSS: /proc of the server and of its inference worker.`, '');
+    out.push(`Real server process (\`node dist/server.js\`, model \`${s.model}\`, CONCURRENCY=${s.config.concurrency}, QUEUE_SIZE=${s.config.queue_size}, INTRA_OP_THREADS=${s.config.threads}) on loopback; closed-loop clients posting held-out clips as raw bodies; a client backs off 100 ms after a 429/503. Event-loop delay: monitorEventLoopDelay (1 ms resolution) in the server's main thread, read over IPC. RSS: /proc of the server, of its inference worker and of its decode workers (together). CPU per video: /proc CPU time of each process over the step ÷ videos answered; the CPU limit is cores ÷ the decode-plus-inference CPU-seconds per video.`, '');
     out.push(
       table(
         ['engine alone (no HTTP): concurrency', 'seconds', 'videos', 'videos/s'],
@@ -384,7 +428,7 @@ export function renderMarkdown(r: Results): string {
     );
     out.push(
       table(
-        ['clients', 's', 'requests', 'ok', '429', '503', 'videos/s', '% of engine', 'p50 ms', 'p99 ms', 'loop delay p99 ms (max)', 'RSS main / worker MiB', 'server stage ms: queue / decode / infer'],
+        ['clients', 's', 'requests', 'ok', '429', '503', 'videos/s', '% of engine', 'p50 ms', 'p99 ms', 'loop delay p99 ms (max)', 'RSS main / inference / decode MiB', 'server stage ms: queue / decode / infer'],
         s.steps.map((x) => [
           String(x.concurrency),
           fmt(x.duration_s),
@@ -397,22 +441,36 @@ export function renderMarkdown(r: Results): string {
           fmt(x.p50_ms),
           fmt(x.p99_ms),
           `${fmt(x.eld_p99_ms)} (${fmt(x.eld_max_ms)})`,
-          `${fmt(x.rss_main_mib)} / ${fmt(x.rss_worker_mib)}`,
+          `${fmt(x.rss_main_mib)} / ${fmt(x.rss_worker_mib)} / ${fmt(x.rss_decode_mib)}`,
           `${fmt(x.stage_ms.queue)} / ${fmt(x.stage_ms.decode)} / ${fmt(x.stage_ms.infer)}`,
         ]),
       ),
       '',
     );
+    const withCpu = s.steps.filter((x) => x.cpu);
+    if (withCpu.length > 0) {
+      out.push(
+        table(
+          ['clients', 'videos/s', 'CPU ms per video: decode + inference workers', 'server main', 'bench clients', 'CPU limit videos/s', '% of limit', 'machine: server + clients / other processes (at nice > 0) / idle'],
+          withCpu.map((x) => {
+            const c = x.cpu as StepCpu;
+            const limit = c.cores / c.decode_infer_s_per_video;
+            return [String(x.concurrency), fmt(x.throughput), fmt(c.decode_infer_s_per_video * 1000), fmt(c.main_s_per_video * 1000), fmt(c.clients_s_per_video * 1000), fmt(limit), pct(x.throughput / limit, 0), `${pct(c.ours_fraction, 0)} / ${pct(c.others_fraction, 0)} (${pct(c.niced_fraction, 0)}) / ${pct(c.idle_fraction, 0)}`];
+          }),
+        ),
+        '',
+      );
+    }
     if (s.soak) {
       const k = s.soak;
       out.push(
-        `Soak: ${k.concurrency} clients for ${fmt(k.duration_s)} s, ${fmt(k.throughput)} videos/s, RSS sampled every few seconds. First minute: main ${fmt(k.first_minute.rss_main_mib)} MiB, worker ${fmt(k.first_minute.rss_worker_mib)} MiB; last minute: main ${fmt(k.last_minute.rss_main_mib)} MiB, worker ${fmt(k.last_minute.rss_worker_mib)} MiB (total growth ${pct(k.growth)}); worst loop-delay p99 in a sample window ${fmt(k.eld_p99_worst_ms)} ms.`,
+        `Soak: ${k.concurrency} clients for ${fmt(k.duration_s)} s, ${fmt(k.throughput)} videos/s, RSS sampled every few seconds. First minute: main ${fmt(k.first_minute.rss_main_mib)} MiB, inference worker ${fmt(k.first_minute.rss_worker_mib)} MiB, decode workers ${fmt(k.first_minute.rss_decode_mib)} MiB; last minute: main ${fmt(k.last_minute.rss_main_mib)} MiB, inference worker ${fmt(k.last_minute.rss_worker_mib)} MiB, decode workers ${fmt(k.last_minute.rss_decode_mib)} MiB (total growth ${pct(k.growth)}${k.growth_by_process ? `; main ${pct(k.growth_by_process.main)}, inference ${pct(k.growth_by_process.inference)}, decode ${pct(k.growth_by_process.decode)}` : ''}); worst loop-delay p99 in a sample window ${fmt(k.eld_p99_worst_ms)} ms.`,
         '',
       );
       out.push(
         table(
-          ['t s', 'RSS main MiB', 'RSS worker MiB', 'loop delay p99 ms', 'completed'],
-          k.samples.filter((_, i) => i % Math.max(1, Math.round(k.samples.length / 12)) === 0 || i === k.samples.length - 1).map((x) => [fmt(x.t_s), fmt(x.rss_main_mib), fmt(x.rss_worker_mib), fmt(x.eld_p99_ms), String(x.completed)]),
+          ['t s', 'RSS main MiB', 'RSS inference MiB', 'RSS decode MiB', 'loop delay p99 ms', 'completed'],
+          k.samples.filter((_, i) => i % Math.max(1, Math.round(k.samples.length / 12)) === 0 || i === k.samples.length - 1).map((x) => [fmt(x.t_s), fmt(x.rss_main_mib), fmt(x.rss_worker_mib), fmt(x.rss_decode_mib), fmt(x.eld_p99_ms), String(x.completed)]),
         ),
         '',
       );

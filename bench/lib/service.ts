@@ -2,17 +2,19 @@
  * Section 5: the real server process under a bounded, closed-loop load on loopback, against the
  * engine's own throughput with no HTTP in front. The server is started as `node --import
  * bench/lib/eld-probe.mjs dist/server.js` with an IPC channel, over which the probe reports the
- * main thread's event-loop delay; RSS comes from /proc for the server and its inference worker.
+ * main thread's event-loop delay; RSS and CPU time come from /proc for the server, its inference
+ * worker and its decode workers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Engine } from '../../src/engine/index.js';
 import { log, ROOT, sleep } from './env.js';
-import type { ServiceResults, ServiceStep, SoakSample } from './report.js';
+import type { ServiceResults, ServiceStep, SoakSample, SoakWindow, StepCpu } from './report.js';
 import { mean, median, percentile } from './stats.js';
 
 const MIB = 2 ** 20;
@@ -58,6 +60,23 @@ export function rssOf(pid: number): number {
   }
 }
 
+/** user + system CPU seconds of a process (0 when it is gone); /proc/PID/stat fields 14 and 15, in ticks of 1/100 s. */
+export function cpuSecondsOf(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** The machine's CPU seconds since boot, all cores: busy at nice 0, busy at nice > 0, idle (/proc/stat). */
+function machineCpu(): { busy: number; niced: number; idle: number } {
+  const t = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const at = (i: number): number => t[i] ?? 0; // user nice system idle iowait irq softirq steal
+  return { busy: (at(0) + at(2) + at(5) + at(6) + at(7)) / 100, niced: at(1) / 100, idle: (at(3) + at(4)) / 100 };
+}
+
 /** Direct children of a process, from /proc/PID/task/TID/children. */
 export function childrenOf(pid: number): number[] {
   const out: number[] = [];
@@ -70,6 +89,58 @@ export function childrenOf(pid: number): number[] {
     /* gone */
   }
   return out;
+}
+
+function workerPids(pid: number): { inference: number[]; decode: number[] } {
+  const children = childrenOf(pid).map((c) => ({ pid: c, cmd: cmdline(c) }));
+  return {
+    inference: children.filter((c) => c.cmd.includes('session-worker')).map((c) => c.pid),
+    decode: children.filter((c) => /decode\/worker\.(js|ts)/.test(c.cmd)).map((c) => c.pid),
+  };
+}
+
+/**
+ * CPU spent over one step, per answered video: the server's workers (decode + inference), its main
+ * process, this process (the clients), and the machine's share at nice > 0 and idle. Workers
+ * replaced during the step lose what they spent (rare: timeouts and crashes).
+ */
+function cpuMeter(server: ServerHandle): { stop(videos: number): StepCpu } {
+  const per = (): Map<number, number> => {
+    const { main, inference, decode } = server.pids();
+    return new Map([main, ...inference, ...decode].map((p) => [p, cpuSecondsOf(p)]));
+  };
+  const before = per();
+  const machine0 = machineCpu();
+  const self0 = process.cpuUsage();
+  return {
+    stop(videos) {
+      const { main, inference, decode } = server.pids();
+      const spent = (pids: number[]): number => pids.reduce((a, p) => a + cpuSecondsOf(p) - (before.get(p) ?? 0), 0);
+      const self = process.cpuUsage(self0);
+      const m = machineCpu();
+      const total = m.busy + m.niced + m.idle - (machine0.busy + machine0.niced + machine0.idle);
+      const n = Math.max(1, videos);
+      const ours = spent([main, ...inference, ...decode]) + (self.user + self.system) / 1e6;
+      const busy = m.busy + m.niced - (machine0.busy + machine0.niced);
+      return {
+        cores: os.availableParallelism(),
+        decode_infer_s_per_video: spent([...inference, ...decode]) / n,
+        main_s_per_video: spent([main]) / n,
+        clients_s_per_video: (self.user + self.system) / 1e6 / n,
+        niced_fraction: (m.niced - machine0.niced) / total,
+        idle_fraction: (m.idle - machine0.idle) / total,
+        ours_fraction: ours / total,
+        others_fraction: Math.max(0, busy - ours) / total,
+      };
+    },
+  };
+}
+
+/** The most videos/s the cores allow at this step's decode-plus-inference CPU cost, and how close the step came. */
+function cpuLimit(step: ServiceStep): { cpu_limit?: number; ratio_cpu_limit?: number } {
+  if (!step.cpu || !(step.cpu.decode_infer_s_per_video > 0)) return {};
+  const limit = step.cpu.cores / step.cpu.decode_infer_s_per_video;
+  return { cpu_limit: limit, ratio_cpu_limit: step.throughput / limit };
 }
 
 function staleBuild(dist: string): boolean {
@@ -107,7 +178,10 @@ export interface ServerHandle {
   proc: ChildProcess;
   url: string;
   eld(reset: boolean): Promise<EldReport>;
-  rss(): { main: number; worker: number };
+  /** Bytes: the server's main process, its inference worker, its decode workers together. */
+  rss(): { main: number; worker: number; decode: number };
+  /** Process ids now: the main process, the inference worker(s), the decode workers. */
+  pids(): { main: number; inference: number[]; decode: number[] };
   stop(): Promise<number | null>;
 }
 
@@ -201,10 +275,11 @@ export async function startServer(o: ServerOptions): Promise<ServerHandle> {
         });
       }),
     rss: () => {
-      // The inference worker only: ffmpeg/ffprobe children come and go with each request.
-      const workers = childrenOf(pid).filter((c) => cmdline(c).includes('session-worker'));
-      return { main: rssOf(pid), worker: workers.reduce((a, w) => a + rssOf(w), 0) };
+      const { inference, decode } = workerPids(pid);
+      const sum = (pids: number[]): number => pids.reduce((a, w) => a + rssOf(w), 0);
+      return { main: rssOf(pid), worker: sum(inference), decode: sum(decode) };
     },
+    pids: () => ({ main: pid, ...workerPids(pid) }),
     stop: () =>
       new Promise((resolve) => {
         stopping = true;
@@ -289,18 +364,17 @@ export async function measureService(o: ServiceOptions): Promise<ServiceResults>
     await load(server, bodies, 1, Math.min(2, o.stepSeconds)); // warm-up: JIT, buffers, first ffmpeg spawns
     for (const c of o.levels) {
       await server.eld(true);
-      let peak = { main: 0, worker: 0 };
-      const { samples, elapsedS } = await load(server, bodies, c, o.stepSeconds, {
-        tickMs: 1000,
-        onTick: () => {
-          const r = server.rss();
-          peak = { main: Math.max(peak.main, r.main), worker: Math.max(peak.worker, r.worker) };
-        },
-      });
-      const eld = await server.eld(true);
-      const r = server.rss();
-      peak = { main: Math.max(peak.main, r.main), worker: Math.max(peak.worker, r.worker) };
+      let peak = { main: 0, worker: 0, decode: 0 };
+      const track = (): void => {
+        const r = server.rss();
+        peak = { main: Math.max(peak.main, r.main), worker: Math.max(peak.worker, r.worker), decode: Math.max(peak.decode, r.decode) };
+      };
+      const meter = cpuMeter(server);
+      const { samples, elapsedS } = await load(server, bodies, c, o.stepSeconds, { tickMs: 1000, onTick: track });
       const ok = samples.filter((s) => s.status === 200);
+      const cpu = meter.stop(ok.length);
+      const eld = await server.eld(true);
+      track();
       const stages = ok.map((s) => s.stages).filter((s): s is NonNullable<Sample['stages']> => s !== undefined);
       const step: ServiceStep = {
         concurrency: c,
@@ -318,6 +392,8 @@ export async function measureService(o: ServiceOptions): Promise<ServiceResults>
         eld_max_ms: eld.max,
         rss_main_mib: peak.main / MIB,
         rss_worker_mib: peak.worker / MIB,
+        rss_decode_mib: peak.decode / MIB,
+        cpu,
         stage_ms: { queue: median(stages.map((s) => s.queue)), decode: median(stages.map((s) => s.decode)), infer: median(stages.map((s) => s.infer)) },
       };
       log(`service c=${c}: ${step.throughput.toFixed(2)} videos/s, p50 ${step.p50_ms.toFixed(0)} ms, p99 ${step.p99_ms.toFixed(0)} ms, 429 ${(100 * step.rate_429).toFixed(0)}%, loop p99 ${step.eld_p99_ms.toFixed(1)} ms`);
@@ -337,19 +413,25 @@ export async function measureService(o: ServiceOptions): Promise<ServiceResults>
               log(`soak sample at ${t.toFixed(0)} s: ${err.message}`);
               return undefined;
             });
-            samples.push({ t_s: t, rss_main_mib: r.main / MIB, rss_worker_mib: r.worker / MIB, eld_p99_ms: eld?.p99 ?? Number.NaN, completed });
+            samples.push({ t_s: t, rss_main_mib: r.main / MIB, rss_worker_mib: r.worker / MIB, rss_decode_mib: r.decode / MIB, eld_p99_ms: eld?.p99 ?? Number.NaN, completed });
           });
         },
       });
       await pending;
-      const window = (from: number, to: number): { rss_main_mib: number; rss_worker_mib: number } => {
+      const window = (from: number, to: number): Required<SoakWindow> => {
         const xs = samples.filter((s) => s.t_s >= from && s.t_s <= to);
-        return { rss_main_mib: mean(xs.map((s) => s.rss_main_mib)), rss_worker_mib: mean(xs.map((s) => s.rss_worker_mib)) };
+        return { rss_main_mib: mean(xs.map((s) => s.rss_main_mib)), rss_worker_mib: mean(xs.map((s) => s.rss_worker_mib)), rss_decode_mib: mean(xs.map((s) => s.rss_decode_mib ?? 0)) };
       };
       const minute = Math.min(60, elapsedS / 3);
       const first = window(0, minute);
       const last = window(elapsedS - minute, elapsedS + 1);
-      const growth = (last.rss_main_mib + last.rss_worker_mib) / (first.rss_main_mib + first.rss_worker_mib) - 1;
+      const total = (w: Required<SoakWindow>): number => w.rss_main_mib + w.rss_worker_mib + w.rss_decode_mib;
+      const growth = total(last) / total(first) - 1;
+      const growthByProcess = {
+        main: last.rss_main_mib / first.rss_main_mib - 1,
+        inference: last.rss_worker_mib / first.rss_worker_mib - 1,
+        decode: last.rss_decode_mib / first.rss_decode_mib - 1,
+      };
       soak = {
         concurrency: o.soakConcurrency,
         duration_s: elapsedS,
@@ -358,6 +440,7 @@ export async function measureService(o: ServiceOptions): Promise<ServiceResults>
         first_minute: first,
         last_minute: last,
         growth,
+        growth_by_process: growthByProcess,
         eld_p99_worst_ms: Math.max(...samples.map((s) => s.eld_p99_ms)),
       };
       log(`soak: ${soak.throughput.toFixed(2)} videos/s, RSS growth ${(100 * growth).toFixed(1)}%`);
@@ -381,6 +464,7 @@ export async function measureService(o: ServiceOptions): Promise<ServiceResults>
       ratio: best.throughput / engineBest,
       engine_same_concurrency: same,
       ratio_same_concurrency: best.throughput / same,
+      ...cpuLimit(best),
     },
     eld_p99_worst_ms: Math.max(...steps.map((s) => s.eld_p99_ms)),
     soak,

@@ -2,9 +2,11 @@
 (segment centres of n, n = the container's frame count else the packet count), resized so the short
 side is `short` (bilinear, the manifest's rule) and centre-cropped to `size`, at 1 decoder thread.
 Each is timed inside this process (no interpreter start): median wall and CPU ms of `reps` runs after
-one warm run. Prints one JSON object; an anchor that is not installed is left out.
+one warm run. Prints one JSON object; an anchor that is not installed is left out. With --serve it
+times one run per request line instead (see serve()).
 
   python bench/py/decode_anchors.py FILE FRAMES SIZE SHORT REPS
+  python bench/py/decode_anchors.py --serve FILE FRAMES SIZE SHORT
 """
 
 from __future__ import annotations
@@ -85,7 +87,30 @@ def timed(fn, reps: int) -> dict:
     return {"wall_ms": statistics.median(wall), "cpu_ms": statistics.median(cpu)}
 
 
+def serve(path: str, frames: int, size: int, short: int) -> None:
+    """One timed run of an anchor per line read ("pyav" or "decord"), one JSON line back, so that the
+    caller can alternate them with its own runs and both meet the same load on a shared machine."""
+    anchors = {"pyav": pyav_frames, "decord": decord_frames}
+    warmed: set[str] = set()
+    for line in sys.stdin:
+        name = line.strip()
+        try:
+            fn = anchors[name]
+            if name not in warmed:
+                fn(path, frames, size, short)
+                warmed.add(name)
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn(path, frames, size, short)
+            answer = {"wall_ms": (time.perf_counter() - t0) * 1000, "cpu_ms": (time.process_time() - c0) * 1000}
+        except ImportError as err:
+            answer = {"error": f"{name} not installed: {err}"}
+        print(json.dumps(answer), flush=True)
+
+
 def main() -> None:
+    if sys.argv[1] == "--serve":
+        serve(sys.argv[2], *map(int, sys.argv[3:6]))
+        return
     path, frames, size, short, reps = sys.argv[1], *map(int, sys.argv[2:6])
     result: dict = {}
     for name, fn in (("pyav", pyav_frames), ("decord", decord_frames)):

@@ -121,6 +121,29 @@ describe('bench targets and results writer', () => {
     expect(decode?.met).toBe(false);
   });
 
+  it('judges the CPU-limit ratio and each process RSS on its own when a run measured them', () => {
+    const r = fakeResults();
+    const service = r.service as NonNullable<typeof r.service>;
+    service.steps[0]!.cpu = { cores: 2, decode_infer_s_per_video: 0.4, main_s_per_video: 0.02, clients_s_per_video: 0.03, niced_fraction: 0.2, idle_fraction: 0.05, ours_fraction: 0.95, others_fraction: 0 };
+    Object.assign(service.saturation, { cpu_limit: 5, ratio_cpu_limit: 0.9 }); // 4.5 videos/s of 2 ÷ 0.4
+    const sample = { t_s: 1, rss_main_mib: 100, rss_worker_mib: 100, rss_decode_mib: 200, eld_p99_ms: 3, completed: 1 };
+    service.soak = {
+      concurrency: 8, duration_s: 180, throughput: 4, samples: [sample], eld_p99_worst_ms: 3,
+      first_minute: { rss_main_mib: 100, rss_worker_mib: 100, rss_decode_mib: 200 },
+      last_minute: { rss_main_mib: 100, rss_worker_mib: 110, rss_decode_mib: 200 },
+      growth: 0.025, // the total hides the inference worker's 10%
+      growth_by_process: { main: 0, inference: 0.1, decode: 0 },
+    };
+    const byId = Object.fromEntries(buildTargets(r).map((t) => [t.id, t]));
+    expect(byId['5d']?.met).toBe(true);
+    expect(byId['5d']?.value).toContain('4.5 vs 5 videos/s = 90%');
+    expect(byId['5c']?.met).toBe(false);
+    expect(byId['5c']?.value).toContain('inference 10.0%');
+    service.saturation.ratio_cpu_limit = 0.6;
+    expect(buildTargets(r).find((t) => t.id === '5d')?.met).toBe(false);
+    expect(renderMarkdown({ ...r, targets: buildTargets(r) })).toContain('% of limit');
+  });
+
   it('puts the tables between markers, after what a page already holds', () => {
     expect(withTables('', '| a |\n')).toBe(`${TABLES_START}\n| a |\n${TABLES_END}\n`);
     expect(withTables('# Notes\n', '| a |')).toBe(`# Notes\n\n${TABLES_START}\n| a |\n${TABLES_END}\n`);

@@ -13,6 +13,8 @@ import { Codec, CodecContext, Dictionary, FFmpegError, FormatContext, Frame, Log
 import { FilterAPI, HardwareContext } from 'node-av/api';
 import {
   AVDISCARD_ALL,
+  AVDISCARD_DEFAULT,
+  AVDISCARD_NONREF,
   AVERROR_EAGAIN,
   AVERROR_EOF,
   AVMEDIA_TYPE_AUDIO,
@@ -23,6 +25,7 @@ import {
   AV_HWDEVICE_TYPE_CUDA,
   AV_LOG_ERROR,
   AV_NOPTS_VALUE,
+  AV_OPT_TYPE_INT,
   AV_PIX_FMT_CUDA,
   AV_PKT_DATA_DISPLAYMATRIX,
 } from 'node-av/constants';
@@ -76,6 +79,8 @@ export interface PacketIndex {
   durationS: number | undefined;
   /** Frame index of a timestamp (presentation order), or -1; undefined when frames must be counted. */
   rankOf: ((pts: bigint) => number) | undefined;
+  /** The timestamp of frame `frame` (presentation order); undefined with `rankOf`. */
+  ptsOf: ((frame: number) => bigint | undefined) | undefined;
   /** Where to seek (stream time base) to land on keyframe `keyframes[i]`. */
   seekPoint: (keyframe: number) => bigint;
 }
@@ -182,7 +187,8 @@ function indexPackets(fmt: FormatContext, streamIndex: number): PacketIndex {
     }
   }
   const keyframes = [...keyAt.keys()].sort((a, b) => a - b);
-  return { packets: pts.length, keyframes, durationS, rankOf, seekPoint: (k) => keyAt.get(k) as bigint };
+  const ptsOf = ordered ? (frame: number): bigint | undefined => sorted[frame] : undefined;
+  return { packets: pts.length, keyframes, durationS, rankOf, ptsOf, seekPoint: (k) => keyAt.get(k) as bigint };
 }
 
 /** Back to the first packet for decoding, so the one open serves both passes. */
@@ -211,6 +217,16 @@ export interface VideoDecoder {
   close(): void;
   readonly hardware: boolean;
 }
+
+/**
+ * Decoders whose non-reference frames (`skip_frame=noref`) can be left undecoded without changing a
+ * single pixel of any other frame: nothing predicts from them, and the state later frames need
+ * (H.264 POC type 0, HEVC prevTid0Pic) comes from reference frames only. Measured on the 2-minute
+ * 720p GOP-60 x264 clip: 45% of the frames are non-reference, and a full decode cost 40% less CPU.
+ * VP9 is left out: a frame that refreshes no reference may still update the probability context
+ * that later frames decode with.
+ */
+const SKIP_NONREF_CODECS = new Set(['h264', 'hevc']);
 
 function openDecoder(fmt: FormatContext, stream: Stream, options: DecoderOptions, file: string): VideoDecoder {
   const codec = Codec.findDecoder(stream.codecpar.codecId);
@@ -241,6 +257,7 @@ function openDecoder(fmt: FormatContext, stream: Stream, options: DecoderOptions
     hardware = false; // this codec or profile has no NVDEC path: the CPU decoder takes it
     ctx = open(null);
   }
+  const skipsNonRef = SKIP_NONREF_CODECS.has(codec.name ?? '');
   const packet = new Packet();
   packet.alloc();
   const frame = new Frame();
@@ -259,6 +276,17 @@ function openDecoder(fmt: FormatContext, stream: Stream, options: DecoderOptions
       let drained = false;
       let pending: number | undefined; // a frame already decoded past the step it was read for
       let filter: FilterAPI | undefined;
+      // The packets of wanted frames, by pts: every other non-reference frame is skipped (see
+      // SKIP_NONREF_CODECS). Streams counted from the start (no ordered pts) decode every frame.
+      const wanted = skipsNonRef && index.ptsOf ? new Set(steps.map((step) => index.ptsOf?.(step.target))) : undefined;
+      let skipping = false;
+      const skipUnlessWanted = (pts: bigint): void => {
+        const skip = wanted !== undefined && !wanted.has(pts);
+        if (skip === skipping) return;
+        // Read per packet by the decoder (and copied into each frame thread's context with it), so
+        // switching between packets is exact.
+        if (ctx.setOption('skip_frame', skip ? AVDISCARD_NONREF : AVDISCARD_DEFAULT, AV_OPT_TYPE_INT) >= 0) skipping = skip;
+      };
 
       const toRgb = (decodedFrame: Frame): Frame => {
         let source = decodedFrame;
@@ -311,6 +339,7 @@ function openDecoder(fmt: FormatContext, stream: Stream, options: DecoderOptions
             continue;
           }
           if (packet.streamIndex === stream.index) {
+            skipUnlessWanted(packet.pts);
             // Damaged packets (a truncated file) fail here; like ffmpeg, skip them and go on.
             if (ctx.sendPacketSync(packet) < 0) errors++;
           }

@@ -5,16 +5,18 @@
  *
  * Each worker decodes one video at a time. A video past its wall-clock limit kills its worker
  * (DECODE_TIMEOUT); a worker that dies fails only its own video (DECODER_CRASHED). Either way a new
- * worker is started, with exponential backoff while workers keep dying before they are ready, for
- * as long as the process lives, or until no worker has been ready for `maxDownMs` (then `onFatal`,
- * as the inference host does): `accepting()` is the readiness signal, false while no worker can
- * take a video because starts keep failing.
+ * worker is started. When is decided per slot by the restart policy the inference host uses
+ * (supervisor.ts): at once after a ready worker dies, with exponential backoff while workers keep
+ * dying before they are ready, until a slot has had no ready worker for `maxDownMs`; when no slot
+ * is left the pool fails for good (`onFatal`). `accepting()` is the readiness signal, false while
+ * no slot can take a video because starts keep failing.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { EngineError } from '../../errors.js';
+import { createSupervisor, type Supervisor } from '../supervisor.js';
 import type { DecodedVideo, DecodeJob } from './decode-video.js';
 import type { FromDecodeWorker, Hwaccel, SerializedError, ToDecodeWorker } from './protocol.js';
 
@@ -97,26 +99,26 @@ interface Worker {
   stderr: string;
 }
 
+/** One place in the pool: its restart policy, and the worker that fills it now (if any). */
+interface Slot {
+  supervisor: Supervisor;
+  worker: Worker | undefined;
+}
+
 const STDERR_KEEP = 4096;
 
 export function createDecodePool(options: DecodePoolOptions): DecodePool {
   const { logger } = options;
   const entry = options.entry ?? defaultDecodeWorkerEntry();
   const backoff = options.backoffMs ?? { initial: 100, max: 30_000 };
-  const workers = new Set<Worker>();
+  const maxDownMs = options.maxDownMs ?? 0;
+  const slots: Slot[] = [];
+  const workers = (): Worker[] => slots.flatMap((slot) => (slot.worker ? [slot.worker] : []));
   const queue: Job[] = [];
   let info: DecoderInfo | undefined;
   let fatal: EngineError | undefined;
   let closed = false;
   let nextId = 1;
-  let restarts = 0;
-  /** Workers that died in a row without becoming ready; sets the restart delay. */
-  let failedStarts = 0;
-  let failedStartsTotal = 0;
-  const now = options.now ?? Date.now;
-  /** When the pool last had no ready worker and a start had failed; undefined while it serves. */
-  let downSince: number | undefined;
-  const restartTimers = new Set<NodeJS.Timeout>();
   let readyWaiters: Array<{ resolve: (i: DecoderInfo) => void; reject: (e: unknown) => void }> = [];
 
   const settle = (job: Job, error: unknown, result?: DecodedVideo): void => {
@@ -128,7 +130,7 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
   };
 
   const pump = (): void => {
-    for (const w of workers) {
+    for (const w of workers()) {
       if (queue.length === 0) return;
       if (!w.ready || w.job) continue;
       const job = queue.shift() as Job;
@@ -142,18 +144,11 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
     }
   };
 
-  const scheduleStart = (delayMs: number): void => {
-    const timer = setTimeout(() => {
-      restartTimers.delete(timer);
-      if (!closed && !fatal) start();
-    }, delayMs);
-    restartTimers.add(timer);
-  };
-
-  const start = (): void => {
+  const start = (slot: Slot): void => {
+    if (closed || fatal) return;
     const proc = fork(entry.file, [], { execArgv: entry.execArgv, serialization: 'advanced', stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     const w: Worker = { proc, ready: false, job: undefined, timer: undefined, killedFor: undefined, stderr: '' };
-    workers.add(w);
+    slot.worker = w;
     const keep = (chunk: Buffer): void => {
       w.stderr = (w.stderr + chunk.toString('utf8')).slice(-STDERR_KEEP);
     };
@@ -171,8 +166,7 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
         case 'ready': {
           clearTimeout(startTimer);
           w.ready = true;
-          failedStarts = 0;
-          downSince = undefined;
+          slot.supervisor.ready();
           if (!info) {
             info = { workers: options.workers, threads: options.threads, hardware: message.hardware, libav: message.libav };
             const level = options.hwaccel === 'cuda' && message.hardware === 'cpu' ? 'warn' : 'info';
@@ -208,49 +202,27 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
     proc.on('exit', (code, signal) => {
       clearTimeout(startTimer);
       clearTimeout(w.timer);
-      workers.delete(w);
+      if (slot.worker === w) slot.worker = undefined;
       const { job, killedFor } = w;
+      const stderr = w.stderr.trim().split('\n').slice(-5).join('\n');
       if (job && closed) settle(job, new EngineError('ENGINE_CLOSED', 'the engine is shutting down'));
       else if (job) {
         const why = `exit code ${code ?? 'none'}, signal ${signal ?? 'none'}`;
-        settle(
-          job,
-          new EngineError('DECODER_CRASHED', `the decoder process died while decoding ${job.job.file} (${why}); it has been replaced`, {
-            file: job.job.file,
-            code,
-            signal,
-            stderr: w.stderr.trim().split('\n').slice(-5).join('\n'),
-          }),
-        );
+        settle(job, new EngineError('DECODER_CRASHED', `the decoder process died while decoding ${job.job.file} (${why}); it has been replaced`, { file: job.job.file, code, signal, stderr }));
       }
       if (closed || fatal) return;
-      restarts += 1;
-      if (killedFor === 'timeout' || killedFor === 'abort') {
-        start(); // the pool killed a healthy worker: replace it at once
-        return;
-      }
-      if (!w.ready) {
-        failedStarts += 1;
-        failedStartsTotal += 1;
-      }
-      const delay = Math.min(backoff.max, backoff.initial * 2 ** Math.max(0, failedStarts - 1));
-      const stderr = w.stderr.trim().split('\n').slice(-5).join('\n');
-      logger.error({ code, signal, killedFor, failedStarts, restartInMs: delay, stderr }, 'decode worker died; starting a new one');
-      if (!available() && failedStarts > 0) {
-        // No worker can take videos now: queued ones fail fast instead of waiting out the backoff.
-        const down = new EngineError('DECODER_UNAVAILABLE', 'no decode worker is running; retry later', { failedStarts });
+      // A ready worker (one the pool killed for its video's timeout or cancel included) is
+      // replaced at once; one that died before it was ready after the backoff.
+      const restartInMs = slot.supervisor.exited();
+      if (restartInMs < 0) return; // the slot gave up
+      if (killedFor === 'timeout' || killedFor === 'abort') return; // a healthy worker, killed on purpose
+      const { failuresInRow } = slot.supervisor.stats();
+      logger.error({ code, signal, killedFor, failedStarts: failuresInRow, restartInMs, stderr }, 'decode worker died; starting a new one');
+      // No worker can take videos now: queued ones fail fast instead of waiting out the backoff.
+      if (!accepting()) {
+        const down = new EngineError('DECODER_UNAVAILABLE', 'no decode worker is running; retry later', { failedStarts: failuresInRow });
         for (const q of queue.splice(0)) settle(q, down);
-        downSince ??= now();
-        const maxDownMs = options.maxDownMs ?? 0;
-        if (maxDownMs > 0 && now() - downSince >= maxDownMs) {
-          const error = new EngineError('DECODER_UNAVAILABLE', `no decode worker could start for ${maxDownMs} ms; giving up`, { failedStarts });
-          const started = info !== undefined;
-          fail(error);
-          if (started) options.onFatal?.(error);
-          return;
-        }
       }
-      scheduleStart(delay);
     });
 
     proc.send({ type: 'init', threads: options.threads, hwaccel: options.hwaccel } satisfies ToDecodeWorker);
@@ -258,15 +230,41 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
 
   const fail = (error: EngineError): void => {
     fatal = error;
+    for (const slot of slots) slot.supervisor.stop();
     for (const r of readyWaiters) r.reject(error);
     readyWaiters = [];
     for (const job of queue.splice(0)) settle(job, error);
   };
 
-  const available = (): boolean => [...workers].some((w) => w.ready);
-  const accepting = (): boolean => !closed && !fatal && (available() || failedStarts === 0);
+  const available = (): boolean => workers().some((w) => w.ready);
+  const accepting = (): boolean => !closed && !fatal && slots.some((slot) => slot.supervisor.accepting());
 
-  for (let i = 0; i < options.workers; i++) start();
+  /** A slot that had no ready worker for maxDownMs starts nothing more; the last one fails the pool. */
+  const giveUp = (slot: Slot, downMs: number): void => {
+    slot.worker?.proc.kill('SIGKILL'); // a start still hanging
+    const failedStarts = slot.supervisor.stats().failuresInRow;
+    logger.error({ downMs, failedStarts }, 'no decode worker could start in this slot within the limit; giving up on it');
+    if (closed || fatal || slots.some((other) => other.supervisor.state() !== 'stopped')) return;
+    const error = new EngineError('DECODER_UNAVAILABLE', `no decode worker could start for ${maxDownMs} ms; giving up`, { failedStarts });
+    const started = info !== undefined;
+    fail(error);
+    if (started) options.onFatal?.(error);
+  };
+
+  for (let i = 0; i < options.workers; i++) {
+    const slot: Slot = {
+      worker: undefined,
+      supervisor: createSupervisor({
+        start: () => start(slot),
+        backoff: { initialMs: backoff.initial, maxMs: backoff.max },
+        maxDownMs,
+        onGiveUp: (downMs) => giveUp(slot, downMs),
+        now: options.now ?? (() => performance.now()),
+      }),
+    };
+    slots.push(slot);
+  }
+  for (const slot of slots) slot.supervisor.launch();
 
   return {
     ready() {
@@ -280,7 +278,7 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
       if (fatal) return Promise.reject(fatal);
       if (signal?.aborted) return Promise.reject(new EngineError('ABORTED', 'the request was cancelled'));
       if (!accepting()) {
-        return Promise.reject(new EngineError('DECODER_UNAVAILABLE', 'no decode worker is running; retry later', { failedStarts }));
+        return Promise.reject(new EngineError('DECODER_UNAVAILABLE', 'no decode worker is running; retry later', { failedStarts: Math.min(...slots.map((slot) => slot.supervisor.stats().failuresInRow)) }));
       }
       return new Promise<DecodedVideo>((resolve, reject) => {
         const entry: Job = { id: nextId++, job, resolve, reject, settled: false, signal, onAbort: undefined };
@@ -291,7 +289,7 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
             const at = queue.indexOf(entry);
             if (at >= 0) queue.splice(at, 1);
             settle(entry, new EngineError('ABORTED', 'the request was cancelled'));
-            for (const w of workers) {
+            for (const w of workers()) {
               if (w.job !== entry) continue;
               w.killedFor = 'abort';
               w.proc.kill('SIGKILL');
@@ -308,10 +306,12 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
     accepting,
 
     stats() {
-      const all = [...workers];
+      const all = workers();
       const alive = all.filter((w) => w.ready).length;
-      const state = closed ? 'stopped' : fatal ? 'down' : alive > 0 ? 'up' : info === undefined ? 'starting' : 'restarting';
-      return { state, workers: all.length, alive, busy: all.filter((w) => w.job).length, queued: queue.length, restarts, failedStarts: failedStartsTotal };
+      const state = closed ? 'stopped' : fatal || !accepting() ? 'down' : alive > 0 ? 'up' : info === undefined ? 'starting' : 'restarting';
+      const counts = slots.map((slot) => slot.supervisor.stats());
+      const sum = (key: 'restarts' | 'failedStarts'): number => counts.reduce((total, c) => total + c[key], 0);
+      return { state, workers: all.length, alive, busy: all.filter((w) => w.job).length, queued: queue.length, restarts: sum('restarts'), failedStarts: sum('failedStarts') };
     },
 
     async close() {
@@ -321,10 +321,9 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
       for (const r of readyWaiters) r.reject(closing);
       readyWaiters = [];
       for (const job of queue.splice(0)) settle(job, closing);
-      for (const t of restartTimers) clearTimeout(t);
-      restartTimers.clear();
+      for (const slot of slots) slot.supervisor.stop();
       await Promise.all(
-        [...workers].map(
+        workers().map(
           (w) =>
             new Promise<void>((resolve) => {
               if (w.proc.exitCode !== null || w.proc.signalCode !== null) return resolve();

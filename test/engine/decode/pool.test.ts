@@ -101,7 +101,8 @@ describe('decode pool (fake worker)', () => {
     process.env.FAKE_DECODE_DIE_AT_START = flag;
     try {
       const fatal: unknown[] = [];
-      const { p } = pool({ maxDownMs: 300, onFatal: (e) => fatal.push(e) });
+      // Counted from the first start too (supervisor.ts): long enough for a tsx worker to start on a loaded machine.
+      const { p } = pool({ maxDownMs: 5_000, onFatal: (e) => fatal.push(e) });
       await p.ready();
       expect(p.stats()).toMatchObject({ state: 'up', alive: 1, failedStarts: 0 });
       writeFileSync(flag, ''); // every replacement from now on dies as it starts
