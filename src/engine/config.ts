@@ -4,10 +4,13 @@
  * defaults are these (src/config.ts reads them from here), so both refuse the same videos.
  */
 import { z } from 'zod';
+import { PRECISIONS } from './model.js';
 
 export const EngineConfigSchema = z.strictObject({
   /** Preferred execution providers; on failure the first is dropped and the rest tried (CUDA → CPU). */
   executionProviders: z.array(z.string().min(1)).min(1).default(['cuda', 'cpu']),
+  /** Which graph of the model folder runs: fp32 (model.onnx) or a variant its manifest lists (int8 for CPUs, fp16 for CUDA). */
+  precision: z.enum(PRECISIONS).default('fp32'),
   /** ORT intra-op threads; 0 lets ORT decide (one per core). */
   intraOpNumThreads: z.number().int().nonnegative().default(0),
   interOpNumThreads: z.number().int().nonnegative().default(0),
