@@ -137,8 +137,12 @@ def topological_sort(g: onnx.GraphProto) -> None:
 
 
 def to_int8(src: Path, dst: Path) -> None:
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    # It advises its shape-inference pre-pass, made for static quantization; dynamic needs none.
+    logging.getLogger().setLevel(logging.ERROR)
     quantize_dynamic(src, dst, op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8,
                      extra_options={"EnableSubgraph": True})
     model = onnx.load(dst)
