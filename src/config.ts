@@ -31,7 +31,7 @@ export const EnvSchema = z.object({
   MODEL_PRECISION: z
     .enum(PRECISIONS)
     .default(engine.precision)
-    .describe('graph to serve: `fp32` (model.onnx), `int8` (CPU, about 2× faster on DeiT-S-sized models) or `fp16` (for the CUDA provider); a variant the model\'s manifest.json does not list stops the start (`python -m haltingvt quantize` makes them)'),
+    .describe('graph to serve: `fp32` (model.onnx), `int8` (for CPUs: 1.5-2.3× faster measured, same test top-1 on the default model) or `fp16` (for the CUDA provider, untested on a GPU); a variant the model\'s manifest.json does not list stops the start (`python -m haltingvt quantize` makes them)'),
   EXECUTION_PROVIDERS: z
     .string()
     .regex(/^[a-z0-9_-]+(,[a-z0-9_-]+)*$/, 'must be a comma-separated list such as "cuda,cpu"')
