@@ -12,7 +12,7 @@ export ONNXRUNTIME_NODE_INSTALL = skip   # the CUDA libraries come from NuGet, w
 export SKIP_FFMPEG = true
 export PYTHONPATH := $(CURDIR)/models
 
-.PHONY: run test test-python test-ts test-oip bench-oip build deps python-env python-test-deps node-deps ffmpeg chromium bench bench-deps golden default-model clean image image-test gpu-bundle
+.PHONY: run test test-python test-ts test-oip bench-oip bench-precision fp16-model build deps python-env python-test-deps node-deps ffmpeg chromium bench bench-deps golden default-model clean image image-test gpu-bundle
 
 run: build  ## install what is needed and serve the embedded default model on :8080 (no ffmpeg CLI: node-av decodes)
 	node dist/server.js
@@ -69,6 +69,15 @@ golden: python-env  ## regenerate the cases shared by the Python and TypeScript 
 bench: deps build bench-deps  ## every benchmark side by side (bench/results.md), then the protocol one (bench/results-oip.md)
 	node --import tsx bench/run.ts $(BENCH_ARGS)
 	if [[ "$(BENCH_ARGS)" != *--quick* ]]; then node --import tsx bench/oip.ts | tee bench/results-oip.md; fi
+
+bench-precision: node-deps python-env  ## only section 6 of make bench: fp32 vs int8 and batch 8 vs 1 on both models, test-split top-1 (results in bench/out/precision)
+	node --import tsx bench/run.ts --skip halting,decode,service --results bench/out/precision $(BENCH_ARGS)
+
+# The fp16 graph is for the CUDA execution provider; with it models/default would pass the 15 MB
+# budget, so it is made on demand into a copy: MODEL_DIR=models/.cache/default-fp16 MODEL_PRECISION=fp16.
+fp16-model: python-env  ## models/default plus its fp16 variant, in models/.cache/default-fp16 (parity-checked on CPU)
+	rm -rf models/.cache/default-fp16 && mkdir -p models/.cache && cp -r models/default models/.cache/default-fp16
+	$(PY) -m haltingvt quantize --model models/.cache/default-fp16 --precision fp16
 
 bench-oip: deps build  ## batch vs one by one per route, gRPC vs HTTP, dynamic batching off/on (about 2 minutes)
 	node --import tsx bench/oip.ts $(BENCH_ARGS)

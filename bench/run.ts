@@ -6,14 +6,15 @@
  *   node --import tsx bench/run.ts --quick    CI smoke run (under a minute), results in bench/out/quick/
  *
  * Sections: 1 halting realisation (engine ORT session), 2 PyTorch reference, 3 machine limit
- * (micro graphs), 4 decoding, 5 the service under load; machine facts in the header. Generated
+ * (micro graphs), 4 decoding, 5 the service under load, 6 precision (fp32 vs int8) and batching
+ * (plus, in full mode, both graphs' top-1 on the test split); machine facts in the header. Generated
  * clips, models and tensors live under bench/out/ (gitignored).
  *
  * Options: --model DIR (embedded model; default models/default, else models/fixtures/tiny),
  * --preset NAME, --threads N, --clips N, --soak SECONDS, --results DIR, --skip LIST
- * (comma list of halting,decode,service), --merge results.json (the skipped sections come from that
- * earlier run, with a note saying so: `--skip halting,service --merge bench/results.json` measures
- * only the decoders and keeps the rest), --render results.json (re-judge and re-render only).
+ * (comma list of halting,decode,service,precision,accuracy), --merge results.json (the skipped sections
+ * come from that earlier run, with a note saying so: `--skip halting,service --merge bench/results.json`
+ * measures only the decoders and keeps the rest), --render results.json (re-judge and re-render only).
  * `make bench BENCH_ARGS=--quick` runs the quick mode through make.
  */
 import { existsSync } from 'node:fs';
@@ -25,7 +26,7 @@ import { defaultModelDir } from '../src/paths.js';
 import { createEngine, type Engine } from '../src/engine/index.js';
 import { loadModel } from '../src/engine/model.js';
 import { measureDecode, measureShare, syntheticClip, type ClipSpec } from './lib/decode.js';
-import { heldOutClips, helper, log, machineFacts, ROOT, watchLoad, type PythonFacts } from './lib/env.js';
+import { heldOutClips, helper, log, machineFacts, ROOT, runPython, watchLoad, type PythonFacts } from './lib/env.js';
 import {
   decodeTensor,
   defaults,
@@ -43,8 +44,9 @@ import {
   type MicroGraph,
   type Subject,
 } from './lib/models.js';
-import type { DecodeRow, HaltingRow, LimitRow, MergingRow, MicroRow, OpProfile, ReferenceRow, Results, ServiceResults, ShareRow } from './lib/report.js';
+import type { DecodeRow, HaltingRow, LimitRow, MergingRow, MicroRow, OpProfile, PrecisionAccuracy, PrecisionRow, ReferenceRow, Results, ServiceResults, ShareRow } from './lib/report.js';
 import { writeResults } from './lib/report.js';
+import { ensureInt8, measurePrecisions } from './lib/precision.js';
 import { measureService, engineThroughput } from './lib/service.js';
 import { buildTargets } from './lib/targets.js';
 
@@ -80,8 +82,10 @@ const plan = quick
       presetClips: 2,
       preset: 'test-micro',
       presetTarget: [] as string[],
-      reps: { embedded: 2, preset: 2, torch: 1, micro: 3 },
+      reps: { embedded: 2, preset: 2, torch: 1, micro: 3, precision: 1 },
       profileRuns: 1,
+      batch: 2,
+      accuracySplit: null as string | null,
       decodeClips: [
         { label: '3 s 360p H.264', spec: { seconds: 3, width: 640, height: 360 } },
         { label: '10 s 1080p H.264, GOP 250', spec: { seconds: 10, width: 1920, height: 1080, gop: 250 } },
@@ -100,8 +104,12 @@ const plan = quick
       preset: 'paper-minik-g05-b20',
       // The paper's Table 1 reports 24.2 GFLOPs for HaltingVT-S (Glimpser 0.5, beta 20) on Mini-Kinetics.
       presetTarget: ['--target-gflops', '24.2'],
-      reps: { embedded: 7, preset: 3, torch: 3, micro: 15 },
+      reps: { embedded: 7, preset: 3, torch: 3, micro: 15, precision: 3 },
       profileRuns: 3,
+      // Videos per batched run in section 6 (issue 19: batch 8 against one at a time).
+      batch: 8,
+      // Section 6's accuracy: the split where figures are reported, never chosen (haltingvt.splits).
+      accuracySplit: 'test' as string | null,
       // The decoding clips (/work/shared/reference/decode.md).
       decodeClips: [
         { label: '3 s 360p H.264', spec: { seconds: 3, width: 640, height: 360 } },
@@ -231,6 +239,14 @@ async function main(): Promise<void> {
   }
   const micro = await helper<{ graphs: MicroGraph[] }>(['micro', '--out', path.join(OUT, 'micro'), '--matmul', '785x384x1536', ...[...blockSpecs].flatMap((b) => ['--block', b])]);
 
+  const tensorsOf = new Map<string, Float32Array[]>(); // decoded once, for sections 1 and 6
+  const tensorsFor = (s: Subject, n: number): Float32Array[] => {
+    const name = s.model.manifest.name;
+    const have = tensorsOf.get(name) ?? [];
+    for (const file of clips.slice(have.length, n)) have.push(decodeTensor(s, file));
+    tensorsOf.set(name, have);
+    return have.slice(0, n);
+  };
   const halting: HaltingRow[] = [];
   const merging: MergingRow[] = [];
   const reference: ReferenceRow[] = [];
@@ -242,8 +258,7 @@ async function main(): Promise<void> {
       const n = s.role === 'preset' ? plan.presetClips : plan.clips;
       const name = s.model.manifest.name;
       log(`${name}: decoding ${n} held-out clips through the engine's decode stages`);
-      const tensors: Float32Array[] = [];
-      for (const file of clips.slice(0, n)) tensors.push(decodeTensor(s, file));
+      const tensors = tensorsFor(s, n);
       const tensorDir = path.join(OUT, 'tensors', name);
       await writeTensors(tensorDir, s, tensors);
       const reps = s.role === 'preset' ? plan.reps.preset : plan.reps.embedded;
@@ -317,6 +332,34 @@ async function main(): Promise<void> {
     });
   });
 
+  // ---- precision and batching ------------------------------------------------------------------
+  const precision: PrecisionRow[] = [];
+  let precisionAccuracy: PrecisionAccuracy | null = null;
+  if (!skip.has('precision')) await section('precision', notes, async () => {
+    for (const subject of subjects) {
+      // The preset is made by this bench (random weights): its int8 variant too. A committed model
+      // without one is timed in fp32 only.
+      const s = await ensureInt8(subject, subject.role === 'preset');
+      const n = Math.min(plan.batch, s.role === 'preset' ? plan.presetClips : plan.clips);
+      log(`${s.model.manifest.name}: fp32 vs int8, batch 1 vs ${n}, ${plan.reps.precision} reps`);
+      const rows = await measurePrecisions(s, tensorsFor(s, n), threads, plan.reps.precision, n);
+      for (const x of rows) log(`${x.model} ${x.precision}: ${x.ms_per_video_b1.toFixed(1)} ms/video at batch 1, ${x.ms_per_video_batch.toFixed(1)} at batch ${x.batch}`);
+      precision.push(...rows);
+    }
+    if (plan.accuracySplit && !skip.has('accuracy') && embedded.manifest.variants?.int8) {
+      const top1: Record<string, number> = {};
+      let count = 0;
+      for (const p of ['fp32', 'int8']) {
+        log(`${embedded.manifest.name} ${p}: top-1 on the ${plan.accuracySplit} split`);
+        const out = await runPython(['-m', 'haltingvt', 'eval', '--model', embedded.dir, ...(p === 'fp32' ? [] : ['--variant', p]), '--split', plan.accuracySplit, '--threads', String(threads), '--quiet']);
+        const report = JSON.parse(out) as { clips: number; default: { top1: number } };
+        top1[p] = report.default.top1;
+        count = report.clips;
+      }
+      precisionAccuracy = { model: path.relative(ROOT, embedded.dir), split: plan.accuracySplit, clips: count, top1 };
+    }
+  });
+
   const watched = watcher.stop();
   if (watched.busy > 0) {
     notes.push(
@@ -339,6 +382,8 @@ async function main(): Promise<void> {
     decode: { rows: decodeRows, share },
     service,
     profiles,
+    precision,
+    precision_accuracy: precisionAccuracy,
     targets: [],
     notes,
   };

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { createEngine, isEngineError, type ClassifyResult, type Engine, type EngineOptions } from './engine/index.js';
+import { createEngine, isEngineError, PRECISIONS, type ClassifyResult, type Engine, type EngineOptions, type Precision } from './engine/index.js';
 import { defaultModelDir, PACKAGE_ROOT } from './paths.js';
 import { renderFigure, type ExplainedResult } from './figure/render.js';
 
@@ -29,6 +29,7 @@ options:
   --pretty           a table instead of JSON lines
   --explain OUT.png  also write where the compute went as a PNG: the frames with the stop map over
                      them, tokens per layer, the label (several files: OUT-<file name>.png)
+  --precision P      graph to run: fp32 (default), int8 or fp16, a variant the model's manifest lists
   --providers LIST   execution providers in order of preference, from cuda, webgpu, cpu (default: cuda,cpu)
   --threads N        ORT intra-op threads (default: ORT decides)
   --verbose          engine logs on stderr
@@ -56,6 +57,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         model: { type: 'string' },
         pretty: { type: 'boolean', default: false },
         explain: { type: 'string' },
+        precision: { type: 'string' },
         providers: { type: 'string' },
         threads: { type: 'string' },
         verbose: { type: 'boolean', default: false },
@@ -84,6 +86,11 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     merge_mode: values['merge-mode'],
     merge_ratio: numberFlag(values['merge-ratio']),
   };
+  const precision = values.precision;
+  if (precision !== undefined && !(PRECISIONS as readonly string[]).includes(precision)) {
+    io.stderr.write(`--precision must be one of ${PRECISIONS.join(', ')}, not "${precision}"\n\n${USAGE}\n`);
+    return 2;
+  }
   const modelDir = values.model ?? defaultModelDir([io.cwd, PACKAGE_ROOT]);
   // Engine logs are JSON lines for services; a person at a terminal sees them only with --verbose.
   const logger = pino({ level: values.verbose ? 'info' : 'error' }, pino.destination({ dest: 2, sync: true }));
@@ -95,6 +102,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       logger,
       config: {
         ...(providers ? { executionProviders: providers } : {}),
+        ...(precision ? { precision: precision as Precision } : {}),
         ...(values.threads ? { intraOpNumThreads: Number(values.threads) } : {}),
       },
     });

@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const logger = pino({ level: config.logLevel });
-  logger.info({ modelDir: config.modelDir, executionProviders: config.executionProviders, limits: config.limits, queue: config.queue }, 'starting');
+  logger.info({ modelDir: config.modelDir, modelPrecision: config.modelPrecision, executionProviders: config.executionProviders, limits: config.limits, queue: config.queue }, 'starting');
 
   const swept = sweepLeftovers(config.uploadDir);
   if (swept.length > 0) logger.warn({ folders: swept }, 'removed upload folders left by processes that died');

@@ -103,6 +103,13 @@ describe('haltingvt classify', () => {
     expect((await run(['classify', 'a.mp4', '--providers', 'cpu'])).stderr).toBe('');
   });
 
+  it('passes --precision to the engine and refuses one it does not know', async () => {
+    expect((await run(['classify', 'a.mp4', '--precision', 'int8'])).seen.options?.config).toMatchObject({ precision: 'int8' });
+    const bad = await run(['classify', 'a.mp4', '--precision', 'int4']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--precision must be one of fp32, int8, fp16, not "int4"');
+  });
+
   it('explains its usage on bad arguments', async () => {
     expect((await run([])).code).toBe(2);
     expect((await run(['frobnicate', 'x'])).stderr).toContain('unknown command "frobnicate"');

@@ -246,6 +246,34 @@ export interface OpProfile {
   stages: Array<{ stage: string; ms: number; share: number; flops_share?: number }>;
 }
 
+/** Section 6: one graph of one model (fp32 or a variant), at batch 1 and with `batch` videos per run. */
+export interface PrecisionRow {
+  model: string;
+  role: ModelInfo['role'];
+  precision: 'fp32' | 'int8' | 'fp16';
+  file: string;
+  mib: number;
+  clips: number;
+  reps: number;
+  batch: number;
+  /** Per video: the mean over the clips of each clip's median at batch 1. */
+  ms_per_video_b1: number;
+  /** Per video: the median batched run over `batch`. */
+  ms_per_video_batch: number;
+  gflops_mean: number;
+  /** Against the fp32 graph on the same clips at batch 1. */
+  top1_agreement: number;
+  token_rel_diff: number;
+}
+
+/** Top-1 of the embedded model's graphs on a named split (python -m haltingvt eval --variant). */
+export interface PrecisionAccuracy {
+  model: string;
+  split: string;
+  clips: number;
+  top1: Record<string, number>;
+}
+
 export interface TargetResult {
   id: string;
   what: string;
@@ -269,6 +297,9 @@ export interface Results {
   decode: { rows: DecodeRow[]; share: ShareRow[] };
   service: ServiceResults | null;
   profiles: OpProfile[];
+  /** Absent in results written before section 6 existed. */
+  precision?: PrecisionRow[];
+  precision_accuracy?: PrecisionAccuracy | null;
   targets: TargetResult[];
   notes: string[];
   /** When each section was measured (its run's start), where a run merged sections of earlier runs (--merge). */
@@ -475,6 +506,38 @@ export function renderMarkdown(r: Results): string {
         '',
       );
     } else out.push('Soak: not run in this mode (full mode runs 5 minutes at saturation).', '');
+  }
+
+  out.push('## 6. Precision and batching', '');
+  const pr = r.precision ?? [];
+  if (pr.length === 0) out.push('(not run)', '');
+  else {
+    out.push('Each graph of a model (fp32 model.onnx, the int8 variant from its manifest) through the engine\'s ORT session options at the default knobs; "batch 1" is the mean over the clips of each clip\'s median, "batched" the median run of all clips in one batch divided by their number. Speed-ups are against the same model\'s fp32 graph in this run. FLOPs are counted as multiply-adds whatever the precision (the paper\'s convention).', '');
+    const fp32 = (x: PrecisionRow): PrecisionRow | undefined => pr.find((y) => y.model === x.model && y.precision === 'fp32');
+    out.push(
+      table(
+        ['model', 'graph', 'MiB', 'clips × reps', 'ms/video batch 1', `ms/video batched`, 'batched / batch 1', 'speed-up vs fp32 (batch 1)', 'speed-up vs fp32 (batched)', 'GFLOPs (mean)', 'top-1 = fp32', 'tokens vs fp32'],
+        pr.map((x) => [
+          x.model,
+          `${x.precision} (\`${x.file}\`)`,
+          fmt(x.mib),
+          `${x.clips} × ${x.reps}`,
+          fmt(x.ms_per_video_b1),
+          `${fmt(x.ms_per_video_batch)} (batch ${x.batch})`,
+          `${fmt(x.ms_per_video_batch / x.ms_per_video_b1)}×`,
+          `**${fmt((fp32(x)?.ms_per_video_b1 ?? Number.NaN) / x.ms_per_video_b1)}×**`,
+          `${fmt((fp32(x)?.ms_per_video_batch ?? Number.NaN) / x.ms_per_video_batch)}×`,
+          fmt(x.gflops_mean, 4),
+          pct(x.top1_agreement, 0),
+          pct(x.token_rel_diff, 1),
+        ]),
+      ),
+      '',
+    );
+  }
+  const acc = r.precision_accuracy;
+  if (acc) {
+    out.push(`Top-1 on the ${acc.split} split (${acc.clips} clips, \`python -m haltingvt eval --model ${acc.model} [--variant P] --split ${acc.split}\`, default knobs): ${Object.entries(acc.top1).map(([p, t]) => `${p} ${pct(t, 1)}`).join(', ')}.`, '');
   }
 
   if (r.profiles.length > 0) {

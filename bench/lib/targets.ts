@@ -6,7 +6,20 @@
 import type { Results, TargetResult } from './report.js';
 import { fmt, pct } from './stats.js';
 
-export const THRESHOLDS = { realisation: 0.9, speedup: 3, blockFraction: 0.85, serviceFraction: 0.9, cpuLimitFraction: 0.85, eldP99Ms: 20, rssGrowth: 0.05 } as const;
+export const THRESHOLDS = {
+  realisation: 0.9,
+  speedup: 3,
+  blockFraction: 0.85,
+  serviceFraction: 0.9,
+  cpuLimitFraction: 0.85,
+  eldP99Ms: 20,
+  rssGrowth: 0.05,
+  /** int8 vs fp32 per video on the preset (issue 19), and the top-1 points int8 may lose on the embedded model. */
+  int8Speedup: 1.8,
+  int8Top1Loss: 0.01,
+  /** Per-video cost of a batch vs one video at a time, embedded model. */
+  batchCost: 0.7,
+} as const;
 
 export function buildTargets(r: Results): TargetResult[] {
   const targets: TargetResult[] = [];
@@ -127,5 +140,46 @@ export function buildTargets(r: Results): TargetResult[] {
       });
     }
   }
+  precisionTargets(r, roleName).forEach((t) => targets.push(t));
   return targets;
+}
+
+function precisionTargets(r: Results, roleName: (role: string) => string): TargetResult[] {
+  const out: TargetResult[] = [];
+  const rows = r.precision ?? [];
+  const of = (role: string, precision: string) => rows.find((x) => x.role === role && x.precision === precision);
+  const [pf, pi] = [of('preset', 'fp32'), of('preset', 'int8')];
+  if (pf && pi) {
+    const ratio = pf.ms_per_video_b1 / pi.ms_per_video_b1;
+    out.push({
+      id: '6a',
+      what: `int8 vs fp32 speed per video, ${roleName('preset')}`,
+      target: `≥ ${THRESHOLDS.int8Speedup}×`,
+      value: `${fmt(ratio)}× (${fmt(pf.ms_per_video_b1)} → ${fmt(pi.ms_per_video_b1)} ms, batch 1)`,
+      met: ratio >= THRESHOLDS.int8Speedup,
+    });
+  }
+  const acc = r.precision_accuracy;
+  if (acc && acc.top1.fp32 !== undefined && acc.top1.int8 !== undefined) {
+    const lost = acc.top1.fp32 - acc.top1.int8;
+    out.push({
+      id: '6b',
+      what: `int8 top-1 lost vs fp32, embedded model (${acc.split} split, ${acc.clips} clips)`,
+      target: `≤ ${fmt(100 * THRESHOLDS.int8Top1Loss)} point`,
+      value: `${pct(acc.top1.fp32, 1)} → ${pct(acc.top1.int8, 1)} (${fmt(100 * lost)} points)`,
+      met: lost <= THRESHOLDS.int8Top1Loss + 1e-9,
+    });
+  }
+  const ef = of('embedded', 'fp32');
+  if (ef && ef.batch > 1) {
+    const ratio = ef.ms_per_video_batch / ef.ms_per_video_b1;
+    out.push({
+      id: '6c',
+      what: `per-video cost at batch ${ef.batch} vs batch 1, embedded model (fp32)`,
+      target: `≤ ${THRESHOLDS.batchCost}×`,
+      value: `${fmt(ratio)}× (${fmt(ef.ms_per_video_b1)} → ${fmt(ef.ms_per_video_batch)} ms)`,
+      met: ratio <= THRESHOLDS.batchCost,
+    });
+  }
+  return out;
 }

@@ -9,6 +9,7 @@ COMMANDS = {
     "flops": ("haltingvt.flops_cli", "FLOPs per layer and per video for a preset"),
     "convert": ("haltingvt.convert", "authors' mmengine checkpoint -> ours"),
     "export": ("haltingvt.export", "checkpoint -> ONNX model folder with manifest, parity-checked"),
+    "quantize": ("haltingvt.export.variants", "int8 / fp16 variants beside an exported model.onnx, parity-checked, in its manifest"),
     "synth": ("haltingvt.synth.cli", "procedural motion benchmark: stream or write a split"),
     "train": ("haltingvt.train", "train end to end (task + ponder + Motion Loss)"),
     "eval": ("haltingvt.evaluate", "accuracy, GFLOPs and tokens on a split; keep/threshold sweep"),

@@ -60,7 +60,7 @@ class Runner:
         return cls(model.cfg, FlopsConstants.of(model.cfg), model=model.eval())
 
     @classmethod
-    def load(cls, path: str, threads: int) -> "Runner":
+    def load(cls, path: str, threads: int, variant: str | None = None) -> "Runner":
         folder = Path(path)
         if not folder.is_dir():
             return cls.of(load_checkpoint(path)[0])
@@ -69,7 +69,8 @@ class Runner:
         manifest = json.loads((folder / "manifest.json").read_text())
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
-        sess = ort.InferenceSession(str(folder / manifest["graph"]["file"]), opts, providers=["CPUExecutionProvider"])
+        graph = manifest["variants"][variant]["file"] if variant else manifest["graph"]["file"]  # KeyError: no such variant
+        sess = ort.InferenceSession(str(folder / graph), opts, providers=["CPUExecutionProvider"])
         return cls(HaltingVTConfig.from_dict(manifest["config"]), FlopsConstants.from_dict(manifest["flops"]), sess=sess)
 
     def __call__(self, video: torch.Tensor, keep: float, threshold: float):
@@ -157,6 +158,8 @@ def main(argv: list[str]) -> int:
     which = ap.add_mutually_exclusive_group(required=True)
     which.add_argument("--checkpoint", help="a training checkpoint (.pt), run by PyTorch")
     which.add_argument("--model", help="an exported model folder, run by ONNX Runtime as served")
+    ap.add_argument("--variant", choices=("int8", "fp16"),
+                    help="with --model: run the folder's reduced-precision graph (manifest variants) instead of model.onnx")
     ap.add_argument("--split", choices=sorted(SPLITS),
                     help="a named split (rendered into data/NAME first if missing): validation chooses, test only reports")
     ap.add_argument("--data", default="synth", help="'synth' (rendered in memory), a split folder, or a path,label CSV")
@@ -170,7 +173,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model = Runner.load(args.checkpoint or args.model, args.threads)
+    if args.variant and not args.model:
+        ap.error("--variant needs --model")
+    model = Runner.load(args.checkpoint or args.model, args.threads, args.variant)
     cfg = model.cfg
     if args.split:
         args.data = str(ensure_written(SPLITS[args.split], workers=args.threads, progress=not args.quiet))
@@ -181,6 +186,7 @@ def main(argv: list[str]) -> int:
     main_result = run(model, clips, labels, keep, threshold)
     dense = run(model, clips, labels, 1.0, float(cfg.num_joint), static=False)
     report = {"clips": len(clips), "split": args.split, "data": args.data, "model": args.checkpoint or args.model,
+              "variant": args.variant or ("fp32" if args.model else None),
               "default": asdict(main_result), "dense": asdict(dense)}
     print(json.dumps(report, indent=1))
     if args.sweep:

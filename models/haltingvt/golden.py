@@ -121,11 +121,16 @@ def write_tiny_fixture(model_dir: Path, parity_dir: Path) -> None:
     """A tiny exported model whose tokens halt at different layers, and cases for cross-language
     parity: an input tensor (float32 little-endian, NCTHW) with the reference path's outputs."""
     from .export import export_model
+    from .export.variants import PRECISIONS, add_variant
     from .testing import random_model, random_video, sharpen_attention
 
     cfg = preset("test-micro", labels=("left", "right", "up", "down", "still"))
     model = sharpen_attention(random_model(cfg, seed=0))  # vid-TLDR's saliency needs rows that are not uniform
     export_model(model, model_dir, "tiny", "0.0.1")
+    # Variants for the service's MODEL_PRECISION tests; random weights give near-zero logits, so
+    # int8's relative logit error is large here and the bounds are not enforced.
+    for precision in PRECISIONS:
+        add_variant(model_dir, precision, enforce=False)
     video = random_video(cfg, batch=3, seed=7)  # (3, 3, T, S, S)
     parity_dir.mkdir(parents=True, exist_ok=True)
     (parity_dir / "input.f32").write_bytes(video.numpy().astype("<f4").tobytes())

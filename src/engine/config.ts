@@ -4,6 +4,7 @@
  * defaults are these (src/config.ts reads them from here), so both refuse the same videos.
  */
 import { z } from 'zod';
+import { PRECISIONS } from './model.js';
 
 /**
  * The providers onnxruntime-node 1.30 can create on Linux x64, in the order a GPU box should prefer
@@ -34,6 +35,8 @@ export const EngineConfigSchema = z.strictObject({
       if (problem) ctx.addIssue({ code: 'custom', message: problem });
     })
     .default(['cuda', 'cpu']),
+  /** Which graph of the model folder runs: fp32 (model.onnx) or a variant its manifest lists (int8 for CPUs, fp16 for CUDA). */
+  precision: z.enum(PRECISIONS).default('fp32'),
   /** ORT intra-op threads; 0 lets ORT decide (one per core). */
   intraOpNumThreads: z.number().int().nonnegative().default(0),
   interOpNumThreads: z.number().int().nonnegative().default(0),

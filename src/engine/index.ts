@@ -10,6 +10,7 @@
  * ```
  *
  * Failures are `EngineError`s (src/errors.ts) with a `code` and an HTTP `status`.
+ * `config.precision` picks the graph (fp32, or a variant the manifest lists; a missing one fails first).
  * `createEngine` resolves only after the model's files are verified, a decode worker has loaded
  * node-av, and the inference worker has opened the session and finished a warm-up run: a resolved
  * engine is ready.
@@ -21,7 +22,7 @@ import type { EngineError } from '../errors.js';
 import { engineConfig, type EngineConfig, type EngineConfigInput } from './config.js';
 import { createDecodePool, type DecodePool, type DecodePoolOptions, type DecoderInfo } from './decode/pool.js';
 import { createKnobValidator, type Knobs } from './knobs.js';
-import { loadModel, type Manifest } from './model.js';
+import { loadModel, type Manifest, type Precision } from './model.js';
 import { createPipeline, type ClassifyOptions, type ClassifyResult } from './pipeline.js';
 import { createSessionHost, type SessionHost, type SessionHostOptions, type SessionInfo } from './session-host.js';
 import type { WorkerState } from './supervisor.js';
@@ -29,7 +30,7 @@ import type { WorkerState } from './supervisor.js';
 export { EngineError, ERRORS, isEngineError, type ErrorCode } from '../errors.js';
 export type { ClassifyOptions, ClassifyResult } from './pipeline.js';
 export { knobRanges, type Knobs, type KnobInput } from './knobs.js';
-export type { Manifest } from './model.js';
+export { PRECISIONS, type Manifest, type Precision } from './model.js';
 export { round6, type Prediction, type TokenReport } from './postprocess.js';
 export type { Explanation } from './explain.js';
 export type { EngineConfig, EngineConfigInput } from './config.js';
@@ -79,7 +80,7 @@ export interface Engine {
   readonly manifest: Manifest;
   readonly config: EngineConfig;
   /** Where the session runs (execution provider) and how videos are decoded. */
-  readonly info: { model: { name: string; version: string; dir: string }; session: SessionInfo; decode: DecoderInfo };
+  readonly info: { model: { name: string; version: string; dir: string; precision: Precision; precisions: Precision[] }; session: SessionInfo; decode: DecoderInfo };
   /** Validates `knobs` (BAD_KNOB on failure) and classifies one video file. */
   classify(file: string, knobs?: unknown, options?: ClassifyOptions): Promise<ClassifyResult>;
   /** Knob validation on its own, e.g. to refuse a request before accepting its upload. */
@@ -95,7 +96,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const config = engineConfig(options.config);
   const logger = options.logger ?? pino({ level: 'silent' });
   const now = options.now ?? (() => performance.now());
-  const model = await loadModel(options.modelDir);
+  const model = await loadModel(options.modelDir, config.precision);
   const { manifest } = model;
   const decoder = (options.createDecoder ?? createDecodePool)({
     workers: config.decodeWorkers,
@@ -135,7 +136,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   return {
     manifest,
     config,
-    info: { model: { name: manifest.name, version: manifest.version, dir: model.dir }, session, decode },
+    info: { model: { name: manifest.name, version: manifest.version, dir: model.dir, precision: model.precision, precisions: model.precisions }, session, decode },
     classify,
     validateKnobs,
     stats: () => {

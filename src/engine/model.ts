@@ -31,6 +31,18 @@ const ChoiceKnob = z
 export type ChoiceKnob = z.infer<typeof ChoiceKnob>;
 
 const Positive = z.number().int().positive();
+
+/** Graph precisions the engine can serve: fp32 is the manifest's graph, the others its `variants`. */
+export const PRECISIONS = ['fp32', 'int8', 'fp16'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+
+/** A reduced-precision copy of the graph (models/haltingvt/export/variants.py), same inputs and outputs. */
+const Variant = z.looseObject({
+  file: z.string().min(1),
+  precision: z.enum(['int8', 'fp16']),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  method: z.string().optional(),
+});
 const Rgb = z.tuple([z.number(), z.number(), z.number()]);
 
 export const ManifestSchema = z
@@ -80,6 +92,8 @@ export const ManifestSchema = z
       heads: Positive.optional(),
     }),
     dense_gflops: z.number().positive(),
+    // Absent in manifests written before variants existed: fp32 only.
+    variants: z.record(z.string(), Variant).optional(),
     files: z.record(z.string(), z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), bytes: z.number().int().nonnegative() })),
   })
   .superRefine((m, ctx) => {
@@ -106,6 +120,10 @@ export const ManifestSchema = z
       }
       if (m.knobs.merge_mode.choices.includes('tome') && m.flops.heads === undefined) issue(['flops', 'heads'], 'needed to count ToMe merges');
     }
+    for (const [key, v] of Object.entries(m.variants ?? {})) {
+      if (key !== v.precision) issue(['variants', key], `precision is ${v.precision}, listed under ${key}`);
+      if (m.files[v.file]?.sha256 !== v.sha256) issue(['variants', key], `file "${v.file}" must be listed in files with the same sha256`);
+    }
     for (const file of Object.keys(m.files)) {
       if (path.isAbsolute(file) || file.split(/[\\/]/).includes('..')) issue(['files', file], 'must be a path inside the model folder');
     }
@@ -119,11 +137,20 @@ const REQUIRED_OUTPUTS = { logits: 2, active_tokens: 2, patch_stop_layer: 3 } as
 export interface LoadedModel {
   dir: string;
   manifest: Manifest;
-  /** Absolute path of the ONNX graph. */
+  /** Absolute path of the ONNX graph served: the fp32 graph or the chosen variant. */
   modelPath: string;
+  precision: Precision;
+  /** What the folder offers: fp32 and its variants. */
+  precisions: Precision[];
 }
 
-export async function loadModel(dir: string): Promise<LoadedModel> {
+/** The precisions a manifest offers, fp32 first. */
+export function precisionsOf(manifest: Manifest): Precision[] {
+  return PRECISIONS.filter((p) => p === 'fp32' || manifest.variants?.[p] !== undefined);
+}
+
+/** Loads the folder; `precision` picks the graph (a missing variant fails before any file is hashed). */
+export async function loadModel(dir: string, precision: Precision = 'fp32'): Promise<LoadedModel> {
   const root = path.resolve(dir);
   const manifestPath = path.join(root, 'manifest.json');
   let text: string;
@@ -133,12 +160,21 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
     throw new EngineError('MODEL_NOT_FOUND', `${manifestPath}: cannot read (${errnoOf(err)})`, { file: manifestPath }, { cause: err });
   }
   const manifest = parseManifest(text, manifestPath);
+  const precisions = precisionsOf(manifest);
+  const graphFile = precision === 'fp32' ? manifest.graph.file : manifest.variants?.[precision]?.file;
+  if (graphFile === undefined) {
+    throw new EngineError('MODEL_NOT_FOUND', `${manifestPath}: no ${precision} variant of the graph (this model offers ${precisions.join(', ')}); make one with \`python -m haltingvt quantize\``, {
+      file: manifestPath,
+      precision,
+      precisions,
+    });
+  }
   // Sequential on purpose: a model is a few large files and hashing is disk-bound.
   for (const [name, expected] of Object.entries(manifest.files)) {
     await verifyFile(path.join(root, name), expected);
   }
   await checkLabelsFile(root, manifest);
-  return { dir: root, manifest, modelPath: path.join(root, manifest.graph.file) };
+  return { dir: root, manifest, modelPath: path.join(root, graphFile), precision, precisions };
 }
 
 export function parseManifest(text: string, where = 'manifest.json'): Manifest {

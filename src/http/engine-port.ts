@@ -22,6 +22,7 @@ export function openEngine(config: AppConfig, logger: Logger, onFatal?: (error: 
       workerRestartBackoffMs: config.workers.restartBackoffMs,
       workerRestartBackoffMaxMs: config.workers.restartBackoffMaxMs,
       workerMaxDownMs: config.workers.maxDownMs,
+      precision: config.modelPrecision,
       executionProviders: config.executionProviders,
       intraOpNumThreads: config.intraOpThreads,
       maxDurationS: config.limits.maxDurationS,

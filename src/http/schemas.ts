@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { MERGE_MODES } from '../engine/merging.js';
+import { PRECISIONS } from '../engine/model.js';
 import { ERRORS, type ErrorCode } from '../errors.js';
 
 export const apiSchemas = z.registry<{ id: string }>();
@@ -178,6 +179,8 @@ export const ModelInfo = z
     version: z.string(),
     ready: z.boolean(),
     execution_provider: z.string().describe('where the model runs (cpu, cuda...)'),
+    precision: z.enum(PRECISIONS).describe('the graph served (MODEL_PRECISION): fp32, or the int8 / fp16 variant from the model folder'),
+    precisions: z.array(z.enum(PRECISIONS)).describe('the graphs this model folder offers'),
     labels: z.array(z.string()),
     input: z.strictObject({
       layout: z.string(),

@@ -77,6 +77,13 @@ function fakeResults(): Results {
       soak: null,
     },
     profiles: [{ label: 'paper, halting (keep 0.5, threshold 0.99)', wall_ms: 10, kernel_ms: 8, ops: [{ op: 'MatMul', ms: 5, share: 0.625, calls: 40 }], stages: [{ stage: 'joint layers', ms: 5, share: 0.6, flops_share: 0.7 }, { stage: 'embedding', ms: 3, share: 0.4 }] }],
+    precision: [
+      { model: 'tiny', role: 'embedded', precision: 'fp32', file: 'model.onnx', mib: 8, clips: 8, reps: 3, batch: 8, ms_per_video_b1: 10, ms_per_video_batch: 6, gflops_mean: 0.3, top1_agreement: 1, token_rel_diff: 0 },
+      { model: 'tiny', role: 'embedded', precision: 'int8', file: 'model.int8.onnx', mib: 3, clips: 8, reps: 3, batch: 8, ms_per_video_b1: 9, ms_per_video_batch: 5, gflops_mean: 0.3, top1_agreement: 1, token_rel_diff: 0.01 },
+      { model: 'paper', role: 'preset', precision: 'fp32', file: 'model.onnx', mib: 90, clips: 8, reps: 3, batch: 8, ms_per_video_b1: 1000, ms_per_video_batch: 900, gflops_mean: 24, top1_agreement: 1, token_rel_diff: 0 },
+      { model: 'paper', role: 'preset', precision: 'int8', file: 'model.int8.onnx', mib: 24, clips: 8, reps: 3, batch: 8, ms_per_video_b1: 600, ms_per_video_batch: 500, gflops_mean: 24.5, top1_agreement: 1, token_rel_diff: 0.02 },
+    ],
+    precision_accuracy: { model: 'models/default', split: 'test', clips: 480, top1: { fp32: 0.95, int8: 0.945 } },
     targets: [],
     notes: ['a note'],
   };
@@ -101,7 +108,7 @@ describe('bench targets and results writer', () => {
   it('judges every target', () => {
     const targets = buildTargets(fakeResults());
     const byId = Object.fromEntries(targets.map((t) => [t.id, t]));
-    expect(Object.keys(byId).sort()).toEqual(['1a', '1b', '1m', '1n', '2a', '2b', '3a', '3b', '4', '5a', '5b', '5c']);
+    expect(Object.keys(byId).sort()).toEqual(['1a', '1b', '1m', '1n', '2a', '2b', '3a', '3b', '4', '5a', '5b', '5c', '6a', '6b', '6c']);
     // Merging is judged on the preset at ratio 0.2 only (the embedded model's row is reported, not judged).
     expect([byId['1m']?.what, byId['1m']?.met]).toEqual(['ToMe 0.2 realisation, paper preset (`paper`)', true]);
     expect([byId['1n']?.what, byId['1n']?.met]).toEqual(['vid-TLDR 0.2 realisation, paper preset (`paper`)', false]);
@@ -119,6 +126,15 @@ describe('bench targets and results writer', () => {
     slowDecode.decode.rows[0]!.ours.cpu_ms = 2000;
     const decode = buildTargets(slowDecode).find((t) => t.id === '4');
     expect(decode?.met).toBe(false);
+    expect(byId['6a']?.met).toBe(false); // 1.67x < 1.8x
+    expect(byId['6b']?.met).toBe(true); // half a point lost
+    expect(byId['6c']?.met).toBe(true); // 0.6x
+    const worse = fakeResults();
+    worse.precision![3]!.ms_per_video_b1 = 500;
+    worse.precision_accuracy!.top1.int8 = 0.935;
+    worse.precision![0]!.ms_per_video_batch = 8;
+    const again = Object.fromEntries(buildTargets(worse).map((t) => [t.id, t.met]));
+    expect([again['6a'], again['6b'], again['6c']]).toEqual([true, false, false]);
   });
 
   it('judges the CPU-limit ratio and each process RSS on its own when a run measured them', () => {
@@ -154,7 +170,7 @@ describe('bench targets and results writer', () => {
     const r = fakeResults();
     r.targets = buildTargets(r);
     const md = renderMarkdown(r);
-    for (const heading of ['## Targets', '## 1. Halting realisation', "### 1b. Token merging's realisation", '## 2. Against the PyTorch reference', "## 3. Against the machine's limit", '## 4. Decoding', '## 5. The service under load']) {
+    for (const heading of ['## Targets', '## 1. Halting realisation', "### 1b. Token merging's realisation", '## 2. Against the PyTorch reference', "## 3. Against the machine's limit", '## 4. Decoding', '## 5. The service under load', '## 6. Precision and batching']) {
       expect(md).toContain(heading);
     }
     expect(md).toContain('**not met**');

@@ -24,6 +24,22 @@ describe('loadModel', () => {
     expect(model.modelPath).toBe(path.join(TINY_MODEL, 'model.onnx'));
   });
 
+  it('serves a variant the manifest lists by precision, fp32 by default', async () => {
+    const model = await loadModel(TINY_MODEL, 'int8');
+    expect(model.modelPath).toBe(path.join(TINY_MODEL, 'model.int8.onnx'));
+    expect(model).toMatchObject({ precision: 'int8', precisions: ['fp32', 'int8', 'fp16'] });
+    expect(await loadModel(TINY_MODEL)).toMatchObject({ precision: 'fp32', modelPath: path.join(TINY_MODEL, 'model.onnx') });
+  });
+
+  it('refuses a variant whose file is not listed in files with the same sha256', async () => {
+    const { dir, manifest, writeManifest } = copyTinyModel();
+    manifest.variants.int8.sha256 = '0'.repeat(64);
+    writeManifest(manifest);
+    const { code, message } = await failure(dir);
+    expect(code).toBe('MODEL_INVALID');
+    expect(message).toContain('variants.int8: file "model.int8.onnx" must be listed in files with the same sha256');
+  });
+
   it('names a missing manifest', async () => {
     const { dir } = copyTinyModel();
     rmSync(path.join(dir, 'manifest.json'));

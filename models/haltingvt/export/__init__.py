@@ -110,6 +110,8 @@ def export_model(model: HaltingVT, out_dir: str | Path, name: str, version: str 
     folder (an evaluation report, say) is hashed into the manifest too."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("model.*.onnx"):  # variants of the graph this export replaces (variants.py)
+        stale.unlink()
     model = model.eval()
     onnx_path = out / "model.onnx"
     onnx_path.write_bytes(build_graph(model).SerializeToString())
@@ -146,6 +148,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--name", help="model name (default: the folder name)")
     ap.add_argument("--version", default="1.0.0")
     ap.add_argument("--rehash", action="store_true", help="only re-list the folder's files in its manifest (a report added later)")
+    ap.add_argument("--variants", default="", help="comma list of reduced-precision variants to add: int8, fp16 (see quantize)")
     args = ap.parse_args(argv)
     if args.rehash:
         doc = rehash(Path(args.out))
@@ -158,4 +161,8 @@ def main(argv: list[str]) -> int:
     m = result["manifest"]
     print(f"wrote {args.out}: {m['files']['model.onnx']['bytes'] / 1e6:.1f} MB, dense {m['dense_gflops']:.3f} GFLOPs, "
           f"parity logits rel err {result['parity']['logits_rel_err']:.1e}")
+    from .variants import main as quantize
+
+    for precision in filter(None, args.variants.split(",")):
+        quantize(["--model", args.out, "--precision", precision])
     return 0

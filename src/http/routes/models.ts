@@ -32,6 +32,8 @@ export function modelInfo(engine: EnginePort, ready: boolean): ModelInfo {
     version: manifest.version,
     ready,
     execution_provider: engine.info.session.executionProvider,
+    precision: engine.info.model.precision,
+    precisions: engine.info.model.precisions,
     labels: manifest.labels,
     input: {
       layout: input.layout,
