@@ -109,3 +109,20 @@ def test_answers_at_the_default_knobs_are_those_of_before_merging():
     expected = np.array(doc["logits"], np.float32)
     assert np.abs(logits - expected).max() <= 1e-6 * np.abs(expected).max()
     assert tokens.tolist() == doc["active_tokens"] and stop.reshape(len(clips), -1).sum(-1).tolist() == doc["patch_stop_layer_sum"]
+
+
+def test_the_seed_study_is_the_committed_table_and_the_shipped_model_is_its_median():
+    """docs/model-card.md's seed table is eval/seed-study.md, rendered from eval/seeds/ (seed-study.sh's
+    per-seed reports); the shipped model is seed 1 of that study and the recipe's median seed on test."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("seed_table", DEFAULT.parent / "scripts" / "seed_table.py")
+    seed_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(seed_table)
+    rows = seed_table.rows(DEFAULT / "eval" / "seeds")
+    assert [r["seed"] for r in rows] == [0, 1, 2]
+    assert all(r["clips"] == SPLITS["test"].count for r in rows)
+    assert (DEFAULT / "eval" / "seed-study.md").read_text() == seed_table.render(rows)
+    shipped = json.loads(TEST_REPORT.read_text())["default"]
+    assert next(r for r in rows if r["seed"] == 1)["test"] == shipped["top1"]
+    assert seed_table.summary(rows)["median_seed"] == 1
