@@ -32,7 +32,7 @@ export const EnvSchema = z.object({
   MODEL_PRECISION: z
     .enum(PRECISIONS)
     .default(engine.precision)
-    .describe('graph to serve: `fp32` (model.onnx), `int8` (for CPUs: 1.5-2.3× faster measured, same test top-1 on the default model) or `fp16` (for the CUDA provider, untested on a GPU); a variant the model\'s manifest.json does not list stops the start (`python -m haltingvt quantize` makes them)'),
+    .describe('graph to serve: `fp32` (model.onnx), `int8` (for CPUs: 1.3× faster on the default model, 1.65× on a DeiT-S-sized one in `make bench`, same test top-1) or `fp16` (for the CUDA provider, untested on a GPU); a variant the model\'s manifest.json does not list stops the start (`python -m haltingvt quantize` makes them)'),
   EXECUTION_PROVIDERS: z
     .string()
     .regex(PROVIDER_LIST, 'must be a comma-separated list such as "cuda,cpu"')
