@@ -103,7 +103,7 @@ function repsFor(ms: number, reps: number): number {
 }
 
 export async function measureDecode(binaries: { ffmpeg: string; ffprobe: string }, file: string, label: string, o: DecodeOptions): Promise<DecodeRow> {
-  const job = { file, frames: o.frames, size: o.size, resizeShortSide: o.shortSide, scaleFlags: o.scaleFlags, limits: { maxDurationS: Infinity, maxPixels: Infinity } };
+  const job = { file, name: file, frames: o.frames, size: o.size, resizeShortSide: o.shortSide, scaleFlags: o.scaleFlags, limits: { maxDurationS: Infinity, maxPixels: Infinity } };
   const first = decodeVideo(job, { threads: 1, hardware: null });
   const t0 = performance.now();
   decodeVideo(job, { threads: 1, hardware: null });

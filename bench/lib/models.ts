@@ -64,7 +64,7 @@ export function decodeTensor(s: Subject, file: string): Float32Array {
   const input = s.model.manifest.input;
   const pre = new Preprocessor(input);
   const decoded = decodeVideo(
-    { file, frames: input.frames, size: input.size, resizeShortSide: input.resize_short_side, scaleFlags: input.scale_flags, limits: { maxDurationS: Infinity, maxPixels: Infinity } },
+    { file, name: file, frames: input.frames, size: input.size, resizeShortSide: input.resize_short_side, scaleFlags: input.scale_flags, limits: { maxDurationS: Infinity, maxPixels: Infinity } },
     { threads: 1, hardware: null },
   );
   return pre.toTensor_(decoded.rgb, decoded.slotToFrame, new Float32Array(pre.tensorLength));

@@ -6,28 +6,12 @@
  */
 import { PNG } from 'pngjs';
 import type { Manifest } from './model.js';
+import type { Explanation } from './result.js';
 
 /** Thumbnails are at most this many pixels on a side: 8 frames stay under ~300 KB of base64 PNG. */
 export const THUMBNAIL_MAX_SIDE = 112;
 
-export interface Explanation {
-  /** The patch grid of each frame token: `rows * cols` patches, raster order. */
-  grid: { frames: number; rows: number; cols: number; joint_layers: number };
-  /**
-   * frames × (rows * cols): 0 = dropped by the Glimpser, l = stopped after joint layer l (halted,
-   * merged into another token there, or the class token halted there; the graph does not tell which).
-   */
-  stop_map: number[][];
-  /** For each input frame slot, the frame token whose row of `stop_map` covers it. */
-  slot_to_map_frame: number[];
-  sampled_indices: number[];
-  /** Presentation time of each sampled frame, from the stream's frame rate; null when it has none. */
-  timestamps_s: Array<number | null>;
-  /** One PNG per frame slot, base64, `size` × `size` pixels, rgb. */
-  thumbnails: { format: 'png'; size: number; data: string[] };
-  /** Tokens each joint layer merged away; which ones is not exposed by the graph (their stop layer is the merging layer). */
-  merged_per_layer: number[];
-}
+export type { Explanation } from './result.js';
 
 export interface ExplainInput {
   manifest: Manifest;

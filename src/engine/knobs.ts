@@ -21,13 +21,18 @@ export interface KnobInput {
  * models whose manifest declares them (exported with token merging).
  */
 export interface Knobs {
-  top_k: number;
-  keep_ratio: number;
-  halt_threshold: number;
-  merge_mode?: MergeMode;
-  merge_ratio?: number;
+  readonly top_k: number;
+  readonly keep_ratio: number;
+  readonly halt_threshold: number;
+  readonly merge_mode?: MergeMode;
+  readonly merge_ratio?: number;
 }
 
+/**
+ * Parses and range-checks knobs, or throws BAD_KNOB naming every problem. What it returns is frozen
+ * and remembered: handed back (a route validates a request's knobs, then the engine gets them for
+ * each video of a batch) it is returned as is, so a request's knobs are checked once.
+ */
 export type KnobValidator = (input: unknown) => Knobs;
 
 /** The manifest's knob ranges as served: top_k never exceeds the number of classes, whatever the manifest says. */
@@ -70,7 +75,9 @@ export function createKnobValidator(manifest: Manifest): KnobValidator {
     .refine((k) => !((k as Partial<Knobs>).merge_mode === 'none' && ((k as Partial<Knobs>).merge_ratio ?? 0) > 0), {
       error: (iss) => `merge_ratio=${String((iss.input as Knobs).merge_ratio)} needs merge_mode ${mergeMode?.choices.filter((c) => c !== 'none').join(' or ')}`,
     });
+  const passed = new WeakSet<object>();
   return (input) => {
+    if (typeof input === 'object' && input !== null && passed.has(input)) return input as Knobs;
     const cleaned = dropUndefined(input ?? {});
     const result = schema.safeParse(cleaned);
     if (!result.success) {
@@ -85,7 +92,9 @@ export function createKnobValidator(manifest: Manifest): KnobValidator {
         },
       });
     }
-    return result.data as Knobs;
+    const valid: Knobs = Object.freeze(result.data as Knobs);
+    passed.add(valid);
+    return valid;
   };
 }
 

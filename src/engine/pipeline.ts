@@ -7,47 +7,18 @@
 import { access, constants } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { EngineError } from '../errors.js';
-import { explain, type Explanation } from './explain.js';
+import { explain } from './explain.js';
 import type { EngineConfig } from './config.js';
 import { createBatcher } from './batcher.js';
 import type { DecodePool } from './decode/pool.js';
-import type { KnobValidator, Knobs } from './knobs.js';
+import type { KnobValidator } from './knobs.js';
 import type { LoadedModel } from './model.js';
-import { postprocess, round6, type Prediction, type TokenReport } from './postprocess.js';
+import { postprocess, round6 } from './postprocess.js';
 import { Preprocessor } from './preprocess.js';
+import type { ClassifyResult } from './result.js';
 import type { SessionHost } from './session-host.js';
 
-/** One classified video. Every field is in the CLI's JSON line and the HTTP response. */
-export interface ClassifyResult {
-  file: string;
-  model: { name: string; version: string };
-  top: Prediction[];
-  tokens: TokenReport;
-  /** GFLOPs this video cost, and what the same model costs dense (keep 1, no halting). */
-  gflops: number;
-  dense_gflops: number;
-  knobs: Knobs;
-  video: {
-    width: number;
-    height: number;
-    rotation: number;
-    duration_s: number | null;
-    frame_count: number;
-    frame_count_source: 'container' | 'counted';
-    sampled_indices: number[];
-    /** Frames the decoder produced to reach the sampled ones, and the seeks it made (the decode cost). */
-    decoded_frames: number;
-    seeks: number;
-    /** Slots that repeat a neighbouring frame because theirs never decoded (truncated or lying file). */
-    padded_frames: number;
-  };
-  /** Seconds per stage: decode covers the decode worker (open, decode, scale) and preprocessing. */
-  timings_s: { decode: number; queue: number; infer: number; post: number; total: number };
-  /** Softmax over every class, only when asked for (ClassifyOptions.probabilities). */
-  probabilities?: Float64Array;
-  /** The stop map, sampled frames and thumbnails, only when asked for (ClassifyOptions.explain). */
-  explain?: Explanation;
-}
+export type { ClassifyResult } from './result.js';
 
 export interface ClassifyOptions {
   signal?: AbortSignal | undefined;
@@ -55,6 +26,8 @@ export interface ClassifyOptions {
   probabilities?: boolean | undefined;
   /** Also return where the compute went (explain.ts): stop map, frame times, thumbnails. */
   explain?: boolean | undefined;
+  /** What errors and logs call the video: the client's name for an upload (`"clip.mp4"`); default the path. */
+  name?: string | undefined;
 }
 
 export interface PipelineDeps {
@@ -86,12 +59,13 @@ export function createPipeline(deps: PipelineDeps): Classify {
   return async (file, knobInput, options = {}) => {
     const { signal } = options;
     const started = now();
+    const name = options.name ?? file;
     const knobs = deps.validateKnobs(knobInput);
-    await readable(file);
+    await readable(file, name);
 
-    const decoded = await decoder.decode({ file, frames, size, resizeShortSide: shortSide, scaleFlags, limits }, signal);
+    const decoded = await decoder.decode({ file, name, frames, size, resizeShortSide: shortSide, scaleFlags, limits }, signal);
     const { info } = decoded;
-    if (decoded.padded > 0) deps.logger.warn({ file, padded: decoded.padded, frameCount: decoded.frameCount }, 'frames missing from the video; repeating their neighbours');
+    if (decoded.padded > 0) deps.logger.warn({ video: name, padded: decoded.padded, frameCount: decoded.frameCount }, 'frames missing from the video; repeating their neighbours');
     const tensor = acquire();
     try {
       preprocessor.toTensor_(decoded.rgb, decoded.slotToFrame, tensor);
@@ -145,10 +119,10 @@ export function createPipeline(deps: PipelineDeps): Classify {
   };
 }
 
-async function readable(file: string): Promise<void> {
+async function readable(file: string, name: string): Promise<void> {
   try {
     await access(file, constants.R_OK);
   } catch (err) {
-    throw new EngineError('FILE_NOT_FOUND', `${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'cannot be read'}`, { file }, { cause: err });
+    throw new EngineError('FILE_NOT_FOUND', `${name}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'cannot be read'}`, { video: name }, { cause: err });
   }
 }

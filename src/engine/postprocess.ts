@@ -6,28 +6,9 @@ import { denseActiveTokens, gflops, glimpserKeeps, mergedPerLayer, videoFlops, t
 import type { ModelOutputs } from './infer.js';
 import type { Knobs } from './knobs.js';
 import type { Manifest } from './model.js';
+import type { Prediction, TokenReport } from './result.js';
 
-export interface Prediction {
-  label: string;
-  index: number;
-  probability: number;
-}
-
-export interface TokenReport {
-  /** Tokens each joint layer processed (class token included); 0 after the class token halted. */
-  per_layer: number[];
-  /** Tokens each joint layer merged away between its attention and its MLP (0 without merging). */
-  merged_per_layer: number[];
-  total: number;
-  /** Tokens a dense run (keep_ratio 1, no halting) processes in the joint layers. */
-  dense: number;
-  /** total / dense. */
-  kept_ratio: number;
-  /** Joint layers that processed at least one token. */
-  layers_run: number;
-  /** Patches per stop layer: index 0 = dropped by the Glimpser, l = stopped at joint layer l. */
-  patch_stop_histogram: number[];
-}
+export type { Prediction, TokenReport } from './result.js';
 
 export interface Postprocessed {
   /** Softmax over every class, unrounded (the OIP PROBABILITIES output); not part of the CLI/HTTP result. */

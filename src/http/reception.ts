@@ -1,7 +1,7 @@
 /**
  * Receiving an upload: the body's deadline, a client that goes away, multipart parts spooled to
- * temp files one by one, a raw body spooled whole, what a request may not send, and the names the
- * client gave its files (errors speak of those, never of the temp paths).
+ * temp files one by one, a raw body spooled whole, what a request may not send, and the name each
+ * video goes by (the client's file name: the engine's errors speak of that, never of the temp path).
  */
 import type { Multipart, MultipartFile } from '@fastify/multipart';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -16,10 +16,13 @@ export const RAW_TYPES = /^(video\/[a-z0-9.+-]+|application\/octet-stream)$/;
 export interface Upload {
   path: string;
   filename: string | null;
+  /** What errors call this video: the client's file name, quoted, or "the uploaded video". */
+  name: string;
 }
 
-/** What the client called a temp file, for error messages and results. */
-export type Renames = Map<string, string>;
+export function displayName(filename: string | null): string {
+  return filename ? JSON.stringify(filename) : 'the uploaded video';
+}
 
 export interface Received {
   items: Array<Partial<Upload> & { filename: string | null; error?: EngineError }>;
@@ -30,7 +33,7 @@ export interface Received {
  * Reads every part: files are spooled in order (a too-large one is recorded as that item's error
  * and the next part is read), fields are collected. Field order does not matter.
  */
-export async function receiveMultipart(request: FastifyRequest, temps: TempFiles, renames: Renames, options: { maxFiles: number }): Promise<Received> {
+export async function receiveMultipart(request: FastifyRequest, temps: TempFiles, options: { maxFiles: number }): Promise<Received> {
   const received: Received = { items: [], fields: {} };
   const single = options.maxFiles === 1;
   for await (const part of request.parts() as AsyncIterableIterator<Multipart>) {
@@ -47,21 +50,20 @@ export async function receiveMultipart(request: FastifyRequest, temps: TempFiles
       if (single) throw new EngineError('BAD_REQUEST', 'send exactly one "file" part; use /v1/classify:batch for several videos');
       throw new EngineError('BATCH_TOO_LARGE', `a batch holds at most ${options.maxFiles} videos`, { maxItems: options.maxFiles });
     }
-    received.items.push(await receiveFile(part, temps, renames));
+    received.items.push(await receiveFile(part, temps));
   }
   return received;
 }
 
-async function receiveFile(part: MultipartFile, temps: TempFiles, renames: Renames): Promise<Received['items'][number]> {
+async function receiveFile(part: MultipartFile, temps: TempFiles): Promise<Received['items'][number]> {
   const filename = part.filename ? part.filename : null;
   const file = temps.path(filename ?? undefined);
-  renames.set(file, filename ? JSON.stringify(filename) : 'the uploaded video');
   try {
     const bytes = await temps.spool(part.file, file, Number.POSITIVE_INFINITY);
     // busboy stops writing at the fileSize limit and flags the stream; the rest of the part is skipped.
     if (part.file.truncated) return { filename, error: tooLarge(Number((part.file as { bytesRead?: number }).bytesRead ?? bytes)) };
-    if (bytes === 0) return { filename, error: new EngineError('BAD_REQUEST', `${filename ? JSON.stringify(filename) : 'the file'} is empty`) };
-    return { filename, path: file };
+    if (bytes === 0) return { filename, error: new EngineError('BAD_REQUEST', `${displayName(filename)} is empty`) };
+    return { filename, path: file, name: displayName(filename) };
   } catch (err) {
     // A source error means the request itself broke: nothing more can be read.
     if (part.file.destroyed || part.file.errored) throw err;
@@ -114,19 +116,4 @@ export function mediaType(request: FastifyRequest): string {
 export function unsupported(request: FastifyRequest, hint = 'send multipart/form-data with a "file" part, or the video itself as video/* or application/octet-stream'): EngineError {
   const type = mediaType(request);
   return new EngineError('UNSUPPORTED_MEDIA_TYPE', `content type ${type ? JSON.stringify(type) : '(none)'} is not accepted; ${hint}`, { contentType: type || null });
-}
-
-/** The error with temp file paths replaced by the client's names and server paths dropped. */
-export function named(err: EngineError, renames: Renames): EngineError {
-  const mentions = Array.from(renames.keys()).some((p) => err.message.includes(p));
-  if (renames.size === 0 || (!err.details && !mentions)) return err;
-  const swap = (text: string): string => {
-    let out = text;
-    for (const [from, to] of renames) out = out.split(`file:${from}`).join(to).split(from).join(to);
-    return out;
-  };
-  const details = err.details
-    ? Object.fromEntries(Object.entries(err.details).filter(([k]) => k !== 'file').map(([k, v]) => [k, typeof v === 'string' ? swap(v) : v]))
-    : undefined;
-  return new EngineError(err.code, swap(err.message), details, { cause: err.cause ?? err });
 }

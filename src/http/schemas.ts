@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { MERGE_MODES } from '../engine/merging.js';
 import { PRECISIONS } from '../engine/model.js';
+import { Explanation as EngineExplanation, KnobsUsed, VideoAnswer } from '../engine/result.js';
 import { ERRORS, type ErrorCode } from '../errors.js';
 
 export const apiSchemas = z.registry<{ id: string }>();
@@ -66,82 +67,14 @@ export type ErrorBody = z.infer<typeof ErrorBody>;
 
 export const ModelRef = z.strictObject({ name: z.string(), version: z.string() }).register(apiSchemas, { id: 'ModelRef' });
 
-export const Knobs = z
-  .strictObject({
-    top_k: z.number().int(),
-    keep_ratio: z.number(),
-    halt_threshold: z.number(),
-    merge_mode: z.enum(MERGE_MODES).optional().describe('absent for models exported without token merging'),
-    merge_ratio: z.number().optional(),
-  })
-  .describe('the knobs the video ran with (defaults filled in)')
-  .register(apiSchemas, { id: 'Knobs' });
-
-export const Explanation = z
-  .strictObject({
-    grid: z
-      .strictObject({ frames: count(), rows: count(), cols: count(), joint_layers: count() })
-      .describe('the patch grid: stop_map has `frames` rows of rows*cols patches (raster order)'),
-    stop_map: z
-      .array(z.array(count()))
-      .describe(
-        'per frame token, per patch: 0 = dropped by the Glimpser, l = stopped after joint layer l (it halted there, was merged into another token there, or the class token halted there; the graph does not say which)',
-      ),
-    slot_to_map_frame: z.array(count()).describe('for each sampled frame (thumbnail), the stop_map row that covers it'),
-    sampled_indices: z.array(count()).describe('the sampled frame indices, in slot order'),
-    timestamps_s: z.array(z.number().nullable()).describe('presentation time of each sampled frame (index / frame rate); null when the stream declares no rate'),
-    thumbnails: z
-      .strictObject({ format: z.literal('png'), size: count(), data: z.array(z.string()).describe('base64 PNG, one per sampled frame') })
-      .describe('the frames as the model saw them (after resize and crop), at most 112 × 112 each'),
-    merged_per_layer: z
-      .array(count())
-      .describe('tokens each joint layer merged away; which tokens is not exposed by the graph: a merged patch shows the merging layer in stop_map'),
-  })
-  .describe('where the compute went; present only with explain=true (about 100-300 KB for 8 frames)')
-  .register(apiSchemas, { id: 'Explanation' });
+// The result of one video is the engine's (src/engine/result.ts), served as it is, with the client's
+// file name in front; registered here under the names openapi.yaml gives its parts.
+export const Knobs = KnobsUsed.register(apiSchemas, { id: 'Knobs' });
+export const Explanation = EngineExplanation.register(apiSchemas, { id: 'Explanation' });
 export type Explanation = z.infer<typeof Explanation>;
 
 export const VideoResult = z
-  .strictObject({
-    filename: z.string().nullable().describe('the client file name, when the upload carried one'),
-    top: z
-      .array(z.strictObject({ label: z.string(), index: count(), probability: z.number().min(0).max(1) }))
-      .describe('top-k labels, most probable first (softmax over the logits)'),
-    tokens: z.strictObject({
-      per_layer: z.array(count()).describe('tokens each joint layer processed (class token included); 0 after the class token halted'),
-      merged_per_layer: z.array(count()).describe('tokens each joint layer merged away between its attention and its MLP (0 without merging)'),
-      total: count().describe('sum of per_layer'),
-      dense: count().describe('tokens a dense run (keep_ratio 1, no halting) processes'),
-      kept_ratio: z.number().min(0).describe('total / dense'),
-      layers_run: count(),
-      patch_stop_histogram: z.array(count()).describe('patches per stop layer: index 0 = dropped by the Glimpser, l = stopped at joint layer l'),
-    }),
-    gflops: z.number().nonnegative().describe('GFLOPs (1 multiply-add = 1 FLOP) this video cost'),
-    dense_gflops: z.number().positive(),
-    knobs: Knobs,
-    video: z.strictObject({
-      width: count(),
-      height: count(),
-      rotation: z.number().int().describe('display rotation in degrees (0, 90, 180 or 270); frames are decoded upright'),
-      duration_s: z.number().nullable(),
-      frame_count: count(),
-      frame_count_source: z.enum(['container', 'counted']).describe('frame_count from the container header, or from counting packets'),
-      sampled_indices: z.array(count()),
-      decoded_frames: count().describe('frames decoded to reach the sampled ones (the decode cost)'),
-      seeks: count().describe('keyframe seeks made to skip frames no sample needs'),
-      padded_frames: count(),
-    }),
-    timings_s: z
-      .strictObject({
-        queue: z.number().nonnegative().describe('waiting for a slot in the service queue and for the inference worker'),
-        decode: z.number().nonnegative().describe('opening, decoding and scaling in a decode worker, then preprocessing'),
-        infer: z.number().nonnegative(),
-        post: z.number().nonnegative(),
-        total: z.number().nonnegative().describe('from entering the queue to the result (the upload itself excluded)'),
-      })
-      .describe('seconds per stage'),
-    explain: Explanation.optional(),
-  })
+  .strictObject({ filename: z.string().nullable().describe('the client file name, when the upload carried one'), ...VideoAnswer.shape })
   .register(apiSchemas, { id: 'VideoResult' });
 export type VideoResult = z.infer<typeof VideoResult>;
 

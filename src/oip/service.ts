@@ -133,14 +133,12 @@ export function createOipService(deps: OipDeps): OipService {
     const file = temps.path();
     try {
       await writeFile(file, video, { flag: 'wx', mode: 0o600 });
-      const { value } = await queue.run(() => engine.classify(file, knobs, { signal, probabilities: true, explain }), signal);
+      // Errors call it "the video": the temp path means nothing to the client (and is the server's business).
+      const { value } = await queue.run(() => engine.classify(file, knobs, { signal, probabilities: true, explain, name: 'the video' }), signal);
       return value;
     } catch (err) {
       if (!isEngineError(err, 'QUEUE_FULL')) metrics.videoFailed();
-      const error = toServiceError(err);
-      // The temp path means nothing to the client (and is the server's business).
-      if (!error.message.includes(file)) throw error;
-      throw new EngineError(error.code, error.message.split(`file:${file}`).join('the video').split(file).join('the video'), undefined, { cause: error });
+      throw toServiceError(err);
     } finally {
       await temps.removeAll();
     }

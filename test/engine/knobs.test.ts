@@ -53,6 +53,15 @@ describe('knob validation', () => {
     expect(refusal({ keep_ratio: Number.NaN }).message).toContain('keep_ratio');
     expect(refusal({ keep: 0.5 }).message).toContain('unknown knob keep');
   });
+
+  it('checks a request\'s knobs once: what it passed comes back as is, frozen; a copy or another model\'s is checked again', () => {
+    const knobs = validate({ keep_ratio: 0.3 });
+    expect(validate(knobs)).toBe(knobs);
+    expect(Object.isFrozen(knobs)).toBe(true);
+    expect(() => validate({ ...knobs, top_k: 9 })).toThrow(/top_k=9 is out of range/);
+    const narrower = createKnobValidator({ ...manifest, knobs: { ...manifest.knobs, keep_ratio: { default: 0.5, min: 0.4, max: 1 } } } as Manifest);
+    expect(() => narrower(knobs)).toThrow(/keep_ratio=0.3 is out of range \[0.4, 1\]/);
+  });
 });
 
 describe('merge knobs', () => {

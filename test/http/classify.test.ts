@@ -161,7 +161,9 @@ describe('errors', () => {
     for (const [name, code] of cases) {
       const err = expectError(await post([videoPart(name, fixture(name))]), 422, code);
       expect(err.message).not.toContain(t.uploadRoot);
+      expect(err.message).toContain(JSON.stringify(name));
       expect(err.details ?? {}).not.toHaveProperty('file');
+      expect(err.details?.['video']).toBe(JSON.stringify(name));
     }
     const truncated = await post([videoPart('truncated.mp4', fixture('truncated.mp4'))]);
     expect(truncated.statusCode).toBe(422);

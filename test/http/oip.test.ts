@@ -119,6 +119,7 @@ describe('POST /v2/models/{name}/infer', () => {
     expect(errors[0]).toBe('');
     expect(errors[1]).toMatch(/^VIDEO_UNDECODABLE: /);
     expect(errors[1]).not.toContain(t.uploadRoot);
+    expect(errors[1]).toContain('the video');
     expect(errors[1]).not.toMatch(/[0-9a-f]{24}/);
     expect(errors[2]).toBe('');
     const labels = output(json, 'LABELS');

@@ -36,8 +36,11 @@ BOOL = TensorProto.BOOL
 
 INPUTS = ("video", "keep_ratio", "halt_threshold", "merge_mode", "merge_ratio")
 OUTPUTS = ("logits", "active_tokens", "patch_stop_layer")
-STATE = ("x", "c", "ids", "live", "n_halted", "r_cls", "cls_out", "stop", "size")  # carried between joint layers
-STATE_TYPES = (F32, F32, I64, BOOL, F32, F32, F32, I64, F32)
+# What each joint layer's If carries to the next layer (name -> element type), in branch-output order.
+STATE = {"x": F32, "c": F32, "ids": I64, "live": BOOL, "n_halted": F32, "r_cls": F32, "cls_out": F32, "stop": I64,
+         "size": F32}
+LAYER_OUTPUTS = {**STATE, "count": I64}  # the state, and the tokens the layer processed per video
+MERGED = {"x": F32, "size": F32, "c": F32, "ids": I64, "live": BOOL}  # what a merge changes (merge_if_any's If)
 
 
 def np_(t: torch.Tensor) -> np.ndarray:
@@ -245,86 +248,107 @@ def joint_layer(g: Builder, cfg: HaltingVTConfig, blk: JointBlock, i: int, state
                 merge: dict[str, str]):
     """Wraps one joint layer in If(any token live): skipped entirely once every class token halted."""
     any_live = g.op("Greater", g.op("ReduceMax", g.cast(state["live"], F32), keepdims=0), g.const(0.0, np.float32))
-    then_b = g.child(f"joint{i}/")
-    then_out = joint_layer_body(then_b, cfg, blk, i, state, threshold, merge)
-    else_b = g.child(f"skip{i}/")
-    else_out = [else_b.op("Identity", state[k]) for k in STATE]
-    else_out.append(else_b.full_like_dims(else_b.op("Shape", state["n_halted"]), 0, np.int64))  # count 0
-
-    def branch(b: Builder, outs: list[str], name: str) -> onnx.GraphProto:
-        return subgraph(b, outs, [*STATE_TYPES, I64], name)
-
-    outs = g.op("If", any_live, outputs=len(STATE) + 1, hint=f"joint{i}",
-                then_branch=branch(then_b, then_out, f"joint{i}"), else_branch=branch(else_b, else_out, f"skip{i}"))
-    return dict(zip(STATE, outs[:-1])), outs[-1]
+    ran = g.child(f"joint{i}/")
+    ran_out = joint_layer_body(ran, cfg, blk, i, state, threshold, merge)
+    skipped = g.child(f"skip{i}/")
+    skipped_out = {k: skipped.op("Identity", state[k]) for k in STATE}
+    skipped_out["count"] = skipped.full_like_dims(skipped.op("Shape", state["n_halted"]), 0, np.int64)  # nothing processed
+    outs = g.op("If", any_live, outputs=len(LAYER_OUTPUTS), hint=f"joint{i}",
+                then_branch=subgraph(ran, ran_out, LAYER_OUTPUTS, f"joint{i}"),
+                else_branch=subgraph(skipped, skipped_out, LAYER_OUTPUTS, f"skip{i}"))
+    out = dict(zip(LAYER_OUTPUTS, outs))
+    return {k: out[k] for k in STATE}, out["count"]
 
 
-def subgraph(b: Builder, outs: list[str], types, name: str) -> onnx.GraphProto:
-    return helper.make_graph(b.nodes, name, [], [helper.make_tensor_value_info(o, t, None) for o, t in zip(outs, types)])
+def subgraph(b: Builder, outs: dict[str, str], table: dict[str, int], name: str) -> onnx.GraphProto:
+    """A branch whose outputs are `outs[k]` for each (k, element type) of `table`, in its order."""
+    return helper.make_graph(b.nodes, name, [], [helper.make_tensor_value_info(outs[k], t, None) for k, t in table.items()])
 
 
 def joint_layer_body(g: Builder, cfg: HaltingVTConfig, blk: JointBlock, i: int, s: dict[str, str], threshold: str,
-                     merge: dict[str, str]) -> list[str]:
+                     merge: dict[str, str]) -> dict[str, str]:
+    """One joint layer in `forward_compact`'s order: compact, mark stops, attend (proportional attention
+    and the null key), merge, feed forward, then the ACT step of the class token."""
     D = cfg.embed_dim
     last = i == cfg.num_joint - 1
-    # compaction: live tokens first (stable), token axis cut to the batch's largest live count
-    live_count = g.count_true(s["live"], 1)  # (B,)
-    m = g.reshape(g.cast(g.op("ReduceMax", live_count, keepdims=1), I64), [1])  # [M], M >= 1 here
-    n = g.dim(s["live"], 1)
-    pos = g.cast(g.op("Range", g.const(0), g.squeeze(n, [0]), g.const(1)), F32)  # (N,)
-    key = g.where(s["live"], pos, g.op("Add", pos, g.cast(n, F32)))  # (B, N)
-    order = g.op("TopK", key, m, axis=-1, largest=0, sorted=1, outputs=2)[1]  # (B, M)
-    x = g.gather_rows(s["x"], order, D)  # (B, M, D)
-    c = g.gather_rows(s["c"], order, None)  # (B, M)
-    ids = g.gather_rows(s["ids"], order, None)
-    live = g.gather_rows(s["live"], order, None)
-    size = g.gather_rows(s["size"], order, None)
+    x, c, ids, live, size = compact(g, s["x"], s["c"], s["ids"], s["live"], s["size"], D)  # (B, M, D), (B, M) each
     count = g.cast(g.count_true(live, 1), I64)  # (B,)
-
-    dummy = g.const(cfg.num_frames * cfg.patches_per_frame)
-    stop_idx = g.where(live, ids, dummy)  # (B, M)
-    stop = g.op("ScatterElements", s["stop"], stop_idx, g.op("Expand", g.const(i + 1), g.op("Shape", stop_idx)), axis=1)
+    stop = mark_stops(g, s["stop"], ids, live, i + 1, cfg.num_frames * cfg.patches_per_frame)  # (B, T*P+1)
 
     null_k, null_v = (np_(t) for t in blk.null_kv())  # (H, d) each: what every halted token presents
-    neg = g.const(NEG_INF, np.float32)
-    zero = g.const(0.0, np.float32)
     extras = {
-        "key_bias": g.unsqueeze(g.where(live, g.op("Log", size), neg), [1, 2]),  # (B, 1, 1, M): proportional attention
+        "key_bias": g.unsqueeze(g.where(live, g.op("Log", size), g.const(NEG_INF, np.float32)), [1, 2]),  # (B, 1, 1, M): proportional attention
         "null_k": g.weight(null_k[:, :, None], f"joint{i}.null_k"),  # (H, d, 1)
         "null_v": g.weight(null_v[None, :, None, :], f"joint{i}.null_v"),  # (1, H, 1, d)
-        "null_bias": g.reshape(null_bias(g, s["n_halted"], cfg.quirk_attend_halted), [-1, 1, 1, 1]),  # (B, 1, 1, 1)
+        "null_bias": g.reshape(null_logit_bias(g, s["n_halted"], cfg.quirk_attend_halted), [-1, 1, 1, 1]),  # (B, 1, 1, 1)
     }
     h = f"joint{i}"
     attn_out, probs, keys = attention(g, blk.attn, ln(g, blk.norm1, x, f"{h}.norm1"), D, f"{h}.attn", extras, merge_parts=True)
-    x = g.op("Add", x, attn_out)
-    x, size, c, ids, live = merge_if_any(g, i, count, merge, x, size, c, ids, live, probs, keys)
+    x = g.op("Add", x, attn_out)  # (B, M, D)
+    merged = merge_if_any(g, i, count, merge, {"x": x, "size": size, "c": c, "ids": ids, "live": live}, probs, keys)
+    x, size, c, ids, live = (merged[k] for k in ("x", "size", "c", "ids", "live"))  # (B, M', D), (B, M') each
     z = g.op("Add", x, mlp(g, blk.mlp, ln(g, blk.norm2, x, f"{h}.norm2"), f"{h}.mlp"))  # (B, M', D)
 
-    # halting (halting.act_step): the class token sits at position 0 of every live video
+    score = halting_score(g, z, cfg, last)  # (B, M')
+    c_new, r_cls, weight, still = act_step(g, c, s["r_cls"], score, live, threshold, last)  # (B, M'), (B,), (B,), (B, M')
+    cls_out = g.op("Add", s["cls_out"], g.op("Mul", g.squeeze(g.slice(z, 0, 1, 1), [1]), g.unsqueeze(weight, [1])))  # (B, D)
+    zero = g.const(0.0, np.float32)
+    halted_now = g.op("And", live, g.op("Not", still))
+    n_halted = g.op("Add", s["n_halted"], g.sum_axis(g.where(halted_now, size, zero), 1))  # (B,): halted mass
+    live_next = g.op("And", still, g.slice(still, 0, 1, 1))  # (B, M'): a halted class token ends its video
+    return {"x": z, "c": c_new, "ids": ids, "live": live_next, "n_halted": n_halted, "r_cls": r_cls, "cls_out": cls_out,
+            "stop": stop, "size": size, "count": count}
+
+
+def compact(g: Builder, x: str, c: str, ids: str, live: str, size: str, dim: int) -> tuple[str, ...]:
+    """model.compact: each video's live tokens to the front (stable), the token axis cut to the batch's
+    largest live count (>= 1 here: the layer runs only when some token is live)."""
+    m = g.reshape(g.cast(g.op("ReduceMax", g.count_true(live, 1), keepdims=1), I64), [1])  # [M]
+    n = g.dim(live, 1)
+    pos = g.cast(g.op("Range", g.const(0), g.squeeze(n, [0]), g.const(1)), F32)  # (N,)
+    key = g.where(live, pos, g.op("Add", pos, g.cast(n, F32)))  # (B, N): live tokens first, order kept
+    order = g.op("TopK", key, m, axis=-1, largest=0, sorted=1, outputs=2)[1]  # (B, M)
+    return (g.gather_rows(x, order, dim),  # (B, M, D)
+            *(g.gather_rows(t, order, None) for t in (c, ids, live, size)))  # (B, M) each
+
+
+def mark_stops(g: Builder, stop: str, ids: str, live: str, layer: int, dummy: int) -> str:
+    """stop[b, id] = layer for every live token (the last layer a patch reaches); the class token and
+    padding write to the dummy slot past the patches."""
+    where = g.where(live, ids, g.const(dummy))  # (B, M)
+    return g.op("ScatterElements", stop, where, g.op("Expand", g.const(layer), g.op("Shape", where)), axis=1)
+
+
+def halting_score(g: Builder, z: str, cfg: HaltingVTConfig, last: bool) -> str:
+    """halting.halting_score from channel 0 (B, M); the class token's is 0 before the last layer unless
+    cfg.quirk_cls_halts (Q3: the authors' class token halts like any token)."""
     x0 = g.squeeze(g.slice(z, 0, 1, 2), [2])  # (B, M)
     score = g.op("Sigmoid", g.op("Sub", g.op("Mul", x0, g.const(cfg.halt_scale, np.float32)), g.const(cfg.halt_center, np.float32)))
-    if not cfg.quirk_cls_halts and not last:
-        score = g.concat(g.op("Mul", g.slice(score, 0, 1, 1), zero), g.slice(score, 1, INT64_MAX, 1), axis=1)
-    c_new = g.op("Add", c, score)  # (B, M)
-    false = g.const(False, np.bool_)
+    if cfg.quirk_cls_halts or last:
+        return score
+    return g.concat(g.op("Mul", g.slice(score, 0, 1, 1), g.const(0.0, np.float32)), g.slice(score, 1, INT64_MAX, 1), axis=1)
+
+
+def act_step(g: Builder, c: str, r_cls: str, h: str, live: str, threshold: str, last: bool) -> tuple[str, str, str, str]:
+    """halting.act_step for every token's c and still-active, and for the class token's remainder and
+    weight only (the only ACT sum the model reads). Returns c_new (B, M), r_cls_new (B,), the class
+    token's weight (B,), still_active (B, M)."""
+    zero = g.const(0.0, np.float32)
+    c_new = g.op("Add", c, h)  # (B, M)
     if last:
-        reached, not_reached = live, g.op("And", live, false)
+        reached, not_reached = live, g.op("And", live, g.const(False, np.bool_))
     else:
         reached = g.op("And", live, g.op("Greater", c_new, threshold))
         not_reached = g.op("And", live, g.op("Less", c_new, threshold))
     cls_reached, cls_going = (g.squeeze(g.slice(t, 0, 1, 1), [1]) for t in (reached, not_reached))  # (B,)
-    h0 = g.squeeze(g.slice(score, 0, 1, 1), [1])  # (B,)
-    weight = g.where(cls_reached, s["r_cls"], g.where(cls_going, h0, zero))  # (B,)
-    cls_out = g.op("Add", s["cls_out"], g.op("Mul", g.squeeze(g.slice(z, 0, 1, 1), [1]), g.unsqueeze(weight, [1])))  # (B, D)
-    r_cls = g.op("Sub", s["r_cls"], g.where(cls_going, h0, zero))
-    halted_now = g.op("And", live, g.op("Not", not_reached))
-    n_halted = g.op("Add", s["n_halted"], g.sum_axis(g.where(halted_now, size, zero), 1))  # (B,): halted mass
-    live_next = g.op("And", not_reached, g.slice(not_reached, 0, 1, 1))  # a halted class token ends its video
-    return [z, c_new, ids, live_next, n_halted, r_cls, cls_out, stop, size, count]
+    h0 = g.squeeze(g.slice(h, 0, 1, 1), [1])  # (B,)
+    weight = g.where(cls_reached, r_cls, g.where(cls_going, h0, zero))  # (B,)
+    r_new = g.op("Sub", r_cls, g.where(cls_going, h0, zero))  # (B,)
+    return c_new, r_new, weight, not_reached
 
 
-def null_bias(g: Builder, n_halted: str, attend_halted: bool) -> str:
-    """log(n_halted), or NEG_INF when no token has halted (halting.null_logit_bias)."""
+def null_logit_bias(g: Builder, n_halted: str, attend_halted: bool) -> str:
+    """halting.null_logit_bias: log(n_halted), or NEG_INF when no token has halted."""
     neg = g.const(NEG_INF, np.float32)
     if not attend_halted:
         return g.op("Add", g.op("Mul", n_halted, g.const(0.0, np.float32)), neg)  # (B,) of NEG_INF
@@ -334,37 +358,38 @@ def null_bias(g: Builder, n_halted: str, attend_halted: bool) -> str:
 
 # ---- token merging (merging.py) -----------------------------------------------------------------
 
-def merge_if_any(g: Builder, i: int, count: str, merge: dict[str, str], x: str, size: str, c: str, ids: str,
-                 live: str, probs: str, keys: str) -> list[str]:
+def merge_if_any(g: Builder, i: int, count: str, merge: dict[str, str], tokens: dict[str, str], probs: str,
+                 keys: str) -> dict[str, str]:
     """merging.merge_counts, then merging.merge_step inside If(some video merges a token), so that
-    nothing is computed (and nothing changes) when no video does."""
+    nothing is computed (and nothing changes) when no video does. `tokens` and the result hold MERGED."""
     patches = g.op("Max", g.op("Sub", count, g.const(1)), g.const(0))  # (B,)
     r = g.cast(g.op("Floor", g.op("Mul", merge["ratio"], g.cast(patches, F32))), I64)
     r = g.op("Max", g.op("Min", r, g.op("Div", patches, g.const(2))), g.const(0))  # (B,): merging.merge_count
     some = g.op("Greater", g.op("ReduceMax", r, keepdims=0), g.const(0))
-    then_b = g.child(f"merge{i}/")
-    then_out = merge_body(then_b, merge["tldr"], x, size, c, ids, live, probs, keys, r, i)
-    else_b = g.child(f"nomerge{i}/")
-    else_out = [else_b.op("Identity", t) for t in (x, size, c, ids, live)]
-    types = (F32, F32, F32, I64, BOOL)
-    return g.op("If", some, outputs=5, hint=f"merge{i}", then_branch=subgraph(then_b, then_out, types, f"merge{i}"),
-                else_branch=subgraph(else_b, else_out, types, f"nomerge{i}"))
+    merged = g.child(f"merge{i}/")
+    merged_out = merge_body(merged, merge["tldr"], tokens, probs, keys, r, i)
+    kept = g.child(f"nomerge{i}/")
+    kept_out = {k: kept.op("Identity", tokens[k]) for k in MERGED}
+    outs = g.op("If", some, outputs=len(MERGED), hint=f"merge{i}", then_branch=subgraph(merged, merged_out, MERGED, f"merge{i}"),
+                else_branch=subgraph(kept, kept_out, MERGED, f"nomerge{i}"))
+    return dict(zip(MERGED, outs))
 
 
-def merge_body(g: Builder, tldr: str, x: str, size: str, c: str, ids: str, live: str, probs: str, keys: str,
-               r: str, i: int) -> list[str]:
+def merge_body(g: Builder, tldr: str, tokens: dict[str, str], probs: str, keys: str, r: str, i: int) -> dict[str, str]:
     """merging.merge_step: the metric and the mass a source brings depend on the mode (one more If)."""
+    x, size, c, ids, live = (tokens[k] for k in MERGED)
     m = g.dim(live, 1)
     pos = g.op("Range", g.const(0), g.squeeze(m, [0]), g.const(1))  # (M,)
     patch = g.op("And", live, g.op("Greater", pos, g.const(0)))  # (B, M): the class token never merges
 
+    matching = {"metric": F32, "brings": F32}  # what the tokens are compared on, the mass a source brings
     tldr_b = g.child(f"tldr{i}/")
-    tldr_out = [tldr_b.op("Identity", x), tldr_b.op("Mul", size, saliency(tldr_b, probs, patch))]
+    tldr_out = {"metric": tldr_b.op("Identity", x), "brings": tldr_b.op("Mul", size, saliency(tldr_b, probs, patch))}
     tome_b = g.child(f"tome{i}/")
-    tome_out = [tome_b.op("Identity", keys), tome_b.op("Identity", size)]
+    tome_out = {"metric": tome_b.op("Identity", keys), "brings": tome_b.op("Identity", size)}
     metric, brings = g.op("If", tldr, outputs=2, hint=f"metric{i}",
-                              then_branch=subgraph(tldr_b, tldr_out, (F32, F32), f"tldr{i}"),
-                              else_branch=subgraph(tome_b, tome_out, (F32, F32), f"tome{i}"))
+                          then_branch=subgraph(tldr_b, tldr_out, matching, f"tldr{i}"),
+                          else_branch=subgraph(tome_b, tome_out, matching, f"tome{i}"))
     odd = lambda t: g.slice(t, 1, INT64_MAX, 1, step=2)  # noqa: E731  A: source candidates
     even = lambda t: g.slice(t, 0, INT64_MAX, 1, step=2)  # noqa: E731  B: destinations, class token first
     weight = odd(brings)  # (B, |A|): the mass each source would bring (ToMe: its size)
@@ -399,8 +424,9 @@ def merge_body(g: Builder, tldr: str, x: str, size: str, c: str, ids: str, live:
     x_new = g.op("Div", g.op("Add", g.op("Mul", x_b, g.unsqueeze(even(size), [2])), add_x), g.unsqueeze(size_b, [2]))
     c_new = g.op("Div", g.op("Add", g.op("Mul", even(c), even(size)), add_c), size_b)
     live_a = g.op("And", odd(live), g.op("Not", src))
-    return [g.concat(x_new, x_a, axis=1), g.concat(size_b, odd(size), axis=1), g.concat(c_new, odd(c), axis=1),
-            g.concat(even(ids), odd(ids), axis=1), g.concat(even(live), live_a, axis=1)]
+    return {"x": g.concat(x_new, x_a, axis=1), "size": g.concat(size_b, odd(size), axis=1),
+            "c": g.concat(c_new, odd(c), axis=1), "ids": g.concat(even(ids), odd(ids), axis=1),
+            "live": g.concat(even(live), live_a, axis=1)}
 
 
 def saliency(g: Builder, probs: str, patch: str) -> str:

@@ -12,6 +12,8 @@ import { openVideo, type DecoderOptions } from './libav.js';
 
 export interface DecodeJob {
   file: string;
+  /** What the caller calls the video (a client's file name): errors say this, never the path. */
+  name: string;
   frames: number;
   size: number;
   resizeShortSide: number;
@@ -39,16 +41,16 @@ export interface DecodedVideo {
 }
 
 export function decodeVideo(job: DecodeJob, decoder: DecoderOptions): DecodedVideo {
-  const { file } = job;
-  const video = openVideo(file);
+  const { file, name } = job;
+  const video = openVideo(file, name);
   try {
-    const info = describe(video.facts, file);
-    checkLimits(info, job.limits, file);
+    const info = describe(video.facts, name);
+    checkLimits(info, job.limits, name);
     const index = video.index(info.streamIndex);
-    if (index.packets === 0) throw new EngineError('VIDEO_UNDECODABLE', `${file}: the video stream has no packets`, { file });
+    if (index.packets === 0) throw new EngineError('VIDEO_UNDECODABLE', `${name}: the video stream has no packets`, { video: name });
     // A header without a duration (or one that lies low) is checked again against what was read.
     if (index.durationS !== undefined && (info.durationS === undefined || index.durationS > info.durationS)) {
-      checkLimits({ ...info, durationS: index.durationS }, job.limits, file);
+      checkLimits({ ...info, durationS: index.durationS }, job.limits, name);
     }
     const { frameCount, source } = frameCountOf(info.frameCount, index.packets);
     const plan = planFrames(frameCount, job.frames);
@@ -65,7 +67,7 @@ export function decodeVideo(job: DecodeJob, decoder: DecoderOptions): DecodedVid
         const data = frame.data?.[0];
         const stride = frame.linesize[0] ?? 0;
         if (!data || frame.width !== job.size || frame.height !== job.size) {
-          throw new EngineError('DECODE_FAILED', `the filter chain gave a ${frame.width}x${frame.height} frame, not ${job.size}x${job.size}`, { file, filters });
+          throw new EngineError('DECODE_FAILED', `the filter chain gave a ${frame.width}x${frame.height} frame, not ${job.size}x${job.size}`, { video: name, filters });
         }
         const row = job.size * 3;
         for (let y = 0; y < job.size; y++) rgb.set(data.subarray(y * stride, y * stride + row), k * bytes + y * row);
@@ -75,7 +77,7 @@ export function decodeVideo(job: DecodeJob, decoder: DecoderOptions): DecodedVid
       codec.close();
     }
     if (!got.includes(true)) {
-      throw new EngineError('VIDEO_UNDECODABLE', `${file}: no frame of the video stream could be decoded`, { file, packets: index.packets, errors: stats.errors });
+      throw new EngineError('VIDEO_UNDECODABLE', `${name}: no frame of the video stream could be decoded`, { video: name, packets: index.packets, errors: stats.errors });
     }
     // A frame that never came out (damaged data, a container promising more than it holds) takes
     // the nearest earlier frame that did, else the nearest later one.

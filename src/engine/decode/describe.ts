@@ -56,20 +56,21 @@ export interface VideoInfo {
 /** Demuxers that read single images (png_pipe, jpeg_pipe, webp_pipe, image2...). */
 const IMAGE_DEMUXER = /(^|,)(image2|[a-z0-9]+_pipe)(,|$)/;
 
-export function describe(container: ContainerFacts, file: string): VideoInfo {
+/** `name` is what the caller calls the video (a client's file name), used in every error. */
+export function describe(container: ContainerFacts, name: string): VideoInfo {
   const { streams, format } = container;
   const audioStreams = streams.filter((s) => s.type === 'audio').length;
   const video = streams.find((s) => s.type === 'video' && !s.attachedPic);
   if (!video) {
     const what = audioStreams > 0 ? 'audio only' : streams.length > 0 ? 'no video stream' : 'no streams at all';
-    throw new EngineError('VIDEO_NO_STREAM', `${file} has no video stream (${what})`, { file, format, audioStreams });
+    throw new EngineError('VIDEO_NO_STREAM', `${name} has no video stream (${what})`, { video: name, format, audioStreams });
   }
   if (IMAGE_DEMUXER.test(format)) {
-    throw new EngineError('VIDEO_STILL_IMAGE', `${file} is a still image (${format}), not a video`, { file, format });
+    throw new EngineError('VIDEO_STILL_IMAGE', `${name} is a still image (${format}), not a video`, { video: name, format });
   }
   if (!video.codec || video.width <= 0 || video.height <= 0) {
-    throw new EngineError('VIDEO_UNDECODABLE', `${file}: the video stream has no known codec or size`, {
-      file,
+    throw new EngineError('VIDEO_UNDECODABLE', `${name}: the video stream has no known codec or size`, {
+      video: name,
       codec: video.codec,
       width: video.width,
       height: video.height,
@@ -138,17 +139,17 @@ export interface VideoLimits {
   maxPixels: number;
 }
 
-export function checkLimits(info: Pick<VideoInfo, 'width' | 'height' | 'durationS'>, limits: VideoLimits, file: string): void {
+export function checkLimits(info: Pick<VideoInfo, 'width' | 'height' | 'durationS'>, limits: VideoLimits, name: string): void {
   if (info.durationS !== undefined && info.durationS > limits.maxDurationS) {
-    throw new EngineError('VIDEO_TOO_LONG', `${file} lasts ${info.durationS.toFixed(1)} s; the limit is ${limits.maxDurationS} s`, {
-      file,
+    throw new EngineError('VIDEO_TOO_LONG', `${name} lasts ${info.durationS.toFixed(1)} s; the limit is ${limits.maxDurationS} s`, {
+      video: name,
       durationS: info.durationS,
       maxDurationS: limits.maxDurationS,
     });
   }
   if (info.width * info.height > limits.maxPixels) {
-    throw new EngineError('VIDEO_TOO_LARGE', `${file} is ${info.width}x${info.height}; the limit is ${limits.maxPixels} pixels per frame`, {
-      file,
+    throw new EngineError('VIDEO_TOO_LARGE', `${name} is ${info.width}x${info.height}; the limit is ${limits.maxPixels} pixels per frame`, {
+      video: name,
       width: info.width,
       height: info.height,
       maxPixels: limits.maxPixels,

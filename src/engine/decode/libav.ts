@@ -91,22 +91,23 @@ export interface DecoderOptions {
   hardware: HardwareContext | null;
 }
 
-export function openVideo(file: string): OpenVideo {
+/** Opens `file`; `name` (default: the path) is what errors call it (a client's file name). */
+export function openVideo(file: string, name = file): OpenVideo {
   const fmt = new FormatContext();
   // `file:` keeps a name like "a:b.mp4" from being read as a protocol; the whitelist keeps a
   // container (HLS, concat) from opening anything but local files.
   const options = Dictionary.fromObject({ protocol_whitelist: 'file' });
   const opened = fmt.openInputSync(`file:${file}`, null, options);
-  if (opened < 0) throw libavError('VIDEO_UNDECODABLE', `cannot open ${file}`, opened, file);
+  if (opened < 0) throw libavError('VIDEO_UNDECODABLE', `cannot open ${name}`, opened, name);
   try {
     const info = fmt.findStreamInfoSync(null);
-    if (info < 0) throw libavError('VIDEO_UNDECODABLE', `cannot read the streams of ${file}`, info, file);
+    if (info < 0) throw libavError('VIDEO_UNDECODABLE', `cannot read the streams of ${name}`, info, name);
     const facts: ContainerFacts = { format: fmt.iformat?.name ?? 'unknown', durationS: seconds(fmt.duration, 1, 1_000_000), streams: fmt.streams.map(streamFacts) };
     return {
       facts,
       close: () => fmt.closeInputSync(),
       index: (streamIndex) => indexPackets(fmt, streamIndex),
-      decoder: (streamIndex, decoderOptions) => openDecoder(fmt, fmt.streams[streamIndex] as Stream, decoderOptions, file),
+      decoder: (streamIndex, decoderOptions) => openDecoder(fmt, fmt.streams[streamIndex] as Stream, decoderOptions, name),
     };
   } catch (err) {
     fmt.closeInputSync();
@@ -228,9 +229,9 @@ export interface VideoDecoder {
  */
 const SKIP_NONREF_CODECS = new Set(['h264', 'hevc']);
 
-function openDecoder(fmt: FormatContext, stream: Stream, options: DecoderOptions, file: string): VideoDecoder {
+function openDecoder(fmt: FormatContext, stream: Stream, options: DecoderOptions, name: string): VideoDecoder {
   const codec = Codec.findDecoder(stream.codecpar.codecId);
-  if (!codec) throw new EngineError('VIDEO_UNDECODABLE', `${file}: no decoder for ${avGetCodecName(stream.codecpar.codecId) ?? 'this codec'}`, { file });
+  if (!codec) throw new EngineError('VIDEO_UNDECODABLE', `${name}: no decoder for ${avGetCodecName(stream.codecpar.codecId) ?? 'this codec'}`, { video: name });
   const open = (hardware: HardwareContext | null): CodecContext => {
     const ctx = new CodecContext();
     ctx.allocContext3(codec);
@@ -244,7 +245,7 @@ function openDecoder(fmt: FormatContext, stream: Stream, options: DecoderOptions
     const ret = ctx.open2Sync(codec, null);
     if (ret < 0) {
       ctx.freeContext();
-      throw libavError('VIDEO_UNDECODABLE', `cannot open the ${codec.name ?? ''} decoder for ${file}`, ret, file);
+      throw libavError('VIDEO_UNDECODABLE', `cannot open the ${codec.name ?? ''} decoder for ${name}`, ret, name);
     }
     return ctx;
   };
@@ -293,7 +294,7 @@ function openDecoder(fmt: FormatContext, stream: Stream, options: DecoderOptions
         if (decodedFrame.format === AV_PIX_FMT_CUDA) {
           download.unref();
           const ret = decodedFrame.hwframeTransferDataSync(download, 0);
-          if (ret < 0) throw libavError('DECODE_FAILED', 'cannot copy a frame from the GPU', ret, file);
+          if (ret < 0) throw libavError('DECODE_FAILED', 'cannot copy a frame from the GPU', ret, name);
           source = download;
         }
         source.timeBase = stream.timeBase; // the buffer source needs one; raw decoder frames carry none
@@ -301,7 +302,7 @@ function openDecoder(fmt: FormatContext, stream: Stream, options: DecoderOptions
         filter ??= FilterAPI.create(filters, {});
         filter.processSync(source);
         const out = filter.receiveSync();
-        if (!(out instanceof Frame)) throw new EngineError('DECODE_FAILED', `the filter chain gave no frame for ${file}`, { file, filters });
+        if (!(out instanceof Frame)) throw new EngineError('DECODE_FAILED', `the filter chain gave no frame for ${name}`, { video: name, filters });
         return out;
       };
 
@@ -392,8 +393,8 @@ function openDecoder(fmt: FormatContext, stream: Stream, options: DecoderOptions
 }
 
 
-function libavError(code: 'VIDEO_UNDECODABLE' | 'DECODE_FAILED', what: string, ret: number, file: string): EngineError {
-  return new EngineError(code, `${what}: ${FFmpegError.strerror(ret)}`, { file, libav: ret });
+function libavError(code: 'VIDEO_UNDECODABLE' | 'DECODE_FAILED', what: string, ret: number, name: string): EngineError {
+  return new EngineError(code, `${what}: ${FFmpegError.strerror(ret)}`, { video: name, libav: ret });
 }
 
 export function createCudaDevice(): { device: HardwareContext | null; reason: string | undefined } {

@@ -137,7 +137,7 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
       w.job = job;
       w.timer = setTimeout(() => {
         w.killedFor = 'timeout';
-        settle(job, new EngineError('DECODE_TIMEOUT', `decoding ${job.job.file} took longer than ${options.timeoutMs} ms`, { timeoutMs: options.timeoutMs }));
+        settle(job, new EngineError('DECODE_TIMEOUT', `decoding ${job.job.name} took longer than ${options.timeoutMs} ms`, { timeoutMs: options.timeoutMs }));
         w.proc.kill('SIGKILL');
       }, options.timeoutMs);
       w.proc.send({ type: 'decode', id: job.id, job: job.job } satisfies ToDecodeWorker);
@@ -208,7 +208,7 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
       if (job && closed) settle(job, new EngineError('ENGINE_CLOSED', 'the engine is shutting down'));
       else if (job) {
         const why = `exit code ${code ?? 'none'}, signal ${signal ?? 'none'}`;
-        settle(job, new EngineError('DECODER_CRASHED', `the decoder process died while decoding ${job.job.file} (${why}); it has been replaced`, { file: job.job.file, code, signal, stderr }));
+        settle(job, new EngineError('DECODER_CRASHED', `the decoder process died while decoding ${job.job.name} (${why}); it has been replaced`, { video: job.job.name, code, signal, stderr }));
       }
       if (closed || fatal) return;
       // A ready worker (one the pool killed for its video's timeout or cancel included) is

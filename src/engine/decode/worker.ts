@@ -50,7 +50,8 @@ async function decode(id: number, job: Parameters<typeof decodeVideo>[0]): Promi
     send({ type: 'result', id, result: decodeVideo(job, decoder) });
   } catch (err) {
     // libav's own words ("moov atom not found") say more than its error code.
-    const said = await recentLibavErrors();
+    // Its lines name the temp path (as the `file:` URL): say the caller's name for the video instead.
+    const said = (await recentLibavErrors()).split(`file:${job.file}`).join(job.name).split(job.file).join(job.name);
     const error = serialize(err, 'DECODE_FAILED');
     if (said && isEngineError(err) && err.status < 500) error.message = `${error.message} (${said})`;
     send({ type: 'error', id, error });

@@ -25,13 +25,12 @@ import {
   RAW_TYPES,
   bodyDeadline,
   clientGone,
+  displayName,
   mediaType,
-  named,
   receiveMultipart,
   refuseLongBody,
   unsupported,
   type Received,
-  type Renames,
   type Upload,
 } from '../reception.js';
 
@@ -48,7 +47,6 @@ export interface ClassifyDeps {
 interface UploadSession {
   engine: EnginePort;
   temps: TempFiles;
-  renames: Renames;
   signal: AbortSignal;
   /** Fails with REQUEST_TIMEOUT (408) if the body is not received by REQUEST_TIMEOUT_MS. */
   receiving<T>(reading: Promise<T>): Promise<T>;
@@ -71,13 +69,13 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
   }
 
   app.post('/v1/classify', (request, reply): Promise<ClassifyResponse> =>
-    inUploadSession(reply, async ({ engine, temps, renames, signal, receiving }) => {
+    inUploadSession(reply, async ({ engine, temps, signal, receiving }) => {
       let upload: Upload;
       let knobs: Knobs;
       let explain: boolean;
       if (request.isMultipart()) {
         refuseLongBody(request, limits.maxUploadBytes + MULTIPART_OVERHEAD);
-        const received = await receiving(receiveMultipart(request, temps, renames, { maxFiles: 1 }));
+        const received = await receiving(receiveMultipart(request, temps, { maxFiles: 1 }));
         const [first] = received.items;
         if (!first) throw new EngineError('BAD_REQUEST', 'the form has no "file" part');
         if (first.error) throw first.error;
@@ -87,10 +85,9 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
         ({ knobs, explain } = requestOptions(engine, request.query as Record<string, unknown>));
         refuseLongBody(request, limits.maxUploadBytes);
         const file = temps.path();
-        renames.set(file, 'the uploaded video');
         const bytes = await receiving(temps.spool(request.body as Readable, file, limits.maxUploadBytes));
         if (bytes === 0) throw new EngineError('BAD_REQUEST', 'the request body is empty');
-        upload = { path: file, filename: null };
+        upload = { path: file, filename: null, name: displayName(null) };
       } else {
         throw unsupported(request);
       }
@@ -100,9 +97,9 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
 
   // `::` is find-my-way's escape for a literal colon (a single `:` would start a parameter).
   app.post('/v1/classify::batch', (request, reply): Promise<BatchResponse> =>
-    inUploadSession(reply, async ({ engine, temps, renames, signal, receiving }) => {
+    inUploadSession(reply, async ({ engine, temps, signal, receiving }) => {
       if (!request.isMultipart()) throw unsupported(request, 'a batch must be multipart/form-data with one "files" part per video');
-      const { items, fields } = await receiving(receiveMultipart(request, temps, renames, { maxFiles: limits.maxBatchItems }));
+      const { items, fields } = await receiving(receiveMultipart(request, temps, { maxFiles: limits.maxBatchItems }));
       if (items.length === 0) throw new EngineError('BAD_REQUEST', 'the form has no "files" parts');
       const { knobs, explain } = requestOptions(engine, { ...(request.query as Record<string, unknown>), ...fields });
       metrics.batch(items.length);
@@ -118,7 +115,7 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
         const error = toServiceError(outcome.reason);
         metrics.error(error.code);
         request.log[error.status >= 500 ? 'error' : 'info']({ err: error.status >= 500 ? error : undefined, code: error.code, index }, 'batch item failed');
-        return { index, ok: false, filename: item.filename, error: errorObject(named(error, renames), request.id) };
+        return { index, ok: false, filename: item.filename, error: errorObject(error, request.id) };
       });
       const succeeded = answers.filter((a) => a.ok).length;
       return {
@@ -134,8 +131,7 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
   /**
    * What both routes share around their work: the engine, a place in the queue taken before the
    * upload is read (QUEUE_FULL refuses the client before it sends its video), a lifecycle slot
-   * (draining waits for it), the temp files (removed whatever happens), client names for them in
-   * errors, an abort signal that fires when the client goes away, and the body's deadline.
+   * (draining waits for it), the temp files (removed whatever happens), an abort signal that fires when the client goes away, and the body's deadline.
    */
   async function inUploadSession<T>(reply: FastifyReply, work: (session: UploadSession) => Promise<T>): Promise<T> {
     const engine = lifecycle.engine();
@@ -143,13 +139,12 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
     const leave = lifecycle.enter();
     const deadline = bodyDeadline(reply, limits.requestTimeoutMs);
     const signal = clientGone(reply);
-    const session: UploadSession = { engine, temps: uploads.session(), renames: new Map(), signal, receiving: deadline.within };
+    const session: UploadSession = { engine, temps: uploads.session(), signal, receiving: deadline.within };
     try {
       return await work(session);
     } catch (err) {
       // Whatever broke once the client had gone (a cut stream, a malformed end of form) is its leaving.
-      const error = signal.aborted && !isEngineError(err, 'REQUEST_TIMEOUT') ? (signal.reason as EngineError) : toServiceError(err);
-      throw named(error, session.renames);
+      throw signal.aborted && !isEngineError(err, 'REQUEST_TIMEOUT') ? (signal.reason as EngineError) : toServiceError(err);
     } finally {
       deadline.clear();
       await session.temps.removeAll();
@@ -160,7 +155,7 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyDeps> = async (app, deps
 
   async function classifyFile(engine: EnginePort, upload: Upload, knobs: Knobs, signal: AbortSignal, explain = false): Promise<VideoResult> {
     try {
-      const { value, waitedS } = await queue.run(() => engine.classify(upload.path, knobs, { signal, explain }), signal);
+      const { value, waitedS } = await queue.run(() => engine.classify(upload.path, knobs, { signal, explain, name: upload.name }), signal);
       const result = toVideoResult(value, upload.filename, waitedS);
       metrics.observeVideo(result);
       return result;
@@ -188,18 +183,9 @@ export function parseKnobs(input: Record<string, unknown>): KnobFields {
   throw new EngineError(unknown ? 'BAD_REQUEST' : 'BAD_KNOB', problems.join('; '), { problems });
 }
 
+/** The engine's answer as it is, with the client's file name and the service queue's wait added to its timings. */
 function toVideoResult(r: ClassifyResult, filename: string | null, waitedS: number): VideoResult {
-  const t = r.timings_s;
-  return {
-    filename,
-    top: r.top,
-    tokens: r.tokens,
-    gflops: r.gflops,
-    dense_gflops: r.dense_gflops,
-    knobs: r.knobs,
-    video: r.video,
-    timings_s: { queue: round6(waitedS + t.queue), decode: t.decode, infer: t.infer, post: t.post, total: round6(waitedS + t.total) },
-    ...(r.explain ? { explain: r.explain } : {}),
-  };
+  const { file: _path, model: _model, probabilities: _softmax, ...answer } = r;
+  const t = answer.timings_s;
+  return { filename, ...answer, timings_s: { ...t, queue: round6(waitedS + t.queue), total: round6(waitedS + t.total) } };
 }
-

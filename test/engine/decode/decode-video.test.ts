@@ -15,7 +15,7 @@ import { GOLDEN, golden } from '../../helpers/paths.js';
 
 const limits = { maxDurationS: 3600, maxPixels: 4096 * 4096 };
 const decode = (file: string, job: Partial<DecodeJob> = {}) =>
-  decodeVideo({ file, frames: 8, size: 112, resizeShortSide: 128, scaleFlags: 'bilinear', limits, ...job }, { threads: 2, hardware: null });
+  decodeVideo({ file, name: file, frames: 8, size: 112, resizeShortSide: 128, scaleFlags: 'bilinear', limits, ...job }, { threads: 2, hardware: null });
 
 /** The frames in slot order, as Python's sample_video returns them. */
 function slots(rgb: Uint8Array, slotToFrame: number[], size = 112): Buffer {

@@ -32,7 +32,7 @@ afterEach(async () => {
   delete process.env.FAKE_DECODE_INIT_FAIL;
 });
 
-const job = (file: string): DecodeJob => ({ file, frames: 8, size: 112, resizeShortSide: 128, scaleFlags: 'bilinear', limits: { maxDurationS: 3600, maxPixels: 1e8 } });
+const job = (file: string): DecodeJob => ({ file, name: file, frames: 8, size: 112, resizeShortSide: 128, scaleFlags: 'bilinear', limits: { maxDurationS: 3600, maxPixels: 1e8 } });
 const pidOf = async (p: DecodePool) => (await p.decode(job('ok'))).seeks;
 /** Worker starts go through tsx: allow for a loaded machine. */
 const WAIT = { timeout: 20_000, interval: 20 };
