@@ -23,7 +23,7 @@ const PROVIDER_LIST = /^[a-z0-9_-]+(,[a-z0-9_-]+)*$/;
 export const EnvSchema = z.object({
   PORT: int(0, 65535).default(8080).describe('TCP port the HTTP server listens on'),
   HOST: z.string().min(1).default('0.0.0.0').describe('address both servers bind'),
-  GRPC_PORT: int(0, 65535).default(8081).describe('port of the Open Inference Protocol gRPC server (with health and reflection) on `HOST`; 0 turns gRPC off'),
+  GRPC_PORT: int(0, 65535).default(8081).describe('Open Inference Protocol gRPC port (with health and reflection); 0 turns gRPC off'),
   MODEL_DIR: z
     .string()
     .min(1)
@@ -32,62 +32,62 @@ export const EnvSchema = z.object({
   MODEL_PRECISION: z
     .enum(PRECISIONS)
     .default(engine.precision)
-    .describe('graph to serve: `fp32` (model.onnx), `int8` (for CPUs: 1.3× faster on the default model, 1.65× on a DeiT-S-sized one in `make bench`, same test top-1) or `fp16` (for the CUDA provider, untested on a GPU); a variant the model\'s manifest.json does not list stops the start (`python -m haltingvt quantize` makes them)'),
+    .describe('graph to serve: `fp32`, `int8` (faster on CPUs) or `fp16` (for CUDA); one the model\'s manifest.json does not list stops the start'),
   EXECUTION_PROVIDERS: z
     .string()
     .regex(PROVIDER_LIST, 'must be a comma-separated list such as "cuda,cpu"')
     // Only a well-formed list is checked for names, so that a bad separator gets one message.
     .refine((list) => !PROVIDER_LIST.test(list) || providerListProblem(list.split(',')) === undefined, { error: (i) => providerListProblem(String(i.input).split(',')) })
     .default(engine.executionProviders.join(','))
-    .describe('ONNX Runtime execution providers in order of preference, from `cuda`, `webgpu`, `cpu` (`cuda,webgpu,cpu` on a GPU box of any make); on failure the next is tried, with a logged warning (docs/gpu.md)'),
+    .describe('ONNX Runtime providers in order of preference, from `cuda`, `webgpu`, `cpu`; one that cannot start is skipped with a warning'),
   INTRA_OP_THREADS: int(0, 1024).default(0).describe('inference (ORT intra-op) threads; 0 lets ONNX Runtime decide'),
   MAX_UPLOAD_BYTES: int(1).default(256 * 1024 * 1024).describe('largest accepted video upload, per file (256 MiB)'),
   MAX_DURATION_S: positive().default(engine.maxDurationS).describe('longest accepted video, in seconds'),
   MAX_PIXELS: int(1).default(engine.maxPixels).describe('largest accepted frame, width × height (4K UHD)'),
   MAX_BATCH_ITEMS: int(1, 1000).default(16).describe('most videos in one batch request'),
-  DECODE_TIMEOUT_MS: int(1).default(engine.decodeTimeoutMs).describe('wall-clock limit for decoding one video; past it its decode worker is killed and replaced (504 `DECODE_TIMEOUT`)'),
+  DECODE_TIMEOUT_MS: int(1).default(engine.decodeTimeoutMs).describe('wall-clock limit for decoding one video; past it the worker is killed and replaced (504)'),
   DECODE_THREADS: int(0, 256)
     .default(0)
     .describe('decoder threads per decode worker (one per `CONCURRENCY` slot); 0: cores ÷ `CONCURRENCY`'),
   DECODE_HWACCEL: z
     .enum(['auto', 'cuda', 'none'])
     .default(engine.decodeHwaccel)
-    .describe('NVDEC: `auto` when a CUDA device opens, `cuda` to ask for it (both fall back to the CPU, logged), `none`'),
-  REQUEST_TIMEOUT_MS: int(0).default(300_000).describe('time limit for receiving a whole request, upload included (0: none); past it 408 `REQUEST_TIMEOUT`'),
+    .describe('NVDEC decoding: `auto` (when a CUDA device opens), `cuda` (both fall back to the CPU, logged) or `none`'),
+  REQUEST_TIMEOUT_MS: int(0).default(300_000).describe('limit for receiving a whole request, upload included (0: none); past it 408'),
   QUEUE_SIZE: int(0, 100_000)
     .default(16)
-    .describe('requests that may wait for a free slot, their uploads included; more get 429 before they upload'),
+    .describe('requests that may wait for a slot, uploads included; more get 429 before uploading'),
   CONCURRENCY: int(1, 64).default(2).describe('videos decoded or inferred at once; a batch uses up to `CONCURRENCY` lanes'),
   BATCH_MAX_SIZE: int(1, 64)
     .default(engine.batchMaxSize)
-    .describe('dynamic batching: most videos (with equal `keep_ratio` and `halt_threshold`) in one model run; 1 turns it off'),
+    .describe('dynamic batching: most videos with equal knobs in one model run; 1 turns it off'),
   BATCH_MAX_DELAY_MS: int(0, 10_000)
     .default(engine.batchMaxDelayMs)
-    .describe('dynamic batching: longest a ready video waits for others to fill its batch (0: only videos already waiting join)'),
+    .describe('dynamic batching: longest a ready video waits for others (0: only those already waiting join)'),
   RETRY_AFTER_S: int(1, 3600).default(2).describe('`Retry-After` seconds sent with 429, 503 and 507'),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
-    .describe('pino log level (JSON lines with request ids; `x-request-id` is echoed)'),
+    .describe('pino log level (JSON lines with request ids)'),
   AUTH_TOKEN: z.string().min(16, 'must be at least 16 characters').optional().describe('when set (≥ 16 characters), the inference routes need `Authorization: Bearer <token>`'),
   UPLOAD_DIR: z
     .string()
     .min(1)
     .optional()
-    .describe('where uploads are streamed, in a folder per process (docs/operations.md); unset: the system temp folder'),
+    .describe('where uploads are streamed, in a folder per process; unset: the system temp folder'),
   SHUTDOWN_DELAY_MS: int(0)
     .default(5_000)
-    .describe('after SIGTERM, time readiness reports 503 before the listener closes, for load balancers to stop sending (docs/operations.md); below `SHUTDOWN_GRACE_MS`'),
+    .describe('after SIGTERM, time `/readyz` answers 503 before the listener closes; below `SHUTDOWN_GRACE_MS`'),
   SHUTDOWN_GRACE_MS: int(1)
     .default(25_000)
-    .describe('after SIGTERM, the longest shutdown: requests still running at this minus min(5 s, half) are cut, then the process exits 0'),
+    .describe('after SIGTERM, the longest shutdown; requests still running near its end are cut, then exit 0'),
   WORKER_RESTART_BACKOFF_MS: int(0)
     .default(engine.workerRestartBackoffMs)
-    .describe('delay before restarting a worker (inference or decode) that died while starting; doubles per failure in a row'),
-  WORKER_RESTART_BACKOFF_MAX_MS: int(0).default(engine.workerRestartBackoffMaxMs).describe('cap of that delay; the restarts go on for as long as the process lives'),
+    .describe('delay before restarting a worker that died while starting; doubles per failure in a row'),
+  WORKER_RESTART_BACKOFF_MAX_MS: int(0).default(engine.workerRestartBackoffMaxMs).describe('cap of that delay; restarts go on as long as the process lives'),
   WORKER_MAX_DOWN_MS: int(0)
     .default(engine.workerMaxDownMs)
-    .describe('longest time with no inference or no decode worker able to run before the process exits 1 to be replaced; 0 = never'),
+    .describe('longest time without a working inference or decode worker before the process exits 1; 0: never'),
 }).refine((e) => e.SHUTDOWN_DELAY_MS < e.SHUTDOWN_GRACE_MS, { path: ['SHUTDOWN_DELAY_MS'], message: 'must be less than SHUTDOWN_GRACE_MS' });
 
 export type Env = z.infer<typeof EnvSchema>;

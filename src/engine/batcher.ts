@@ -2,12 +2,12 @@
  * Stage 5 with dynamic batching (Triton's semantics): videos whose tensors are ready while the
  * worker is busy, or within `maxDelayMs` of the oldest waiting one, run as one batch of at most
  * `maxSize` in a single session run. The graph takes a batch and halts each video on its own
- * (per-video token counts), but its knobs are scalars, so only videos with the same keep_ratio
- * and halt_threshold share a run; the oldest waiting video always goes in the next run (FIFO,
+ * (per-video token counts), but its knobs are scalars, so only videos with the same graph knobs
+ * (keep_ratio, halt_threshold, merge_mode, merge_ratio) share a run; the oldest waiting video always goes in the next run (FIFO,
  * nobody starves). `maxSize` 1 is plain one-video runs, in arrival order.
  */
 import { EngineError } from '../errors.js';
-import { infer, splitBatch, type InferResult, type ModelOutputs } from './infer.js';
+import { infer, sameGraphKnobs, splitBatch, type InferResult, type ModelOutputs } from './infer.js';
 import type { Knobs } from './knobs.js';
 import type { SessionHost } from './session-host.js';
 
@@ -35,15 +35,13 @@ export function createBatcher(host: SessionHost, dims: [number, number, number, 
   let running = false;
   let timer: NodeJS.Timeout | undefined;
 
-  const sameKnobs = (a: Knobs, b: Knobs): boolean => a.keep_ratio === b.keep_ratio && a.halt_threshold === b.halt_threshold;
-
   const take = (): Waiting[] => {
     const [oldest] = waiting;
     if (!oldest) return [];
     const batch: Waiting[] = [];
     for (let i = 0; i < waiting.length && batch.length < options.maxSize; ) {
       const w = waiting[i] as Waiting;
-      if (sameKnobs(w.knobs, oldest.knobs)) {
+      if (sameGraphKnobs(w.knobs, oldest.knobs)) {
         batch.push(w);
         waiting.splice(i, 1);
       } else i++;
@@ -100,7 +98,7 @@ export function createBatcher(host: SessionHost, dims: [number, number, number, 
   const schedule = (): void => {
     if (running || waiting.length === 0) return;
     const [oldest] = waiting as [Waiting];
-    const ready = waiting.filter((w) => sameKnobs(w.knobs, oldest.knobs)).length;
+    const ready = waiting.filter((w) => sameGraphKnobs(w.knobs, oldest.knobs)).length;
     const due = oldest.enqueuedAt + options.maxDelayMs - now();
     if (ready >= options.maxSize || due <= 0) return dispatch();
     if (!timer) timer = setTimeout(dispatch, due);

@@ -23,8 +23,12 @@ export interface InferResult {
   inferS: number;
 }
 
-/** The knobs the graph itself takes (top_k is applied after it). */
-export type GraphKnobs = Pick<Knobs, 'keep_ratio' | 'halt_threshold' | 'merge_mode' | 'merge_ratio'>;
+/** The knobs the graph itself takes as scalar inputs (top_k is applied after it). */
+export const GRAPH_KNOBS = ['keep_ratio', 'halt_threshold', 'merge_mode', 'merge_ratio'] as const;
+export type GraphKnobs = Pick<Knobs, (typeof GRAPH_KNOBS)[number]>;
+
+/** Whether two videos can share one run: every graph input but the video is a scalar for the whole batch. */
+export const sameGraphKnobs = (a: GraphKnobs, b: GraphKnobs): boolean => GRAPH_KNOBS.every((k) => a[k] === b[k]);
 
 /** The graph's inputs for one run (the benchmarks feed sessions through this too). */
 export function modelFeeds(video: Float32Array, dims: readonly number[], knobs: GraphKnobs): Record<string, PlainTensor> {

@@ -62,4 +62,15 @@ describe('dynamic batching', () => {
     const single = await Promise.all(VIDEOS.map((v, i) => alone.engine.classify(fixture(v), knobs[i])));
     results.forEach((r, i) => same(r, single[i]!));
   });
+
+  it('keeps videos with different merge settings apart (the graph takes one setting per run)', async () => {
+    batched.runs.length = 0;
+    const tome = { merge_mode: 'tome' as const, merge_ratio: 0.5 };
+    const knobs = [tome, {}, tome, {}];
+    const results = await Promise.all(VIDEOS.map((v, i) => batched.engine.classify(fixture(v), knobs[i])));
+    expect(batched.runs).toEqual([2, 2]);
+    const single = await Promise.all(VIDEOS.map((v, i) => alone.engine.classify(fixture(v), knobs[i])));
+    results.forEach((r, i) => same(r, single[i]!));
+    expect(results[0]!.tokens.merged_per_layer.some((n) => n > 0)).toBe(true);
+  });
 });
