@@ -6,14 +6,14 @@
 #   node_modules/            onnxruntime-node's JS and its Linux x64 binaries (libonnxruntime.so.1
 #                            holds the CPU and WebGPU providers), onnxruntime-common
 #   check.mjs                bench/gpu/check.ts and the engine code it imports, bundled by esbuild
-#   models/default/          the embedded model
 #   inputs/default/          golden inputs (bench/gpu/prepare.py inputs: seed 1950, 8 clips) and
 #   golden/                  their golden answers (models/golden/default_answers.json)
 #   debs/                    the Vulkan loader (libvulkan1, from Debian with apt-get download): the
 #                            device machine has NVIDIA's Vulkan driver but no loader
 #   BUNDLE.json              versions, commit, sizes
-# The DeiT-S-sized preset (87 MB of float32 weights) cannot fit: gpu-check.sh exports it there from
-# its seed (bench/gpu/prepare.py preset).
+# The embedded model is not copied: it travels in the tracked tree (models/default), which the device
+# tool carries beside the bundle. The DeiT-S-sized preset (87 MB of float32 weights) cannot fit:
+# gpu-check.sh exports it there from its seed (bench/gpu/prepare.py preset).
 #
 #   scripts/gpu-bundle.sh                       -> out/gpu-bundle.tar.xz
 #   scripts/gpu-bundle.sh --stage DIR --no-runtime
@@ -38,11 +38,10 @@ ORT="$ROOT/node_modules/onnxruntime-node"
 log() { echo "[gpu-bundle] $*" >&2; }
 
 rm -rf "$STAGE"
-mkdir -p "$STAGE"/{models,golden,inputs}
+mkdir -p "$STAGE"/{golden,inputs}
 log "esbuild bench/gpu/check.ts -> check.mjs"
 "$ROOT/node_modules/.bin/esbuild" bench/gpu/check.ts --bundle --platform=node --format=esm --target=node20 \
   --external:onnxruntime-node --log-level=warning --outfile="$STAGE/check.mjs"
-cp -r models/default "$STAGE/models/default"
 cp models/golden/default_answers.json "$STAGE/golden/"
 log "golden inputs (bench/gpu/prepare.py inputs)"
 PYTHONPATH="$ROOT/models" "$PY" bench/gpu/prepare.py inputs --model models/default --out "$STAGE/inputs/default" --seed 1950 --count 8 >/dev/null

@@ -78,7 +78,7 @@ export PYTHONPATH="$ROOT/models${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
   echo " \"kernel\": \"$(uname -sr)\"}"
 } >"$WORK/facts.json"
 
-MODELS=("default:$B/models/default:$B/inputs/default:$B/golden/default_answers.json")
+MODELS=("default:$ROOT/models/default:$B/inputs/default:$B/golden/default_answers.json")
 if [ "$MODE" = gpu ]; then
   log "exporting the DeiT-S-sized preset from its seed (bench/gpu/prepare.py preset)"
   if timeout 300 "$PY" bench/gpu/prepare.py preset --out "$WORK/preset" >"$WORK/preset.json" &&

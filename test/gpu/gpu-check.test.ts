@@ -44,7 +44,7 @@ describe('scripts/gpu-check.sh --cpu (the CPU standing in for WebGPU and CUDA)',
     (golden.active_tokens[4] as number[])[1] = (golden.active_tokens[4]?.[1] ?? 0) + 1;
     const tampered = path.join(dir, 'tampered.json');
     await writeFile(tampered, JSON.stringify(golden));
-    const args = [path.join(stage, 'check.mjs'), '--model', path.join(stage, 'models', 'default'), '--inputs', path.join(stage, 'inputs', 'default')];
+    const args = [path.join(stage, 'check.mjs'), '--model', path.join(ROOT, 'models', 'default'), '--inputs', path.join(stage, 'inputs', 'default')];
     const failed = await run(process.execPath, [...args, '--provider', 'cpu', '--golden', tampered, '--batches', '1', '--reps', '1', '--warmup', '0', '--out', path.join(dir, 'tampered-out.json')]).then(
       () => undefined,
       (err: { code?: number; stderr?: string }) => err,
