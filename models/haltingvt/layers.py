@@ -114,17 +114,16 @@ class Attention(nn.Module):
             mask = None if key_bias is None else key_bias[:, None, None, :]  # (B, 1, 1, N) additive
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, N, d)
             return self.proj(out.transpose(1, 2).reshape(B, N, D))  # (B, N, D)
-        logits = (q @ k.transpose(-2, -1)) * self.scale  # (B, H, N, N)
+        keys, values = k, v  # (B, H, N, d)
+        if null_k is not None:  # the null key and value are key and value N, with their own bias
+            keys = torch.cat([k, null_k[None, :, None, :].expand(B, -1, -1, -1)], dim=2)  # (B, H, N+1, d)
+            values = torch.cat([v, null_v[None, :, None, :].expand(B, -1, -1, -1)], dim=2)  # (B, H, N+1, d)
+            key_bias = torch.cat([k.new_zeros(B, N) if key_bias is None else key_bias, null_bias[:, None]], dim=1)  # (B, N+1)
+        logits = (q @ keys.transpose(-2, -1)) * self.scale  # (B, H, N, N[+1])
         if key_bias is not None:
-            logits = logits + key_bias[:, None, None, :]  # (B, H, N, N)
-        if null_k is not None:
-            null_logit = (q @ null_k[None, :, :, None]) * self.scale  # (B, H, N, 1)
-            null_logit = null_logit + null_bias[:, None, None, None]  # (B, H, N, 1)
-            attn = torch.cat([logits, null_logit], dim=-1).softmax(dim=-1)  # (B, H, N, N+1)
-            out = attn[..., :N] @ v + attn[..., N:] * null_v[None, :, None, :]  # (B, H, N, d)
-        else:
-            attn = logits.softmax(dim=-1)  # (B, H, N, N)
-            out = attn @ v  # (B, H, N, d)
+            logits = logits + key_bias[:, None, None, :]  # (B, H, N, N[+1])
+        attn = logits.softmax(dim=-1)  # (B, H, N, N[+1])
+        out = attn @ values  # (B, H, N, d)
         out = self.proj(out.transpose(1, 2).reshape(B, N, D))  # (B, N, D)
         if return_cls_attn:
             return out, attn[:, :, 0, 1:N].mean(dim=1)  # (B, N-1): class query vs patch keys, head mean
