@@ -1,5 +1,5 @@
 """The PyTorch half of the GPU check (scripts/gpu-check.sh): the weights of the model's ONNX file
-(read back by bench/py/helper.py's model_from_onnx, so both sides run exactly the same numbers)
+(read back by haltingvt.export.read_back.model_from_onnx, so both sides run exactly the same numbers)
 through the toolkit's two paths on `--device` (cuda on the GPU machine, cpu standing in here):
 
   reference  forward_reference, the authors' dense masked loop: every token computed at every layer
@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "py"))
-from helper import model_from_onnx  # noqa: E402  (bench/py/helper.py)
+from haltingvt.export.read_back import model_from_onnx
 
 
 def sync(device: torch.device) -> None:

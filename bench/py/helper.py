@@ -8,7 +8,7 @@ last line of stdout (progress goes to stderr).
   micro                       tiny ONNX graphs for the machine's limit: one MatMul, dense joint blocks
   torch-ref                   times the authors'-semantics PyTorch path (forward_reference, dense
                               masked) on tensors written by run.ts, with the weights read back from
-                              the model's ONNX file (so both sides run exactly the same weights)
+                              the model's ONNX file (haltingvt.export.read_back: the same numbers)
 
 Run with PYTHONPATH=models (run.ts does).
 """
@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from haltingvt.export.read_back import model_from_onnx
 
 
 def emit(obj: dict) -> None:
@@ -193,54 +193,6 @@ def cmd_micro(a: argparse.Namespace) -> None:
 
 
 # ---- PyTorch reference -------------------------------------------------------------------------------
-
-def model_from_onnx(model_dir: Path):
-    """HaltingVT with the weights stored in model.onnx, read back by initializer name (the export's
-    hints are the module paths). cls_token holds cls_token + pos_embed[:, :1] and pos_embed[:, :1] is
-    zero: the same sum, which is the only way the graph uses them. fc_motion is not in the graph and
-    does not touch the logits."""
-    import onnx
-    from onnx import numpy_helper
-    from haltingvt.config import HaltingVTConfig
-    from haltingvt.model import HaltingVT
-
-    manifest = json.loads((model_dir / "manifest.json").read_text())
-    cfg = HaltingVTConfig.from_dict(manifest["config"])
-    model = HaltingVT(cfg).eval()
-    sd = model.state_dict()
-    new: dict[str, torch.Tensor] = {}
-    G = cfg.num_glimpser
-    for init in onnx.load(str(model_dir / manifest["graph"]["file"])).graph.initializer:
-        name = re.sub(r"_\d+$", "", init.name.rsplit("/", 1)[-1])
-        if name.startswith("const") or name.endswith((".null_k", ".null_v")):
-            continue
-        arr = numpy_helper.to_array(init)
-        if name == "pos_embed":
-            pe = torch.zeros_like(sd["pos_embed"])
-            pe[0, 1:] = torch.from_numpy(arr)
-            new["pos_embed"] = pe
-            continue
-        if name == "time_embed":
-            new["time_embed"] = torch.from_numpy(np.ascontiguousarray(arr[:, 0, :]))[None]
-            continue
-        if name == "cls_token":
-            new["cls_token"] = torch.from_numpy(arr.copy()).reshape(1, 1, -1)
-            continue
-        key = {"patch_embed.weight": "patch_embed.proj.weight", "patch_embed.bias": "patch_embed.proj.bias"}.get(name, name)
-        m = re.match(r"(glimpser|joint)(\d+)\.(.*)", key)
-        if m:
-            key = f"blocks.{int(m[2]) + (G if m[1] == 'joint' else 0)}.{m[3]}"
-        if key.endswith(".weight_t"):
-            key, arr = key[: -len("_t")], arr.T
-        if key not in sd or tuple(sd[key].shape) != arr.shape:
-            raise KeyError(f"initializer {init.name} -> {key} {arr.shape} does not fit the model")
-        new[key] = torch.from_numpy(np.array(arr, copy=True))
-    missing = sorted(k for k in sd if k not in new and not k.startswith("fc_motion."))
-    if missing:
-        raise KeyError(f"weights not found in the ONNX file: {missing}")
-    model.load_state_dict({**sd, **new})
-    return model.eval(), manifest
-
 
 @torch.no_grad()
 def cmd_torch_ref(a: argparse.Namespace) -> None:

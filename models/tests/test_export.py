@@ -189,3 +189,21 @@ def test_rehash_lists_a_report_added_later_but_refuses_a_changed_graph(tmp_path)
     (folder / "model.onnx").write_bytes((folder / "model.onnx").read_bytes() + b"\0")
     with pytest.raises(ValueError, match="not the graph its manifest describes"):
         rehash(folder)
+
+
+def test_weights_read_back_from_the_graph_are_the_models(exported):
+    """read_back (what the benchmarks and the GPU check run PyTorch on) inverts the export, the softmax
+    scale folded into the query rows included: same weights, same logits."""
+    from haltingvt.export.read_back import model_from_onnx
+
+    model, _, out = exported
+    back, _ = model_from_onnx(out)
+    original = model.state_dict()
+    for key, value in back.state_dict().items():
+        if key.startswith("fc_motion.") or key in ("cls_token", "pos_embed"):
+            continue  # not in the graph / folded together there (their sum is checked through the logits)
+        torch.testing.assert_close(value, original[key], rtol=1e-6, atol=1e-7, msg=key)
+    video = random_video(model.cfg, 2, seed=5)
+    with torch.no_grad():
+        torch.testing.assert_close(back.forward_reference(video, 0.5, 0.9).logits, model.forward_reference(video, 0.5, 0.9).logits,
+                                   rtol=1e-5, atol=1e-6)

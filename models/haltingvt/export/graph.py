@@ -30,6 +30,9 @@ from ..model import HaltingVT
 from .builder import INT64_MAX, Builder
 
 OPSET = 17
+# Model metadata: the query rows of every qkv projection carry the softmax scale (attention() folds it
+# in), so reading the weights back (read_back.py) divides it out.
+QUERY_SCALED = "haltingvt.qkv_query_scaled"
 F32 = TensorProto.FLOAT
 I64 = TensorProto.INT64
 BOOL = TensorProto.BOOL
@@ -80,6 +83,7 @@ def build_graph(model: HaltingVT) -> onnx.ModelProto:
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                                    producer_name="haltingvt")
     onnx_model.ir_version = 8  # readable by every ONNX Runtime since 1.11
+    helper.set_model_props(onnx_model, {QUERY_SCALED: "true"})
     onnx.checker.check_model(onnx_model, full_check=True)
     return onnx_model
 
