@@ -56,7 +56,8 @@ def clip_paths(clips_dir: str, count: int) -> list[Path]:
 def cmd_prepare_preset(a: argparse.Namespace) -> None:
     from haltingvt import video as vio
     from haltingvt.config import kept_patches, preset
-    from haltingvt.export import export_model, resize_short_side
+    from haltingvt.export import export_model, resize_short_side, sha256
+    from haltingvt.export import graph as graph_builder
     from haltingvt.flops import FlopsConstants, gflops, video_macs
     from haltingvt.synth.stream import to_tensor
     from haltingvt.testing import random_model
@@ -64,7 +65,8 @@ def cmd_prepare_preset(a: argparse.Namespace) -> None:
     out = Path(a.out)
     paths = clip_paths(a.clips, a.count)
     params = {"preset": a.preset, "seed": a.seed, "strength": a.strength, "clips_dir": str(Path(a.clips).resolve()), "clips": [p.name for p in paths],
-              "target_gflops": a.target_gflops, "target_fraction": a.target_fraction, "tolerance": a.tolerance, "version": 4}
+              "target_gflops": a.target_gflops, "target_fraction": a.target_fraction, "tolerance": a.tolerance, "version": 4,
+              "graph_builder": sha256(Path(graph_builder.__file__))}  # a changed exporter makes a new graph
     meta_path = out.parent / f"{out.name}.bench.json"  # beside, not inside: export hashes every file in the folder
     if (out / "manifest.json").is_file() and meta_path.is_file():
         meta = json.loads(meta_path.read_text())
