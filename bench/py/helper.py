@@ -57,7 +57,7 @@ def cmd_prepare_preset(a: argparse.Namespace) -> None:
     from haltingvt import video as vio
     from haltingvt.config import kept_patches, preset
     from haltingvt.export import export_model, resize_short_side, sha256
-    from haltingvt.export import graph as graph_builder
+    from haltingvt.export import builder, graph
     from haltingvt.flops import FlopsConstants, gflops, video_macs
     from haltingvt.synth.stream import to_tensor
     from haltingvt.testing import random_model
@@ -66,7 +66,8 @@ def cmd_prepare_preset(a: argparse.Namespace) -> None:
     paths = clip_paths(a.clips, a.count)
     params = {"preset": a.preset, "seed": a.seed, "strength": a.strength, "clips_dir": str(Path(a.clips).resolve()), "clips": [p.name for p in paths],
               "target_gflops": a.target_gflops, "target_fraction": a.target_fraction, "tolerance": a.tolerance, "version": 4,
-              "graph_builder": sha256(Path(graph_builder.__file__))}  # a changed exporter makes a new graph
+              # a changed exporter makes another graph from the same weights
+              "graph_builder": [sha256(Path(m.__file__)) for m in (graph, builder)]}
     meta_path = out.parent / f"{out.name}.bench.json"  # beside, not inside: export hashes every file in the folder
     if (out / "manifest.json").is_file() and meta_path.is_file():
         meta = json.loads(meta_path.read_text())

@@ -3,7 +3,7 @@
  * worker is busy, or within `maxDelayMs` of the oldest waiting one, run as one batch of at most
  * `maxSize` in a single session run. The graph takes a batch and halts each video on its own
  * (per-video token counts), but its knobs are scalars, so only videos with the same graph knobs
- * (keep_ratio, halt_threshold, merge_mode, merge_ratio) share a run; the oldest waiting video always goes in the next run (FIFO,
+ * (infer.ts GRAPH_KNOBS) share a run; the oldest waiting video always goes in the next run (FIFO,
  * nobody starves). `maxSize` 1 is plain one-video runs, in arrival order.
  */
 import { EngineError } from '../errors.js';
