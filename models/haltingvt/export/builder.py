@@ -35,7 +35,9 @@ class Builder:
 
     def weight(self, array: np.ndarray, hint: str) -> str:
         name = self.fresh(hint)
-        self._root.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        # asarray, not ascontiguousarray: that one makes a scalar shape (1,), and Range's bounds and a
+        # Gather index that drops its axis must be rank 0.
+        self._root.initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), name))
         return name
 
     def const(self, value, dtype=np.int64) -> str:
@@ -83,6 +85,10 @@ class Builder:
     def dim(self, x: str, axis: int) -> str:
         """Size of one axis as a 1-element int64 tensor."""
         return self.slice(self.op("Shape", x), axis, axis + 1, 0)
+
+    def first(self, x: str, axis: int) -> str:
+        """Index 0 of one axis, the axis dropped: one Gather where Slice + Squeeze would be two nodes."""
+        return self.op("Gather", x, self.const(0), axis=axis)
 
     def unsqueeze(self, x: str, axes) -> str:
         return self.op("Unsqueeze", x, self.const(list(axes)))

@@ -57,9 +57,11 @@ def build_graph(model: HaltingVT) -> onnx.ModelProto:
     x, ids = glimpse(g, model, x, "keep_ratio")  # (B, N, D), (B, N)
     state = initial_state(g, cfg, x, ids)
     merge = merge_inputs(g, "merge_mode", "merge_ratio")
+    heads = model.joint[0].attn.heads
+    null_rows = g.concat(g.op("Shape", state["n_halted"]), g.const([heads, 1, cfg.embed_dim // heads]), axis=0)  # [B, H, 1, d]
     counts = []
     for i, blk in enumerate(model.joint):
-        state, count = joint_layer(g, cfg, blk, i, state, "halt_threshold", merge)
+        state, count = joint_layer(g, cfg, blk, i, state, "halt_threshold", merge, null_rows)
         counts.append(g.unsqueeze(count, [1]))  # (B, 1)
     feat = g.layer_norm(state["cls_out"], np_(model.norm.weight), np_(model.norm.bias), cfg.ln_eps, "norm")
     g.op("Identity", g.linear(feat, np_(model.fc_cls.weight), np_(model.fc_cls.bias), "fc_cls"), out="logits")
@@ -254,11 +256,11 @@ def merge_inputs(g: Builder, mode: str, ratio: str) -> dict[str, str]:
 
 
 def joint_layer(g: Builder, cfg: HaltingVTConfig, blk: JointBlock, i: int, state: dict[str, str], threshold: str,
-                merge: dict[str, str]):
+                merge: dict[str, str], null_rows: str):
     """Wraps one joint layer in If(any token live): skipped entirely once every class token halted."""
     any_live = g.op("Greater", g.op("ReduceMax", g.cast(state["live"], F32), keepdims=0), g.const(0.0, np.float32))
     ran = g.child(f"joint{i}/")
-    ran_out = joint_layer_body(ran, cfg, blk, i, state, threshold, merge)
+    ran_out = joint_layer_body(ran, cfg, blk, i, state, threshold, merge, null_rows)
     skipped = g.child(f"skip{i}/")
     skipped_out = {k: skipped.op("Identity", state[k]) for k in STATE}
     skipped_out["count"] = skipped.full_like_dims(skipped.op("Shape", state["n_halted"]), 0, np.int64)  # nothing processed
@@ -275,22 +277,21 @@ def subgraph(b: Builder, outs: dict[str, str], table: dict[str, int], name: str)
 
 
 def joint_layer_body(g: Builder, cfg: HaltingVTConfig, blk: JointBlock, i: int, s: dict[str, str], threshold: str,
-                     merge: dict[str, str]) -> dict[str, str]:
+                     merge: dict[str, str], null_rows: str) -> dict[str, str]:
     """One joint layer in `forward_compact`'s order: compact, mark stops, attend (proportional attention
     and the null key), merge, feed forward, then the ACT step of the class token."""
     D = cfg.embed_dim
     last = i == cfg.num_joint - 1
-    x, c, ids, live, size = compact(g, s["x"], s["c"], s["ids"], s["live"], s["size"], D)  # (B, M, D), (B, M) each
-    count = g.cast(g.count_true(live, 1), I64)  # (B,)
+    (x, c, ids, live, size), live_count, m = compact(g, s["x"], s["c"], s["ids"], s["live"], s["size"], D)  # (B, M, D), (B, M) each
+    count = g.cast(live_count, I64)  # (B,)
     stop = mark_stops(g, s["stop"], ids, live, i + 1, cfg.num_frames * cfg.patches_per_frame)  # (B, T*P+1)
 
     null_k, null_v = (np_(t) for t in blk.null_kv())  # (H, d) each: what every halted token presents
-    heads = blk.attn.heads
     extras = {
         "key_bias": g.unsqueeze(g.where(live, g.op("Log", size), g.const(NEG_INF, np.float32)), [1, 2]),  # (B, 1, 1, M): proportional attention
         "null_k": g.weight(null_k[None, :, None, :], f"joint{i}.null_k"),  # (1, H, 1, d)
         "null_v": g.weight(null_v[None, :, None, :], f"joint{i}.null_v"),  # (1, H, 1, d)
-        "null_rows": g.concat(g.op("Shape", s["n_halted"]), g.const([heads, 1, D // heads]), axis=0),  # [B, H, 1, d]
+        "null_rows": null_rows,  # [B, H, 1, d]
         "null_bias": g.reshape(null_logit_bias(g, s["n_halted"], cfg.quirk_attend_halted), [-1, 1, 1, 1]),  # (B, 1, 1, 1)
     }
     h = f"joint{i}"
@@ -300,9 +301,9 @@ def joint_layer_body(g: Builder, cfg: HaltingVTConfig, blk: JointBlock, i: int, 
     x, size, c, ids, live = (merged[k] for k in ("x", "size", "c", "ids", "live"))  # (B, M', D), (B, M') each
     z = g.op("Add", x, mlp(g, blk.mlp, ln(g, blk.norm2, x, f"{h}.norm2"), f"{h}.mlp"))  # (B, M', D)
 
-    score = halting_score(g, z, cfg, last)  # (B, M')
+    score = halting_score(g, z, m, cfg, last)  # (B, M')
     c_new, r_cls, weight, still = act_step(g, c, s["r_cls"], score, live, threshold, last)  # (B, M'), (B,), (B,), (B, M')
-    cls_out = g.op("Add", s["cls_out"], g.op("Mul", g.squeeze(g.slice(z, 0, 1, 1), [1]), g.unsqueeze(weight, [1])))  # (B, D)
+    cls_out = g.op("Add", s["cls_out"], g.op("Mul", g.first(z, 1), g.unsqueeze(weight, [1])))  # (B, D)
     zero = g.const(0.0, np.float32)
     halted_now = g.op("And", live, g.op("Not", still))
     n_halted = g.op("Add", s["n_halted"], g.sum_axis(g.where(halted_now, size, zero), 1))  # (B,): halted mass
@@ -311,16 +312,19 @@ def joint_layer_body(g: Builder, cfg: HaltingVTConfig, blk: JointBlock, i: int, 
             "stop": stop, "size": size, "count": count}
 
 
-def compact(g: Builder, x: str, c: str, ids: str, live: str, size: str, dim: int) -> tuple[str, ...]:
+def compact(g: Builder, x: str, c: str, ids: str, live: str, size: str, dim: int) -> tuple[tuple[str, ...], str, str]:
     """model.compact: each video's live tokens to the front (stable), the token axis cut to the batch's
-    largest live count (>= 1 here: the layer runs only when some token is live)."""
-    m = g.reshape(g.cast(g.op("ReduceMax", g.count_true(live, 1), keepdims=1), I64), [1])  # [M]
+    largest live count (>= 1 here: the layer runs only when some token is live). Returns the gathered
+    tensors, the live count per video (B,) float and M as a 1-element tensor."""
+    live_count = g.count_true(live, 1)  # (B,)
+    m = g.reshape(g.cast(g.op("ReduceMax", live_count, keepdims=1), I64), [1])  # [M]
     n = g.dim(live, 1)
     pos = g.cast(g.op("Range", g.const(0), g.squeeze(n, [0]), g.const(1)), F32)  # (N,)
     key = g.where(live, pos, g.op("Add", pos, g.cast(n, F32)))  # (B, N): live tokens first, order kept
     order = g.op("TopK", key, m, axis=-1, largest=0, sorted=1, outputs=2)[1]  # (B, M)
-    return (g.gather_rows(x, order, dim),  # (B, M, D)
-            *(g.gather_rows(t, order, None) for t in (c, ids, live, size)))  # (B, M) each
+    gathered = (g.gather_rows(x, order, dim),  # (B, M, D)
+                *(g.gather_rows(t, order, None) for t in (c, ids, live, size)))  # (B, M) each
+    return gathered, live_count, m
 
 
 def mark_stops(g: Builder, stop: str, ids: str, live: str, layer: int, dummy: int) -> str:
@@ -330,14 +334,16 @@ def mark_stops(g: Builder, stop: str, ids: str, live: str, layer: int, dummy: in
     return g.op("ScatterElements", stop, where, g.op("Expand", g.const(layer), g.op("Shape", where)), axis=1)
 
 
-def halting_score(g: Builder, z: str, cfg: HaltingVTConfig, last: bool) -> str:
+def halting_score(g: Builder, z: str, m: str, cfg: HaltingVTConfig, last: bool) -> str:
     """halting.halting_score from channel 0 (B, M); the class token's is 0 before the last layer unless
     cfg.quirk_cls_halts (Q3: the authors' class token halts like any token)."""
-    x0 = g.squeeze(g.slice(z, 0, 1, 2), [2])  # (B, M)
+    x0 = g.first(z, 2)  # (B, M)
     score = g.op("Sigmoid", g.op("Sub", g.op("Mul", x0, g.const(cfg.halt_scale, np.float32)), g.const(cfg.halt_center, np.float32)))
     if cfg.quirk_cls_halts or last:
         return score
-    return g.concat(g.op("Mul", g.slice(score, 0, 1, 1), g.const(0.0, np.float32)), g.slice(score, 1, INT64_MAX, 1), axis=1)
+    patches = np.ones(1 + cfg.num_frames * cfg.patches_per_frame, np.float32)
+    patches[0] = 0.0  # (N0,): 0 for the class token, 1 for every patch
+    return g.op("Mul", score, g.op("Slice", g.const(patches, np.float32), g.const([0]), m, g.const([0])))  # (B, M)
 
 
 def act_step(g: Builder, c: str, r_cls: str, h: str, live: str, threshold: str, last: bool) -> tuple[str, str, str, str]:
@@ -351,10 +357,10 @@ def act_step(g: Builder, c: str, r_cls: str, h: str, live: str, threshold: str, 
     else:
         reached = g.op("And", live, g.op("Greater", c_new, threshold))
         not_reached = g.op("And", live, g.op("Less", c_new, threshold))
-    cls_reached, cls_going = (g.squeeze(g.slice(t, 0, 1, 1), [1]) for t in (reached, not_reached))  # (B,)
-    h0 = g.squeeze(g.slice(h, 0, 1, 1), [1])  # (B,)
-    weight = g.where(cls_reached, r_cls, g.where(cls_going, h0, zero))  # (B,)
-    r_new = g.op("Sub", r_cls, g.where(cls_going, h0, zero))  # (B,)
+    cls_reached, cls_going, h0 = (g.first(t, 1) for t in (reached, not_reached, h))  # (B,) each
+    spent = g.where(cls_going, h0, zero)  # (B,)
+    weight = g.where(cls_reached, r_cls, spent)  # (B,)
+    r_new = g.op("Sub", r_cls, spent)  # (B,)
     return c_new, r_new, weight, not_reached
 
 

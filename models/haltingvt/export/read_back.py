@@ -53,7 +53,7 @@ def state_entry(name: str, arr: np.ndarray, sd: dict, glimpser_blocks: int) -> t
         pe[0, 1:] = torch.from_numpy(arr.copy())
         return "pos_embed", pe
     if name == "time_embed":
-        return "time_embed", torch.from_numpy(np.ascontiguousarray(arr[:, 0, :]))[None]  # (1, T, D)
+        return "time_embed", torch.from_numpy(arr[:, 0, :].copy())[None]  # (1, T, D)
     if name == "cls_token":
         return "cls_token", torch.from_numpy(arr.copy()).reshape(1, 1, -1)  # (1, 1, D)
     key = {"patch_embed.weight": "patch_embed.proj.weight", "patch_embed.bias": "patch_embed.proj.bias"}.get(name, name)

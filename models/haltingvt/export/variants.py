@@ -2,7 +2,7 @@
 manifest's `variants` map (file, sha256, bytes, precision, how it was made, its parity with fp32).
 
 - int8: ONNX Runtime's dynamic quantization of the MatMuls whose right side is a weight (QKV,
-  projection, MLP, the null key), inside the joint layers' If branches too (EnableSubgraph): weights
+  projection, MLP), inside the joint layers' If branches too (EnableSubgraph): weights
   int8 per tensor, activations quantized per run (DynamicQuantizeLinear) so no calibration set is
   involved. Attention's activation x activation MatMuls, the halting arithmetic, compaction and
   merging stay fp32, so the token axes, the Ifs and the halting rule are the same graph.
