@@ -207,3 +207,14 @@ def test_weights_read_back_from_the_graph_are_the_models(exported):
     with torch.no_grad():
         torch.testing.assert_close(back.forward_reference(video, 0.5, 0.9).logits, model.forward_reference(video, 0.5, 0.9).logits,
                                    rtol=1e-5, atol=1e-6)
+
+
+def test_scalar_constants_are_rank_0():
+    """Range's bounds and the Gather index of Builder.first must be scalars; ascontiguousarray once made
+    every scalar constant shape (1,)."""
+    from haltingvt.export.builder import Builder
+
+    g = Builder()
+    scalar, vector = g.const(0), g.const([0])
+    dims = {i.name: list(i.dims) for i in g.initializers}
+    assert scalar != vector and dims[scalar] == [] and dims[vector] == [1]

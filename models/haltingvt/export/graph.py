@@ -57,8 +57,8 @@ def build_graph(model: HaltingVT) -> onnx.ModelProto:
     x, ids = glimpse(g, model, x, "keep_ratio")  # (B, N, D), (B, N)
     state = initial_state(g, cfg, x, ids)
     merge = merge_inputs(g, "merge_mode", "merge_ratio")
-    heads = model.joint[0].attn.heads
-    null_rows = g.concat(g.op("Shape", state["n_halted"]), g.const([heads, 1, cfg.embed_dim // heads]), axis=0)  # [B, H, 1, d]
+    H = cfg.num_heads
+    null_rows = g.concat(g.op("Shape", state["n_halted"]), g.const([H, 1, cfg.embed_dim // H]), axis=0)  # [B, H, 1, d]: every layer's
     counts = []
     for i, blk in enumerate(model.joint):
         state, count = joint_layer(g, cfg, blk, i, state, "halt_threshold", merge, null_rows)
