@@ -12,7 +12,7 @@ export ONNXRUNTIME_NODE_INSTALL = skip   # the CUDA libraries come from NuGet, w
 export SKIP_FFMPEG = true
 export PYTHONPATH := $(CURDIR)/models
 
-.PHONY: run test test-python test-ts test-oip bench-oip bench-precision fp16-model build deps python-env python-test-deps node-deps ffmpeg chromium bench bench-deps golden default-model clean image image-test gpu-bundle
+.PHONY: run test test-python test-ts test-oip bench-oip bench-precision fp16-model build deps python-env python-test-deps node-deps ffmpeg chromium promtool bench bench-deps golden default-model clean image image-test gpu-bundle
 
 run: build  ## install what is needed and serve the embedded default model on :8080 (no ffmpeg CLI: node-av decodes)
 	node dist/server.js
@@ -25,9 +25,14 @@ test: deps  ## install what is needed and run every test, TypeScript and Python
 test-python: python-env
 	cd models && $(PY) -m pytest -q tests
 
+# kustomize is found on a line of its own: a command substitution inside an environment prefix cannot
+# stop the recipe, so a failed build would only leave KUSTOMIZE empty and the k8s suite skipped.
+# HALTINGVT_ALL_SUITES=1: a suite missing its tool or environment fails rather than skips
+# (test/helpers/needs.ts).
 test-ts: node-deps python-test-deps
 	npx tsc --noEmit -p tsconfig.test.json
-	HALTINGVT_PYTHON=$(PY) KUSTOMIZE=$$(./scripts/k8s-tools.sh) npx vitest run
+	kustomize=$$(./scripts/k8s-tools.sh)
+	HALTINGVT_ALL_SUITES=1 HALTINGVT_PYTHON=$(PY) KUSTOMIZE="$$kustomize" npx vitest run
 
 # Stock OIP clients (tritonclient HTTP and gRPC, grpcio-health-checking, grpcio-reflection) against the
 # real server. Their own small cached venv (scripts/python-clients-env.sh, test/oip/requirements.txt),
@@ -39,7 +44,7 @@ test-oip: node-deps ffmpeg
 build: node-deps
 	npx tsc -p tsconfig.json
 
-deps: ffmpeg chromium python-test-deps node-deps
+deps: ffmpeg chromium promtool python-test-deps node-deps
 
 python-env:
 	@./scripts/python-env.sh >/dev/null
@@ -61,6 +66,12 @@ chromium:  ## Debian's chromium for the browser test of /demo (test/browser), in
 	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 		export DEBIAN_FRONTEND=noninteractive
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null
+	fi
+
+promtool:  ## promtool (Debian's prometheus package) for the `promtool check metrics` test of /metrics, installed like chromium
+	@if ! command -v promtool >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 	fi
 
 golden: python-env  ## regenerate the cases shared by the Python and TypeScript tests

@@ -106,11 +106,12 @@ const plan = quick
       presetTarget: ['--target-gflops', '24.2'],
       reps: { embedded: 7, preset: 3, torch: 3, micro: 15, precision: 3 },
       profileRuns: 3,
-      // Videos per batched run in section 6 (issue 19: batch 8 against one at a time).
+      // Videos per batched run in section 6, whose target compares a batch of 8 against one at a time.
       batch: 8,
       // Section 6's accuracy: the split where figures are reported, never chosen (haltingvt.splits).
       accuracySplit: 'test' as string | null,
-      // The decoding clips (/work/shared/reference/decode.md).
+      // The decoding clips: short and long, 360p to 1080p, long and short GOPs, a rotated portrait
+      // video and VP9, the cases where frame seeking and decoder start-up cost differ (docs/benchmarks.md).
       decodeClips: [
         { label: '3 s 360p H.264', spec: { seconds: 3, width: 640, height: 360 } },
         { label: '10 s 1080p H.264, GOP 250', spec: { seconds: 10, width: 1920, height: 1080, gop: 250 } },

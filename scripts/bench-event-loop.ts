@@ -9,8 +9,9 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { loadModel } from '../src/engine/model.js';
-import { openSession, type PlainTensor } from '../src/engine/ort-session.js';
-import { createSessionHost } from '../src/engine/session-host.js';
+import { openSession, type PlainTensor } from '../src/engine/inference/ort-session.js';
+import { engineConfig } from '../src/engine/config.js';
+import { createSessionHost, inferenceInit } from '../src/engine/inference/host.js';
 
 const { values } = parseArgs({
   options: {
@@ -57,9 +58,8 @@ console.log('| session in | runs | videos/s | loop delay p50 ms | p99 ms | max m
 console.log('|---|---|---|---|---|---|');
 
 const host = createSessionHost({
-  modelPath: model.modelPath,
-  executionProviders: ['cpu'],
-  warmupScalars: { keep_ratio: 0.5, halt_threshold: 0.99 },
+  init: inferenceInit(engineConfig({ executionProviders: ['cpu'] }), model.modelPath, { keep_ratio: 0.5, halt_threshold: 0.99 }),
+  supervision: engineConfig(),
   logger,
   now: () => performance.now(),
 });

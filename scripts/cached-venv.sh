@@ -8,6 +8,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 req="$root/$1"
 key=$(sha256sum "$req" | cut -c1-12)
 venv="${3:-${XDG_CACHE_HOME:-$HOME/.cache}/haltingvt/$2-$key}"
+mkdir -p "$(dirname "$venv")"
+# Two makes (or a make and a test) creating the same environment at once would delete each
+# other's half-installed packages: the second waits for the first.
+exec 9>"$venv.lock"
+flock 9
 if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   echo "creating the Python environment $venv from $1 (first run only)" >&2
   rm -rf "$venv"

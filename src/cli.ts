@@ -7,13 +7,15 @@
  * progress (a bar on a terminal, a line per file otherwise) go to stderr. --explain writes the
  * /demo figure as a PNG per file (src/figure/).
  */
-import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { createEngine, isEngineError, PRECISIONS, type ClassifyResult, type Engine, type EngineOptions, type Precision } from './engine/index.js';
+import { Registry } from 'prom-client';
+import { createEngine, EngineError, isEngineError, PRECISIONS, type ClassifyResult, type Engine, type EngineOptions, type Knobs, type Precision } from './engine/index.js';
+import { createService } from './service/index.js';
 import { defaultModelDir, PACKAGE_ROOT } from './paths.js';
 import { renderFigure, type ExplainedResult } from './figure/render.js';
 
@@ -79,7 +81,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     return 2;
   }
 
-  const knobs = {
+  const knobInput = {
     top_k: numberFlag(values['top-k']),
     keep_ratio: numberFlag(values['keep-ratio']),
     halt_threshold: numberFlag(values.threshold),
@@ -96,6 +98,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   const logger = pino({ level: values.verbose ? 'info' : 'error' }, pino.destination({ dest: 2, sync: true }));
   const providers = values.providers?.split(',').map((p) => p.trim());
   let engine: Engine | undefined;
+  let knobs: Knobs;
   try {
     engine = await io.createEngine({
       modelDir,
@@ -106,7 +109,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         ...(values.threads ? { intraOpNumThreads: Number(values.threads) } : {}),
       },
     });
-    engine.validateKnobs(knobs); // refuse bad knobs once, before any file
+    knobs = engine.validateKnobs(knobInput); // refuse bad knobs once, before any file
     // The default list tries CUDA quietly; a provider asked for by name is worth a sentence when it failed.
     const used = engine.info.session.executionProvider;
     if (providers && !values.verbose && used !== providers[0]) {
@@ -120,23 +123,32 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
 
   const progress = files.length > 1 ? (io.stderr.isTTY ? progressBar(io.stderr, files.length) : progressLines(io.stderr, files.length)) : undefined;
   const figures = values.explain === undefined ? undefined : figurePaths(values.explain, files);
-  const rows: Array<ClassifyResult | { file: string; error: { code: string; message: string } }> = [];
+  // The CLI is a transport like HTTP and gRPC: one file a request through the service layer
+  // (queue, metrics), answered as each finishes. Its files are on disk already: nothing is spooled.
+  const service = createService({
+    config: { maxUploadBytes: Number.MAX_SAFE_INTEGER, maxBatchItems: 1, queueSize: 0, concurrency: 1, uploadDir: os.tmpdir(), authToken: undefined },
+    engine,
+    logger,
+    registry: new Registry(),
+  });
+  const rows: Row[] = [];
   let failed = 0;
   try {
-    for (const file of files) {
-      let row: (typeof rows)[number];
-      const figure = figures?.[files.indexOf(file)];
-      try {
-        row = await engine.classify(file, knobs, { explain: figure !== undefined });
+    for (const [index, file] of files.entries()) {
+      let row: Row;
+      const figure = figures?.[index];
+      const [outcome] = await service.classify([{ path: file, filename: file }], { knobs, explain: figure !== undefined, signal: new AbortController().signal });
+      if (outcome?.ok) {
+        row = { file, ...outcome.result };
         if (figure) {
           await writeFile(figure, renderFigure(row as ExplainedResult));
-          const { explain, ...plain } = row; // the thumbnails are in the PNG, not on stdout
-          row = { ...plain, figure } as ClassifyResult;
+          const { explain: _thumbnails, ...plain } = row; // the thumbnails are in the PNG, not on stdout
+          row = { ...plain, figure };
         }
-      } catch (err) {
-        if (!isEngineError(err)) throw err;
+      } else {
         failed += 1;
-        row = { file, error: { code: err.code, message: err.message } };
+        const error = outcome?.error ?? new EngineError('INTERNAL', 'no answer');
+        row = { file, error: { code: error.code, message: error.message } };
       }
       if (values.pretty) rows.push(row);
       else io.stdout.write(`${JSON.stringify(row)}\n`);
@@ -144,6 +156,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     }
   } finally {
     progress?.done();
+    service.close();
     await engine.close();
   }
   if (values.pretty) io.stdout.write(table(rows));
@@ -206,7 +219,9 @@ function progressBar(out: NodeJS.WritableStream, total: number): { tick(file: st
   };
 }
 
-function table(rows: Array<ClassifyResult | { file: string; error: { code: string; message: string } }>): string {
+type Row = ({ file: string; figure?: string } & Omit<ClassifyResult, 'explain'> & { explain?: ClassifyResult['explain'] }) | { file: string; error: { code: string; message: string } };
+
+function table(rows: Row[]): string {
   const header = ['file', 'top label', 'p', 'others', 'kept', 'GFLOPs', 'decode s', 'infer s'];
   const body = rows.map((r) => {
     if ('error' in r) return [path.basename(r.file), `ERROR ${r.error.code}`, '', r.error.message.slice(0, 60), '', '', '', ''];

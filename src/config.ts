@@ -40,14 +40,14 @@ export const EnvSchema = z.object({
     .refine((list) => !PROVIDER_LIST.test(list) || providerListProblem(list.split(',')) === undefined, { error: (i) => providerListProblem(String(i.input).split(',')) })
     .default(engine.executionProviders.join(','))
     .describe('ONNX Runtime providers in order of preference, from `cuda`, `webgpu`, `cpu`; one that cannot start is skipped with a warning'),
-  INTRA_OP_THREADS: int(0, 1024).default(0).describe('inference (ORT intra-op) threads; 0 lets ONNX Runtime decide'),
+  INTRA_OP_THREADS: int(0, 1024).default(engine.intraOpNumThreads).describe('inference (ORT intra-op) threads; 0 lets ONNX Runtime decide'),
   MAX_UPLOAD_BYTES: int(1).default(256 * 1024 * 1024).describe('largest accepted video upload, per file (256 MiB)'),
   MAX_DURATION_S: positive().default(engine.maxDurationS).describe('longest accepted video, in seconds'),
   MAX_PIXELS: int(1).default(engine.maxPixels).describe('largest accepted frame, width × height (4K UHD)'),
   MAX_BATCH_ITEMS: int(1, 1000).default(16).describe('most videos in one batch request'),
   DECODE_TIMEOUT_MS: int(1).default(engine.decodeTimeoutMs).describe('wall-clock limit for decoding one video; past it the worker is killed and replaced (504)'),
   DECODE_THREADS: int(0, 256)
-    .default(0)
+    .default(engine.decodeThreads)
     .describe('decoder threads per decode worker (one per `CONCURRENCY` slot); 0: cores ÷ `CONCURRENCY`'),
   DECODE_HWACCEL: z
     .enum(['auto', 'cuda', 'none'])
@@ -101,7 +101,12 @@ export interface ConfigPlaces {
   tmpdir?: string;
 }
 
-/** The schema that turns the environment into the service's configuration; its output is AppConfig. */
+/**
+ * The schema that turns the environment into the service's configuration; its output is AppConfig.
+ * Each part is what one component takes as it is: `engine` is the engine's own config
+ * (src/engine/config.ts, under its own names), `service` the transport-neutral service layer's,
+ * the rest the transports' and the process's.
+ */
 export function configSchema(places: ConfigPlaces = {}) {
   const exists = places.exists ?? existsSync;
   return EnvSchema.transform((e) => ({
@@ -110,29 +115,40 @@ export function configSchema(places: ConfigPlaces = {}) {
     /** 0: no gRPC server. */
     grpcPort: e.GRPC_PORT,
     modelDir: e.MODEL_DIR ? path.resolve(e.MODEL_DIR) : defaultModelDir([places.root ?? PACKAGE_ROOT], exists),
-    modelPrecision: e.MODEL_PRECISION,
-    executionProviders: e.EXECUTION_PROVIDERS.split(','),
-    intraOpThreads: e.INTRA_OP_THREADS,
-    limits: {
-      maxUploadBytes: e.MAX_UPLOAD_BYTES,
+    engine: engineConfig({
+      precision: e.MODEL_PRECISION,
+      executionProviders: e.EXECUTION_PROVIDERS.split(','),
+      intraOpNumThreads: e.INTRA_OP_THREADS,
       maxDurationS: e.MAX_DURATION_S,
       maxPixels: e.MAX_PIXELS,
-      maxBatchItems: e.MAX_BATCH_ITEMS,
       decodeTimeoutMs: e.DECODE_TIMEOUT_MS,
-      requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+      // One decode worker per queue slot: at most CONCURRENCY videos decode at once.
+      decodeWorkers: e.CONCURRENCY,
+      decodeThreads: e.DECODE_THREADS,
+      decodeHwaccel: e.DECODE_HWACCEL,
+      batchMaxSize: e.BATCH_MAX_SIZE,
+      batchMaxDelayMs: e.BATCH_MAX_DELAY_MS,
+      workerRestartBackoffMs: e.WORKER_RESTART_BACKOFF_MS,
+      workerRestartBackoffMaxMs: e.WORKER_RESTART_BACKOFF_MAX_MS,
+      workerMaxDownMs: e.WORKER_MAX_DOWN_MS,
+    }),
+    service: {
+      maxUploadBytes: e.MAX_UPLOAD_BYTES,
+      maxBatchItems: e.MAX_BATCH_ITEMS,
+      queueSize: e.QUEUE_SIZE,
+      concurrency: e.CONCURRENCY,
+      uploadDir: path.resolve(e.UPLOAD_DIR ?? places.tmpdir ?? os.tmpdir()),
+      authToken: e.AUTH_TOKEN,
     },
-    decode: { threads: e.DECODE_THREADS, hwaccel: e.DECODE_HWACCEL },
-    queue: { size: e.QUEUE_SIZE, concurrency: e.CONCURRENCY, retryAfterS: e.RETRY_AFTER_S },
-    batch: { maxSize: e.BATCH_MAX_SIZE, maxDelayMs: e.BATCH_MAX_DELAY_MS },
+    http: { requestTimeoutMs: e.REQUEST_TIMEOUT_MS, retryAfterS: e.RETRY_AFTER_S },
     logLevel: e.LOG_LEVEL,
-    authToken: e.AUTH_TOKEN,
-    uploadDir: path.resolve(e.UPLOAD_DIR ?? places.tmpdir ?? os.tmpdir()),
     shutdown: { delayMs: e.SHUTDOWN_DELAY_MS, graceMs: e.SHUTDOWN_GRACE_MS },
-    workers: { restartBackoffMs: e.WORKER_RESTART_BACKOFF_MS, restartBackoffMaxMs: e.WORKER_RESTART_BACKOFF_MAX_MS, maxDownMs: e.WORKER_MAX_DOWN_MS },
   }));
 }
 
 export type AppConfig = z.output<ReturnType<typeof configSchema>>;
+export type ServiceConfig = AppConfig['service'];
+export type HttpConfig = AppConfig['http'];
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';

@@ -5,8 +5,9 @@
  * when the engine is ready. A start first removes the upload folders that dead processes of this
  * host left in UPLOAD_DIR.
  *
- * The OIP gRPC server (GRPC_PORT, 0 for none) serves the same app's OipService and reports the same
- * readiness through grpc.health.v1.
+ * The HTTP server (app.ts) and the OIP gRPC server (GRPC_PORT, 0 for none) are two transports over
+ * one service layer (src/service/): the same queue, admission, uploads, metrics and readiness
+ * (grpc.health.v1 reports it too).
  *
  * On SIGTERM/SIGINT: readiness turns 503 (gRPC health NOT_SERVING) and new inference is refused
  * (DRAINING) on both servers for at least SHUTDOWN_DELAY_MS while requests in flight finish; then
@@ -21,11 +22,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type AppConfig } from './config.js';
-import type { Engine } from './engine/index.js';
+import { createEngine, type Engine } from './engine/index.js';
 import { createGrpcService, type GrpcService } from './grpc/server.js';
-import { openEngine } from './http/engine-port.js';
-import { createRegistry } from './http/metrics.js';
-import { createUploadArea, sweepLeftovers } from './http/upload.js';
+import { API_VERSION } from './http/openapi.js';
+import { createService } from './service/index.js';
+import { createRegistry } from './service/metrics.js';
+import { createUploadArea, sweepLeftovers } from './service/uploads.js';
 
 async function main(): Promise<void> {
   let config: AppConfig;
@@ -37,28 +39,32 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const logger = pino({ level: config.logLevel });
-  logger.info({ modelDir: config.modelDir, modelPrecision: config.modelPrecision, executionProviders: config.executionProviders, limits: config.limits, queue: config.queue }, 'starting');
+  const { authToken, ...serviceSettings } = config.service;
+  logger.info({ modelDir: config.modelDir, engine: config.engine, service: { ...serviceSettings, auth: authToken !== undefined }, http: config.http }, 'starting');
 
-  const swept = sweepLeftovers(config.uploadDir);
+  const swept = sweepLeftovers(config.service.uploadDir);
   if (swept.length > 0) logger.warn({ folders: swept }, 'removed upload folders left by processes that died');
-  const uploads = createUploadArea(config.uploadDir);
 
   let stopping = false;
-  const engine = openEngine(config, logger.child({ component: 'engine' }), (err) => {
-    logger.fatal({ err }, 'the engine stopped for good; shutting down to be replaced');
-    if (!stopping) void exit(1, 'no inference or decode worker');
+  const engine = createEngine({
+    modelDir: config.modelDir,
+    config: config.engine,
+    logger: logger.child({ component: 'engine' }),
+    onFatal: (err) => {
+      logger.fatal({ err }, 'the engine stopped for good; shutting down to be replaced');
+      if (!stopping) void exit(1, 'no inference or decode worker');
+    },
   });
-  const app = buildApp({ config, engine, logger, registry: createRegistry(), uploads });
-  const grpc: GrpcService | undefined =
-    config.grpcPort === 0
-      ? undefined
-      : createGrpcService({ oip: app.oip, maxUploadBytes: config.limits.maxUploadBytes, authToken: config.authToken, logger: logger.child({ component: 'grpc' }) });
+  const service = createService({ config: config.service, engine, logger, registry: createRegistry(), uploads: createUploadArea(config.service.uploadDir) });
+  const { lifecycle } = service;
+  const app = buildApp({ service, config: config.http, logger });
+  const grpc: GrpcService | undefined = config.grpcPort === 0 ? undefined : createGrpcService({ service, serverVersion: API_VERSION, logger: logger.child({ component: 'grpc' }) });
   let opened: Engine | undefined;
 
   /** The last resort: whatever still runs, the upload folder goes and the process ends. */
   const abandon = (why: string): never => {
-    logger.error({ inflight: app.lifecycle.inflight() }, why);
-    uploads.dispose();
+    logger.error({ inflight: lifecycle.inflight() }, why);
+    service.close();
     process.exit(1);
   };
 
@@ -72,15 +78,15 @@ async function main(): Promise<void> {
     let cut = false;
     const cutAll = (): void => {
       cut = true;
-      if (app.lifecycle.inflight() > 0) logger.warn({ inflight: app.lifecycle.inflight() }, 'cutting the requests still in flight at the end of the grace period');
+      if (lifecycle.inflight() > 0) logger.warn({ inflight: lifecycle.inflight() }, 'cutting the requests still in flight at the end of the grace period');
       app.server.closeAllConnections();
     };
     const cutAfterMs = graceMs - Math.min(5_000, Math.floor(graceMs / 2));
     const cutAt = Date.now() + cutAfterMs;
     const cutTimer = setTimeout(cutAll, cutAfterMs);
-    logger.info({ reason, inflight: app.lifecycle.inflight(), delayMs, graceMs }, 'draining');
+    logger.info({ reason, inflight: lifecycle.inflight(), delayMs, graceMs }, 'draining');
     // Readiness is 503 from here on; the delay gives load balancers time to notice before the listener closes.
-    const drained = app.lifecycle.drain();
+    const drained = lifecycle.drain();
     grpc?.syncHealth();
     await Promise.all([drained, sleep(delayMs)]);
     const closing = Promise.all([app.close(), grpc?.close(Math.max(0, cutAt - Date.now()))]);
@@ -88,6 +94,7 @@ async function main(): Promise<void> {
     await closing;
     clearTimeout(cutTimer);
     await opened?.close();
+    service.close();
     logger.info({ code }, 'stopped');
     process.exit(code);
   };

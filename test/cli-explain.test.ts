@@ -43,7 +43,7 @@ describe('haltingvt classify --explain', () => {
     const engine = await createEngine({ modelDir: TINY_MODEL, config: { executionProviders: ['cpu'], intraOpNumThreads: 1 } });
     let result: ClassifyResult;
     try {
-      result = await engine.classify(fixture('clip.mp4'), { keep_ratio: 1 / 3 }, { explain: true });
+      result = await engine.classify(fixture('clip.mp4'), engine.validateKnobs({ keep_ratio: 1 / 3 }), { explain: true });
     } finally {
       await engine.close();
     }

@@ -6,9 +6,8 @@ import type { ClassifyResult, Engine, EngineOptions } from '../src/engine/index.
 import { ROOT } from './helpers/paths.js';
 import { sink } from './helpers/sink.js';
 
-const result = (file: string): ClassifyResult =>
+const result = (): ClassifyResult =>
   ({
-    file,
     top: [
       { label: 'left', index: 0, probability: 0.7 },
       { label: 'up', index: 2, probability: 0.2 },
@@ -24,7 +23,9 @@ function fakeEngine(seen: { options?: EngineOptions; knobs: unknown[]; closed: b
   return async (options: EngineOptions): Promise<Engine> => {
     seen.options = options;
     return {
-      info: { session: { executionProvider: 'cpu' } },
+      manifest: { name: 'fake', version: '0' },
+      info: { model: { name: 'fake', version: '0' }, session: { executionProvider: 'cpu' } },
+      stats: () => ({ accepting: true, pools: {} }),
       validateKnobs: (k: unknown) => {
         if ((k as { keep_ratio?: unknown }).keep_ratio === 7) throw new EngineError('BAD_KNOB', 'keep_ratio=7 is out of range [0.05, 1]');
         return k;
@@ -32,7 +33,7 @@ function fakeEngine(seen: { options?: EngineOptions; knobs: unknown[]; closed: b
       classify: async (file: string, knobs: unknown) => {
         seen.knobs.push(knobs);
         if (file.endsWith('.png')) throw new EngineError('VIDEO_STILL_IMAGE', `${file} is a still image`);
-        return result(file);
+        return result();
       },
       close: async () => {
         seen.closed = true;
@@ -53,7 +54,7 @@ describe('haltingvt classify', () => {
   it('prints one JSON line per file and passes the knobs', async () => {
     const { code, stdout, seen } = await run(['classify', 'a.mp4', 'b.mp4', '--top-k', '2', '--keep-ratio', '0.3', '--threshold', '1.5', '--model', '/m']);
     expect(code).toBe(0);
-    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as ClassifyResult);
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as ClassifyResult & { file: string });
     expect(lines.map((l) => l.file)).toEqual(['a.mp4', 'b.mp4']);
     expect(seen.knobs[0]).toEqual({ top_k: 2, keep_ratio: 0.3, halt_threshold: 1.5 });
     expect(seen.options?.modelDir).toBe('/m');

@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import { glimpserKeeps, videoFlops } from '../../src/engine/flops.js';
 import { modelFeeds, type GraphKnobs } from '../../src/engine/infer.js';
 import { loadModel, type LoadedModel } from '../../src/engine/model.js';
-import { openSession, type EngineSession, type PlainTensor } from '../../src/engine/ort-session.js';
+import { openSession, type EngineSession, type PlainTensor } from '../../src/engine/inference/ort-session.js';
 
 const { values } = parseArgs({
   options: {

@@ -176,7 +176,7 @@ export async function measureDecode(binaries: { ffmpeg: string; ffprobe: string 
 /** engine.classify on each file `reps` times: medians of the engine's own stage timings. */
 export async function measureShare(engine: Engine, clips: Array<{ label: string; files: string[] }>, reps: number): Promise<ShareRow[]> {
   const rows: ShareRow[] = [];
-  await engine.classify(clips[0]?.files[0] as string); // warm the caches once
+  await engine.classify(clips[0]?.files[0] as string, engine.validateKnobs({})); // warm the caches once
   for (const clip of clips) {
     const decode: number[] = [];
     const infer: number[] = [];
@@ -184,7 +184,7 @@ export async function measureShare(engine: Engine, clips: Array<{ label: string;
     const share: number[] = [];
     for (let r = 0; r < reps; r++) {
       for (const file of clip.files) {
-        const t = (await engine.classify(file)).timings_s;
+        const t = (await engine.classify(file, engine.validateKnobs({}))).timings_s;
         decode.push(t.decode);
         infer.push(t.infer);
         total.push(t.total);

@@ -1,5 +1,5 @@
 /**
- * Sections 1-3: the model through the engine's own ORT session (src/engine/ort-session.ts
+ * Sections 1-3: the model through the engine's own ORT session (src/engine/inference/ort-session.ts
  * openSession, the options the engine uses), its halting realisation, the PyTorch reference on the
  * same tensors, and the machine's limit measured with micro graphs in the same session options.
  */
@@ -11,7 +11,7 @@ import { decodeVideo } from '../../src/engine/decode/decode-video.js';
 import { flopsByStage, glimpserKeeps, videoFlops } from '../../src/engine/flops.js';
 import { modelFeeds, type GraphKnobs } from '../../src/engine/infer.js';
 import type { LoadedModel } from '../../src/engine/model.js';
-import { openSession, type EngineSession, type PlainTensor } from '../../src/engine/ort-session.js';
+import { openSession, type EngineSession, type PlainTensor } from '../../src/engine/inference/ort-session.js';
 import { Preprocessor } from '../../src/engine/preprocess.js';
 import { helper, log } from './env.js';
 import type { HaltingRow, LimitRow, MergingRow, MicroRow, ModelInfo, OpProfile, ReferenceRow, RunStats } from './report.js';
@@ -191,7 +191,8 @@ export const MERGE_SETTINGS: ReadonlyArray<{ mode: 'tome' | 'tldr'; ratio: numbe
   { mode: 'tldr', ratio: 0.2 },
 ];
 
-/** Section 1b: token merging's realisation, time ratio ÷ FLOPs ratio against merging off (issue 16). */
+/** Section 1b: token merging's realisation, time ratio ÷ FLOPs ratio against merging off: how much of
+ * the FLOPs merging removes turns into time. */
 export async function measureMerging(s: Subject, tensors: Float32Array[], threads: number, reps: number): Promise<MergingRow[]> {
   if (!s.model.manifest.knobs.merge_mode) return [];
   const base: Knobs = { ...defaults(s), halt_threshold: s.model.manifest.flops.joint_blocks };

@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { loadModel, type Precision } from '../../src/engine/model.js';
 import { modelFeeds } from '../../src/engine/infer.js';
-import type { EngineSession } from '../../src/engine/ort-session.js';
+import type { EngineSession } from '../../src/engine/inference/ort-session.js';
 import { log, runPython } from './env.js';
 import { defaults, open, runGflops, type Subject } from './models.js';
 import type { PrecisionRow } from './report.js';

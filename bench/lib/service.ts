@@ -27,7 +27,7 @@ export async function engineThroughput(engine: Engine, files: string[], concurre
   const deadline = t0 + seconds * 1000;
   const lane = async (): Promise<void> => {
     while (performance.now() < deadline) {
-      await engine.classify(files[next++ % files.length] as string);
+      await engine.classify(files[next++ % files.length] as string, engine.validateKnobs({}));
       done += 1;
     }
   };
@@ -94,7 +94,7 @@ export function childrenOf(pid: number): number[] {
 function workerPids(pid: number): { inference: number[]; decode: number[] } {
   const children = childrenOf(pid).map((c) => ({ pid: c, cmd: cmdline(c) }));
   return {
-    inference: children.filter((c) => c.cmd.includes('session-worker')).map((c) => c.pid),
+    inference: children.filter((c) => /inference\/worker\.(js|ts)/.test(c.cmd)).map((c) => c.pid),
     decode: children.filter((c) => /decode\/worker\.(js|ts)/.test(c.cmd)).map((c) => c.pid),
   };
 }

@@ -14,7 +14,7 @@ export const THRESHOLDS = {
   cpuLimitFraction: 0.85,
   eldP99Ms: 20,
   rssGrowth: 0.05,
-  /** int8 vs fp32 per video on the preset (issue 19), and the top-1 points int8 may lose on the embedded model. */
+  /** int8 vs fp32 per video on the preset (section 6), and the top-1 points int8 may lose on the embedded model. */
   int8Speedup: 1.8,
   int8Top1Loss: 0.01,
   /** Per-video cost of a batch vs one video at a time, embedded model. */

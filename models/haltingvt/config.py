@@ -1,8 +1,9 @@
 """One config dataclass for HaltingVT and its named presets.
 
-The paper presets reproduce the eight configs of the authors' code (dun-research/HaltingVT,
-`configs/{minik,activitynet}/HaltingVT_*.py`): DeiT-S (dim 384, 6 heads), 2 Glimpser + 10 joint
-blocks, keep ratios [1.0, k], halt_scale 10 and eps 0.01. See ../shared/reference/haltingvt-official.md.
+The paper presets reproduce the eight configs of the authors' code (github.com/dun-research/HaltingVT
+at commit 4830e2a, `configs/{minik,activitynet}/HaltingVT_*.py`), released with the paper (Wu et al.,
+2024, "HaltingVT", arXiv 2401.04975): DeiT-S (dim 384, 6 heads), 2 Glimpser + 10 joint blocks, keep
+ratios [1.0, k], halt_scale 10 and eps 0.01.
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ class HaltingVTConfig:
     # the benchmark's twelve classes are time-reversed pairs (left/right, grow/shrink, ...).
     embed_init: str = "trunc_normal"
     embed_init_scale: float = 0.5  # sincos amplitude, of the order of a fresh patch embedding
-    # Authors' quirks (haltingvt-official.md §7). True reproduces their code so their checkpoints
-    # give their results; False gives the "clean" alternative.
+    # Quirks of the authors' code (dun-research/HaltingVT, `models/backbones/haltingvt_model.py` and
+    # `glimpser_helpers.py`), labelled Qn where the code reproduces them. True reproduces their code
+    # so their checkpoints give their results; False gives the "clean" alternative.
     quirk_drop_cls_residual: bool = True  # Q1: a pruning Glimpser block replaces the class token by cls_mean alone
     quirk_attend_halted: bool = True  # Q2: halted tokens stay as zero vectors that are still attended to
     quirk_cls_halts: bool = True  # Q3: the class token halts like any token (else only at the last layer)

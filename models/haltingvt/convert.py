@@ -1,7 +1,9 @@
 """Converts an authors' mmengine checkpoint (dun-research/HaltingVT) into ours.
 
-Their keys (haltingvt-official.md §5): `state_dict` with `backbone.model.*` (timm / TimeSformer
-names, blocks.0-1 Glimpser, blocks.2-11 joint), `cls_head.fc_cls.*` and `cls_head.fc_motion.*`.
+Their keys (what `models/backbones/haltingvt_model.py` and `models/heads/haltingvt_head.py` of
+github.com/dun-research/HaltingVT at commit 4830e2a register): `state_dict` with `backbone.model.*`
+(timm / TimeSformer names, blocks.0-1 Glimpser, blocks.2-11 joint), `cls_head.fc_cls.*` and
+`cls_head.fc_motion.*`.
 Every key must be accounted for: a mismatch lists all missing, unexpected and mis-shaped keys at once.
 """
 

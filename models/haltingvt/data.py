@@ -1,11 +1,13 @@
 """Training and evaluation data: the generated motion benchmark, or a user's videos.
 
 A user's videos come as a folder with one sub-folder per class, or a CSV of `path,label` (paths
-relative to the CSV). Sampling follows the paper (haltingvt-official.md §2):
+relative to the CSV). Sampling follows the paper (Wu et al., 2024, "HaltingVT", arXiv 2401.04975)
+and, for resizing and cropping, the authors' pipelines (github.com/dun-research/HaltingVT at commit
+4830e2a, `configs/minik/data_pipeline_ml_8x32.py`):
 - train: one random frame in each of T equal segments, random short-side rescale, random crop;
 - test: segment-centre frames, short side resized, centre crop (the service's exact sampling).
 Every item also carries a static clip (one random frame of the same clip repeated T times) for the
-Motion Loss.
+Motion Loss, as their `datasets/rawframe_fakevid_dataset.py` builds it.
 """
 
 from __future__ import annotations

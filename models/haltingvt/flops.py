@@ -1,4 +1,8 @@
-"""FLOPs accounting in the paper's convention: one multiply-add = one FLOP (haltingvt-official.md §4).
+"""FLOPs accounting in the paper's convention: one multiply-add = one FLOP (Wu et al., 2024,
+"HaltingVT", arXiv 2401.04975). The authors' code (github.com/dun-research/HaltingVT at commit
+4830e2a) holds no FLOP counter. This convention gives DeiT-S its usual 4.6 G; at 2 FLOPs per
+multiply-add, what a keep-0.3 model spends before its first halting decision would already exceed
+the paper's 9.9 GFLOPs.
 
 The formula is written once in docs/contracts.md and mirrored in src/engine/flops.ts; both are checked
 against golden/flops.json. LayerNorm, softmax, GELU and the sigmoid are ignored (< 0.2%), and the

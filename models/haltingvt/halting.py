@@ -1,7 +1,9 @@
 """The halting decisions as small pure functions, shared by the reference path, the compact path
 and (mirrored op by op) the ONNX graph. Their cases are in tests/test_halting.py.
 
-ACT recursion of the authors' code (A-ViT's, haltingvt-official.md §1.4), per token and layer:
+ACT recursion of the authors' code (A-ViT's, as `HaltingVTModel.forward_features` in
+`models/backbones/haltingvt_model.py` of github.com/dun-research/HaltingVT at commit 4830e2a), per
+token and layer:
     c += h
     reached     = c > threshold            (or: this is the last layer)
     not_reached = c < threshold            (and: not the last layer)

@@ -1,11 +1,13 @@
-"""Losses as the authors use them (haltingvt-official.md §3, `AdaHaltKLCELoss`).
+"""Losses as the authors use them (`AdaHaltKLCELoss` in `models/losses/ada_halt_ce_loss.py` of
+github.com/dun-research/HaltingVT at commit 4830e2a).
 
 total = task CE (real and static clips, both with the video's label)
       + ponder_weight * mean(rho)                  (rho = steps + remainder, every token, class token too)
       + motion_weight * CE(motion head, real=1 / static=0)
       [+ distr_prior_weight * KL(per-layer mean halting || Gaussian target), A-ViT's prior, off by default]
 
-The authors' `motion_loss_beta` only switches the motion term on; its effective weight is 1 (Q8).
+The authors' `motion_loss_beta` only switches the motion term on: it is never multiplied in, so
+the motion term's effective weight is 1.
 """
 
 from __future__ import annotations

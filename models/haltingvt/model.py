@@ -1,7 +1,8 @@
 """HaltingVT (Wu et al., 2024): joint space-time ViT + Glimpser + adaptive token halting.
 
 Two forward paths that give the same logits and token counts:
-- `forward_reference`: the authors' dense masked computation (haltingvt-official.md §1.4). Halted
+- `forward_reference`: the authors' dense masked computation (`HaltingVTModel.forward_features` in
+  `models/backbones/haltingvt_model.py` of github.com/dun-research/HaltingVT at commit 4830e2a). Halted
   tokens are zeroed and stay in the sequence; every layer processes every token. Used for training
   (the ponder loss needs rho for every token) and as the ground truth of every parity test.
 - `forward_compact`: halted tokens are physically removed and the loop stops once every class token

@@ -4,9 +4,11 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from haltingvt.checkpoint import load_checkpoint
 from haltingvt.evaluate import Runner, load_clips, main as eval_main, markdown, run
+from haltingvt.synth.stream import to_tensor
 from haltingvt.train import TrainConfig, lr_at, parse, train
 
 MICRO = dict(preset="test-micro", train_resize=(55, 64), workers=0, threads=2, lr=2e-3, warmup_steps=5,
@@ -59,10 +61,33 @@ def test_eval_on_a_tiny_split_of_video_files(trained, tmp_path):
     assert eval_main(["--checkpoint", str(out / "final.pt"), "--data", str(tmp_path / "split"), "--sweep",
                       "--out", str(tmp_path / "eval"), "--quiet", "--threads", "2"]) == 0
     report = json.loads((tmp_path / "eval" / "results.json").read_text())
-    assert report["clips"] == 6 and 0 <= report["default"]["top1"] <= 1
+    assert report["clips"] == 6
+    # The reported top-1 is the share of the split's clips whose argmax is their label, recounted here
+    # from the checkpoint's own answers at the reported keep and threshold.
+    model, _ = load_checkpoint(out / "final.pt")
+    clips, labels = load_clips(model.cfg, str(tmp_path / "split"), 0, seed=0, progress=False)
+    default = report["default"]
+    with torch.no_grad():
+        logits = model.eval().forward_compact(to_tensor(clips), default["keep"], default["threshold"]).logits
+    assert default["top1"] == pytest.approx(float(np.mean(logits.argmax(-1).numpy() == labels)))
     assert report["dense"]["gflops"] > report["default"]["gflops"]
     assert len(report["sweep"]) == 10 and (tmp_path / "eval" / "accuracy_vs_gflops.png").stat().st_size > 1000
     assert "| 0.3 | off |" in (tmp_path / "eval" / "sweep.md").read_text()
+
+
+def test_eval_scores_a_head_that_always_answers_one_class_at_that_class_share(trained):
+    """A head whose logits ignore the video (zero weights, bias picking one class) scores exactly the
+    share of clips with that label, top-1 and on static clips alike, so a miscount shows."""
+    model, _ = load_checkpoint(trained[0] / "final.pt")
+    clips, labels = load_clips(model.cfg, "synth", 8, seed=1200, progress=False)
+    assert len(set(labels.tolist())) > 1  # else a right and a wrong count could agree
+    answer = int(labels[0])
+    with torch.no_grad():
+        model.fc_cls.weight.zero_()
+        model.fc_cls.bias.copy_(torch.nn.functional.one_hot(torch.tensor(answer), model.cfg.num_classes).float())
+    broken = run(Runner.of(model), clips, labels, 0.5, 0.99)
+    share = float(np.mean(labels == answer))
+    assert 0 < share < 1 and broken.top1 == pytest.approx(share) and broken.static_top1 == pytest.approx(share)
 
 
 def test_training_seeds_are_refused_for_evaluation(trained):

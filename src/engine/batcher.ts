@@ -9,7 +9,7 @@
 import { EngineError } from '../errors.js';
 import { infer, sameGraphKnobs, splitBatch, type InferResult, type ModelOutputs } from './infer.js';
 import type { Knobs } from './knobs.js';
-import type { SessionHost } from './session-host.js';
+import type { SessionHost } from './inference/host.js';
 
 export interface BatchOptions {
   maxSize: number;

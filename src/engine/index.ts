@@ -21,11 +21,11 @@ import { pino, type Logger } from 'pino';
 import type { EngineError } from '../errors.js';
 import { engineConfig, type EngineConfig, type EngineConfigInput } from './config.js';
 import { createDecodePool, type DecodePool, type DecodePoolOptions, type DecoderInfo } from './decode/pool.js';
-import { createKnobValidator, type Knobs } from './knobs.js';
+import { createSessionHost, inferenceInit, type SessionHost, type SessionHostOptions, type SessionInfo } from './inference/host.js';
+import { createKnobValidator, type KnobInput, type Knobs } from './knobs.js';
 import { loadModel, type Manifest, type Precision } from './model.js';
 import { createPipeline, type ClassifyOptions, type ClassifyResult } from './pipeline.js';
-import { createSessionHost, type SessionHost, type SessionHostOptions, type SessionInfo } from './session-host.js';
-import type { WorkerState } from './supervisor.js';
+import type { WorkerPoolStats } from './workers/pool.js';
 
 export { EngineError, ERRORS, isEngineError, type ErrorCode } from '../errors.js';
 export type { ClassifyOptions, ClassifyResult } from './pipeline.js';
@@ -34,9 +34,10 @@ export { PRECISIONS, type Manifest, type Precision } from './model.js';
 export { round6, type Prediction, type TokenReport } from './postprocess.js';
 export type { Explanation } from './explain.js';
 export type { EngineConfig, EngineConfigInput } from './config.js';
-export type { SessionHost, SessionHostOptions, SessionInfo } from './session-host.js';
+export type { SessionHost, SessionHostOptions, SessionInfo } from './inference/host.js';
 export type { DecoderInfo } from './decode/pool.js';
-export type { WorkerState } from './supervisor.js';
+export type { WorkerPoolStats } from './workers/pool.js';
+export type { WorkerState } from './workers/supervisor.js';
 
 export interface EngineOptions {
   /** Model folder with manifest.json, model.onnx and labels.txt (docs/contracts.md). */
@@ -60,15 +61,6 @@ export interface EngineOptions {
   onFatal?: ((error: EngineError) => void) | undefined;
 }
 
-/** One supervised set of worker processes (inference, decode), for readiness and metrics. */
-export interface WorkerPoolStats {
-  state: WorkerState;
-  /** Workers ready to serve. */
-  alive: number;
-  restarts: number;
-  failedStarts: number;
-}
-
 export interface EngineStats {
   /** Whether every pool can take work now; false while a pool has no worker that can start. */
   accepting: boolean;
@@ -81,10 +73,10 @@ export interface Engine {
   readonly config: EngineConfig;
   /** Where the session runs (execution provider) and how videos are decoded. */
   readonly info: { model: { name: string; version: string; dir: string; precision: Precision; precisions: Precision[] }; session: SessionInfo; decode: DecoderInfo };
-  /** Validates `knobs` (BAD_KNOB on failure) and classifies one video file. */
-  classify(file: string, knobs?: unknown, options?: ClassifyOptions): Promise<ClassifyResult>;
-  /** Knob validation on its own, e.g. to refuse a request before accepting its upload. */
-  validateKnobs(knobs: unknown): Knobs;
+  /** Classifies one video file with knobs from validateKnobs. */
+  classify(file: string, knobs: Knobs, options?: ClassifyOptions): Promise<ClassifyResult>;
+  /** Checks knobs against the model's ranges (BAD_KNOB naming every problem); what passes is a `Knobs`. */
+  validateKnobs(knobs: KnobInput): Knobs;
   /** Worker health and counters of both pools (inference, decode), read by readiness and at each
    * metrics scrape. */
   stats(): EngineStats;
@@ -100,27 +92,18 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const { manifest } = model;
   const decoder = (options.createDecoder ?? createDecodePool)({
     workers: config.decodeWorkers,
-    threads: config.decodeThreads || Math.max(1, Math.floor(os.availableParallelism() / config.decodeWorkers)),
-    hwaccel: config.decodeHwaccel,
+    init: { threads: config.decodeThreads || Math.max(1, Math.floor(os.availableParallelism() / config.decodeWorkers)), hwaccel: config.decodeHwaccel },
     timeoutMs: config.decodeTimeoutMs,
-    // The same restart rules as the inference worker (docs/decisions.md, "Worker supervision").
-    backoffMs: { initial: config.workerRestartBackoffMs, max: config.workerRestartBackoffMaxMs },
-    maxDownMs: config.workerMaxDownMs,
-    onFatal: options.onFatal,
-    logger,
-  });
-  const host = (options.createHost ?? createSessionHost)({
-    modelPath: model.modelPath,
-    executionProviders: config.executionProviders,
-    intraOpNumThreads: config.intraOpNumThreads || undefined,
-    interOpNumThreads: config.interOpNumThreads || undefined,
-    warmupScalars: { keep_ratio: manifest.knobs.keep_ratio.default, halt_threshold: manifest.knobs.halt_threshold.default },
+    supervision: config,
     logger,
     now,
-    startTimeoutMs: config.workerStartTimeoutMs,
-    restartBackoffMs: config.workerRestartBackoffMs,
-    restartBackoffMaxMs: config.workerRestartBackoffMaxMs,
-    maxDownMs: config.workerMaxDownMs,
+    onFatal: options.onFatal,
+  });
+  const host = (options.createHost ?? createSessionHost)({
+    init: inferenceInit(config, model.modelPath, { keep_ratio: manifest.knobs.keep_ratio.default, halt_threshold: manifest.knobs.halt_threshold.default }),
+    supervision: config,
+    logger,
+    now,
     onFatal: options.onFatal,
   });
   let session: SessionInfo;
@@ -132,24 +115,17 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     throw err;
   }
   const validateKnobs = createKnobValidator(manifest);
-  const classify = createPipeline({ model, config, decoder, host, validateKnobs, now, logger });
+  const classify = createPipeline({ model, config, decoder, host, now, logger });
   return {
     manifest,
     config,
     info: { model: { name: manifest.name, version: manifest.version, dir: model.dir, precision: model.precision, precisions: model.precisions }, session, decode },
     classify,
     validateKnobs,
-    stats: () => {
-      const { state, alive, restarts, failedStarts } = host.stats();
-      const decode = decoder.stats();
-      return {
-        accepting: host.accepting() && decoder.accepting(),
-        pools: {
-          inference: { state, alive, restarts, failedStarts },
-          decode: { state: decode.state, alive: decode.alive, restarts: decode.restarts, failedStarts: decode.failedStarts },
-        },
-      };
-    },
+    stats: () => ({
+      accepting: host.accepting() && decoder.accepting(),
+      pools: { inference: host.stats(), decode: decoder.stats() },
+    }),
     close: async () => {
       await Promise.all([host.close(), decoder.close()]);
     },

@@ -5,8 +5,8 @@
 import { EngineError } from '../errors.js';
 import type { Knobs } from './knobs.js';
 import { mergeModeIndex } from './merging.js';
-import type { PlainTensor } from './ort-session.js';
-import type { SessionHost } from './session-host.js';
+import type { PlainTensor } from './inference/ort-session.js';
+import type { SessionHost } from './inference/host.js';
 
 export interface ModelOutputs {
   /** (classes) raw scores for the video. */

@@ -16,24 +16,24 @@ export interface KnobInput {
   merge_ratio?: number | undefined;
 }
 
-/**
- * The knobs a request actually ran with (echoed in every result). The merge knobs exist only for
- * models whose manifest declares them (exported with token merging).
- */
-export interface Knobs {
-  readonly top_k: number;
-  readonly keep_ratio: number;
-  readonly halt_threshold: number;
-  readonly merge_mode?: MergeMode;
-  readonly merge_ratio?: number;
-}
+declare const validated: unique symbol;
 
 /**
- * Parses and range-checks knobs, or throws BAD_KNOB naming every problem. What it returns is frozen
- * and remembered: handed back (a route validates a request's knobs, then the engine gets them for
- * each video of a batch) it is returned as is, so a request's knobs are checked once.
+ * The knobs a request actually runs with (echoed in every result), checked against the model's
+ * ranges: only a KnobValidator makes one, so a value of this type has been checked, once, and the
+ * engine takes no other. The merge knobs exist only for models whose manifest declares them
+ * (exported with token merging).
  */
-export type KnobValidator = (input: unknown) => Knobs;
+export type Knobs = Readonly<{
+  top_k: number;
+  keep_ratio: number;
+  halt_threshold: number;
+  merge_mode?: MergeMode;
+  merge_ratio?: number;
+}> & { readonly [validated]: true };
+
+/** Parses and range-checks knobs (numbers as numbers, the mode as text), or throws BAD_KNOB naming every problem. */
+export type KnobValidator = (input: KnobInput) => Knobs;
 
 /** The manifest's knob ranges as served: top_k never exceeds the number of classes, whatever the manifest says. */
 export function knobRanges(manifest: Manifest): Manifest['knobs'] {
@@ -43,7 +43,7 @@ export function knobRanges(manifest: Manifest): Manifest['knobs'] {
 
 export function createKnobValidator(manifest: Manifest): KnobValidator {
   const knobs = knobRanges(manifest);
-  const ranged = (name: keyof Knobs, min: number, max: number, fallback: number, integer: boolean) => {
+  const ranged = (name: keyof KnobInput, min: number, max: number, fallback: number, integer: boolean) => {
     const base = z.number({ error: (iss) => `${name} must be a number, got ${describe(iss.input)}` });
     return (integer ? base.int({ error: (iss) => `${name}=${String(iss.input)} must be an integer` }) : base)
       .refine(Number.isFinite, { error: `${name} must be finite` })
@@ -75,9 +75,7 @@ export function createKnobValidator(manifest: Manifest): KnobValidator {
     .refine((k) => !((k as Partial<Knobs>).merge_mode === 'none' && ((k as Partial<Knobs>).merge_ratio ?? 0) > 0), {
       error: (iss) => `merge_ratio=${String((iss.input as Knobs).merge_ratio)} needs merge_mode ${mergeMode?.choices.filter((c) => c !== 'none').join(' or ')}`,
     });
-  const passed = new WeakSet<object>();
   return (input) => {
-    if (typeof input === 'object' && input !== null && passed.has(input)) return input as Knobs;
     const cleaned = dropUndefined(input ?? {});
     const result = schema.safeParse(cleaned);
     if (!result.success) {
@@ -92,9 +90,7 @@ export function createKnobValidator(manifest: Manifest): KnobValidator {
         },
       });
     }
-    const valid: Knobs = Object.freeze(result.data as Knobs);
-    passed.add(valid);
-    return valid;
+    return Object.freeze(result.data) as Knobs;
   };
 }
 

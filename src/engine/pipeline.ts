@@ -11,12 +11,12 @@ import { explain } from './explain.js';
 import type { EngineConfig } from './config.js';
 import { createBatcher } from './batcher.js';
 import type { DecodePool } from './decode/pool.js';
-import type { KnobValidator } from './knobs.js';
+import type { Knobs } from './knobs.js';
 import type { LoadedModel } from './model.js';
 import { postprocess, round6 } from './postprocess.js';
 import { Preprocessor } from './preprocess.js';
 import type { ClassifyResult } from './result.js';
-import type { SessionHost } from './session-host.js';
+import type { SessionHost } from './inference/host.js';
 
 export type { ClassifyResult } from './result.js';
 
@@ -28,6 +28,11 @@ export interface ClassifyOptions {
   explain?: boolean | undefined;
   /** What errors and logs call the video: the client's name for an upload (`"clip.mp4"`); default the path. */
   name?: string | undefined;
+  /**
+   * When the video started waiting for the engine (monotonic ms, the engine's clock), if a caller
+   * queued it first: its queue and total timings then count from there. Default: now.
+   */
+  enqueuedAt?: number | undefined;
 }
 
 export interface PipelineDeps {
@@ -35,13 +40,12 @@ export interface PipelineDeps {
   config: EngineConfig;
   decoder: DecodePool;
   host: SessionHost;
-  validateKnobs: KnobValidator;
   /** Milliseconds, monotonic. */
   now: () => number;
   logger: Logger;
 }
 
-export type Classify = (file: string, knobs?: unknown, options?: ClassifyOptions) => Promise<ClassifyResult>;
+export type Classify = (file: string, knobs: Knobs, options?: ClassifyOptions) => Promise<ClassifyResult>;
 
 export function createPipeline(deps: PipelineDeps): Classify {
   const { model, config, decoder, host, now } = deps;
@@ -56,11 +60,11 @@ export function createPipeline(deps: PipelineDeps): Classify {
   const pool: Float32Array[] = [];
   const acquire = (): Float32Array => pool.pop() ?? new Float32Array(preprocessor.tensorLength);
 
-  return async (file, knobInput, options = {}) => {
+  return async (file, knobs, options = {}) => {
     const { signal } = options;
     const started = now();
+    const enqueuedAt = Math.min(options.enqueuedAt ?? started, started);
     const name = options.name ?? file;
-    const knobs = deps.validateKnobs(knobInput);
     await readable(file, name);
 
     const decoded = await decoder.decode({ file, name, frames, size, resizeShortSide: shortSide, scaleFlags, limits }, signal);
@@ -87,8 +91,6 @@ export function createPipeline(deps: PipelineDeps): Classify {
         : undefined;
       const finished = now();
       return {
-        file,
-        model: { name: manifest.name, version: manifest.version },
         ...post,
         knobs,
         video: {
@@ -105,10 +107,10 @@ export function createPipeline(deps: PipelineDeps): Classify {
         },
         timings_s: {
           decode: round6(decodeS),
-          queue: round6(queueS),
+          queue: round6((started - enqueuedAt) / 1000 + queueS),
           infer: round6(inferS),
           post: round6((finished - postStarted) / 1000),
-          total: round6((finished - started) / 1000),
+          total: round6((finished - enqueuedAt) / 1000),
         },
         ...(options.probabilities ? { probabilities } : {}),
         ...(explanation ? { explain: explanation } : {}),

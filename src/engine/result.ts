@@ -1,8 +1,7 @@
 /**
  * What the engine answers for one video, written once in zod. The engine's result types come from
  * these schemas, the CLI prints them, and the HTTP API serves them as they are: src/http/schemas.ts
- * only adds the client's file name and the service queue's wait, and registers the parts under the
- * names openapi.yaml gives them.
+ * only adds the client's file name, and registers the parts under the names openapi.yaml gives them.
  */
 import { z } from 'zod';
 import { MERGE_MODES } from './merging.js';
@@ -93,10 +92,8 @@ export const VideoAnswer = z.strictObject({
 });
 export type VideoAnswer = z.infer<typeof VideoAnswer>;
 
-/** What `engine.classify` resolves to: the answer, the file and model it came from, and the raw softmax when asked. */
+/** What `engine.classify` resolves to: the answer, and the raw softmax when asked. */
 export type ClassifyResult = VideoAnswer & {
-  file: string;
-  model: { name: string; version: string };
   /** Softmax over every class, only when asked for (ClassifyOptions.probabilities): the OIP PROBABILITIES output. */
   probabilities?: Float64Array;
 };

@@ -2,9 +2,11 @@
  * The Open Inference Protocol over gRPC (package `inference`, service GRPCInferenceService), on its
  * own port: plaintext HTTP/2 cannot share a port with HTTP/1.1 in Node. Beside it, grpc.health.v1
  * (SERVING exactly when /readyz says ready) and server reflection, so grpcurl needs no .proto.
- * Every call goes through the same OipService as /v2 over HTTP; inference needs the bearer token in
- * `authorization` metadata when AUTH_TOKEN is set. A message larger than MAX_UPLOAD_BYTES (plus
- * room for the header) is refused by grpc-js itself with RESOURCE_EXHAUSTED before it is read.
+ * Every call goes through the Open Inference Protocol over the service layer (src/oip/protocol.ts),
+ * as /v2 over HTTP does; inference needs the bearer token in `authorization` metadata when
+ * AUTH_TOKEN is set. Calls are counted in the service's request metrics (protocol "grpc") and
+ * their failures in its error metrics. A message larger than MAX_UPLOAD_BYTES (plus room for the
+ * header) is refused by grpc-js itself with RESOURCE_EXHAUSTED before it is read.
  */
 import path from 'node:path';
 import {
@@ -23,12 +25,13 @@ import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProto } from 'grpc-health-check';
 import type { Logger } from 'pino';
-import { PACKAGE_ROOT } from '../paths.js';
+import { performance } from 'node:perf_hooks';
 import { EngineError } from '../errors.js';
-import { createAuthorizationCheck } from '../http/auth.js';
-import { toServiceError } from '../http/errors.js';
-import type { OipService } from '../oip/service.js';
-import { clientMessage, toGrpcError } from './status.js';
+import { createOipProtocol } from '../oip/protocol.js';
+import { PACKAGE_ROOT } from '../paths.js';
+import { asServiceError, logFailure, oneLine } from '../service/errors.js';
+import type { Service } from '../service/index.js';
+import { toGrpcError } from './status.js';
 import { fromWire, toWire, type WireInferRequest, type WireInferResponse } from './wire.js';
 
 export const PROTO_FILE = path.join(PACKAGE_ROOT, 'proto', 'inference.proto');
@@ -39,9 +42,9 @@ const HEADER_ROOM = 64 * 1024;
 const HEALTH_POLL_MS = 200;
 
 export interface GrpcDeps {
-  oip: OipService;
-  maxUploadBytes: number;
-  authToken: string | undefined;
+  service: Service;
+  /** The server version OIP's ServerMetadata reports. */
+  serverVersion: string;
   logger: Logger;
 }
 
@@ -55,13 +58,26 @@ export interface GrpcService {
 }
 
 export function createGrpcService(deps: GrpcDeps): GrpcService {
-  const { oip, logger } = deps;
+  const { service, logger } = deps;
+  const { metrics } = service;
+  const oip = createOipProtocol(service, deps.serverVersion);
   const definition = loadSync([PROTO_FILE, healthProto], { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
   const inference = (loadPackageDefinition(definition).inference as GrpcObject).GRPCInferenceService as ServiceClientConstructor;
   // grpc-js takes a 32-bit signed limit, and protobuf caps a message at 2 GiB anyway.
-  const server = new Server({ 'grpc.max_receive_message_length': Math.min(deps.maxUploadBytes + HEADER_ROOM, 2 ** 31 - 1) });
-  const authorize = deps.authToken ? createAuthorizationCheck(deps.authToken) : undefined;
-  const checkToken = (metadata: Metadata): void => authorize?.(metadata.get('authorization')[0]);
+  const server = new Server({ 'grpc.max_receive_message_length': Math.min(service.limits.maxUploadBytes + HEADER_ROOM, 2 ** 31 - 1) });
+  const checkToken = (metadata: Metadata): void => service.authorize(metadata.get('authorization')[0]);
+  // Every call answered is counted with HTTP's requests (status: its error's, 200 when OK).
+  const observe = (rpc: string, startedAt: number, status: number): void =>
+    metrics.observeRequest('grpc', `/${SERVICE_NAME}/${rpc}`, 'POST', status, (performance.now() - startedAt) / 1000);
+  const succeeded = (rpc: string, startedAt: number): void => observe(rpc, startedAt, 200);
+  /** A failed call: counted, logged as its status deserves, and returned as the catalogue error to answer. */
+  const failed = (rpc: string, startedAt: number, err: unknown): EngineError => {
+    const error = asServiceError(err);
+    metrics.error(error);
+    logFailure(logger, error, { rpc }, 'gRPC call');
+    observe(rpc, startedAt, error.status);
+    return error;
+  };
 
   const health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
   const syncHealth = (): void => {
@@ -76,20 +92,19 @@ export function createGrpcService(deps: GrpcDeps): GrpcService {
   const unary =
     <Req, Res>(name: string, handler: (request: Req, call: ServerUnaryCall<Req, Res>) => Res | Promise<Res>) =>
     (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+      const startedAt = performance.now();
       Promise.resolve()
         .then(() => handler(call.request, call))
         .then(
-          (response) => callback(null, response),
-          (err: unknown) => {
-            const error = toServiceError(err);
-            if (error.status >= 500) logger.error({ err: error, code: error.code, rpc: name }, 'gRPC call failed');
-            else logger.info({ code: error.code, message: error.message, rpc: name }, 'gRPC call refused');
-            callback(toGrpcError(error) as Parameters<sendUnaryData<Res>>[0]);
+          (response) => {
+            succeeded(name, startedAt);
+            callback(null, response);
           },
+          (err: unknown) => callback(toGrpcError(failed(name, startedAt, err)) as Parameters<sendUnaryData<Res>>[0]),
         );
     };
 
-  const infer = async (request: WireInferRequest, signal: AbortSignal): Promise<WireInferResponse> => toWire(await oip.infer(fromWire(request), signal));
+  const infer = async (request: WireInferRequest, signal: AbortSignal): Promise<WireInferResponse> => toWire(await oip.infer(fromWire(request), signal, logger));
 
   const implementation: UntypedServiceImplementation = {
     ServerLive: unary('ServerLive', () => ({ live: oip.live() })),
@@ -105,20 +120,24 @@ export function createGrpcService(deps: GrpcDeps): GrpcService {
       try {
         checkToken(call.metadata);
       } catch (err) {
-        call.emit('error', toGrpcError(toServiceError(err)));
+        call.emit('error', toGrpcError(failed('ModelStreamInfer', performance.now(), err)));
         return;
       }
       const signal = cancelled(call);
       // Requests on one stream run concurrently (through the same queue as everything else) and
       // are answered as they finish; `id` tells them apart, as with Triton.
       const pending = new Set<Promise<void>>();
+      // Each request of the stream is counted as one call.
       call.on('data', (request: WireInferRequest) => {
+        const startedAt = performance.now();
         const done = infer(request, signal).then(
-          (response) => void call.write({ error_message: '', infer_response: response }),
+          (response) => {
+            succeeded('ModelStreamInfer', startedAt);
+            call.write({ error_message: '', infer_response: response });
+          },
           (err: unknown) => {
-            const error = toServiceError(err);
-            if (error.status >= 500) logger.error({ err: error, code: error.code, rpc: 'ModelStreamInfer' }, 'gRPC stream request failed');
-            if (!signal.aborted) call.write({ error_message: clientMessage(error), infer_response: { id: request.id, model_name: request.model_name } });
+            const error = failed('ModelStreamInfer', startedAt, err);
+            if (!signal.aborted) call.write({ error_message: oneLine(error), infer_response: { id: request.id, model_name: request.model_name } });
           },
         );
         pending.add(done);

@@ -1,9 +1,11 @@
 /**
  * Catalogue errors → gRPC status codes, as Triton and Google APIs map HTTP statuses. The message
- * follows the HTTP rule: 4xx say what was wrong, 5xx carry only the catalogue's title.
+ * follows the service's rule (src/service/errors.ts): 4xx say what was wrong, 5xx carry only the
+ * catalogue's title.
  */
 import { status as Code, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { ERRORS, type EngineError } from '../errors.js';
+import { oneLine } from '../service/errors.js';
 
 const BY_STATUS: Record<number, Code> = {
   400: Code.INVALID_ARGUMENT,
@@ -25,14 +27,9 @@ export function grpcCode(error: EngineError): Code {
   return BY_STATUS[ERRORS[error.code].status] ?? Code.INTERNAL;
 }
 
-/** The message a client sees: `CODE: message` (4xx) or `CODE: title` (5xx). */
-export function clientMessage(error: EngineError): string {
-  const { status, title } = ERRORS[error.code];
-  return `${error.code}: ${status < 500 ? error.message : title}`;
-}
-
+/** The status a client gets: the code, `CODE: message` (4xx) or `CODE: title` (5xx) as details, the catalogue code in metadata. */
 export function toGrpcError(error: EngineError): Partial<ServiceError> {
   const metadata = new Metadata();
   metadata.set('haltingvt-error-code', error.code);
-  return { code: grpcCode(error), details: clientMessage(error), metadata };
+  return { code: grpcCode(error), details: oneLine(error), metadata };
 }

@@ -1,9 +1,9 @@
 /**
  * ModelInferRequest/Response (proto/inference.proto, loaded with proto-loader's plain objects) ↔
- * the transport-neutral InferRequest/InferResponse of src/oip/service.ts.
+ * the transport-neutral InferRequest/InferResponse of src/oip/protocol.ts.
  */
 import { EngineError } from '../errors.js';
-import type { InferRequest, InferResponse, ParameterValue } from '../oip/service.js';
+import type { InferRequest, InferResponse, ParameterValue } from '../oip/protocol.js';
 import { decodeBytesElements, toRaw } from '../oip/tensors.js';
 
 export interface WireParameter {

@@ -1,12 +1,17 @@
 /**
- * Every error the service answers goes through here and leaves as one shape (schemas.ts ErrorBody)
- * with a code from the one catalogue (src/errors.ts). Errors from fastify and its plugins are
- * mapped onto that catalogue; anything unknown becomes INTERNAL. As in fastify/demo, statuses
- * under 500 carry the real message and details, 5xx only the catalogue's title, and are logged in
- * full under the request id.
+ * Every error the HTTP server answers goes through here, in the body shape of its route: /v1's
+ * `{"error": {code, status, message, request_id}}` or the OIP's `{"error", "code"}` (the shape
+ * tritonclient and the KServe SDK read), with a code from the one catalogue (src/errors.ts).
+ * Errors from fastify and its plugins are mapped onto that catalogue; anything unknown becomes
+ * INTERNAL. What a caller sees and what is logged is decided in src/service/errors.ts: statuses
+ * under 500 carry the real message and details, 5xx only the catalogue's title, logged in full
+ * under the request id.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ERRORS, EngineError, isEngineError, type ErrorCode } from '../errors.js';
+import { asServiceError, logFailure, publicError } from '../service/errors.js';
+import type { Metrics } from '../service/metrics.js';
+import type { V2Error } from './oip-schemas.js';
 import type { ErrorBody } from './schemas.js';
 
 /** fastify and @fastify/multipart error codes → catalogue codes. */
@@ -27,7 +32,7 @@ const FRAMEWORK_CODES: Record<string, ErrorCode> = {
   FST_ERR_VALIDATION: 'BAD_REQUEST',
 };
 
-/** Any thrown value → an EngineError with a catalogue code. */
+/** Any thrown value → an EngineError with a catalogue code (fastify's own errors mapped). */
 export function toServiceError(err: unknown): EngineError {
   if (isEngineError(err)) return err;
   const e = err as Partial<FastifyError> | undefined;
@@ -40,40 +45,39 @@ export function toServiceError(err: unknown): EngineError {
   const status = typeof e?.statusCode === 'number' ? e.statusCode : 500;
   if (status === 404) return new EngineError('NOT_FOUND', e?.message ?? 'not found', undefined, { cause: err });
   if (status >= 400 && status < 500) return new EngineError('BAD_REQUEST', e?.message ?? 'bad request', undefined, { cause: err });
-  return new EngineError('INTERNAL', e instanceof Error ? e.message : String(err), undefined, { cause: err });
+  return asServiceError(err);
 }
 
-/** The `error` object of a response body (also used per item in a batch). */
+/** The `error` object of a /v1 body (also used per item in a batch). */
 export function errorObject(err: EngineError, requestId: string): ErrorBody['error'] {
-  const { status } = ERRORS[err.code];
-  const exposed = status < 500;
-  return {
-    code: err.code,
-    status,
-    message: exposed ? err.message : ERRORS[err.code].title,
-    request_id: requestId,
-    ...(exposed && err.details ? { details: withoutPaths(err.details) } : {}),
-  };
+  const { code, status, message, details } = publicError(err);
+  return { code, status, message, request_id: requestId, ...(details ? { details } : {}) };
 }
 
-export function retryable(code: ErrorCode): boolean {
-  const { status } = ERRORS[code];
-  return status === 429 || status === 503 || status === 507;
+/** The body shapes errors are answered in: /v1's, and the Open Inference Protocol's (/v2). */
+export type ErrorShape = 'v1' | 'v2';
+
+/** The shape of the route a request went to: the OIP's under /v2, ours elsewhere. */
+export function errorShape(request: FastifyRequest): ErrorShape {
+  return request.url.startsWith('/v2/') || request.url === '/v2' ? 'v2' : 'v1';
 }
 
-/** Sends `err` (already mapped) as the response; logs it as its status deserves. */
-export function sendError(request: FastifyRequest, reply: FastifyReply, err: EngineError, retryAfterS: number): FastifyReply {
-  const body: ErrorBody = { error: errorObject(err, request.id) };
-  const { status } = body.error;
-  if (status >= 500) request.log.error({ err, code: err.code, details: err.details }, 'request failed');
-  else request.log.info({ code: err.code, message: body.error.message }, 'request refused');
-  if (retryable(err.code)) reply.header('retry-after', String(retryAfterS));
+/**
+ * The one place an HTTP error is answered: logged as its status deserves (5xx in full), counted,
+ * and sent in the route's body shape with the headers it calls for.
+ */
+export function sendError(request: FastifyRequest, reply: FastifyReply, err: EngineError, deps: { metrics: Metrics; retryAfterS: number }): FastifyReply {
+  const answer = publicError(err);
+  deps.metrics.error(err);
+  logFailure(request.log, err, {});
+  if (answer.retryable) reply.header('retry-after', String(deps.retryAfterS));
   if (err.code === 'UNAUTHORIZED') reply.header('www-authenticate', 'Bearer');
   // An answer sent before the body was read in full leaves the rest of it on the socket, unread:
   // the connection could not carry another request and would hold shutdown, so it is closed.
   // (`complete` is Node's flag for a fully received message; inject() requests lack it.)
   if (request.raw.complete === false || err.code === 'UPLOAD_TOO_LARGE' || err.code === 'BATCH_TOO_LARGE') reply.header('connection', 'close');
-  return reply.code(status).type('application/json; charset=utf-8').send(body);
+  const body: ErrorBody | V2Error = errorShape(request) === 'v2' ? { error: answer.message, code: answer.code } : { error: errorObject(err, request.id) };
+  return reply.code(answer.status).type('application/json; charset=utf-8').send(body);
 }
 
 /**
@@ -89,9 +93,4 @@ export function clientErrorAnswer(err: NodeJS.ErrnoException, requestId: string)
   const reason = code === 'REQUEST_TIMEOUT' ? 'Request Timeout' : 'Bad Request';
   const raw = `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
   return { code, status, raw };
-}
-
-function withoutPaths(details: Record<string, unknown>): Record<string, unknown> {
-  // `file` is a server path (a temp file, the model folder), never the client's business.
-  return Object.fromEntries(Object.entries(details).filter(([key]) => key !== 'file'));
 }

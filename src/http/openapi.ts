@@ -10,7 +10,7 @@ import { ERRORS, type ErrorCode } from '../errors.js';
 import { MERGE_MODES } from '../engine/merging.js';
 import { apiSchemas, ExplainField, KnobFields } from './schemas.js';
 // Registers the OIP schemas in apiSchemas whatever the import order.
-import '../oip/schemas.js';
+import './oip-schemas.js';
 
 export const API_VERSION = '1.0.0';
 

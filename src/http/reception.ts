@@ -1,31 +1,22 @@
 /**
  * Receiving an upload: the body's deadline, a client that goes away, multipart parts spooled to
- * temp files one by one, a raw body spooled whole, what a request may not send, and the name each
- * video goes by (the client's file name: the engine's errors speak of that, never of the temp path).
+ * the request's temp files one by one, a raw body spooled whole, and what a request may not send.
  */
 import type { Multipart, MultipartFile } from '@fastify/multipart';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Readable } from 'node:stream';
 import { EngineError } from '../errors.js';
+import type { TempFiles, VideoInput } from '../service/index.js';
+import { tooLarge } from '../service/uploads.js';
 import { toServiceError } from './errors.js';
-import { tooLarge, type TempFiles } from './upload.js';
 
 /** Room for the multipart boundaries and knob fields around one file. */
 export const MULTIPART_OVERHEAD = 64 * 1024;
 export const RAW_TYPES = /^(video\/[a-z0-9.+-]+|application\/octet-stream)$/;
 
-export interface Upload {
-  path: string;
-  filename: string | null;
-  /** What errors call this video: the client's file name, quoted, or "the uploaded video". */
-  name: string;
-}
-
-export function displayName(filename: string | null): string {
-  return filename ? JSON.stringify(filename) : 'the uploaded video';
-}
-
 export interface Received {
-  items: Array<Partial<Upload> & { filename: string | null; error?: EngineError }>;
+  /** On disk, or refused alone (too large, empty): one per file part, in order. */
+  items: VideoInput[];
   fields: Record<string, unknown>;
 }
 
@@ -55,15 +46,15 @@ export async function receiveMultipart(request: FastifyRequest, temps: TempFiles
   return received;
 }
 
-async function receiveFile(part: MultipartFile, temps: TempFiles): Promise<Received['items'][number]> {
+async function receiveFile(part: MultipartFile, temps: TempFiles): Promise<VideoInput> {
   const filename = part.filename ? part.filename : null;
   const file = temps.path(filename ?? undefined);
   try {
     const bytes = await temps.spool(part.file, file, Number.POSITIVE_INFINITY);
     // busboy stops writing at the fileSize limit and flags the stream; the rest of the part is skipped.
     if (part.file.truncated) return { filename, error: tooLarge(Number((part.file as { bytesRead?: number }).bytesRead ?? bytes)) };
-    if (bytes === 0) return { filename, error: new EngineError('BAD_REQUEST', `${displayName(filename)} is empty`) };
-    return { filename, path: file, name: displayName(filename) };
+    if (bytes === 0) return { filename, error: new EngineError('BAD_REQUEST', `${filename ? JSON.stringify(filename) : 'the video'} is empty`) };
+    return { filename, path: file };
   } catch (err) {
     // A source error means the request itself broke: nothing more can be read.
     if (part.file.destroyed || part.file.errored) throw err;
@@ -102,6 +93,15 @@ export function bodyDeadline(reply: FastifyReply, limitMs: number): { within<T>(
     },
     clear: () => clearTimeout(timer),
   };
+}
+
+/** A raw request body (the video itself) into one temp file; BAD_REQUEST when empty. */
+export async function receiveRaw(request: FastifyRequest, temps: TempFiles, maxBytes: number): Promise<VideoInput> {
+  refuseLongBody(request, maxBytes);
+  const file = temps.path();
+  const bytes = await temps.spool(request.body as Readable, file, maxBytes);
+  if (bytes === 0) throw new EngineError('BAD_REQUEST', 'the request body is empty');
+  return { filename: null, path: file };
 }
 
 export function refuseLongBody(request: FastifyRequest, maxBytes: number): void {

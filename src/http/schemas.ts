@@ -6,9 +6,9 @@
  */
 import { z } from 'zod';
 import { MERGE_MODES } from '../engine/merging.js';
-import { PRECISIONS } from '../engine/model.js';
 import { Explanation as EngineExplanation, KnobsUsed, VideoAnswer } from '../engine/result.js';
-import { ERRORS, type ErrorCode } from '../errors.js';
+import { ERRORS, EngineError, type ErrorCode } from '../errors.js';
+import { ModelInfo as ServiceModelInfo, ModelRef as ServiceModelRef } from '../service/models.js';
 
 export const apiSchemas = z.registry<{ id: string }>();
 
@@ -25,28 +25,50 @@ const knobText = (name: string, integer: boolean) =>
     .transform(Number)
     .optional();
 
-export const KnobFields = z.strictObject(
-  {
-    top_k: knobText('top_k', true).describe('labels to return, most probable first'),
-    keep_ratio: knobText('keep_ratio', false).describe('share of patches per frame the Glimpser keeps (lower is cheaper)'),
-    halt_threshold: knobText('halt_threshold', false).describe('halting threshold; higher halts later (at least joint layers - 1 disables halting)'),
-    // The engine checks the value against the model's choices (a model may not offer merging).
-    merge_mode: z.string().trim().optional().describe(`training-free token merging in the joint layers: ${MERGE_MODES.join(', ')} (ToMe, vid-TLDR)`),
-    merge_ratio: knobText('merge_ratio', false).describe('share of the live patch tokens each joint layer merges away (lower merges less; needs merge_mode)'),
-  },
-  {
-    error: (iss) =>
-      iss.code === 'unrecognized_keys' ? `unknown field ${iss.keys.join(', ')}; known: file, top_k, keep_ratio, halt_threshold, merge_mode, merge_ratio, explain` : undefined,
-  },
-);
-export type KnobFields = z.infer<typeof KnobFields>;
+const KNOB_FIELDS = ['top_k', 'keep_ratio', 'halt_threshold', 'merge_mode', 'merge_ratio'] as const;
+
+export const KnobFields = z.strictObject({
+  top_k: knobText('top_k', true).describe('labels to return, most probable first'),
+  keep_ratio: knobText('keep_ratio', false).describe('share of patches per frame the Glimpser keeps (lower is cheaper)'),
+  halt_threshold: knobText('halt_threshold', false).describe('halting threshold; higher halts later (at least joint layers - 1 disables halting)'),
+  // The engine checks the value against the model's choices (a model may not offer merging).
+  merge_mode: z.string().trim().optional().describe(`training-free token merging in the joint layers: ${MERGE_MODES.join(', ')} (ToMe, vid-TLDR)`),
+  merge_ratio: knobText('merge_ratio', false).describe('share of the live patch tokens each joint layer merges away (lower merges less; needs merge_mode)'),
+});
 
 /** `explain=true` (query string or form field, /v1) asks for the Explanation; not a knob, so not echoed in `knobs`. */
 export const ExplainField = z
-  .enum(['true', 'false', '1', '0'], { error: 'explain must be true or false' })
+  .string()
+  .trim()
+  .toLowerCase()
+  .pipe(z.enum(['true', 'false', '1', '0'], { error: 'explain must be true or false' }))
   .optional()
   .transform((v) => v === 'true' || v === '1')
   .describe('true: add `explain` (stop map, sampled frames, thumbnails) to each result; off by default');
+
+/** What a /v1 classify request may say besides its video, in the query string or as form fields (form fields win). */
+export const ClassifyFields = z.strictObject(
+  { ...KnobFields.shape, explain: ExplainField },
+  {
+    error: (iss) =>
+      iss.code === 'unrecognized_keys' ? `unknown field ${iss.keys.join(', ')}; known: file, ${KNOB_FIELDS.join(', ')}, explain` : undefined,
+  },
+);
+export type ClassifyFields = z.output<typeof ClassifyFields>;
+
+/** A refused field: BAD_KNOB when every problem is a knob's value, else BAD_REQUEST (an unknown field, a bad explain). */
+export function fieldsProblem(issues: ReadonlyArray<{ path: readonly PropertyKey[]; code: string; message: string }>): EngineError {
+  const problems = issues.map((i) => i.message);
+  const knobsOnly = issues.every((i) => i.code !== 'unrecognized_keys' && (KNOB_FIELDS as readonly PropertyKey[]).includes(i.path[0] as PropertyKey));
+  return new EngineError(knobsOnly ? 'BAD_KNOB' : 'BAD_REQUEST', problems.join('; '), { problems });
+}
+
+/** Form fields (text) → the knobs as numbers and the explain switch; throws what fieldsProblem says. */
+export function parseClassifyFields(input: Record<string, unknown>): ClassifyFields {
+  const parsed = ClassifyFields.safeParse(input);
+  if (!parsed.success) throw fieldsProblem(parsed.error.issues);
+  return parsed.data;
+}
 
 export const ModelNameParams = z.object({ name: z.string().min(1) });
 
@@ -65,7 +87,7 @@ export const ErrorBody = z
   .register(apiSchemas, { id: 'Error' });
 export type ErrorBody = z.infer<typeof ErrorBody>;
 
-export const ModelRef = z.strictObject({ name: z.string(), version: z.string() }).register(apiSchemas, { id: 'ModelRef' });
+export const ModelRef = ServiceModelRef.register(apiSchemas, { id: 'ModelRef' });
 
 // The result of one video is the engine's (src/engine/result.ts), served as it is, with the client's
 // file name in front; registered here under the names openapi.yaml gives its parts.
@@ -103,39 +125,7 @@ export const BatchResponse = z
   .register(apiSchemas, { id: 'BatchResponse' });
 export type BatchResponse = z.infer<typeof BatchResponse>;
 
-const KnobRange = z.strictObject({ default: z.number(), min: z.number(), max: z.number() });
-const KnobChoices = z.strictObject({ default: z.enum(MERGE_MODES), choices: z.array(z.enum(MERGE_MODES)) });
-
-export const ModelInfo = z
-  .strictObject({
-    name: z.string(),
-    version: z.string(),
-    ready: z.boolean(),
-    execution_provider: z.string().describe('where the model runs (cpu, cuda...)'),
-    precision: z.enum(PRECISIONS).describe('the graph served (MODEL_PRECISION): fp32, or the int8 / fp16 variant from the model folder'),
-    precisions: z.array(z.enum(PRECISIONS)).describe('the graphs this model folder offers'),
-    labels: z.array(z.string()),
-    input: z.strictObject({
-      layout: z.string(),
-      frames: count(),
-      size: count(),
-      resize_short_side: count(),
-      crop: z.string(),
-      sampling: z.string(),
-      color: z.string(),
-      mean: z.array(z.number()),
-      std: z.array(z.number()),
-    }),
-    knobs: z.strictObject({
-      top_k: KnobRange,
-      keep_ratio: KnobRange,
-      halt_threshold: KnobRange,
-      merge_mode: KnobChoices.optional().describe('token merging modes this model offers (absent: none)'),
-      merge_ratio: KnobRange.optional(),
-    }),
-    dense_gflops: z.number().positive().describe('GFLOPs of one video with keep_ratio 1 and no halting'),
-  })
-  .register(apiSchemas, { id: 'ModelInfo' });
+export const ModelInfo = ServiceModelInfo.register(apiSchemas, { id: 'ModelInfo' });
 export type ModelInfo = z.infer<typeof ModelInfo>;
 
 export const ModelList = z.strictObject({ models: z.array(ModelInfo) }).register(apiSchemas, { id: 'ModelList' });

@@ -3,7 +3,8 @@
  * schemas (PyPI kubernetes-validate, strict: unknown fields fail), then held to the service's own
  * contract: env names and values pass the config schema, probes hit documented routes, ports,
  * grace periods, upload volume and the autoscaling metric agree with the code.
- * Needs KUSTOMIZE and HALTINGVT_PYTHON (with kubernetes-validate), both set by `make test`.
+ * Needs KUSTOMIZE and HALTINGVT_PYTHON (with kubernetes-validate), both set by `make test`; under
+ * `make test` their absence fails rather than skips (helpers/needs.ts).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,7 +13,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { EnvSchema, loadConfig } from '../../src/config.js';
-import { createMetrics, createRegistry } from '../../src/http/metrics.js';
+import { createMetrics, createRegistry } from '../../src/service/metrics.js';
+import { suiteNeeds } from '../helpers/needs.js';
 import { ROOT } from '../helpers/paths.js';
 
 const KUSTOMIZE = process.env.KUSTOMIZE;
@@ -60,7 +62,12 @@ function inspect(kustomization: string) {
 
 const openApiPaths = Object.keys((parse(readFileSync(path.join(ROOT, 'openapi.yaml'), 'utf8')) as { paths: object }).paths);
 
-describe.skipIf(!KUSTOMIZE || !PYTHON)('Kubernetes manifests', () => {
+const canRun = suiteNeeds({
+  'KUSTOMIZE (the kustomize binary, from scripts/k8s-tools.sh)': KUSTOMIZE,
+  'HALTINGVT_PYTHON (a Python with kubernetes-validate, from make python-test-deps)': PYTHON,
+});
+
+describe.runIf(canRun)('Kubernetes manifests', () => {
   it('fail validation when a field is wrong (the validator can fail)', () => {
     const { text } = render('base');
     const broken = text.replace('terminationGracePeriodSeconds: 35', 'terminationGracePeriodSeconds: "soon"');
@@ -91,7 +98,7 @@ describe.skipIf(!KUSTOMIZE || !PYTHON)('Kubernetes manifests', () => {
         const port = (name: string) => container.ports.find((p: { name: string }) => p.name === name)?.containerPort;
         expect(config.port).toBe(port('http'));
         expect(config.grpcPort).toBe(port('grpc'));
-        expect(config.uploadDir).toBe(container.volumeMounts.find((m: { name: string }) => m.name === 'uploads').mountPath);
+        expect(config.service.uploadDir).toBe(container.volumeMounts.find((m: { name: string }) => m.name === 'uploads').mountPath);
       });
 
       it('probes documented routes on the named port the Service and PodMonitor use', () => {
@@ -123,7 +130,7 @@ describe.skipIf(!KUSTOMIZE || !PYTHON)('Kubernetes manifests', () => {
         expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: Number(dockerUser![1]), runAsGroup: Number(dockerUser![2]) });
         expect(container.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
         const uploads = pod.volumes.find((v: { name: string }) => v.name === 'uploads');
-        const admitted = config.limits.maxUploadBytes * (config.queue.size + config.queue.concurrency);
+        const admitted = config.service.maxUploadBytes * (config.service.queueSize + config.service.concurrency);
         expect(quantityBytes(uploads.emptyDir.sizeLimit)).toBeGreaterThanOrEqual(admitted);
         expect(quantityBytes(container.resources.limits['ephemeral-storage'])).toBeGreaterThanOrEqual(quantityBytes(uploads.emptyDir.sizeLimit));
       });
@@ -146,13 +153,13 @@ describe.skipIf(!KUSTOMIZE || !PYTHON)('Kubernetes manifests', () => {
           const { container, config } = get();
           expect(container.resources.limits['nvidia.com/gpu']).toBe(1);
           expect(container.image).toMatch(/:cuda$/);
-          expect(config.executionProviders[0]).toBe('cuda');
+          expect(config.engine.executionProviders[0]).toBe('cuda');
         });
       } else {
         it('runs the CPU image with the CPU provider only', () => {
           const { container, config } = get();
           expect(container.resources.limits['nvidia.com/gpu']).toBeUndefined();
-          expect(config.executionProviders).toEqual(['cpu']);
+          expect(config.engine.executionProviders).toEqual(['cpu']);
         });
       }
     });

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type ClassifyResult, type Engine } from '../../src/engine/index.js';
-import { createSessionHost } from '../../src/engine/session-host.js';
+import { createSessionHost } from '../../src/engine/inference/host.js';
 import { fixture } from '../helpers/media.js';
 import { TINY_MODEL } from '../helpers/paths.js';
 
@@ -47,9 +47,9 @@ afterAll(async () => {
 describe('dynamic batching', () => {
   it('gives every video of a batched run the result it gets alone', async () => {
     const knobs = { keep_ratio: 0.6, halt_threshold: 0.95 };
-    const single = await Promise.all(VIDEOS.map((v) => alone.engine.classify(fixture(v), knobs)));
+    const single = await Promise.all(VIDEOS.map((v) => alone.engine.classify(fixture(v), alone.engine.validateKnobs(knobs))));
     expect(alone.runs).toEqual([1, 1, 1, 1]);
-    const together = await Promise.all(VIDEOS.map((v) => batched.engine.classify(fixture(v), knobs)));
+    const together = await Promise.all(VIDEOS.map((v) => batched.engine.classify(fixture(v), batched.engine.validateKnobs(knobs))));
     expect(batched.runs).toEqual([2, 2]);
     together.forEach((r, i) => same(r, single[i]!));
   });
@@ -57,9 +57,9 @@ describe('dynamic batching', () => {
   it('runs only videos with the same knobs together', async () => {
     batched.runs.length = 0;
     const knobs = [{ keep_ratio: 0.3 }, { keep_ratio: 0.9 }, { keep_ratio: 0.3 }, { keep_ratio: 0.9 }];
-    const results = await Promise.all(VIDEOS.map((v, i) => batched.engine.classify(fixture(v), knobs[i])));
+    const results = await Promise.all(VIDEOS.map((v, i) => batched.engine.classify(fixture(v), batched.engine.validateKnobs(knobs[i]!))));
     expect(batched.runs).toEqual([2, 2]);
-    const single = await Promise.all(VIDEOS.map((v, i) => alone.engine.classify(fixture(v), knobs[i])));
+    const single = await Promise.all(VIDEOS.map((v, i) => alone.engine.classify(fixture(v), alone.engine.validateKnobs(knobs[i]!))));
     results.forEach((r, i) => same(r, single[i]!));
   });
 
@@ -67,9 +67,9 @@ describe('dynamic batching', () => {
     batched.runs.length = 0;
     const tome = { merge_mode: 'tome' as const, merge_ratio: 0.5 };
     const knobs = [tome, {}, tome, {}];
-    const results = await Promise.all(VIDEOS.map((v, i) => batched.engine.classify(fixture(v), knobs[i])));
+    const results = await Promise.all(VIDEOS.map((v, i) => batched.engine.classify(fixture(v), batched.engine.validateKnobs(knobs[i]!))));
     expect(batched.runs).toEqual([2, 2]);
-    const single = await Promise.all(VIDEOS.map((v, i) => alone.engine.classify(fixture(v), knobs[i])));
+    const single = await Promise.all(VIDEOS.map((v, i) => alone.engine.classify(fixture(v), alone.engine.validateKnobs(knobs[i]!))));
     results.forEach((r, i) => same(r, single[i]!));
     expect(results[0]!.tokens.merged_per_layer.some((n) => n > 0)).toBe(true);
   });

@@ -2,15 +2,17 @@
  * End to end across both languages: the Python toolkit renders a fresh held-out split of the
  * benchmark as real video files and predicts them with ONNX Runtime (Python) on its own decoder's
  * frames; the TypeScript engine must give the same top-1 labels with the committed default model.
- * Needs the project's Python environment (HALTINGVT_PYTHON, set by `make test`).
+ * Needs the project's Python environment (HALTINGVT_PYTHON, set by `make test`); under `make test`
+ * its absence fails rather than skips (helpers/needs.ts).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type Engine } from '../../src/engine/index.js';
 import { mergeCount } from '../../src/engine/merging.js';
+import { suiteNeeds } from '../helpers/needs.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const PYTHON = process.env.HALTINGVT_PYTHON;
@@ -38,7 +40,9 @@ for row in csv.DictReader(open(split / "labels.csv")):
 print(json.dumps(out))
 `;
 
-describe.skipIf(!PYTHON)('the default model on a fresh held-out split, TypeScript engine vs Python', () => {
+const canRun = suiteNeeds({ 'HALTINGVT_PYTHON (the Python of scripts/python-env.sh)': PYTHON });
+
+describe.runIf(canRun)('the default model on a fresh held-out split, TypeScript engine vs Python', () => {
   let engine: Engine;
   let dir: string;
   let expected: { path: string; label: string; top1: string; tokens: number[]; merged_top1: string; merged_tokens: number[] }[];
@@ -59,12 +63,12 @@ describe.skipIf(!PYTHON)('the default model on a fresh held-out split, TypeScrip
   it('gives the same labels and token counts as Python, with the GFLOPs it spent', async () => {
     expect(expected).toHaveLength(12);
     for (const row of expected) {
-      const result = await engine.classify(path.join(dir, row.path));
+      const result = await engine.classify(path.join(dir, row.path), engine.validateKnobs({}));
       expect(result.top[0]?.label, row.path).toBe(row.top1);
       expect(result.tokens.per_layer, row.path).toEqual(row.tokens);
       expect(result.gflops).toBeGreaterThan(0);
       expect(result.gflops).toBeLessThan(result.dense_gflops);
-      const merged = await engine.classify(path.join(dir, row.path), { merge_mode: 'tldr', merge_ratio: 0.2 });
+      const merged = await engine.classify(path.join(dir, row.path), engine.validateKnobs({ merge_mode: 'tldr', merge_ratio: 0.2 }));
       expect(merged.top[0]?.label, row.path).toBe(row.merged_top1);
       expect(merged.tokens.per_layer, row.path).toEqual(row.merged_tokens);
       expect(merged.tokens.merged_per_layer).toEqual(row.merged_tokens.map((n) => mergeCount(n, 0.2)));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isEngineError } from '../../src/errors.js';
-import { createKnobValidator } from '../../src/engine/knobs.js';
+import { createKnobValidator, type KnobInput, type Knobs } from '../../src/engine/knobs.js';
 import type { Manifest } from '../../src/engine/model.js';
 
 const manifest = {
@@ -15,7 +15,7 @@ const validate = createKnobValidator(manifest);
 
 function refusal(input: unknown): { message: string; details: Record<string, unknown> | undefined } {
   try {
-    validate(input);
+    validate(input as KnobInput);
   } catch (err) {
     if (isEngineError(err, 'BAD_KNOB')) return { message: err.message, details: err.details };
     throw err;
@@ -26,7 +26,7 @@ function refusal(input: unknown): { message: string; details: Record<string, unk
 describe('knob validation', () => {
   it('fills defaults, capping top_k at the number of labels', () => {
     expect(validate({})).toEqual({ top_k: 4, keep_ratio: 0.5, halt_threshold: 0.99 });
-    expect(validate(undefined)).toEqual({ top_k: 4, keep_ratio: 0.5, halt_threshold: 0.99 });
+    expect(validate(undefined as unknown as KnobInput)).toEqual({ top_k: 4, keep_ratio: 0.5, halt_threshold: 0.99 });
     expect(validate({ keep_ratio: undefined, top_k: 2 })).toEqual({ top_k: 2, keep_ratio: 0.5, halt_threshold: 0.99 });
   });
 
@@ -54,10 +54,12 @@ describe('knob validation', () => {
     expect(refusal({ keep: 0.5 }).message).toContain('unknown knob keep');
   });
 
-  it('checks a request\'s knobs once: what it passed comes back as is, frozen; a copy or another model\'s is checked again', () => {
-    const knobs = validate({ keep_ratio: 0.3 });
-    expect(validate(knobs)).toBe(knobs);
+  it('returns frozen Knobs, the only type the engine takes: plain objects do not type-check (tsc runs in make test)', () => {
+    const knobs: Knobs = validate({ keep_ratio: 0.3 });
     expect(Object.isFrozen(knobs)).toBe(true);
+    // @ts-expect-error an unchecked object is not Knobs
+    const unchecked: Knobs = { top_k: 1, keep_ratio: 0.3, halt_threshold: 0.99 };
+    expect(unchecked.top_k).toBe(1);
     expect(() => validate({ ...knobs, top_k: 9 })).toThrow(/top_k=9 is out of range/);
     const narrower = createKnobValidator({ ...manifest, knobs: { ...manifest.knobs, keep_ratio: { default: 0.5, min: 0.4, max: 1 } } } as Manifest);
     expect(() => narrower(knobs)).toThrow(/keep_ratio=0.3 is out of range \[0.4, 1\]/);
@@ -76,7 +78,7 @@ describe('merge knobs', () => {
 
   function refused(input: unknown): string {
     try {
-      merging(input);
+      merging(input as KnobInput);
     } catch (err) {
       if (isEngineError(err, 'BAD_KNOB')) return err.message;
       throw err;

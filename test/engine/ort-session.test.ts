@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isEngineError } from '../../src/errors.js';
 import { mergeModeIndex, type MergeMode } from '../../src/engine/merging.js';
-import { checkFeeds, feedMismatches, openSession, providerAttempts, type SessionFactory, type ValueSpec } from '../../src/engine/ort-session.js';
+import { checkFeeds, feedMismatches, openSession, providerAttempts, type SessionFactory, type ValueSpec } from '../../src/engine/inference/ort-session.js';
 import { captureLogger } from '../helpers/logger.js';
 import { GOLDEN, TINY_MODEL, golden } from '../helpers/paths.js';
 

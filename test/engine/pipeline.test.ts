@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isEngineError, type ErrorCode } from '../../src/errors.js';
-import { createEngine, type Engine } from '../../src/engine/index.js';
-import { ortSessionFactory, type SessionFactory } from '../../src/engine/ort-session.js';
-import { createInProcessHost } from '../../src/engine/session-inprocess.js';
+import { createEngine, type Engine, type KnobInput } from '../../src/engine/index.js';
+import { ortSessionFactory, type SessionFactory } from '../../src/engine/inference/ort-session.js';
+import { createInProcessHost } from '../../src/engine/inference/in-process.js';
 import { captureLogger } from '../helpers/logger.js';
 import { fixture } from '../helpers/media.js';
 import { TINY_MODEL } from '../helpers/paths.js';
@@ -13,9 +13,9 @@ beforeAll(async () => {
 });
 afterAll(() => engine.close());
 
-async function code(file: string, knobs?: unknown): Promise<ErrorCode | undefined> {
+async function code(file: string, knobs: KnobInput = {}): Promise<ErrorCode | undefined> {
   try {
-    await engine.classify(file, knobs);
+    await engine.classify(file, engine.validateKnobs(knobs));
   } catch (err) {
     if (isEngineError(err)) return err.code;
     throw err;
@@ -25,8 +25,7 @@ async function code(file: string, knobs?: unknown): Promise<ErrorCode | undefine
 
 describe('engine.classify (tiny model, decode and inference worker processes)', () => {
   it('returns a result that explains itself', async () => {
-    const r = await engine.classify(fixture('one.mp4'), { top_k: 3, keep_ratio: 0.3, halt_threshold: 0.9 });
-    expect(r.model).toEqual({ name: 'tiny', version: '0.0.1' });
+    const r = await engine.classify(fixture('one.mp4'), engine.validateKnobs({ top_k: 3, keep_ratio: 0.3, halt_threshold: 0.9 }));
     expect(r.top).toHaveLength(3);
     expect(r.top.map((p) => p.probability)).toEqual([...r.top.map((p) => p.probability)].sort((a, b) => b - a));
     expect(engine.manifest.labels).toContain(r.top[0]?.label);
@@ -43,13 +42,13 @@ describe('engine.classify (tiny model, decode and inference worker processes)', 
   });
 
   it('spends the dense budget with keep 1 and halting off', async () => {
-    const r = await engine.classify(fixture('one.mp4'), { keep_ratio: 1, halt_threshold: 4 });
+    const r = await engine.classify(fixture('one.mp4'), engine.validateKnobs({ keep_ratio: 1, halt_threshold: 4 }));
     expect(r.tokens.kept_ratio).toBe(1);
     expect(r.gflops).toBeCloseTo(r.dense_gflops, 5);
   });
 
   it('gives the same answer for the same video', async () => {
-    const [a, b] = await Promise.all([engine.classify(fixture('one.mp4')), engine.classify(fixture('one.mp4'))]);
+    const [a, b] = await Promise.all([engine.classify(fixture('one.mp4'), engine.validateKnobs({})), engine.classify(fixture('one.mp4'), engine.validateKnobs({}))]);
     expect(a.top).toEqual(b.top);
     expect(a.tokens).toEqual(b.tokens);
   });
@@ -75,7 +74,7 @@ describe('engine.classify (tiny model, decode and inference worker processes)', 
   });
 
   it('is cancelled by its signal', async () => {
-    const error = await engine.classify(fixture('one.mp4'), {}, { signal: AbortSignal.abort() }).catch((e: unknown) => e);
+    const error = await engine.classify(fixture('one.mp4'), engine.validateKnobs({}), { signal: AbortSignal.abort() }).catch((e: unknown) => e);
     expect(isEngineError(error, 'ABORTED')).toBe(true);
   });
 });
@@ -84,7 +83,7 @@ describe('createEngine', () => {
   it('refuses frames over the pixel limit', async () => {
     const small = await createEngine({ modelDir: TINY_MODEL, config: { executionProviders: ['cpu'], maxPixels: 100 } });
     try {
-      await expect(small.classify(fixture('one.mp4'))).rejects.toMatchObject({ code: 'VIDEO_TOO_LARGE' });
+      await expect(small.classify(fixture('one.mp4'), small.validateKnobs({}))).rejects.toMatchObject({ code: 'VIDEO_TOO_LARGE' });
     } finally {
       await small.close();
     }
@@ -109,7 +108,7 @@ describe('createEngine with an injected session factory', () => {
       expect(tried).toEqual(['cuda,cpu', 'cpu']);
       expect(engine.info.session.executionProvider).toBe('cpu');
       expect(lines.find((l) => l.level === 40)).toMatchObject({ provider: 'cuda', reason: 'CUDA driver version is insufficient' });
-      const r = await engine.classify(fixture('one.mp4'));
+      const r = await engine.classify(fixture('one.mp4'), engine.validateKnobs({}));
       expect(r.top).toHaveLength(5);
     } finally {
       await engine.close();
@@ -121,7 +120,7 @@ describe('createEngine with an injected session factory', () => {
     const webgpu = await createEngine({ modelDir: TINY_MODEL, logger, config: { executionProviders: ['webgpu', 'cpu'] }, createHost: createInProcessHost(ortSessionFactory) });
     try {
       const knobs = { keep_ratio: 0.3, halt_threshold: 0.9 };
-      const [got, want] = await Promise.all([webgpu.classify(fixture('one.mp4'), knobs), engine.classify(fixture('one.mp4'), knobs)]);
+      const [got, want] = await Promise.all([webgpu.classify(fixture('one.mp4'), webgpu.validateKnobs(knobs)), engine.classify(fixture('one.mp4'), engine.validateKnobs(knobs))]);
       if (webgpu.info.session.executionProvider === 'cpu') {
         // This machine has no GPU: Dawn finds no adapter and the session opens on the next provider.
         expect(lines.find((l) => l.level === 40)).toMatchObject({ provider: 'webgpu', reason: expect.stringContaining('Failed to get a WebGPU adapter') });
@@ -144,7 +143,7 @@ describe('createEngine with an injected session factory', () => {
     };
     const engine = await createEngine({ modelDir: TINY_MODEL, config: { executionProviders: ['cpu'] }, createHost: createInProcessHost(factory) });
     try {
-      await expect(engine.classify(fixture('one.mp4'))).rejects.toThrow(/output "logits" is int64, the contract says float32/);
+      await expect(engine.classify(fixture('one.mp4'), engine.validateKnobs({}))).rejects.toThrow(/output "logits" is int64, the contract says float32/);
     } finally {
       await engine.close();
     }

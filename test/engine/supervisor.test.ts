@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createSupervisor } from '../../src/engine/supervisor.js';
+import { createSupervisor } from '../../src/engine/workers/supervisor.js';
 
 beforeEach(() => void vi.useFakeTimers());
 afterEach(() => void vi.useRealTimers());

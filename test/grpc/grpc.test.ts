@@ -14,7 +14,7 @@ import type { Engine } from '../../src/engine/index.js';
 import { EngineError, ERRORS, type ErrorCode } from '../../src/errors.js';
 import { createGrpcService, PROTO_FILE, type GrpcService } from '../../src/grpc/server.js';
 import { grpcCode } from '../../src/grpc/status.js';
-import type { EnginePort } from '../../src/http/engine-port.js';
+import type { EnginePort } from '../../src/service/index.js';
 import { fixture, makeApp, openTinyEngine, type TestApp } from '../http/helpers.js';
 
 const TOKEN = 'a-grpc-test-token-0123';
@@ -38,9 +38,9 @@ let health: InstanceType<ServiceClientConstructor>;
 
 beforeAll(async () => {
   engine = await openTinyEngine();
-  t = makeApp(new Promise<EnginePort>((resolve) => (resolveEngine = resolve)), { authToken: TOKEN, limits: { maxUploadBytes: 1_000_000 } });
+  t = makeApp(new Promise<EnginePort>((resolve) => (resolveEngine = resolve)), { service: { authToken: TOKEN, maxUploadBytes: 1_000_000 } });
   await t.app.ready();
-  grpc = createGrpcService({ oip: t.app.oip, maxUploadBytes: 1_000_000, authToken: TOKEN, logger: pino({ level: 'silent' }) });
+  grpc = createGrpcService({ service: t.service, serverVersion: 'test', logger: pino({ level: 'silent' }) });
   const port = await grpc.listen('127.0.0.1', 0);
   inference = new Inference(`127.0.0.1:${port}`, credentials.createInsecure());
   health = new (Health.Health as ServiceClientConstructor)(`127.0.0.1:${port}`, credentials.createInsecure());
@@ -126,7 +126,7 @@ describe('gRPC OIP server', () => {
   });
 
   it('turns NOT_SERVING and refuses inference with UNAVAILABLE once draining', async () => {
-    await t.app.lifecycle.drain();
+    await t.service.lifecycle.drain();
     grpc.syncHealth();
     expect(await status()).toBe('NOT_SERVING');
     const metadata = new Metadata();

@@ -23,7 +23,7 @@ beforeAll(async () => {
     calls.push({ video: sizes.get(statSync(file).size) ?? '?', release: g.open });
     return g.promise;
   });
-  t = makeApp(port, { queue: { concurrency: 2, size: 16 } });
+  t = makeApp(port, { service: { concurrency: 2, queueSize: 16 } });
 });
 afterAll(async () => {
   await t?.app.close();
@@ -35,7 +35,7 @@ describe('batch lanes', () => {
     const batch = t.app.inject({ method: 'POST', url: '/v1/classify:batch', ...form([1, 2, 3, 4].map((i) => videoPart(`${i}.mp4`, fixture('clip.mp4'), 'files'))) });
     await until(() => calls.length === 2, 'two batch videos in the engine');
     const single = t.app.inject({ method: 'POST', url: '/v1/classify', ...form([videoPart('single.mp4', fixture('three.mp4'))]) });
-    await until(() => t.app.lifecycle.inflight() === 2, 'the single request admitted');
+    await until(() => t.service.lifecycle.inflight() === 2, 'the single request admitted');
     expect(calls.map((c) => c.video)).toEqual(['clip.mp4', 'clip.mp4']);
     calls[0]!.release();
     await until(() => calls.length === 3, 'the next video');

@@ -10,7 +10,7 @@ let t: TestApp;
 beforeAll(async () => {
   engine = await openTinyEngine();
   // Just over clip.mp4, under clip-audio.mp4: one item of a batch can be too large on its own.
-  t = makeApp(engine, { limits: { maxUploadBytes: statSync(fixture('clip.mp4')).size + 10, maxBatchItems: 5 } });
+  t = makeApp(engine, { service: { maxUploadBytes: statSync(fixture('clip.mp4')).size + 10, maxBatchItems: 5 } });
 });
 afterAll(async () => {
   await t?.app.close();

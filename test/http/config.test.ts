@@ -3,6 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configTable, withConfigTable } from '../../src/config-docs.js';
 import { ConfigError, EnvSchema, loadConfig } from '../../src/config.js';
+import { engineConfig } from '../../src/engine/config.js';
 import { ROOT } from './helpers.js';
 
 const root = '/srv/haltingvt';
@@ -12,21 +13,17 @@ describe('loadConfig', () => {
   it('has defaults for everything', () => {
     const c = loadConfig({}, { root, exists: none, tmpdir: '/scratch' });
     expect(c).toMatchObject({
-      uploadDir: '/scratch',
       port: 8080,
       host: '0.0.0.0',
       grpcPort: 8081,
-      executionProviders: ['cuda', 'cpu'],
-      intraOpThreads: 0,
-      queue: { size: 16, concurrency: 2, retryAfterS: 2 },
-      decode: { threads: 0, hwaccel: 'auto' },
-      batch: { maxSize: 1, maxDelayMs: 0 },
       logLevel: 'info',
-      authToken: undefined,
       shutdown: { delayMs: 5_000, graceMs: 25_000 },
-      workers: { restartBackoffMs: 500, restartBackoffMaxMs: 30_000, maxDownMs: 60_000 },
     });
-    expect(c.limits).toEqual({ maxUploadBytes: 256 * 1024 * 1024, maxDurationS: 600, maxPixels: 3840 * 2160, maxBatchItems: 16, decodeTimeoutMs: 60_000, requestTimeoutMs: 300_000 });
+    expect(c.service).toEqual({ maxUploadBytes: 256 * 1024 * 1024, maxBatchItems: 16, queueSize: 16, concurrency: 2, uploadDir: '/scratch', authToken: undefined });
+    expect(c.http).toEqual({ requestTimeoutMs: 300_000, retryAfterS: 2 });
+    // The engine's part is the engine's own config with its own defaults, but one decode worker per queue slot.
+    expect(c.engine).toEqual(engineConfig({ decodeWorkers: 2 }));
+    expect(c.engine).toMatchObject({ executionProviders: ['cuda', 'cpu'], intraOpNumThreads: 0, decodeThreads: 0, decodeHwaccel: 'auto', batchMaxSize: 1, batchMaxDelayMs: 0, workerRestartBackoffMs: 500, workerRestartBackoffMaxMs: 30_000, workerMaxDownMs: 60_000, maxDurationS: 600, maxPixels: 3840 * 2160, decodeTimeoutMs: 60_000 });
   });
 
   it('serves models/default once it exists, the tiny fixture until then, MODEL_DIR when set', () => {
@@ -69,27 +66,34 @@ describe('loadConfig', () => {
     expect(c).toMatchObject({
       port: 9000,
       host: '127.0.0.1',
-      executionProviders: ['cpu'],
-      intraOpThreads: 3,
-      limits: { maxUploadBytes: 1000, maxDurationS: 2.5, maxPixels: 640, maxBatchItems: 4, decodeTimeoutMs: 500, requestTimeoutMs: 0 },
-      queue: { size: 0, concurrency: 1, retryAfterS: 9 },
-      decode: { threads: 2, hwaccel: 'none' },
+      engine: {
+        executionProviders: ['cpu'],
+        intraOpNumThreads: 3,
+        maxDurationS: 2.5,
+        maxPixels: 640,
+        decodeTimeoutMs: 500,
+        decodeWorkers: 1,
+        decodeThreads: 2,
+        decodeHwaccel: 'none',
+        workerRestartBackoffMs: 10,
+        workerRestartBackoffMaxMs: 40,
+        workerMaxDownMs: 0,
+      },
+      service: { maxUploadBytes: 1000, maxBatchItems: 4, queueSize: 0, concurrency: 1, uploadDir: '/var/tmp', authToken: 'sixteen-chars-at-least' },
+      http: { requestTimeoutMs: 0, retryAfterS: 9 },
       logLevel: 'warn',
-      authToken: 'sixteen-chars-at-least',
-      uploadDir: '/var/tmp',
       shutdown: { delayMs: 100, graceMs: 200 },
-      workers: { restartBackoffMs: 10, restartBackoffMaxMs: 40, maxDownMs: 0 },
     });
   });
 
   it('accepts webgpu among the execution providers and refuses unknown or repeated names', () => {
-    expect(loadConfig({ EXECUTION_PROVIDERS: 'cuda,webgpu,cpu' }, { root, exists: none }).executionProviders).toEqual(['cuda', 'webgpu', 'cpu']);
+    expect(loadConfig({ EXECUTION_PROVIDERS: 'cuda,webgpu,cpu' }, { root, exists: none }).engine.executionProviders).toEqual(['cuda', 'webgpu', 'cpu']);
     expect(() => loadConfig({ EXECUTION_PROVIDERS: 'gpu,cpu' }, { root, exists: none })).toThrow(/EXECUTION_PROVIDERS="gpu,cpu": unknown execution provider "gpu" \(known: cuda, webgpu, cpu\)/);
     expect(() => loadConfig({ EXECUTION_PROVIDERS: 'cpu,webgpu,cpu' }, { root, exists: none })).toThrow(/names a provider twice/);
   });
 
   it('treats an empty variable as unset', () => {
-    expect(loadConfig({ PORT: '', AUTH_TOKEN: '' }, { root, exists: none })).toMatchObject({ port: 8080, authToken: undefined });
+    expect(loadConfig({ PORT: '', AUTH_TOKEN: '' }, { root, exists: none })).toMatchObject({ port: 8080, service: { authToken: undefined } });
   });
 
   it('refuses bad values with a message naming each variable', () => {

@@ -5,7 +5,7 @@
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
 import { BatchResponse, ClassifyResponse, ErrorBody, Explanation } from '../../src/http/schemas.js';
-import { V2InferResponse } from '../../src/oip/schemas.js';
+import { V2InferResponse } from '../../src/http/oip-schemas.js';
 import { readFileSync } from 'node:fs';
 import { fixture, form, useTinyApp, videoPart } from './helpers.js';
 

@@ -10,8 +10,9 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ErrorBody, Readiness } from '../../src/http/schemas.js';
-import { createUploadArea } from '../../src/http/upload.js';
+import { createUploadArea } from '../../src/service/uploads.js';
 import { fixture, form, ROOT, until, videoPart } from './helpers.js';
+import { suiteNeeds } from '../helpers/needs.js';
 import { heldRequest, metric, startServer, status, tinyDiskWrapper, tmpfsMountable, workerPids, type Server } from './server-process.js';
 
 /** NODE_OPTIONS that load test/fixtures/worker-faults.mjs into the server's inference workers. */
@@ -147,7 +148,7 @@ describe('full upload disk', () => {
     await check(await startServer({ FULL_DISK_DIR: uploadDir, FULL_DISK_BYTES: '65536' }, { uploadDir, nodeArgs }));
   });
 
-  it.skipIf(!tmpfsMountable())('the same on a real 96 KiB tmpfs as UPLOAD_DIR (where this machine can mount one)', async () => {
+  it.runIf(suiteNeeds({ 'a tmpfs this process may mount (root)': tmpfsMountable() }))('the same on a real 96 KiB tmpfs as UPLOAD_DIR (where this machine can mount one)', async () => {
     const uploadDir = mkdtempSync(path.join(os.tmpdir(), 'haltingvt-tmpfs-'));
     await check(await startServer({}, { uploadDir, wrap: tinyDiskWrapper(uploadDir, 96 * 1024) }));
   });
@@ -182,7 +183,7 @@ describe('clients that go away or stall', () => {
     await until(() => server.uploadFiles().length === 0, 'the stalled upload to be removed');
 
     expect(await metric(server.base, 'haltingvt_errors_total{code="REQUEST_TIMEOUT"}')).toBe(1);
-    expect(await metric(server.base, 'haltingvt_http_requests_total{route="/v1/classify",method="POST",status="408"}')).toBe(1);
+    expect(await metric(server.base, 'haltingvt_requests_total{protocol="http",route="/v1/classify",method="POST",status="408"}')).toBe(1);
     expect(await metric(server.base, 'haltingvt_errors_total{code="INTERNAL"}')).toBeNaN();
     const refusals = server.logs().filter((l) => l.code === 'ABORTED' || l.code === 'REQUEST_TIMEOUT');
     expect(refusals.map((l) => [l.code, l.level])).toEqual([

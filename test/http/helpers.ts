@@ -6,13 +6,15 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { afterAll, beforeAll } from 'vitest';
 import type { Registry } from 'prom-client';
-import { buildApp, type AppSettings } from '../../src/app.js';
+import { buildApp } from '../../src/app.js';
+import type { AppConfig, HttpConfig, ServiceConfig } from '../../src/config.js';
 import { createEngine, type Engine } from '../../src/engine/index.js';
-import type { EnginePort } from '../../src/http/engine-port.js';
-import { createRegistry } from '../../src/http/metrics.js';
+import { createService, type EnginePort, type Service } from '../../src/service/index.js';
+import { createRegistry } from '../../src/service/metrics.js';
+import type { UploadArea } from '../../src/service/uploads.js';
 import { ffmpeg } from '../helpers/media.js';
 import { ROOT, TINY_MODEL } from '../helpers/paths.js';
 
@@ -20,6 +22,11 @@ export { fixture } from '../helpers/media.js';
 export { ROOT, TINY_MODEL };
 
 const SCRATCH = path.join(ROOT, 'test', '.cache', 'http');
+
+/** The engine as server.ts opens it from a loaded configuration. */
+export function engineFromConfig(config: AppConfig, logger: Logger): Promise<Engine> {
+  return createEngine({ modelDir: config.modelDir, config: config.engine, logger });
+}
 
 export function openTinyEngine(): Promise<Engine> {
   return createEngine({ modelDir: TINY_MODEL, config: { executionProviders: ['cpu'], intraOpNumThreads: 1 } });
@@ -51,6 +58,9 @@ export function useTinyApp(): TestApp & { readonly engine: Engine } {
     get app() {
       return made(t).app;
     },
+    get service() {
+      return made(t).service;
+    },
     get registry() {
       return made(t).registry;
     },
@@ -74,6 +84,7 @@ export interface LogLine {
 
 export interface TestApp {
   app: FastifyInstance;
+  service: Service;
   registry: Registry;
   uploadRoot: string;
   logs: LogLine[];
@@ -81,35 +92,35 @@ export interface TestApp {
   tempFiles(): string[];
 }
 
-export const DEFAULT_SETTINGS: AppSettings = {
-  limits: { maxUploadBytes: 8 * 1024 * 1024, maxDurationS: 600, maxPixels: 3840 * 2160, maxBatchItems: 8, decodeTimeoutMs: 60_000, requestTimeoutMs: 300_000 },
-  queue: { size: 16, concurrency: 2, retryAfterS: 2 },
-  authToken: undefined,
-  uploadDir: '',
-};
+export const DEFAULT_SERVICE: Omit<ServiceConfig, 'uploadDir'> = { maxUploadBytes: 8 * 1024 * 1024, maxBatchItems: 8, queueSize: 16, concurrency: 2, authToken: undefined };
+export const DEFAULT_HTTP: HttpConfig = { requestTimeoutMs: 300_000, retryAfterS: 2 };
 
-export function makeApp(
-  engine: EnginePort | Promise<EnginePort>,
-  overrides: { limits?: Partial<AppSettings['limits']>; queue?: Partial<AppSettings['queue']>; authToken?: string; defaultMetrics?: boolean } = {},
-): TestApp {
+export interface AppOverrides {
+  service?: Partial<ServiceConfig>;
+  http?: Partial<HttpConfig>;
+  defaultMetrics?: boolean;
+  /** Where uploads go instead of a fresh folder (a full disk). */
+  uploads?: (uploadRoot: string) => UploadArea;
+}
+
+/** The service over `engine` and the HTTP app over the service, as server.ts wires them; closing the app disposes the uploads. */
+export function makeApp(engine: EnginePort | Promise<EnginePort>, overrides: AppOverrides = {}): TestApp {
   mkdirSync(SCRATCH, { recursive: true });
   const uploadRoot = mkdtempSync(path.join(SCRATCH, 'up-'));
   const logs: LogLine[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
   const registry = createRegistry({ defaultMetrics: overrides.defaultMetrics ?? false });
-  const app = buildApp({
-    config: {
-      limits: { ...DEFAULT_SETTINGS.limits, ...overrides.limits },
-      queue: { ...DEFAULT_SETTINGS.queue, ...overrides.queue },
-      authToken: overrides.authToken,
-      uploadDir: uploadRoot,
-    },
+  const service = createService({
+    config: { ...DEFAULT_SERVICE, uploadDir: uploadRoot, ...overrides.service },
     engine,
     logger,
     registry,
+    uploads: overrides.uploads?.(uploadRoot),
   });
+  const app = buildApp({ service, config: { ...DEFAULT_HTTP, ...overrides.http }, logger });
+  app.addHook('onClose', async () => service.close());
   const tempFiles = (): string[] => readdirSync(uploadRoot).flatMap((d) => readdirSync(path.join(uploadRoot, d)));
-  return { app, registry, uploadRoot, logs, tempFiles };
+  return { app, service, registry, uploadRoot, logs, tempFiles };
 }
 
 export interface Part {

@@ -8,9 +8,9 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import type { Engine } from '../../src/engine/index.js';
-import { openEngine, type EnginePort } from '../../src/http/engine-port.js';
+import type { EnginePort } from '../../src/service/index.js';
 import { ClassifyResponse, ErrorBody, Readiness } from '../../src/http/schemas.js';
-import { fixture, form, gate, gatedEngine, longSmallVideo, makeApp, openTinyEngine, TINY_MODEL, until, videoPart, type TestApp } from './helpers.js';
+import { engineFromConfig, fixture, form, gatedEngine, longSmallVideo, makeApp, openTinyEngine, TINY_MODEL, until, videoPart, type TestApp } from './helpers.js';
 
 let engine: Engine;
 const apps: TestApp[] = [];
@@ -40,7 +40,7 @@ describe('upload size (413 UPLOAD_TOO_LARGE)', () => {
   const size = statSync(fixture('clip.mp4')).size;
 
   it('refuses a declared Content-Length over the limit before reading the body', async () => {
-    const t = app(engine, { limits: { maxUploadBytes: 1000 } });
+    const t = app(engine, { service: { maxUploadBytes: 1000 } });
     const res = await t.app.inject({ method: 'POST', url: '/v1/classify', headers: { 'content-type': 'video/mp4' }, payload: readFileSync(fixture('clip.mp4')) });
     expect(res.statusCode).toBe(413);
     expect(errorOf(res).code).toBe('UPLOAD_TOO_LARGE');
@@ -49,7 +49,7 @@ describe('upload size (413 UPLOAD_TOO_LARGE)', () => {
   });
 
   it('stops a streamed raw body with no Content-Length at the limit', async () => {
-    const t = app(engine, { limits: { maxUploadBytes: size - 1 } });
+    const t = app(engine, { service: { maxUploadBytes: size - 1 } });
     const res = await t.app.inject({
       method: 'POST',
       url: '/v1/classify',
@@ -62,7 +62,7 @@ describe('upload size (413 UPLOAD_TOO_LARGE)', () => {
   });
 
   it('stops a multipart file at the limit even when the whole body passes the early check', async () => {
-    const t = app(engine, { limits: { maxUploadBytes: size - 1 } });
+    const t = app(engine, { service: { maxUploadBytes: size - 1 } });
     const res = await t.app.inject({ method: 'POST', url: '/v1/classify', ...clipForm() });
     expect(res.statusCode).toBe(413);
     expect(errorOf(res).code).toBe('UPLOAD_TOO_LARGE');
@@ -70,17 +70,17 @@ describe('upload size (413 UPLOAD_TOO_LARGE)', () => {
   });
 
   it('accepts a file of exactly the limit', async () => {
-    const t = app(engine, { limits: { maxUploadBytes: size } });
+    const t = app(engine, { service: { maxUploadBytes: size } });
     const res = await t.app.inject({ method: 'POST', url: '/v1/classify', ...clipForm() });
     expect(res.statusCode).toBe(200);
   });
 });
 
-describe('duration, pixel and decode-time limits (through openEngine and the service config)', () => {
+describe('duration, pixel and decode-time limits (the engine as server.ts builds it from the environment)', () => {
   const engines: Engine[] = [];
   const limited = async (env: Record<string, string>): Promise<TestApp> => {
     const config = loadConfig({ MODEL_DIR: TINY_MODEL, EXECUTION_PROVIDERS: 'cpu', INTRA_OP_THREADS: '1', ...env });
-    const e = await openEngine(config, pino({ level: 'silent' }));
+    const e = await engineFromConfig(config, pino({ level: 'silent' }));
     engines.push(e);
     return app(e);
   };
@@ -113,7 +113,7 @@ describe('duration, pixel and decode-time limits (through openEngine and the ser
 describe('queue', () => {
   it('429 QUEUE_FULL with Retry-After when every slot and queue place is taken; the held request still succeeds', async () => {
     const g = gated();
-    const t = app(g.port, { queue: { concurrency: 1, size: 0, retryAfterS: 7 } });
+    const t = app(g.port, { service: { concurrency: 1, queueSize: 0 }, http: { retryAfterS: 7 } });
     const first = t.app.inject({ method: 'POST', url: '/v1/classify', ...clipForm() });
     await until(() => g.entered() === 1, 'the first request to reach the engine');
     const second = await t.app.inject({ method: 'POST', url: '/v1/classify', ...clipForm() });
@@ -127,7 +127,7 @@ describe('queue', () => {
 
   it('queues up to QUEUE_SIZE behind the running request and reports the wait as queue time', async () => {
     const g = gated();
-    const t = app(g.port, { queue: { concurrency: 1, size: 1 } });
+    const t = app(g.port, { service: { concurrency: 1, queueSize: 1 } });
     const first = t.app.inject({ method: 'POST', url: '/v1/classify', ...clipForm() });
     await until(() => g.entered() === 1, 'the first request to reach the engine');
     const second = t.app.inject({ method: 'POST', url: '/v1/classify', ...clipForm() });
@@ -159,7 +159,7 @@ describe('readiness and draining (503)', () => {
     expect((await t.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
     expect((await t.app.inject({ method: 'GET', url: '/v2/health/live' })).json()).toEqual({ live: true });
     resolve(engine);
-    await until(() => t.app.lifecycle.status() === 'ready', 'ready');
+    await until(() => t.service.lifecycle.status() === 'ready', 'ready');
     expect((await t.app.inject({ method: 'GET', url: '/readyz' })).json()).toEqual({ status: 'ready' });
     expect((await t.app.inject({ method: 'GET', url: '/v2/health/ready' })).json()).toEqual({ ready: true });
     expect((await t.app.inject({ method: 'POST', url: '/v1/classify', ...clipForm() })).statusCode).toBe(200);
@@ -167,7 +167,7 @@ describe('readiness and draining (503)', () => {
 
   it('reports a failed engine as not ready', async () => {
     const t = app(Promise.reject(new Error('no model')));
-    await until(() => t.app.lifecycle.status() === 'failed', 'failed');
+    await until(() => t.service.lifecycle.status() === 'failed', 'failed');
     expect((await t.app.inject({ method: 'GET', url: '/readyz' })).json()).toEqual({ status: 'failed' });
     expect(errorOf(await t.app.inject({ method: 'POST', url: '/v1/classify', ...clipForm() })).code).toBe('NOT_READY');
   });
@@ -178,7 +178,7 @@ describe('readiness and draining (503)', () => {
     const inflight = t.app.inject({ method: 'POST', url: '/v1/classify', ...clipForm() });
     await until(() => g.entered() === 1, 'the request to reach the engine');
     let drained = false;
-    const drain = t.app.lifecycle.drain().then(() => (drained = true));
+    const drain = t.service.lifecycle.drain().then(() => (drained = true));
     expect((await t.app.inject({ method: 'GET', url: '/readyz' })).json()).toEqual({ status: 'draining' });
     const refused = await t.app.inject({ method: 'POST', url: '/v1/classify', ...clipForm() });
     expect(refused.statusCode).toBe(503);
@@ -198,7 +198,7 @@ describe('auth (401 UNAUTHORIZED)', () => {
   const token = 'a-long-enough-test-token';
 
   it('guards the inference routes only', async () => {
-    const t = app(engine, { authToken: token });
+    const t = app(engine, { service: { authToken: token } });
     const none = await t.app.inject({ method: 'POST', url: '/v1/classify', ...clipForm() });
     expect(none.statusCode).toBe(401);
     expect(none.headers['www-authenticate']).toBe('Bearer');

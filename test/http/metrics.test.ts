@@ -1,11 +1,12 @@
 /**
  * /metrics after real traffic: the series the README promises, with route patterns (never raw
- * URLs) as labels, and `promtool check metrics` clean when promtool is installed (Debian's
- * `prometheus` package); without promtool that one test is skipped.
+ * URLs) as labels, and `promtool check metrics` clean (Debian's `prometheus` package, installed by
+ * `make test`; run alone without promtool, that one test is skipped).
  */
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/index.js';
+import { suiteNeeds } from '../helpers/needs.js';
 import { fixture, form, makeApp, openTinyEngine, videoPart, type TestApp } from './helpers.js';
 
 let engine: Engine;
@@ -45,14 +46,14 @@ function value(series: string): number {
 
 describe('GET /metrics', () => {
   it('counts requests by route pattern and status', () => {
-    expect(value('haltingvt_http_requests_total{route="/v1/classify",method="POST",status="200"}')).toBe(1);
-    expect(value('haltingvt_http_requests_total{route="/v1/classify",method="POST",status="422"}')).toBe(1);
-    expect(value('haltingvt_http_requests_total{route="/v1/classify:batch",method="POST",status="200"}')).toBe(1);
-    expect(value('haltingvt_http_requests_total{route="/v1/models/:name",method="GET",status="404"}')).toBe(1);
-    expect(value('haltingvt_http_requests_total{route="unmatched",method="GET",status="404"}')).toBe(1);
+    expect(value('haltingvt_requests_total{protocol="http",route="/v1/classify",method="POST",status="200"}')).toBe(1);
+    expect(value('haltingvt_requests_total{protocol="http",route="/v1/classify",method="POST",status="422"}')).toBe(1);
+    expect(value('haltingvt_requests_total{protocol="http",route="/v1/classify:batch",method="POST",status="200"}')).toBe(1);
+    expect(value('haltingvt_requests_total{protocol="http",route="/v1/models/:name",method="GET",status="404"}')).toBe(1);
+    expect(value('haltingvt_requests_total{protocol="http",route="unmatched",method="GET",status="404"}')).toBe(1);
     expect(text).not.toContain('/no/such/path');
-    expect(value('haltingvt_http_request_duration_seconds_count{route="/v1/classify",method="POST"}')).toBe(2);
-    expect(text).toContain('haltingvt_http_request_duration_seconds_bucket{le="60",route="/v1/classify",method="POST"} 2');
+    expect(value('haltingvt_request_duration_seconds_count{protocol="http",route="/v1/classify",method="POST"}')).toBe(2);
+    expect(text).toContain('haltingvt_request_duration_seconds_bucket{le="60",protocol="http",route="/v1/classify",method="POST"} 2');
   });
 
   it('counts videos, batches, errors by code, and per-video tokens, FLOPs and kept ratio', () => {
@@ -89,7 +90,7 @@ describe('GET /metrics', () => {
     expect(text).toContain('nodejs_eventloop_lag_seconds');
   });
 
-  it.skipIf(!promtool)('passes `promtool check metrics` with nothing to report', () => {
+  it.runIf(suiteNeeds({ 'promtool (apt-get install prometheus)': promtool }))('passes `promtool check metrics` with nothing to report', () => {
     const run = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
     expect(run.stdout + run.stderr).toBe('');
     expect(run.status).toBe(0);

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/index.js';
-import { V2Error, V2InferResponse, V2ModelMetadata, V2ServerMetadata } from '../../src/oip/schemas.js';
+import { V2Error, V2InferResponse, V2ModelMetadata, V2ServerMetadata } from '../../src/http/oip-schemas.js';
 import { ClassifyResponse, ErrorBody } from '../../src/http/schemas.js';
 import { fixture, form, makeApp, openTinyEngine, videoPart, type TestApp } from './helpers.js';
 
@@ -17,7 +17,7 @@ const clip = (): Buffer => readFileSync(fixture('clip.mp4'));
 
 beforeAll(async () => {
   engine = await openTinyEngine();
-  t = makeApp(engine, { limits: { maxUploadBytes: 2 * clip().length, maxBatchItems: 4 } });
+  t = makeApp(engine, { service: { maxUploadBytes: 2 * clip().length, maxBatchItems: 4 } });
 });
 afterAll(async () => {
   await t?.app.close();
@@ -119,7 +119,7 @@ describe('POST /v2/models/{name}/infer', () => {
     expect(errors[0]).toBe('');
     expect(errors[1]).toMatch(/^VIDEO_UNDECODABLE: /);
     expect(errors[1]).not.toContain(t.uploadRoot);
-    expect(errors[1]).toContain('the video');
+    expect(errors[1]).toContain('video 2 of 3'); // its place in the request: the client gave it no name
     expect(errors[1]).not.toMatch(/[0-9a-f]{24}/);
     expect(errors[2]).toBe('');
     const labels = output(json, 'LABELS');
@@ -170,7 +170,7 @@ describe('POST /v2/models/{name}/infer', () => {
 
 describe('OIP with AUTH_TOKEN', () => {
   it('needs the bearer token for inference, not for metadata', async () => {
-    const secured = makeApp(engine, { authToken: 'a-token-of-16-chars-or-more' });
+    const secured = makeApp(engine, { service: { authToken: 'a-token-of-16-chars-or-more' } });
     try {
       expect((await secured.app.inject('/v2/models/tiny')).statusCode).toBe(200);
       const res = await secured.app.inject({ method: 'POST', url: '/v2/models/tiny/infer', payload: { inputs: [] } });

@@ -11,9 +11,9 @@ import type { LightMyRequestResponse } from 'fastify';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/index.js';
-import type { EnginePort } from '../../src/http/engine-port.js';
+import type { EnginePort } from '../../src/service/index.js';
 import { openApiYaml } from '../../src/http/openapi.js';
-import { fixture, form, gate, gatedEngine, makeApp, openTinyEngine, ROOT, until, videoPart, type TestApp } from './helpers.js';
+import { fixture, form, gatedEngine, makeApp, openTinyEngine, ROOT, until, videoPart, type TestApp } from './helpers.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -63,8 +63,8 @@ let guarded: TestApp;
 
 beforeAll(async () => {
   engine = await openTinyEngine();
-  t = makeApp(engine, { limits: { maxBatchItems: 2 } });
-  guarded = makeApp(engine, { authToken: 'a-long-enough-test-token' });
+  t = makeApp(engine, { service: { maxBatchItems: 2 } });
+  guarded = makeApp(engine, { service: { authToken: 'a-long-enough-test-token' } });
 });
 afterAll(async () => {
   await t?.app.close();
@@ -111,7 +111,7 @@ describe('responses conform to openapi.yaml', () => {
 
   it('POST /v1/classify: 429 and 503 with Retry-After, 500', async () => {
     const { port: held, entered, open } = gatedEngine(engine);
-    const busy = makeApp(held, { queue: { concurrency: 1, size: 0 } });
+    const busy = makeApp(held, { service: { concurrency: 1, queueSize: 0 } });
     const first = busy.app.inject({ method: 'POST', url: '/v1/classify', ...clip() });
     await until(() => entered() === 1, 'the first request to reach the engine');
     conforms('POST', '/v1/classify', await busy.app.inject({ method: 'POST', url: '/v1/classify', ...clip() }));

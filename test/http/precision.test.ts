@@ -8,16 +8,15 @@ import { pino } from 'pino';
 import { loadConfig } from '../../src/config.js';
 import type { Engine } from '../../src/engine/index.js';
 import { isEngineError } from '../../src/errors.js';
-import { openEngine } from '../../src/http/engine-port.js';
 import { ClassifyResponse, ModelList } from '../../src/http/schemas.js';
 import { copyTinyModel } from '../helpers/model-copy.js';
-import { fixture, form, makeApp, TINY_MODEL, useTinyApp, videoPart, type TestApp } from './helpers.js';
+import { engineFromConfig, fixture, form, makeApp, TINY_MODEL, useTinyApp, videoPart, type TestApp } from './helpers.js';
 
 const silent = pino({ level: 'silent' });
 const fp32 = useTinyApp();
 
 function open(env: Record<string, string>): Promise<Engine> {
-  return openEngine(loadConfig({ EXECUTION_PROVIDERS: 'cpu', INTRA_OP_THREADS: '1', CONCURRENCY: '1', ...env }), silent);
+  return engineFromConfig(loadConfig({ EXECUTION_PROVIDERS: 'cpu', INTRA_OP_THREADS: '1', CONCURRENCY: '1', ...env }), silent);
 }
 
 async function classify(t: TestApp): Promise<ClassifyResponse> {

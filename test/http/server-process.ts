@@ -142,7 +142,7 @@ export function heldRequest(base: string, urlPath: string, headers: Record<strin
 }
 
 /**
- * The server's inference workers (Linux /proc): its child processes running session-worker. Its
+ * The server's inference workers (Linux /proc): its child processes running inference/worker. Its
  * other children (esbuild, which tsx runs to compile TypeScript; ffmpeg) are left out.
  */
 export function workerPids(serverPid: number): number[] {
@@ -153,7 +153,7 @@ export function workerPids(serverPid: number): number[] {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === serverPid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('session-worker')) out.push(Number(entry));
+      if (ppid === serverPid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').match(/inference\/worker\.[jt]s/) !== null) out.push(Number(entry));
     } catch {
       // the process ended while we looked
     }

@@ -19,7 +19,7 @@ let held: ReturnType<typeof gatedEngine>;
 beforeAll(async () => {
   engine = await openTinyEngine();
   held = gatedEngine(engine);
-  t = makeApp(held.port, { queue: { concurrency: 1, size: 4 } });
+  t = makeApp(held.port, { service: { concurrency: 1, queueSize: 4 } });
   await t.app.listen({ host: '127.0.0.1', port: 0 });
   base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
 });
@@ -66,7 +66,7 @@ describe('over a real socket', () => {
     req.destroy();
     await response;
     await until(() => t.tempFiles().length === 0, 'the temp file to be removed');
-    await until(() => t.app.lifecycle.inflight() === 0, 'the request to end');
+    await until(() => t.service.lifecycle.inflight() === 0, 'the request to end');
   });
 
   it('drops a queued request whose client went away: it never reaches the engine', async () => {
@@ -103,7 +103,7 @@ describe('over a real socket', () => {
     await response;
     held.open(); // the engine now sees an aborted signal
     await until(() => t.tempFiles().length === 0, 'the temp file to be removed');
-    await until(() => t.app.lifecycle.inflight() === 0, 'the request to end');
+    await until(() => t.service.lifecycle.inflight() === 0, 'the request to end');
     // The service is still fine afterwards.
     const ok = await t.app.inject({ method: 'POST', url: '/v1/classify', ...form([videoPart('three.mp4', fixture('three.mp4'))]) });
     expect(ok.statusCode).toBe(200);
@@ -112,7 +112,7 @@ describe('over a real socket', () => {
 
 describe('request timeout', () => {
   it('a client that stops sending mid-upload is cut off at REQUEST_TIMEOUT_MS and its temp file removed', async () => {
-    const slow = makeApp(engine, { limits: { requestTimeoutMs: 500 } });
+    const slow = makeApp(engine, { http: { requestTimeoutMs: 500 } });
     try {
       await slow.app.listen({ host: '127.0.0.1', port: 0 });
       const url = `http://127.0.0.1:${(slow.app.server.address() as AddressInfo).port}/v1/classify`;
@@ -130,7 +130,7 @@ describe('request timeout', () => {
       // Nothing more is sent: the server must give up on its own.
       expect(await outcome).toBe(408);
       await until(() => slow.tempFiles().length === 0, 'the temp file to be removed');
-      await until(() => slow.app.lifecycle.inflight() === 0, 'the request to end');
+      await until(() => slow.service.lifecycle.inflight() === 0, 'the request to end');
       req.destroy();
     } finally {
       await slow.app.close();
@@ -140,7 +140,7 @@ describe('request timeout', () => {
 
 describe('refused before fastify has a request', () => {
   it('a client that stalls in its headers gets 408 REQUEST_TIMEOUT in the error format, counted', async () => {
-    const slow = makeApp(engine, { limits: { requestTimeoutMs: 300 } });
+    const slow = makeApp(engine, { http: { requestTimeoutMs: 300 } });
     try {
       await slow.app.listen({ host: '127.0.0.1', port: 0 });
       const socket = net.connect((slow.app.server.address() as AddressInfo).port, '127.0.0.1');
@@ -152,7 +152,7 @@ describe('refused before fastify has a request', () => {
       expect(raw.startsWith('HTTP/1.1 408 ')).toBe(true);
       expect(ErrorBody.parse(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4))).error).toMatchObject({ code: 'REQUEST_TIMEOUT', status: 408 });
       expect(await slow.registry.getSingleMetricAsString('haltingvt_errors_total')).toContain('haltingvt_errors_total{code="REQUEST_TIMEOUT"} 1');
-      expect(await slow.registry.getSingleMetricAsString('haltingvt_http_requests_total')).toContain('status="408"} 1');
+      expect(await slow.registry.getSingleMetricAsString('haltingvt_requests_total')).toContain('status="408"} 1');
     } finally {
       await slow.app.close();
     }

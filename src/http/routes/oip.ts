@@ -9,70 +9,53 @@
  * memory, so the whole request (every video of a batch) is bounded by MAX_UPLOAD_BYTES; large
  * batches belong on /v1/classify:batch, which streams each file to disk.
  */
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { ERRORS, EngineError } from '../../errors.js';
-import type { InferInput, InferResponse, OipService, ParameterValue } from '../../oip/service.js';
-import { V2InferRequest, type V2Error, type V2InferResponse } from '../../oip/schemas.js';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { EngineError } from '../../errors.js';
+import type { InferInput, InferResponse, OipProtocol, ParameterValue } from '../../oip/protocol.js';
 import { decodeBytesElements, toJsonData, toRaw } from '../../oip/tensors.js';
-import { retryable, toServiceError } from '../errors.js';
-import type { Metrics } from '../metrics.js';
+import type { Service } from '../../service/index.js';
+import { V2InferRequest, V2ModelMetadata, V2ModelReady, V2ServerMetadata, type V2InferResponse } from '../oip-schemas.js';
+import { clientGone } from '../reception.js';
 
 export interface OipRouteDeps {
-  oip: OipService;
-  metrics: Metrics;
-  maxUploadBytes: number;
+  service: Service;
+  oip: OipProtocol;
   retryAfterS: number;
-  /** Throws UNAUTHORIZED; absent when no AUTH_TOKEN is configured. */
-  authorize?: ((request: FastifyRequest) => void) | undefined;
 }
 
 const HEADER_LENGTH = 'inference-header-content-length';
 /** Room for the JSON header around the videos. */
 const HEADER_ROOM = 64 * 1024;
 
-type ModelParams = { name: string; version?: string };
+const ModelParams = z.object({ name: z.string().min(1), version: z.string().min(1).optional() });
 
-export const oipRoutes: FastifyPluginAsync<OipRouteDeps> = async (app, deps) => {
-  const { oip, metrics } = deps;
+export const oipRoutes: FastifyPluginAsync<OipRouteDeps> = async (base, { service, oip, retryAfterS }) => {
+  const app = base.withTypeProvider<ZodTypeProvider>();
 
   // Every body is read whole as bytes, with or without a Content-Type (tritonclient sends none).
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: deps.maxUploadBytes + HEADER_ROOM }, (_request, body, done) => done(null, body));
-
-  app.setErrorHandler(async (err, request, reply) => {
-    const error = toServiceError(err);
-    metrics.error(error.code);
-    const { status, title } = ERRORS[error.code];
-    if (status >= 500) request.log.error({ err: error, code: error.code, details: error.details }, 'request failed');
-    else request.log.info({ code: error.code, message: error.message }, 'request refused');
-    if (retryable(error.code)) reply.header('retry-after', String(deps.retryAfterS));
-    if (error.code === 'UNAUTHORIZED') reply.header('www-authenticate', 'Bearer');
-    if (error.code === 'UPLOAD_TOO_LARGE') reply.header('connection', 'close');
-    const body: V2Error = { error: status < 500 ? error.message : title, code: error.code };
-    return reply.code(status).type('application/json; charset=utf-8').send(body);
-  });
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: service.limits.maxUploadBytes + HEADER_ROOM }, (_request, body, done) => done(null, body));
 
   // Registered under the /v2 prefix, so unknown /v2 paths also get the OIP error shape.
   app.setNotFoundHandler(async (request) => {
     throw new EngineError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`);
   });
 
-  app.get('/', async () => oip.serverMetadata());
+  app.get('/', { schema: { response: { 200: V2ServerMetadata } } }, async () => oip.serverMetadata());
 
-  for (const base of ['/models/:name', '/models/:name/versions/:version']) {
-    app.get(base, async (request) => {
-      const { name, version } = request.params as ModelParams;
-      return oip.modelMetadata(name, version);
-    });
-    app.get(`${base}/ready`, async (request, reply) => {
-      const { name, version } = request.params as ModelParams;
+  for (const path of ['/models/:name', '/models/:name/versions/:version']) {
+    app.get(path, { schema: { params: ModelParams, response: { 200: V2ModelMetadata } } }, async (request) => oip.modelMetadata(request.params.name, request.params.version));
+    app.get(`${path}/ready`, { schema: { params: ModelParams, response: { 200: V2ModelReady, 503: V2ModelReady } } }, async (request, reply) => {
+      const { name, version } = request.params;
       const ready = oip.modelReady(name, version);
-      if (!ready) reply.code(503).header('retry-after', String(deps.retryAfterS));
+      if (!ready) reply.code(503).header('retry-after', String(retryAfterS));
       return { name, ready };
     });
-    app.post(`${base}/infer`, async (request, reply) => {
-      deps.authorize?.(request);
-      const { name, version } = request.params as ModelParams;
+    app.post(`${path}/infer`, { schema: { params: ModelParams } }, async (request, reply) => {
+      service.authorize(request.headers.authorization);
+      const { name, version } = request.params;
       const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
       const { json, inputs, binaryOutput } = parseBody(body, request.headers[HEADER_LENGTH]);
       const response = await oip.infer(
@@ -85,6 +68,7 @@ export const oipRoutes: FastifyPluginAsync<OipRouteDeps> = async (app, deps) => 
           outputs: json.outputs?.map((o) => ({ name: o.name, parameters: o.parameters ?? {} })),
         },
         clientGone(reply),
+        request.log,
       );
       const binary = new Map((json.outputs ?? []).map((o) => [o.name, o.parameters?.binary_data ?? binaryOutput]));
       return sendInferResponse(reply, response, (output) => binary.get(output) ?? binaryOutput);
@@ -152,13 +136,4 @@ function sendInferResponse(reply: FastifyReply, response: InferResponse, binary:
     .type('application/octet-stream')
     .header('inference-header-content-length', String(header.length))
     .send(Buffer.concat([header, ...blobs]));
-}
-
-/** Aborts when the client closes the connection before the response is written. */
-function clientGone(reply: FastifyReply): AbortSignal {
-  const controller = new AbortController();
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) controller.abort(new EngineError('ABORTED', 'the client went away'));
-  });
-  return controller.signal;
 }

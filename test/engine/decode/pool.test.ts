@@ -9,7 +9,9 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { DecodeJob } from '../../../src/engine/decode/decode-video.js';
-import { createDecodePool, type DecodePool, type DecodePoolOptions } from '../../../src/engine/decode/pool.js';
+import { engineConfig } from '../../../src/engine/config.js';
+import { createDecodePool, type DecodePool, type Hwaccel } from '../../../src/engine/decode/pool.js';
+import type { WorkerSupervision } from '../../../src/engine/workers/pool.js';
 import { isEngineError } from '../../../src/errors.js';
 import { captureLogger } from '../../helpers/logger.js';
 import { fixture } from '../../helpers/media.js';
@@ -19,10 +21,26 @@ const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 const fakeEntry = { file: path.join(here, '..', '..', 'fixtures', 'fake-decode-worker.ts'), execArgv: ['--import', tsx] };
 
 const pools: DecodePool[] = [];
-function pool(options: Partial<DecodePoolOptions> & { fake?: boolean } = {}) {
+interface PoolSettings {
+  fake?: boolean;
+  workers?: number;
+  timeoutMs?: number;
+  hwaccel?: Hwaccel;
+  supervision?: Partial<WorkerSupervision>;
+  onFatal?: (e: unknown) => void;
+}
+function pool({ fake = true, workers = 1, timeoutMs = 20_000, hwaccel = 'none', supervision, onFatal }: PoolSettings = {}) {
   const { logger, lines } = captureLogger();
-  const { fake = true, ...rest } = options;
-  const p = createDecodePool({ workers: 1, threads: 1, hwaccel: 'none', timeoutMs: 20_000, logger, backoffMs: { initial: 20, max: 200 }, entry: fake ? fakeEntry : undefined, ...rest });
+  const p = createDecodePool({
+    workers,
+    init: { threads: 1, hwaccel },
+    timeoutMs,
+    supervision: { ...engineConfig(), workerRestartBackoffMs: 20, workerRestartBackoffMaxMs: 200, workerMaxDownMs: 0, ...supervision },
+    logger,
+    now: () => performance.now(),
+    onFatal,
+    entry: fake ? fakeEntry : undefined,
+  });
   pools.push(p);
   return { p, lines };
 }
@@ -69,7 +87,7 @@ describe('decode pool (fake worker)', () => {
     expect(error.message).toMatch(/died while decoding crash \(exit code none, signal SIGSEGV\)/);
     expect(slow.status).toBe('fulfilled');
     await vi.waitFor(() => expect(p.stats().alive).toBe(2), WAIT);
-    expect(lines.some((l) => l.msg === 'decode worker died; starting a new one' && l.signal === 'SIGSEGV')).toBe(true);
+    expect(lines.some((l) => l.msg === 'decode worker crashed; starting a new one' && l.signal === 'SIGSEGV')).toBe(true);
     expect((await p.decode(job('ok'))).frameCount).toBe(1);
   });
 
@@ -80,29 +98,30 @@ describe('decode pool (fake worker)', () => {
     process.env.FAKE_DECODE_DIE_AT_START = flag;
     try {
       const { p, lines } = pool();
-      await vi.waitFor(() => expect(lines.filter((l) => l.msg === 'decode worker died; starting a new one').length).toBeGreaterThanOrEqual(3), WAIT);
-      expect(p.available()).toBe(false);
-      const delays = lines.filter((l) => l.msg === 'decode worker died; starting a new one').map((l) => l.restartInMs as number);
+      const died = 'decode worker died while starting; retrying after a backoff';
+      await vi.waitFor(() => expect(lines.filter((l) => l.msg === died).length).toBeGreaterThanOrEqual(3), WAIT);
+      expect(p.stats().alive).toBe(0);
+      const delays = lines.filter((l) => l.msg === died).map((l) => l.retryInMs as number);
       expect(delays.slice(0, 3)).toEqual([20, 40, 80]);
       const refused = await p.decode(job('ok')).catch((e: unknown) => e);
       expect(isEngineError(refused, 'DECODER_UNAVAILABLE')).toBe(true);
       rmSync(flag);
       await p.ready();
-      await vi.waitFor(() => expect(p.available()).toBe(true), WAIT);
+      await vi.waitFor(() => expect(p.stats().alive).toBe(1), WAIT);
       expect((await p.decode(job('ok'))).frameCount).toBe(1);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
 
-  it('gives up after maxDownMs without a ready worker once started: onFatal once, state down, not accepting', async () => {
+  it('gives up after maxDownMs without a ready worker once started: onFatal once, state stopped, not accepting', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'decode-pool-'));
     const flag = path.join(dir, 'die');
     process.env.FAKE_DECODE_DIE_AT_START = flag;
     try {
       const fatal: unknown[] = [];
       // Counted from the first start too (supervisor.ts): long enough for a tsx worker to start on a loaded machine.
-      const { p } = pool({ maxDownMs: 5_000, onFatal: (e) => fatal.push(e) });
+      const { p } = pool({ supervision: { workerMaxDownMs: 5_000 }, onFatal: (e) => fatal.push(e) });
       await p.ready();
       expect(p.stats()).toMatchObject({ state: 'up', alive: 1, failedStarts: 0 });
       writeFileSync(flag, ''); // every replacement from now on dies as it starts
@@ -110,7 +129,7 @@ describe('decode pool (fake worker)', () => {
       await vi.waitFor(() => expect(fatal).toHaveLength(1), WAIT);
       expect(isEngineError(fatal[0], 'DECODER_UNAVAILABLE')).toBe(true);
       expect(p.accepting()).toBe(false);
-      expect(p.stats().state).toBe('down');
+      expect(p.stats().state).toBe('stopped');
       expect(p.stats().failedStarts).toBeGreaterThanOrEqual(1);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isEngineError } from '../../src/errors.js';
-import { createWorkQueue, type QueueStats } from '../../src/http/queue.js';
+import { createWorkQueue, type QueueStats } from '../../src/service/queue.js';
 
 function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
   let resolve!: (v: T) => void;

@@ -4,8 +4,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { isEngineError, type EngineError } from '../../src/errors.js';
-import { createSessionHost, type SessionHost, type SessionHostOptions } from '../../src/engine/session-host.js';
-import type { PlainTensor } from '../../src/engine/ort-session.js';
+import { engineConfig } from '../../src/engine/config.js';
+import { createSessionHost, inferenceInit, type SessionHost } from '../../src/engine/inference/host.js';
+import type { WorkerSupervision } from '../../src/engine/workers/pool.js';
+import type { PlainTensor } from '../../src/engine/inference/ort-session.js';
 import { captureLogger } from '../helpers/logger.js';
 import { TINY_MODEL } from '../helpers/paths.js';
 
@@ -13,16 +15,16 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const fakeEntry = { file: path.join(here, '..', 'fixtures', 'fake-worker.mjs'), execArgv: [] };
 
 const hosts: SessionHost[] = [];
-function host(modelPath: string, real = false, extra: Partial<SessionHostOptions> = {}) {
+function host(modelPath: string, real = false, extra: { supervision?: Partial<WorkerSupervision>; onFatal?: (e: EngineError) => void } = {}) {
   const { logger, lines } = captureLogger();
+  const config = engineConfig({ executionProviders: ['cpu'] });
   const h = createSessionHost({
-    modelPath,
-    executionProviders: ['cpu'],
-    warmupScalars: { keep_ratio: 0.5, halt_threshold: 0.99 },
+    init: inferenceInit(config, modelPath, { keep_ratio: 0.5, halt_threshold: 0.99 }),
+    supervision: { ...config, ...extra.supervision },
     logger,
     now: () => performance.now(),
     entry: real ? undefined : fakeEntry,
-    ...extra,
+    onFatal: extra.onFatal,
   });
   hosts.push(h);
   return { h, lines };
@@ -82,16 +84,16 @@ describe('session host (fake worker)', () => {
   });
 
   it('keeps retrying with backoff while replacements die as they start, refusing work meanwhile, then recovers', async () => {
-    const { h, lines } = host('slow-start', false, { restartBackoffMs: 50, restartBackoffMaxMs: 100, maxDownMs: 0 });
+    const { h, lines } = host('slow-start', false, { supervision: { workerRestartBackoffMs: 50, workerRestartBackoffMaxMs: 100, workerMaxDownMs: 0 } });
     await h.ready();
-    let pid = h.stats().pid as number;
+    let pid = h.stats().pids[0] as number;
     process.kill(pid, 'SIGKILL'); // the ready worker: replaced at once, work may wait for it
     await vi.waitFor(() => expect(h.stats()).toMatchObject({ state: 'restarting', restarts: 1 }));
     expect(h.accepting()).toBe(true);
     // Kill each replacement while it starts, three times in a row.
     for (let failed = 1; failed <= 3; failed += 1) {
-      await vi.waitFor(() => expect(h.stats().pid ?? pid).not.toBe(pid), { timeout: 5_000 });
-      pid = h.stats().pid as number;
+      await vi.waitFor(() => expect(h.stats().pids[0] ?? pid).not.toBe(pid), { timeout: 5_000 });
+      pid = h.stats().pids[0] as number;
       process.kill(pid, 'SIGKILL');
       await vi.waitFor(() => expect(h.stats()).toMatchObject({ state: 'down', failedStarts: failed, failuresInRow: failed, alive: 0 }), { timeout: 5_000 });
       expect(h.accepting()).toBe(false);
@@ -101,14 +103,14 @@ describe('session host (fake worker)', () => {
     // Left alone, the next one starts and serves.
     await vi.waitFor(() => expect(h.stats()).toMatchObject({ state: 'up', alive: 1, failuresInRow: 0 }), { timeout: 5_000 });
     expect(h.accepting()).toBe(true);
-    expect(pidOf(await h.run(feeds(0.1)))).toBe(h.stats().pid);
+    expect(pidOf(await h.run(feeds(0.1)))).toBe(h.stats().pids[0]);
     expect(h.stats()).toMatchObject({ restarts: 1, failedStarts: 3 });
     const retries = lines.filter((l) => l.msg === 'inference worker died while starting; retrying after a backoff').map((l) => l.retryInMs);
     expect(retries).toEqual([50, 100, 100]); // doubles, capped
   });
 
   it('gives up with WORKER_UNAVAILABLE when no worker starts within maxDownMs', async () => {
-    const { h } = host('die-on-start', false, { restartBackoffMs: 20, maxDownMs: 1000 });
+    const { h } = host('die-on-start', false, { supervision: { workerRestartBackoffMs: 20, workerMaxDownMs: 1000 } });
     const error = await h.ready().catch((e: unknown) => e);
     expect(isEngineError(error, 'WORKER_UNAVAILABLE')).toBe(true);
     expect((error as Error).message).toMatch(/^no inference worker could start for \d+ ms/);
@@ -123,9 +125,9 @@ describe('session host (fake worker)', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'haltingvt-host-test-'));
     try {
       const fatal: EngineError[] = [];
-      const { h } = host(`once:${path.join(dir, 'started')}`, false, { restartBackoffMs: 20, maxDownMs: 3000, onFatal: (e) => fatal.push(e) });
+      const { h } = host(`once:${path.join(dir, 'started')}`, false, { supervision: { workerRestartBackoffMs: 20, workerMaxDownMs: 3000 }, onFatal: (e) => fatal.push(e) });
       await h.ready();
-      process.kill(h.stats().pid as number, 'SIGKILL');
+      process.kill(h.stats().pids[0] as number, 'SIGKILL');
       await vi.waitFor(() => expect(fatal).toHaveLength(1), { timeout: 10_000 });
       expect(fatal[0]?.code).toBe('WORKER_UNAVAILABLE');
       expect(h.accepting()).toBe(false);
@@ -158,7 +160,7 @@ describe('session host (real worker, tiny model)', () => {
     const info = await h.ready();
     expect(info.executionProvider).toBe('cpu');
     expect(info.inputs.map((i) => i.name)).toEqual(['video', 'keep_ratio', 'halt_threshold', 'merge_mode', 'merge_ratio']);
-    expect(h.stats().pid).not.toBe(process.pid);
+    expect(h.stats().pids[0]).not.toBe(process.pid);
     const video = { dtype: 'float32' as const, dims: [1, 3, 4, 48, 48], data: new Float32Array(3 * 4 * 48 * 48) };
     const out = await h.run({ video, keep_ratio: feeds(0.5).keep_ratio as PlainTensor, halt_threshold: { dtype: 'float32', dims: [], data: Float32Array.of(0.99) }, ...noMerge });
     expect(out.outputs.logits?.dims).toEqual([1, 5]);
@@ -171,7 +173,7 @@ describe('session host (real worker, tiny model)', () => {
   it('survives a real worker being killed and serves the next request', async () => {
     const { h } = host(path.join(TINY_MODEL, 'model.onnx'), true);
     await h.ready();
-    const pid = h.stats().pid as number;
+    const pid = h.stats().pids[0] as number;
     process.kill(pid, 'SIGKILL');
     // A request sent in the instant between the kill and the exit event would fail as in flight;
     // wait until the host has noticed, as a caller retrying a WORKER_CRASHED error would.
@@ -180,7 +182,7 @@ describe('session host (real worker, tiny model)', () => {
     const scalars = { keep_ratio: feeds(0.5).keep_ratio as PlainTensor, halt_threshold: feeds(0.99).keep_ratio as PlainTensor, ...noMerge };
     const out = await h.run({ video, ...scalars });
     expect(out.outputs.logits?.dims).toEqual([1, 5]);
-    expect(h.stats().pid).not.toBe(pid);
+    expect(h.stats().pids[0]).not.toBe(pid);
     expect(h.stats().restarts).toBe(1);
   });
 });

@@ -5,8 +5,14 @@
  * ready service whose engine cannot run work now (no inference worker can start; it is retrying):
  * not ready, and requests get 503 WORKER_UNAVAILABLE before their upload is read.
  */
+import type { Engine } from '../engine/index.js';
 import { EngineError } from '../errors.js';
-import type { EnginePort } from './engine-port.js';
+
+/**
+ * What the service needs of the engine, as a type: tests hand it the real engine, a wrapped one
+ * (held at a gate), or the promise of one still warming up.
+ */
+export type EnginePort = Pick<Engine, 'manifest' | 'info' | 'classify' | 'validateKnobs' | 'stats'>;
 
 export type Status = 'starting' | 'ready' | 'unavailable' | 'draining' | 'failed';
 
@@ -44,17 +50,18 @@ export function createLifecycle(
     for (const w of waiters) w();
   };
 
-  Promise.resolve(engine).then(
-    (e) => {
-      loaded = e;
-      if (status === 'starting') status = 'ready';
-      hooks.onReady?.(e);
-    },
-    (err: unknown) => {
+  const opened = (e: EnginePort): void => {
+    loaded = e;
+    if (status === 'starting') status = 'ready';
+    hooks.onReady?.(e);
+  };
+  // An engine already open is ready now (the CLI's first request comes in the same tick).
+  if (engine instanceof Promise) {
+    engine.then(opened, (err: unknown) => {
       if (status === 'starting') status = 'failed';
       hooks.onFailed?.(err);
-    },
-  );
+    });
+  } else opened(engine);
 
   const current = (): Status => (status === 'ready' && loaded && !loaded.stats().accepting ? 'unavailable' : status);
 

@@ -5,8 +5,8 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { Logger } from 'pino';
-import { EngineError } from '../errors.js';
-import { GPU_PROVIDERS } from './config.js';
+import { EngineError } from '../../errors.js';
+import { GPU_PROVIDERS } from '../config.js';
 
 export type TensorData = Float32Array | BigInt64Array | Int32Array | Uint8Array;
 

@@ -3,9 +3,9 @@
  * For tests only (fake sessions, failing providers): a real session here blocks the
  * event loop while it runs (docs/decisions.md), which is why the engine defaults to the child process.
  */
-import { EngineError } from '../errors.js';
+import { EngineError } from '../../errors.js';
+import type { SessionHost, SessionHostOptions, SessionInfo } from './host.js';
 import { checkFeeds, openSession, type EngineSession, type SessionFactory } from './ort-session.js';
-import type { SessionHost, SessionHostOptions, SessionInfo } from './session-host.js';
 
 export function createInProcessHost(factory: SessionFactory): (options: SessionHostOptions) => SessionHost {
   return (options) => {
@@ -14,10 +14,11 @@ export function createInProcessHost(factory: SessionFactory): (options: SessionH
     let pending = 0;
     let tail: Promise<unknown> = Promise.resolve();
     const opening: Promise<{ session: EngineSession; info: SessionInfo }> = (async () => {
-      const session = await openSession(options.modelPath, {
-        executionProviders: options.executionProviders,
-        intraOpNumThreads: options.intraOpNumThreads,
-        interOpNumThreads: options.interOpNumThreads,
+      const { init } = options;
+      const session = await openSession(init.modelPath, {
+        executionProviders: init.executionProviders,
+        intraOpNumThreads: init.intraOpNumThreads || undefined,
+        interOpNumThreads: init.interOpNumThreads || undefined,
         logger: options.logger,
         factory,
       });
@@ -50,14 +51,14 @@ export function createInProcessHost(factory: SessionFactory): (options: SessionH
       accepting: () => !closed,
       stats: () => ({
         state: closed ? 'stopped' : 'up',
+        workers: closed ? 0 : 1,
         alive: closed ? 0 : 1,
+        busy: Math.min(pending, 1),
+        queued: Math.max(0, pending - 1),
         restarts: 0,
         failedStarts: 0,
         failuresInRow: 0,
-        downSince: undefined,
-        queued: Math.max(0, pending - 1),
-        inFlight: Math.min(pending, 1),
-        pid: process.pid,
+        pids: [process.pid],
       }),
       async close() {
         closed = true;

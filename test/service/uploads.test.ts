@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isEngineError } from '../../src/errors.js';
-import { createUploadArea, sweepLeftovers } from '../../src/http/upload.js';
+import { createUploadArea, sweepLeftovers } from '../../src/service/uploads.js';
 import { fullDiskStream } from '../fixtures/full-disk.js';
 
 const roots: string[] = [];

@@ -1,12 +1,13 @@
 /**
- * The OIP (KServe v2) HTTP shapes in zod, registered for openapi.yaml next to the /v1 ones.
+ * The OIP (KServe v2) HTTP shapes in zod (the JSON forms of src/oip/protocol.ts), registered for
+ * openapi.yaml next to the /v1 ones.
  * Objects are loose on purpose: stock clients add fields of their own, and the protocol says to
  * ignore what is not understood.
  */
 import { z } from 'zod';
-import { apiSchemas } from '../http/schemas.js';
+import { apiSchemas } from './schemas.js';
 
-const Parameters = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).describe('scalar parameters; the knobs top_k, keep_ratio, halt_threshold go here, and explain (true adds the EXPLANATION output)');
+const Parameters = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).describe('scalar parameters; the knobs go here as numbers (top_k, keep_ratio, halt_threshold, merge_ratio) and text (merge_mode), and explain (true adds the EXPLANATION output)');
 
 export const V2InferRequest = z
   .looseObject({

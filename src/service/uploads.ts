@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream as fsCreateWriteStream, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Transform, type Readable, type Writable } from 'node:stream';
@@ -35,6 +35,8 @@ export interface TempFiles {
    * UPLOAD_STORAGE_FULL when the disk is full, ABORTED when the client goes away. Returns the byte count.
    */
   spool(source: Readable, file: string, maxBytes: number): Promise<number>;
+  /** Writes a video already in memory (an OIP request's element) to `file`, counted like a spooled one. */
+  write(data: Uint8Array, file: string): Promise<void>;
   removeAll(): Promise<void>;
 }
 
@@ -85,6 +87,18 @@ export function createUploadArea(parent: string, options: UploadAreaOptions = {}
           } finally {
             if (ended) await rm(file, { force: true });
           }
+        },
+        async write(data, file) {
+          if (ended) throw new EngineError('ABORTED', 'the request has already ended');
+          mine.files += 1;
+          total.files += 1;
+          try {
+            await writeFile(file, data, { flag: 'wx', mode: 0o600 });
+          } catch (err) {
+            throw storageFull(err) ?? err;
+          }
+          mine.bytes += data.length;
+          total.bytes += data.length;
         },
         async removeAll() {
           ended = true;

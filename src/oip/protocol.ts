@@ -1,8 +1,9 @@
 /**
- * The Open Inference Protocol (KServe v2) model, independent of the transport: HTTP (routes/oip.ts)
- * and gRPC (src/grpc/) decode their wire form into an `InferRequest`, call this, and encode the
- * `InferResponse` back. One input, VIDEO (BYTES, one encoded video per element, shape [N, 1] or
- * [N]); knobs in the request parameters, parsed exactly as /v1 parses its fields; outputs:
+ * The Open Inference Protocol (KServe v2) over the service layer, independent of the transport:
+ * HTTP (src/http/routes/oip.ts) and gRPC (src/grpc/) decode their wire form into an
+ * `InferRequest`, call this, and encode the `InferResponse` back. One input, VIDEO (BYTES, one
+ * encoded video per element, shape [N, 1] or [N]); knobs in the request parameters, as numbers
+ * (merge_mode as text), checked by the same validator as /v1's; outputs:
  *
  *   LABELS         BYTES [N, k]        "score:index:label", k = top_k (or the classification k)
  *   PROBABILITIES  FP32  [N, classes]  softmax over every class
@@ -15,19 +16,13 @@
  * With N = 1 a failed video is the request's error; with N > 1 each video fails alone, in ERROR,
  * and its other rows are zeros (as /v1/classify:batch does with per-item errors).
  */
-import { writeFile } from 'node:fs/promises';
-import type { ClassifyResult, Knobs } from '../engine/index.js';
+import type { Knobs, KnobInput } from '../engine/index.js';
+import { knobRanges } from '../engine/index.js';
 import { topK } from '../engine/postprocess.js';
-import { ERRORS, EngineError, isEngineError } from '../errors.js';
-import type { AppConfig } from '../config.js';
-import type { EnginePort } from '../http/engine-port.js';
-import { toServiceError } from '../http/errors.js';
-import { inLanes } from '../http/lanes.js';
-import type { Lifecycle } from '../http/lifecycle.js';
-import type { Metrics } from '../http/metrics.js';
-import type { WorkQueue } from '../http/queue.js';
-import { parseKnobs } from '../http/routes/classify.js';
-import type { UploadArea } from '../http/upload.js';
+import { EngineError } from '../errors.js';
+import { oneLine, type FailureLog } from '../service/errors.js';
+import type { Service, VideoOutcome } from '../service/index.js';
+import { checkServed } from '../service/models.js';
 import { elementCount, type Datatype, type OutputTensor } from './tensors.js';
 
 export const INPUT_NAME = 'VIDEO';
@@ -35,7 +30,6 @@ export const OUTPUT_NAMES = ['LABELS', 'PROBABILITIES', 'GFLOPS', 'TOKENS', 'ERR
 /** Outputs sent when the request names none; EXPLANATION joins them with explain=true (it weighs 100-300 KB a video). */
 const DEFAULT_OUTPUTS: readonly OutputName[] = ['LABELS', 'PROBABILITIES', 'GFLOPS', 'TOKENS', 'ERROR'];
 export type OutputName = (typeof OUTPUT_NAMES)[number];
-const KNOB_NAMES = ['top_k', 'keep_ratio', 'halt_threshold'] as const;
 /** Request parameters of the protocol itself or of stock clients (tritonclient), not knobs. */
 const PROTOCOL_PARAMETERS = new Set(['explain', 'binary_data_output', 'priority', 'timeout', 'sequence_id', 'sequence_start', 'sequence_end', 'headers']);
 
@@ -87,109 +81,52 @@ export interface ServerMetadata {
   extensions: string[];
 }
 
-export interface OipService {
+export interface OipProtocol {
   live(): boolean;
   ready(): boolean;
   serverMetadata(): ServerMetadata;
   /** NOT_FOUND for another model or version, NOT_READY while nothing is loaded. */
   modelMetadata(name: string, version?: string): ModelMetadata;
   modelReady(name: string, version?: string): boolean;
-  infer(request: InferRequest, signal: AbortSignal): Promise<InferResponse>;
+  infer(request: InferRequest, signal: AbortSignal, log?: FailureLog): Promise<InferResponse>;
 }
 
-export interface OipDeps {
-  lifecycle: Lifecycle;
-  queue: WorkQueue;
-  uploads: UploadArea;
-  metrics: Metrics;
-  limits: AppConfig['limits'];
-  serverVersion: string;
-}
-
-type Outcome = { ok: true; result: ClassifyResult } | { ok: false; error: EngineError };
-
-export function createOipService(deps: OipDeps): OipService {
-  const { lifecycle, queue, uploads, metrics, limits } = deps;
-
-  const loaded = (): EnginePort => {
-    const engine = lifecycle.loaded();
-    if (!engine) throw new EngineError('NOT_READY', 'the model is still loading');
-    return engine;
-  };
-
-  const served = (engine: EnginePort, name: string, version: string | undefined): void => {
-    const { manifest } = engine;
-    if (name !== manifest.name) throw new EngineError('NOT_FOUND', `no model named ${JSON.stringify(name)}; this service serves ${JSON.stringify(manifest.name)}`);
-    if (version && version !== manifest.version) {
-      throw new EngineError('NOT_FOUND', `model ${JSON.stringify(name)} has no version ${JSON.stringify(version)}; it serves ${JSON.stringify(manifest.version)}`);
-    }
-  };
-
-  const classifyOne = async (engine: EnginePort, video: Buffer, knobs: Knobs, signal: AbortSignal, explain: boolean): Promise<ClassifyResult> => {
-    if (video.length === 0) throw new EngineError('BAD_REQUEST', 'the video is empty');
-    if (video.length > limits.maxUploadBytes) throw new EngineError('UPLOAD_TOO_LARGE', `the video is larger than ${limits.maxUploadBytes} bytes`, { maxBytes: limits.maxUploadBytes });
-    const temps = uploads.session();
-    // ffmpeg needs a seekable file: an MP4 with its index at the end cannot be decoded from a pipe.
-    const file = temps.path();
-    try {
-      await writeFile(file, video, { flag: 'wx', mode: 0o600 });
-      // Errors call it "the video": the temp path means nothing to the client (and is the server's business).
-      const { value } = await queue.run(() => engine.classify(file, knobs, { signal, probabilities: true, explain, name: 'the video' }), signal);
-      return value;
-    } catch (err) {
-      if (!isEngineError(err, 'QUEUE_FULL')) metrics.videoFailed();
-      throw toServiceError(err);
-    } finally {
-      await temps.removeAll();
-    }
-  };
-
+export function createOipProtocol(service: Service, serverVersion: string): OipProtocol {
   return {
     live: () => true,
-    ready: () => lifecycle.ready(),
-    serverMetadata: () => ({ name: 'haltingvt', version: deps.serverVersion, extensions: ['binary_tensor_data', 'classification'] }),
+    ready: () => service.lifecycle.ready(),
+    serverMetadata: () => ({ name: 'haltingvt', version: serverVersion, extensions: ['binary_tensor_data', 'classification'] }),
 
     modelMetadata(name, version) {
-      const engine = loaded();
-      served(engine, name, version);
+      const engine = service.loaded();
+      checkServed(engine, name, version);
       return modelMetadata(engine);
     },
 
     modelReady(name, version) {
-      const engine = lifecycle.loaded();
-      if (engine) served(engine, name, version);
-      return engine !== undefined && lifecycle.ready();
+      const engine = service.lifecycle.loaded();
+      if (engine) checkServed(engine, name, version);
+      return engine !== undefined && service.lifecycle.ready();
     },
 
-    async infer(request, signal) {
-      served(loaded(), request.modelName, request.modelVersion || undefined);
-      const engine = lifecycle.engine();
+    async infer(request, signal, log) {
+      checkServed(service.loaded(), request.modelName, request.modelVersion || undefined);
+      const engine = service.engine();
       const { manifest } = engine;
-      const videos = videoInput(request.inputs, limits.maxBatchItems);
-      const knobs = engine.validateKnobs(parseKnobs(knobText(request.parameters)));
+      const videos = videoInput(request.inputs, service.limits.maxBatchItems);
+      const knobs = engine.validateKnobs(knobParameters(request.parameters, Object.keys(knobRanges(manifest))));
       const explainAsked = explainParameter(request.parameters);
       const wanted = requestedOutputs(request.outputs, manifest.labels.length, explainAsked);
       const explain = wanted.some((w) => w.name === 'EXPLANATION');
       // The request body is already in memory (HTTP parser, gRPC message): admission here bounds
       // the work, not the bytes received; MAX_UPLOAD_BYTES bounds each body.
-      const release = queue.admit();
-      if (videos.length > 1) metrics.batch(videos.length);
-      const leave = lifecycle.enter();
-      let outcomes: Outcome[];
-      try {
-        const settled = await inLanes(videos, queue.concurrency, (video) => classifyOne(engine, video, knobs, signal, explain));
-        outcomes = settled.map((s) => (s.status === 'fulfilled' ? { ok: true, result: s.value } : { ok: false, error: toServiceError(s.reason) }));
-      } finally {
-        leave();
-        release();
-      }
+      const outcomes = await service.classify(
+        videos.map((bytes) => ({ bytes, filename: null })),
+        { knobs, signal, explain, probabilities: true, batch: videos.length > 1, log },
+      );
       if (signal.aborted) throw new EngineError('ABORTED', 'the client went away');
       const [first] = outcomes;
       if (outcomes.length === 1 && first && !first.ok) throw first.error;
-      for (const o of outcomes) {
-        if (o.ok) metrics.observeVideo(toMetricsResult(o.result));
-        else metrics.error(o.error.code);
-      }
       const failed = outcomes.filter((o) => !o.ok).length;
       return {
         model_name: manifest.name,
@@ -202,7 +139,7 @@ export function createOipService(deps: OipDeps): OipService {
   };
 }
 
-export function modelMetadata(engine: EnginePort): ModelMetadata {
+export function modelMetadata(engine: ReturnType<Service['loaded']>): ModelMetadata {
   const { manifest } = engine;
   return {
     name: manifest.name,
@@ -239,14 +176,18 @@ function videoInput(inputs: InferInput[], maxItems: number): Buffer[] {
   return input.elements;
 }
 
-/** The knobs among the request parameters, as text for the /v1 parser (same ranges, same errors). */
-function knobText(parameters: Record<string, ParameterValue>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+/**
+ * The knobs among the request parameters, as the client typed them (numbers stay numbers); a
+ * parameter that is neither a knob nor one the protocol or stock clients send is refused.
+ */
+function knobParameters(parameters: Record<string, ParameterValue>, knobNames: readonly string[]): KnobInput {
+  const knobs: Record<string, ParameterValue> = {};
   for (const [name, value] of Object.entries(parameters)) {
     if (PROTOCOL_PARAMETERS.has(name)) continue;
-    out[name] = String(value);
+    if (!knobNames.includes(name)) throw new EngineError('BAD_REQUEST', `unknown parameter ${JSON.stringify(name)}; knobs: ${knobNames.join(', ')}; also explain`);
+    knobs[name] = value;
   }
-  return out;
+  return knobs as KnobInput;
 }
 
 interface Wanted {
@@ -282,7 +223,7 @@ function requestedOutputs(outputs: InferRequest['outputs'], classes: number, exp
   });
 }
 
-function buildOutput(name: OutputName, classification: number | undefined, outcomes: Outcome[], knobs: Knobs, labels: readonly string[], layers: number): OutputTensor {
+function buildOutput(name: OutputName, classification: number | undefined, outcomes: VideoOutcome[], knobs: Knobs, labels: readonly string[], layers: number): OutputTensor {
   const n = outcomes.length;
   switch (name) {
     case 'LABELS':
@@ -307,16 +248,11 @@ function buildOutput(name: OutputName, classification: number | undefined, outco
         name,
         datatype: 'BYTES',
         shape: [n, 1],
-        data: outcomes.map((o) => Buffer.from(o.ok ? '' : `${o.error.code}: ${ERRORS[o.error.code].status < 500 ? o.error.message : ERRORS[o.error.code].title}`)),
+        data: outcomes.map((o) => Buffer.from(o.ok ? '' : oneLine(o.error))),
       };
   }
 }
 
 function zeros(n: number): number[] {
   return new Array<number>(n).fill(0);
-}
-
-/** The per-video metrics take the /v1 result shape; only the fields they read matter. */
-function toMetricsResult(r: ClassifyResult): Parameters<Metrics['observeVideo']>[0] {
-  return { filename: null, top: r.top, tokens: r.tokens, gflops: r.gflops, dense_gflops: r.dense_gflops, knobs: r.knobs, video: r.video, timings_s: r.timings_s };
 }

@@ -7,7 +7,8 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { WorkerPoolStats } from '../engine/index.js';
-import type { VideoResult } from './schemas.js';
+import type { VideoAnswer } from '../engine/result.js';
+import type { EngineError } from '../errors.js';
 
 export const PREFIX = 'haltingvt_';
 
@@ -19,6 +20,7 @@ const RATIO = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1];
 const BATCH = [1, 2, 4, 8, 16, 32, 64, 128];
 
 export type Stage = 'queue' | 'decode' | 'infer' | 'post';
+export type Protocol = 'http' | 'grpc';
 
 /** Values read at each scrape rather than pushed, so they are never stale. */
 export interface ScrapeSources {
@@ -32,13 +34,17 @@ export interface ScrapeSources {
 
 export interface Metrics {
   registry: Registry;
-  /** One HTTP response: `route` is the route pattern (never the raw URL). */
-  observeRequest(route: string, method: string, status: number, seconds: number): void;
-  /** One classified video. */
-  observeVideo(result: VideoResult): void;
+  /**
+   * One answered request or call: `route` is the HTTP route pattern (never the raw URL) or the
+   * gRPC method's path; `status` the HTTP status, for gRPC the catalogue status of its error (200: OK).
+   */
+  observeRequest(protocol: Protocol, route: string, method: string, status: number, seconds: number): void;
+  /** One classified video, the engine's answer as it is. */
+  observeVideo(result: VideoAnswer): void;
   videoFailed(): void;
   batch(items: number): void;
-  error(code: string): void;
+  /** One error answered (a batch counts each failed item); the same error object is counted once however many layers report it. */
+  error(error: EngineError): void;
   /** `admitted`: requests holding a place, from before their upload to their answer. */
   queue(queued: number, running: number, admitted: number): void;
   inflight(delta: 1 | -1): void;
@@ -62,15 +68,15 @@ export function createRegistry(options: { defaultMetrics?: boolean } = {}): Regi
 export function createMetrics(registry: Registry): Metrics {
   const registers = [registry];
   const requests = new Counter({
-    name: `${PREFIX}http_requests_total`,
-    help: 'HTTP requests answered, by route pattern, method and status code',
-    labelNames: ['route', 'method', 'status'] as const,
+    name: `${PREFIX}requests_total`,
+    help: 'Requests answered (HTTP requests and gRPC calls), by protocol, route, method and status code (for gRPC the HTTP status of its error, 200 when OK)',
+    labelNames: ['protocol', 'route', 'method', 'status'] as const,
     registers,
   });
   const requestDuration = new Histogram({
-    name: `${PREFIX}http_request_duration_seconds`,
-    help: 'Time from receiving an HTTP request to the end of its response, upload included',
-    labelNames: ['route', 'method'] as const,
+    name: `${PREFIX}request_duration_seconds`,
+    help: 'Time from receiving a request or call to the end of its answer, upload included',
+    labelNames: ['protocol', 'route', 'method'] as const,
     buckets: SECONDS,
     registers,
   });
@@ -120,6 +126,7 @@ export function createMetrics(registry: Registry): Metrics {
     labelNames: ['layer'] as const,
     registers,
   });
+  const counted = new WeakSet<EngineError>();
   const errors = new Counter({
     name: `${PREFIX}errors_total`,
     help: 'Errors answered, by error code (a batch counts each failed item)',
@@ -202,9 +209,9 @@ export function createMetrics(registry: Registry): Metrics {
 
   return {
     registry,
-    observeRequest(route, method, status, seconds) {
-      requests.inc({ route, method, status: String(status) });
-      requestDuration.observe({ route, method }, seconds);
+    observeRequest(protocol, route, method, status, seconds) {
+      requests.inc({ protocol, route, method, status: String(status) });
+      requestDuration.observe({ protocol, route, method }, seconds);
     },
     observeVideo(result) {
       videos.inc({ outcome: 'ok' });
@@ -225,8 +232,10 @@ export function createMetrics(registry: Registry): Metrics {
       batches.inc();
       batchSize.observe(items);
     },
-    error(code) {
-      errors.inc({ code });
+    error(error) {
+      if (counted.has(error)) return;
+      counted.add(error);
+      errors.inc({ code: error.code });
     },
     queue(q, r, admitted) {
       queueDepth.set(q);

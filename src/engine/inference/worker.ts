@@ -1,0 +1,53 @@
+/**
+ * Entry point of the inference worker process. It owns the ONNX Runtime session: opens it, runs one
+ * warm-up, says "ready", then answers one run at a time (../workers/child.ts). onnxruntime-node's
+ * run() blocks the thread that calls it, which is why this lives outside the main process.
+ */
+import { EngineError } from '../../errors.js';
+import { parentLogger, serveWorker } from '../workers/child.js';
+import type { InferenceInit, InferenceJob, InferenceOutput, SessionInfo } from './host.js';
+import { checkFeeds, openSession, type EngineSession, type PlainTensor, type ValueSpec } from './ort-session.js';
+
+let session: EngineSession | undefined;
+
+serveWorker<InferenceInit, SessionInfo, InferenceJob, InferenceOutput>({
+  async init(init) {
+    session = await openSession(init.modelPath, {
+      executionProviders: init.executionProviders,
+      intraOpNumThreads: init.intraOpNumThreads || undefined,
+      interOpNumThreads: init.interOpNumThreads || undefined,
+      logger: parentLogger() as never,
+    });
+    const started = performance.now();
+    await session.run(warmupFeeds(session.inputs, init.warmupScalars));
+    return { executionProvider: session.executionProvider, inputs: [...session.inputs], outputs: [...session.outputs], warmupMs: performance.now() - started };
+  },
+  async run(feeds) {
+    if (!session) throw new EngineError('INFERENCE_FAILED', 'the session is not open');
+    checkFeeds(session.inputs, feeds);
+    return session.run(feeds);
+  },
+  fallback: { init: 'MODEL_INVALID', run: 'INFERENCE_FAILED' },
+  async close() {
+    const open = session;
+    session = undefined;
+    await open?.dispose();
+  },
+});
+
+/** Zeros for tensors (symbolic dims become 1) and the given values for scalars. */
+function warmupFeeds(inputs: readonly ValueSpec[], scalars: Record<string, number>): Record<string, PlainTensor> {
+  const feeds: Record<string, PlainTensor> = {};
+  for (const input of inputs) {
+    const dims = input.dims.map((d) => (typeof d === 'number' && d > 0 ? d : 1));
+    const size = dims.reduce((a, b) => a * b, 1);
+    if (input.dtype === 'float32') {
+      feeds[input.name] = { dtype: 'float32', dims, data: new Float32Array(size).fill(dims.length === 0 ? (scalars[input.name] ?? 0) : 0) };
+    } else if (input.dtype === 'int64') {
+      feeds[input.name] = { dtype: 'int64', dims, data: new BigInt64Array(size) };
+    } else {
+      throw new EngineError('MODEL_INVALID', `input "${input.name}" has dtype ${input.dtype}, which the engine cannot feed`);
+    }
+  }
+  return feeds;
+}
