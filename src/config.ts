@@ -87,7 +87,7 @@ export const EnvSchema = z.object({
   WORKER_RESTART_BACKOFF_MAX_MS: int(0).default(engine.workerRestartBackoffMaxMs).describe('cap of that delay; restarts go on as long as the process lives'),
   WORKER_MAX_DOWN_MS: int(0)
     .default(engine.workerMaxDownMs)
-    .describe('longest time without a working inference or decode worker before the process exits 1; 0: never'),
+    .describe('longest time without a working inference or decode worker, from the first failure, before the process exits 1; 0: never'),
 }).refine((e) => e.SHUTDOWN_DELAY_MS < e.SHUTDOWN_GRACE_MS, { path: ['SHUTDOWN_DELAY_MS'], message: 'must be less than SHUTDOWN_GRACE_MS' });
 
 export type Env = z.infer<typeof EnvSchema>;

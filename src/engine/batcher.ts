@@ -26,6 +26,11 @@ interface Waiting {
   enqueuedAt: number;
   resolve: (r: InferResult) => void;
   reject: (e: unknown) => void;
+  /**
+   * The client left: out of the queue and answered ABORTED at once. Listened to while the video
+   * waits and while it is in a shared run; a lone run hands the signal to the host instead.
+   */
+  onAbort: () => void;
 }
 
 /** `dims` is one video's [1, C, T, H, W]. */
@@ -53,14 +58,6 @@ export function createBatcher(host: SessionHost, dims: [number, number, number, 
     clearTimeout(timer);
     timer = undefined;
     if (running) return; // the run in progress schedules the next when it ends
-    // A client that left while waiting never reaches the worker.
-    for (let i = waiting.length - 1; i >= 0; i--) {
-      const w = waiting[i] as Waiting;
-      if (w.signal?.aborted) {
-        waiting.splice(i, 1);
-        w.reject(new EngineError('ABORTED', 'the request was cancelled'));
-      }
-    }
     const batch = take();
     if (batch.length === 0) return;
     running = true;
@@ -75,10 +72,13 @@ export function createBatcher(host: SessionHost, dims: [number, number, number, 
     const [first] = batch as [Waiting];
     try {
       if (batch.length === 1) {
+        first.signal?.removeEventListener('abort', first.onAbort);
         const result = await infer(host, first.video, dims, first.knobs, first.signal);
         first.resolve({ ...result, queueS: result.queueS + (startedAt - first.enqueuedAt) / 1000 });
         return;
       }
+      // As in a lone run (the host's abort), a video whose client leaves is answered at once (its
+      // listener stays on); the run goes on for the others and its result for that video is dropped.
       // One copy per batch into a fresh tensor: batches are rare on the hot path of one-video requests,
       // and the worker owns the buffer once it is sent.
       const tensor = new Float32Array(perVideo * batch.length);
@@ -92,6 +92,8 @@ export function createBatcher(host: SessionHost, dims: [number, number, number, 
       );
     } catch (err) {
       for (const w of batch) w.reject(err);
+    } finally {
+      for (const w of batch) w.signal?.removeEventListener('abort', w.onAbort);
     }
   };
 
@@ -107,7 +109,21 @@ export function createBatcher(host: SessionHost, dims: [number, number, number, 
   return (video, knobs, signal) =>
     new Promise<InferResult>((resolve, reject) => {
       if (signal?.aborted) return reject(new EngineError('ABORTED', 'the request was cancelled'));
-      waiting.push({ video, knobs, signal, enqueuedAt: now(), resolve, reject });
+      const entry: Waiting = {
+        video,
+        knobs,
+        signal,
+        enqueuedAt: now(),
+        resolve,
+        reject,
+        onAbort: () => {
+          const at = waiting.indexOf(entry);
+          if (at >= 0) waiting.splice(at, 1);
+          reject(new EngineError('ABORTED', 'the request was cancelled'));
+        },
+      };
+      signal?.addEventListener('abort', entry.onAbort, { once: true });
+      waiting.push(entry);
       schedule();
     });
 }

@@ -121,6 +121,30 @@ describe('session host (fake worker)', () => {
     expect(isEngineError(await h.run(feeds(0.1)).catch((e: unknown) => e), 'WORKER_UNAVAILABLE')).toBe(true);
   });
 
+  it('kills a worker that does not become ready within workerStartTimeoutMs, counts a failed start and refuses work while it retries', async () => {
+    const { h, lines } = host('never-ready', false, { supervision: { workerStartTimeoutMs: 300, workerRestartBackoffMs: 50, workerRestartBackoffMaxMs: 100, workerMaxDownMs: 0 } });
+    const firstPid = h.stats().pids[0] as number;
+    await vi.waitFor(() => expect(h.stats().failedStarts).toBeGreaterThanOrEqual(1), { timeout: 10_000 });
+    expect(lines.find((l) => l.msg === 'inference worker did not become ready in time; killing it')).toMatchObject({ timeoutMs: 300, pid: firstPid });
+    expect(lines.find((l) => l.msg === 'inference worker died while starting; retrying after a backoff')).toMatchObject({ killedFor: 'start-timeout', signal: 'SIGKILL' });
+    // Down until a worker is ready, through the backoff and the replacement's own start.
+    expect(h.stats()).toMatchObject({ state: 'down', alive: 0 });
+    expect(h.accepting()).toBe(false);
+    expect(isEngineError(await h.run(feeds(0.1)).catch((e: unknown) => e), 'WORKER_UNAVAILABLE')).toBe(true);
+  });
+
+  it('gives up with WORKER_UNAVAILABLE when workers keep timing out at start for workerMaxDownMs, leaving no process behind', async () => {
+    // The start timeout is well inside the limit: the pool gives up on starts that timed out, not on a first one still loading.
+    const { h, lines } = host('never-ready', false, { supervision: { workerStartTimeoutMs: 300, workerRestartBackoffMs: 50, workerRestartBackoffMaxMs: 100, workerMaxDownMs: 1000 } });
+    const error = await h.ready().catch((e: unknown) => e);
+    expect(isEngineError(error, 'WORKER_UNAVAILABLE')).toBe(true);
+    expect((error as Error).message).toMatch(/^no inference worker could start for \d+ ms/);
+    expect(lines.some((l) => l.msg === 'inference worker did not become ready in time; killing it')).toBe(true);
+    expect(h.stats().state).toBe('stopped');
+    expect(h.accepting()).toBe(false);
+    await vi.waitFor(() => expect(h.stats().workers).toBe(0), { timeout: 10_000 }); // the start still hanging is killed too
+  });
+
   it('after serving, giving up is reported through onFatal', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'haltingvt-host-test-'));
     try {

@@ -61,10 +61,24 @@ describe('createSupervisor', () => {
   it('a ready worker stops the down clock', () => {
     const { s, gaveUp } = supervised(1000);
     s.launch();
+    s.exited();
     vi.advanceTimersByTime(900);
     s.ready();
     vi.advanceTimersByTime(5000);
     expect(gaveUp).toEqual([]);
     s.stop();
+  });
+
+  it('counts the down time from the first failure: a first start slower than maxDownMs is not given up on', () => {
+    const { s, gaveUp } = supervised(1000);
+    s.launch();
+    vi.advanceTimersByTime(5000); // still loading
+    expect(gaveUp).toEqual([]);
+    s.ready();
+    s.exited(); // the ready worker dies: the clock starts now, its replacement starts at once
+    vi.advanceTimersByTime(999);
+    expect(gaveUp).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(gaveUp).toEqual([1000]);
   });
 });

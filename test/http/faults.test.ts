@@ -38,21 +38,37 @@ function kill(pid: number | undefined): void {
   process.kill(pid, 'SIGKILL');
 }
 
+/** Opens a held worker's gate (worker-faults.mjs): it says ready now. */
+function release(pid: number | undefined): void {
+  if (pid === undefined) throw new Error('the server exited');
+  process.kill(pid, 'SIGUSR2');
+}
+
 describe('inference worker killed again and again', () => {
   it('kill the worker and each replacement as it starts, three times: unready with 503 WORKER_UNAVAILABLE meanwhile, then ready again by itself', async () => {
-    // Each worker is ready 2.5 s after it starts: time enough to kill it first on a loaded machine.
+    // Every worker holds its "ready" until SIGUSR2 (worker-faults.mjs) and says so in `held`: the
+    // test kills it while it starts, however loaded the machine.
+    const held = mkdtempSync(path.join(os.tmpdir(), 'haltingvt-held-'));
     const server = await startServer({
       WORKER_RESTART_BACKOFF_MS: '300',
       WORKER_RESTART_BACKOFF_MAX_MS: '300',
       WORKER_MAX_DOWN_MS: '0',
       NODE_OPTIONS: workerFaults,
-      FAULT_WORKER_READY_DELAY_MS: '2500',
+      FAULT_WORKER_HOLD_READY: held,
     });
-    await ready(server);
     const seen = new Set<number>();
-    kill(await newWorker(server, seen));
+    const heldWorker = async (): Promise<number> => {
+      let pid: number | undefined;
+      await until(() => (pid = readdirSync(held).map(Number).find((p) => !seen.has(p))) !== undefined, 'a worker holding its ready', 20_000);
+      seen.add(pid as number);
+      return pid as number;
+    };
+    const first = await heldWorker();
+    release(first);
+    await ready(server);
+    kill(first);
     for (let killed = 1; killed <= 3; killed += 1) {
-      kill(await newWorker(server, seen));
+      kill(await heldWorker());
       if (killed !== 1) continue;
       // No worker can run: readiness, the gauge and the answer all say so.
       await until(async () => (await status(`${server.base}/readyz`)) === 503, 'readiness to fail');
@@ -65,6 +81,7 @@ describe('inference worker killed again and again', () => {
       expect(await metric(server.base, 'haltingvt_model_ready')).toBe(0);
       expect((await fetch(`${server.base}/v2/health/ready`)).status).toBe(503);
     }
+    release(await heldWorker()); // the fourth replacement is let through
     await ready(server);
     const served = await classify(server);
     expect(served.status).toBe(200);
@@ -74,16 +91,18 @@ describe('inference worker killed again and again', () => {
     expect(await metric(server.base, 'haltingvt_model_ready')).toBe(1);
     expect(await metric(server.base, 'haltingvt_errors_total{code="WORKER_UNAVAILABLE"}')).toBe(1);
     expect(await metric(server.base, 'haltingvt_errors_total{code="MODEL_INVALID"}')).toBeNaN();
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    rmSync(held, { recursive: true, force: true });
   });
 
   it('past WORKER_MAX_DOWN_MS without a worker: unready, then exit 1 to be replaced', async () => {
     const scratch = mkdtempSync(path.join(os.tmpdir(), 'haltingvt-once-'));
     try {
-      // The first worker serves; every replacement dies as it starts.
+      // The first worker serves; every replacement dies as it starts. The limit counts from the
+      // first failure (the kill below), so however long the first start takes does not matter.
       const faults = { NODE_OPTIONS: workerFaults, FAULT_WORKER_ONCE: path.join(scratch, 'started') };
-      // The limit counts from boot too, and the first worker takes ~5 s to be ready on the loaded
-      // 2-core machine (3 s failed there, on the tree before this test's last change as well).
-      const server = await startServer({ WORKER_RESTART_BACKOFF_MS: '100', WORKER_MAX_DOWN_MS: '8000', ...faults });
+      const server = await startServer({ WORKER_RESTART_BACKOFF_MS: '100', WORKER_MAX_DOWN_MS: '3000', ...faults });
       await ready(server);
       kill(await newWorker(server, new Set()));
       await until(async () => (await status(`${server.base}/readyz`)) === 503, 'readiness to fail');
@@ -156,8 +175,12 @@ describe('full upload disk', () => {
 
 describe('clients that go away or stall', () => {
   it('aborted uploads count as ABORTED (499), stalled ones as REQUEST_TIMEOUT (408, in the error format), both logged at info', async () => {
-    const server = await startServer({ REQUEST_TIMEOUT_MS: '1000' });
+    // Aborts on a server whose body deadline is far away (the default), so that a loaded machine
+    // cannot turn them into timeouts; the stall on one whose deadline is short.
+    const server = await startServer({});
+    const stalling = await startServer({ REQUEST_TIMEOUT_MS: '1000' });
     await ready(server);
+    await ready(stalling);
     const video = clip();
     // A raw upload and a multipart one, each cut by its client halfway.
     const multipart = form([videoPart('clip.mp4', fixture('clip.mp4'))]);
@@ -173,25 +196,25 @@ describe('clients that go away or stall', () => {
     }
     await until(async () => (await metric(server.base, 'haltingvt_errors_total{code="ABORTED"}')) === 2, 'both aborts to be counted');
 
-    const stalled = heldRequest(server.base, '/v1/classify', { 'content-type': 'video/mp4', 'content-length': String(video.length) });
+    const stalled = heldRequest(stalling.base, '/v1/classify', { 'content-type': 'video/mp4', 'content-length': String(video.length) });
     stalled.req.write(video.subarray(0, 4096));
     const answer = await stalled.response;
     if (answer instanceof Error) throw answer;
     expect(answer.status).toBe(408);
     expect(answer.headers.connection).toBe('close');
     expect(ErrorBody.parse(JSON.parse(answer.body)).error).toMatchObject({ code: 'REQUEST_TIMEOUT', status: 408 });
-    await until(() => server.uploadFiles().length === 0, 'the stalled upload to be removed');
+    await until(() => stalling.uploadFiles().length === 0, 'the stalled upload to be removed');
 
-    expect(await metric(server.base, 'haltingvt_errors_total{code="REQUEST_TIMEOUT"}')).toBe(1);
-    expect(await metric(server.base, 'haltingvt_requests_total{protocol="http",route="/v1/classify",method="POST",status="408"}')).toBe(1);
-    expect(await metric(server.base, 'haltingvt_errors_total{code="INTERNAL"}')).toBeNaN();
-    const refusals = server.logs().filter((l) => l.code === 'ABORTED' || l.code === 'REQUEST_TIMEOUT');
+    expect(await metric(stalling.base, 'haltingvt_errors_total{code="REQUEST_TIMEOUT"}')).toBe(1);
+    expect(await metric(stalling.base, 'haltingvt_requests_total{protocol="http",route="/v1/classify",method="POST",status="408"}')).toBe(1);
+    for (const s of [server, stalling]) expect(await metric(s.base, 'haltingvt_errors_total{code="INTERNAL"}')).toBeNaN();
+    const refusals = [...server.logs(), ...stalling.logs()].filter((l) => l.code === 'ABORTED' || l.code === 'REQUEST_TIMEOUT');
     expect(refusals.map((l) => [l.code, l.level])).toEqual([
       ['ABORTED', 30],
       ['ABORTED', 30],
       ['REQUEST_TIMEOUT', 30],
     ]);
-    expect(server.logs().filter((l) => (l.level as number) >= 50)).toEqual([]);
+    expect([...server.logs(), ...stalling.logs()].filter((l) => (l.level as number) >= 50)).toEqual([]);
   });
 });
 

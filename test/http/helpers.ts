@@ -199,6 +199,8 @@ export function gatedEngine(engine: Engine): {
   port: EnginePort;
   entered: () => number;
   open: () => void;
+  /** Lets the videos waiting now through, and holds the ones that come after at a fresh gate. */
+  openOne: () => void;
   rearm: () => void;
 } {
   let g = gate();
@@ -211,5 +213,10 @@ export function gatedEngine(engine: Engine): {
     g = gate();
     calls = 0;
   };
-  return { port, entered: () => calls, open: () => g.open(), rearm };
+  const openOne = (): void => {
+    const current = g;
+    g = gate();
+    current.open();
+  };
+  return { port, entered: () => calls, open: () => g.open(), openOne, rearm };
 }

@@ -166,6 +166,37 @@ describe('POST /v2/models/{name}/infer', () => {
       expect(V2Error.parse(res.json()).code, what).toBe(code);
     }
   });
+  it('answers each framing error of the body with 400 BAD_REQUEST and a message naming it', async () => {
+    const video = Buffer.from('not a video, never decoded');
+    const bytesInput = (size: number, shape = [1, 1], datatype = 'BYTES') => ({ name: 'VIDEO', shape, datatype, parameters: { binary_data_size: size } });
+    /** A JSON header of `inputs`, then `binary`; the header length is the header's own unless given. */
+    const framed = (inputs: unknown[], binary: Buffer, headerLength?: string) => {
+      const header = Buffer.from(JSON.stringify({ inputs }));
+      return t.app.inject({ method: 'POST', url: '/v2/models/tiny/infer', headers: { 'inference-header-content-length': headerLength ?? String(header.length) }, payload: Buffer.concat([header, binary]) });
+    };
+    const raw = bytesTensor([video]);
+    const cases: Array<[string, Awaited<ReturnType<typeof framed>>, RegExp]> = [
+      ['header length not an integer', await framed([bytesInput(raw.length)], raw, '12.5'), /^Inference-Header-Content-Length "12\.5" must be an integer between 0 and the body length/],
+      ['header length past the body', await framed([bytesInput(raw.length)], raw, '1000000'), /^Inference-Header-Content-Length "1000000" must be an integer between 0 and the body length \(\d+\)$/],
+      ['binary_data_size past the body', await framed([bytesInput(raw.length + 1)], raw), new RegExp(`^input VIDEO: binary_data_size ${raw.length + 1} goes past the end of the body$`)],
+      ['bytes after the last input', await framed([bytesInput(raw.length)], Buffer.concat([raw, Buffer.from('xyz')])), /^the body has 3 bytes that no input's binary_data_size accounts for$/],
+      ['length prefix cut off', await framed([bytesInput(raw.length + 2)], Buffer.concat([raw, Buffer.from([1, 0])])), new RegExp(`^input VIDEO: a BYTES element's 4-byte length is cut off at byte ${raw.length}$`)],
+      ['element longer than the rest', await framed([bytesInput(7)], Buffer.from([100, 0, 0, 0, 1, 2, 3])), /^input VIDEO: a BYTES element declares 100 bytes but only 3 remain$/],
+      ['shape and elements disagree', await framed([bytesInput(raw.length, [2, 1])], raw), /^input VIDEO has shape \[2, 1\] but carries 1 elements$/],
+      ['not BYTES', await framed([bytesInput(raw.length, [1, 1], 'FP32')], raw), /^input VIDEO must be BYTES \(one encoded video per element\), got FP32$/],
+      [
+        'JSON elements not strings',
+        await t.app.inject({ method: 'POST', url: '/v2/models/tiny/infer', payload: { inputs: [{ name: 'VIDEO', shape: [2, 1], datatype: 'BYTES', data: ['a', 1] }] } }),
+        /^input VIDEO: a BYTES element must be a string in JSON/,
+      ],
+    ];
+    for (const [what, res, message] of cases) {
+      expect(res.statusCode, what).toBe(400);
+      const body = V2Error.parse(res.json());
+      expect(body.code, what).toBe('BAD_REQUEST');
+      expect(body.error, what).toMatch(message);
+    }
+  });
 });
 
 describe('OIP with AUTH_TOKEN', () => {

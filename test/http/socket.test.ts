@@ -112,7 +112,8 @@ describe('over a real socket', () => {
 
 describe('request timeout', () => {
   it('a client that stops sending mid-upload is cut off at REQUEST_TIMEOUT_MS and its temp file removed', async () => {
-    const slow = makeApp(engine, { http: { requestTimeoutMs: 500 } });
+    // Long enough that the upload has surely begun to spool before the deadline on a loaded machine.
+    const slow = makeApp(engine, { http: { requestTimeoutMs: 2000 } });
     try {
       await slow.app.listen({ host: '127.0.0.1', port: 0 });
       const url = `http://127.0.0.1:${(slow.app.server.address() as AddressInfo).port}/v1/classify`;

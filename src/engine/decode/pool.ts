@@ -5,11 +5,10 @@
  * its own video (DECODER_CRASHED), and a caller that goes away kills the worker decoding its video,
  * so no CPU goes on a video nobody waits for (a restart costs ~0.1 s of CPU, a long decode seconds).
  */
-import type { Logger } from 'pino';
 import { EngineError } from '../../errors.js';
 import type { EngineConfig } from '../config.js';
 import { workerEntry } from '../workers/entry.js';
-import { createWorkerPool, type WorkerEntry, type WorkerPoolStats, type WorkerSupervision } from '../workers/pool.js';
+import { createWorkerPool, type PoolDeps, type WorkerPoolStats } from '../workers/pool.js';
 import type { DecodedVideo, DecodeJob } from './decode-video.js';
 
 export type Hwaccel = EngineConfig['decodeHwaccel'];
@@ -35,19 +34,11 @@ export interface DecoderInfo extends Omit<DecodeWorkerInfo, 'reason'> {
   threads: number;
 }
 
-export interface DecodePoolOptions {
+export interface DecodePoolOptions extends PoolDeps {
   workers: number;
   init: DecodeInit;
   /** Wall-clock limit for one video, from the moment a worker takes it. */
   timeoutMs: number;
-  supervision: WorkerSupervision;
-  logger: Logger;
-  /** Milliseconds, monotonic. */
-  now: () => number;
-  /** Called once when the pool fails for good after having started: the caller should stop serving. */
-  onFatal?: ((error: EngineError) => void) | undefined;
-  /** The worker to fork; tests give a fake. */
-  entry?: WorkerEntry | undefined;
 }
 
 export interface DecodePool {

@@ -7,11 +7,10 @@
  * A run whose caller aborts is answered at once and left to finish (its result is dropped): a run
  * takes milliseconds, a restart reloads the model.
  */
-import type { Logger } from 'pino';
 import { EngineError } from '../../errors.js';
 import type { EngineConfig } from '../config.js';
 import { workerEntry } from '../workers/entry.js';
-import { createWorkerPool, type WorkerEntry, type WorkerPoolStats, type WorkerSupervision } from '../workers/pool.js';
+import { createWorkerPool, type PoolDeps, type WorkerPoolStats } from '../workers/pool.js';
 import type { PlainTensor, ValueSpec } from './ort-session.js';
 
 /** What the worker is told at start: the model, where to run it, and the warm-up run's scalars. */
@@ -35,16 +34,8 @@ export interface SessionInfo {
 export type InferenceJob = Record<string, PlainTensor>;
 export type InferenceOutput = Record<string, PlainTensor>;
 
-export interface SessionHostOptions {
+export interface SessionHostOptions extends PoolDeps {
   init: InferenceInit;
-  supervision: WorkerSupervision;
-  logger: Logger;
-  /** Milliseconds, monotonic (queue timings, supervision). */
-  now: () => number;
-  /** Called once when the host fails for good after having started: the caller should stop serving. */
-  onFatal?: ((error: EngineError) => void) | undefined;
-  /** The worker to fork; tests give a fake. */
-  entry?: WorkerEntry | undefined;
 }
 
 export interface RunResult {

@@ -34,6 +34,18 @@ export interface WorkerEntry {
 /** The restart policy and start limit, shared by every pool: a slice of the engine's config. */
 export type WorkerSupervision = Pick<EngineConfig, 'workerStartTimeoutMs' | 'workerRestartBackoffMs' | 'workerRestartBackoffMaxMs' | 'workerMaxDownMs'>;
 
+/** What every pool of the engine is built with, besides its own settings. */
+export interface PoolDeps {
+  supervision: WorkerSupervision;
+  logger: Logger;
+  /** Milliseconds, monotonic (queue timings, supervision). */
+  now: () => number;
+  /** Called once when the pool fails for good after having started: the caller should stop serving. */
+  onFatal?: ((error: EngineError) => void) | undefined;
+  /** The worker to fork; tests give a fake. */
+  entry?: WorkerEntry | undefined;
+}
+
 export interface WorkerFailure {
   /** "exit code N, signal S" */
   why: string;

@@ -10,9 +10,11 @@
  *   of clients, and here one process retries one worker.
  * - While the last start failed (`down`), no worker can run: callers refuse work with a 503
  *   rather than let it wait an unknown time.
- * - After `maxDownMs` without a ready worker (counted from the first start, or from the death of
- *   the last ready worker), `onGiveUp` is called once and nothing more is started: the owner fails
- *   for good and the service exits, so the orchestrator replaces the whole process. 0 = never.
+ * - After `maxDownMs` without a ready worker, counted from the first failure (a start that failed,
+ *   or the death of the ready worker), `onGiveUp` is called once and nothing more is started: the
+ *   owner fails for good and the service exits, so the orchestrator replaces the whole process.
+ *   0 = never. A first start that is merely slow (a large model loading) is not a failure: the
+ *   start timeout bounds it, and its kill starts the clock.
  */
 
 /**
@@ -45,7 +47,7 @@ export interface SupervisorStats {
   failedStarts: number;
   /** Failed starts since the last ready worker. */
   failuresInRow: number;
-  /** Since when no worker is ready (monotonic ms), absent while one is. */
+  /** Since the first failure with no ready worker after it (monotonic ms); absent while one is ready or none failed yet. */
   downSince: number | undefined;
 }
 
@@ -95,7 +97,6 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
 
   return {
     launch() {
-      armGiveUp();
       options.start();
     },
     ready() {

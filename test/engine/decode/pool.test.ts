@@ -48,6 +48,7 @@ afterEach(async () => {
   await Promise.all(pools.splice(0).map((p) => p.close()));
   delete process.env.FAKE_DECODE_DIE_AT_START;
   delete process.env.FAKE_DECODE_INIT_FAIL;
+  delete process.env.FAKE_DECODE_NEVER_READY;
 });
 
 const job = (file: string): DecodeJob => ({ file, name: file, frames: 8, size: 112, resizeShortSide: 128, scaleFlags: 'bilinear', limits: { maxDurationS: 3600, maxPixels: 1e8 } });
@@ -120,7 +121,7 @@ describe('decode pool (fake worker)', () => {
     process.env.FAKE_DECODE_DIE_AT_START = flag;
     try {
       const fatal: unknown[] = [];
-      // Counted from the first start too (supervisor.ts): long enough for a tsx worker to start on a loaded machine.
+      // Counted from the first failure (supervisor.ts), here the kill below.
       const { p } = pool({ supervision: { workerMaxDownMs: 5_000 }, onFatal: (e) => fatal.push(e) });
       await p.ready();
       expect(p.stats()).toMatchObject({ state: 'up', alive: 1, failedStarts: 0 });
@@ -134,6 +135,31 @@ describe('decode pool (fake worker)', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('kills a worker that does not become ready within workerStartTimeoutMs, counts a failed start and refuses work while it retries', async () => {
+    process.env.FAKE_DECODE_NEVER_READY = '1';
+    const { p, lines } = pool({ supervision: { workerStartTimeoutMs: 500 } });
+    const firstPid = p.stats().pids[0] as number;
+    await vi.waitFor(() => expect(p.stats().failedStarts).toBeGreaterThanOrEqual(1), WAIT);
+    expect(lines.find((l) => l.msg === 'decode worker did not become ready in time; killing it')).toMatchObject({ timeoutMs: 500, pid: firstPid });
+    expect(lines.find((l) => l.msg === 'decode worker died while starting; retrying after a backoff')).toMatchObject({ killedFor: 'start-timeout', signal: 'SIGKILL' });
+    // Down until a worker is ready, through the backoff and the replacement's own start.
+    expect(p.stats()).toMatchObject({ state: 'down', alive: 0 });
+    expect(p.accepting()).toBe(false);
+    expect(alive(firstPid)).toBe(false);
+    await expect(p.decode(job('ok'))).rejects.toMatchObject({ code: 'DECODER_UNAVAILABLE' });
+  });
+
+  it('gives up with DECODER_UNAVAILABLE when workers keep timing out at start for workerMaxDownMs, leaving no process behind', async () => {
+    process.env.FAKE_DECODE_NEVER_READY = '1';
+    // The start timeout is well inside the limit: the pool gives up on starts that timed out, not on a first one still loading.
+    const { p, lines } = pool({ supervision: { workerStartTimeoutMs: 500, workerMaxDownMs: 1500 } });
+    await expect(p.ready()).rejects.toMatchObject({ code: 'DECODER_UNAVAILABLE', message: expect.stringMatching(/^no decode worker could start for \d+ ms; giving up$/) });
+    expect(lines.some((l) => l.msg === 'decode worker did not become ready in time; killing it')).toBe(true);
+    expect(p.stats().state).toBe('stopped');
+    expect(p.accepting()).toBe(false);
+    await vi.waitFor(() => expect(p.stats().workers).toBe(0), WAIT); // the start still hanging is killed too
   });
 
   it('refuses to start when the worker cannot initialise node-av at all', async () => {
