@@ -58,13 +58,13 @@ console.log('| session in | runs | videos/s | loop delay p50 ms | p99 ms | max m
 console.log('|---|---|---|---|---|---|');
 
 const host = createSessionHost({
-  init: inferenceInit(engineConfig({ executionProviders: ['cpu'] }), model.modelPath, { keep_ratio: 0.5, halt_threshold: 0.99 }),
+  init: inferenceInit(engineConfig({ executionProviders: ['cpu'] }), model.modelPath, model.manifest.input, { keep_ratio: 0.5, halt_threshold: 0.99 }),
   supervision: engineConfig(),
   logger,
   now: () => performance.now(),
 });
 await host.ready();
-await measure('child process (engine)', () => host.run(feeds));
+await measure('child process (engine)', () => host.run({ feeds }));
 await host.close();
 
 const inline = await openSession(model.modelPath, { executionProviders: ['cpu'], logger });

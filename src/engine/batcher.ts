@@ -9,7 +9,7 @@
 import { EngineError } from '../errors.js';
 import { infer, sameGraphKnobs, splitBatch, type InferResult, type ModelOutputs } from './infer.js';
 import type { Knobs } from './knobs.js';
-import type { SessionHost } from './inference/host.js';
+import type { SessionHost, VideoFrames } from './inference/host.js';
 
 export interface BatchOptions {
   maxSize: number;
@@ -17,10 +17,10 @@ export interface BatchOptions {
   maxDelayMs: number;
 }
 
-export type BatchedInfer = (video: Float32Array, knobs: Knobs, signal?: AbortSignal) => Promise<InferResult>;
+export type BatchedInfer = (video: VideoFrames, knobs: Knobs, signal?: AbortSignal) => Promise<InferResult>;
 
 interface Waiting {
-  video: Float32Array;
+  video: VideoFrames;
   knobs: Knobs;
   signal: AbortSignal | undefined;
   enqueuedAt: number;
@@ -33,9 +33,7 @@ interface Waiting {
   onAbort: () => void;
 }
 
-/** `dims` is one video's [1, C, T, H, W]. */
-export function createBatcher(host: SessionHost, dims: [number, number, number, number, number], options: BatchOptions, now: () => number): BatchedInfer {
-  const perVideo = dims.slice(1).reduce((a, b) => a * b, 1);
+export function createBatcher(host: SessionHost, options: BatchOptions, now: () => number): BatchedInfer {
   const waiting: Waiting[] = [];
   let running = false;
   let timer: NodeJS.Timeout | undefined;
@@ -73,17 +71,14 @@ export function createBatcher(host: SessionHost, dims: [number, number, number, 
     try {
       if (batch.length === 1) {
         first.signal?.removeEventListener('abort', first.onAbort);
-        const result = await infer(host, first.video, dims, first.knobs, first.signal);
+        const result = await infer(host, [first.video], first.knobs, first.signal);
         first.resolve({ ...result, queueS: result.queueS + (startedAt - first.enqueuedAt) / 1000 });
         return;
       }
       // As in a lone run (the host's abort), a video whose client leaves is answered at once (its
       // listener stays on); the run goes on for the others and its result for that video is dropped.
-      // One copy per batch into a fresh tensor: batches are rare on the hot path of one-video requests,
-      // and the worker owns the buffer once it is sent.
-      const tensor = new Float32Array(perVideo * batch.length);
-      batch.forEach((w, i) => tensor.set(w.video, i * perVideo));
-      const result = await infer(host, tensor, [batch.length, ...dims.slice(1)] as typeof dims, first.knobs, undefined, batch.length);
+      // The frames go as they are: the worker normalises them into the batch tensor.
+      const result = await infer(host, batch.map((w) => w.video), first.knobs);
       const split: ModelOutputs[] = splitBatch(result.outputs, batch.length);
       batch.forEach((w, i) =>
         w.signal?.aborted

@@ -40,6 +40,12 @@ export const EngineConfigSchema = z.strictObject({
   /** ORT intra-op threads; 0 lets ORT decide (one per core). */
   intraOpNumThreads: z.number().int().nonnegative().default(0),
   interOpNumThreads: z.number().int().nonnegative().default(0),
+  /**
+   * Whether ORT's pool threads spin while they wait for work. Off: a thread sleeps between runs and
+   * between a run's parallel sections, and the cores go to decoding (docs/decisions.md, "Inference
+   * threads do not spin").
+   */
+  intraOpSpinning: z.boolean().default(false),
   /** Wall-clock limit for decoding one video; past it the video fails and its decode worker is replaced. */
   decodeTimeoutMs: z.number().int().positive().default(60_000),
   /** Longer videos are refused with VIDEO_TOO_LONG: 10 minutes, far past the 8 frames a clip is sampled to. */

@@ -100,7 +100,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     onFatal: options.onFatal,
   });
   const host = (options.createHost ?? createSessionHost)({
-    init: inferenceInit(config, model.modelPath, { keep_ratio: manifest.knobs.keep_ratio.default, halt_threshold: manifest.knobs.halt_threshold.default }),
+    init: inferenceInit(config, model.modelPath, manifest.input, { keep_ratio: manifest.knobs.keep_ratio.default, halt_threshold: manifest.knobs.halt_threshold.default }),
     supervision: config,
     logger,
     now,

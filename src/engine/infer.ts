@@ -1,12 +1,13 @@
 /**
- * Stage 5: feed the tensor and the knobs to the model (in the worker process) and read its three
- * outputs back as plain arrays; a batch of videos (batcher.ts) is split back into one per video.
+ * Stage 5: send the frames and the knobs to the inference worker (which normalises the frames into
+ * the `video` tensor and runs the model) and read its three outputs back as plain arrays; a batch of
+ * videos (batcher.ts) is split back into one per video.
  */
 import { EngineError } from '../errors.js';
 import type { Knobs } from './knobs.js';
 import { mergeModeIndex } from './merging.js';
 import type { PlainTensor } from './inference/ort-session.js';
-import type { SessionHost } from './inference/host.js';
+import type { SessionHost, VideoFrames } from './inference/host.js';
 
 export interface ModelOutputs {
   /** (classes) raw scores for the video. */
@@ -30,10 +31,14 @@ export type GraphKnobs = Pick<Knobs, (typeof GRAPH_KNOBS)[number]>;
 /** Whether two videos can share one run: every graph input but the video is a scalar for the whole batch. */
 export const sameGraphKnobs = (a: GraphKnobs, b: GraphKnobs): boolean => GRAPH_KNOBS.every((k) => a[k] === b[k]);
 
-/** The graph's inputs for one run (the benchmarks feed sessions through this too). */
+/** The graph's inputs for one run, from a normalised video tensor (the benchmarks feed sessions through this). */
 export function modelFeeds(video: Float32Array, dims: readonly number[], knobs: GraphKnobs): Record<string, PlainTensor> {
+  return { video: { dtype: 'float32', dims: [...dims], data: video }, ...scalarFeeds(knobs) };
+}
+
+/** The graph's scalar inputs: the knobs it takes. */
+export function scalarFeeds(knobs: GraphKnobs): Record<string, PlainTensor> {
   const feeds: Record<string, PlainTensor> = {
-    video: { dtype: 'float32', dims: [...dims], data: video },
     keep_ratio: { dtype: 'float32', dims: [], data: Float32Array.of(knobs.keep_ratio) },
     halt_threshold: { dtype: 'float32', dims: [], data: Float32Array.of(knobs.halt_threshold) },
   };
@@ -45,16 +50,10 @@ export function modelFeeds(video: Float32Array, dims: readonly number[], knobs: 
   return feeds;
 }
 
-export async function infer(
-  host: SessionHost,
-  video: Float32Array,
-  dims: [number, number, number, number, number],
-  knobs: Knobs,
-  signal?: AbortSignal,
-  batch = 1,
-): Promise<InferResult> {
-  const feeds = modelFeeds(video, dims, knobs);
-  const { outputs, queueS, inferS } = await host.run(feeds, signal);
+/** One run of `videos` (a batch when several) with the same graph knobs. */
+export async function infer(host: SessionHost, videos: readonly VideoFrames[], knobs: Knobs, signal?: AbortSignal): Promise<InferResult> {
+  const batch = videos.length;
+  const { outputs, queueS, inferS } = await host.run({ feeds: scalarFeeds(knobs), videos }, signal);
   return {
     outputs: {
       logits: expect(outputs, 'logits', 'float32', batch).data as Float32Array,

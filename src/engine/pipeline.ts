@@ -1,8 +1,8 @@
 /**
  * The stages wired in one place: knobs → decode (a decode worker process opens the video once,
- * checks the limits, samples, decodes the planned frames, scales and crops; decode/) → preprocess →
- * infer (inference worker process) → postprocess. Each stage is its own module; this file only
- * passes values along, times the stages and lends out the reusable buffers.
+ * checks the limits, samples, decodes the planned frames, scales and crops; decode/) → infer (the
+ * inference worker process normalises the frames, preprocess.ts, and runs the model) → postprocess.
+ * Each stage is its own module; this file only passes values along and times the stages.
  */
 import { access, constants } from 'node:fs/promises';
 import type { Logger } from 'pino';
@@ -14,7 +14,6 @@ import type { DecodePool } from './decode/pool.js';
 import type { Knobs } from './knobs.js';
 import type { LoadedModel } from './model.js';
 import { postprocess, round6 } from './postprocess.js';
-import { Preprocessor } from './preprocess.js';
 import type { ClassifyResult } from './result.js';
 import type { SessionHost } from './inference/host.js';
 
@@ -51,14 +50,8 @@ export function createPipeline(deps: PipelineDeps): Classify {
   const { model, config, decoder, host, now } = deps;
   const { manifest } = model;
   const { frames, size, resize_short_side: shortSide, scale_flags: scaleFlags } = manifest.input;
-  const preprocessor = new Preprocessor(manifest.input);
-  const dims: [number, number, number, number, number] = [1, 3, frames, size, size];
   const limits = { maxDurationS: config.maxDurationS, maxPixels: config.maxPixels };
-  const infer = createBatcher(host, dims, { maxSize: config.batchMaxSize, maxDelayMs: config.batchMaxDelayMs }, now);
-  // Tensors are allocated once per concurrent request and reused; the pool grows to the peak
-  // concurrency and no further. (The rgb frames arrive in a fresh array from IPC: 301 KB.)
-  const pool: Float32Array[] = [];
-  const acquire = (): Float32Array => pool.pop() ?? new Float32Array(preprocessor.tensorLength);
+  const infer = createBatcher(host, { maxSize: config.batchMaxSize, maxDelayMs: config.batchMaxDelayMs }, now);
 
   return async (file, knobs, options = {}) => {
     const { signal } = options;
@@ -67,57 +60,52 @@ export function createPipeline(deps: PipelineDeps): Classify {
     const name = options.name ?? file;
     await readable(file, name);
 
-    const decoded = await decoder.decode({ file, name, frames, size, resizeShortSide: shortSide, scaleFlags, limits }, signal);
+    const job = { file, name, frames, size, resizeShortSide: shortSide, scaleFlags, limits, thumbnails: options.explain === true };
+    const decoded = await decoder.decode(job, signal);
     const { info } = decoded;
     if (decoded.padded > 0) deps.logger.warn({ video: name, padded: decoded.padded, frameCount: decoded.frameCount }, 'frames missing from the video; repeating their neighbours');
-    const tensor = acquire();
-    try {
-      preprocessor.toTensor_(decoded.rgb, decoded.slotToFrame, tensor);
-      const decodeS = (now() - started) / 1000;
+    const decodeS = (now() - started) / 1000;
 
-      const { outputs, queueS, inferS } = await infer(tensor, knobs, signal);
-      const postStarted = now();
-      const { probabilities, ...post } = postprocess(manifest, outputs, knobs);
-      const explanation = options.explain
-        ? explain({
-            manifest,
-            patchStopLayer: outputs.patchStopLayer,
-            mergedPerLayer: post.tokens.merged_per_layer,
-            indices: decoded.indices,
-            fps: info.fps,
-            rgb: decoded.rgb,
-            slotToFrame: decoded.slotToFrame,
-          })
-        : undefined;
-      const finished = now();
-      return {
-        ...post,
-        knobs,
-        video: {
-          width: info.width,
-          height: info.height,
-          rotation: info.rotation,
-          duration_s: info.durationS ?? null,
-          frame_count: decoded.frameCount,
-          frame_count_source: decoded.frameCountSource,
-          sampled_indices: decoded.indices,
-          decoded_frames: decoded.decodedFrames,
-          seeks: decoded.seeks,
-          padded_frames: decoded.padded,
-        },
-        timings_s: {
-          decode: round6(decodeS),
-          queue: round6((started - enqueuedAt) / 1000 + queueS),
-          infer: round6(inferS),
-          post: round6((finished - postStarted) / 1000),
-          total: round6((finished - enqueuedAt) / 1000),
-        },
-        ...(options.probabilities ? { probabilities } : {}),
-        ...(explanation ? { explain: explanation } : {}),
-      };
-    } finally {
-      pool.push(tensor);
-    }
+    // The frames go to the inference worker as they came, bytes; it normalises them there.
+    const { outputs, queueS, inferS } = await infer({ rgb: decoded.rgb, slotToFrame: decoded.slotToFrame }, knobs, signal);
+    const postStarted = now();
+    const { probabilities, ...post } = postprocess(manifest, outputs, knobs);
+    const explanation = options.explain
+      ? explain({
+          manifest,
+          patchStopLayer: outputs.patchStopLayer,
+          mergedPerLayer: post.tokens.merged_per_layer,
+          indices: decoded.indices,
+          fps: info.fps,
+          thumbnails: decoded.thumbnails ?? [],
+        })
+      : undefined;
+    const finished = now();
+    return {
+      ...post,
+      knobs,
+      video: {
+        width: info.width,
+        height: info.height,
+        rotation: info.rotation,
+        duration_s: info.durationS ?? null,
+        frame_count: decoded.frameCount,
+        frame_count_source: decoded.frameCountSource,
+        sampled_indices: decoded.indices,
+        decoded_frames: decoded.decodedFrames,
+        seeks: decoded.seeks,
+        padded_frames: decoded.padded,
+      },
+      timings_s: {
+        decode: round6(decodeS),
+        queue: round6((started - enqueuedAt) / 1000 + queueS),
+        infer: round6(inferS),
+        post: round6((finished - postStarted) / 1000),
+        total: round6((finished - enqueuedAt) / 1000),
+      },
+      ...(options.probabilities ? { probabilities } : {}),
+      ...(explanation ? { explain: explanation } : {}),
+    };
   };
 }
 

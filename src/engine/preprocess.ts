@@ -44,6 +44,9 @@ export function filterChain(g: CropGeometry, scaleFlags: string): string {
   return `scale=${g.scaleWidth}:${g.scaleHeight}:flags=${scaleFlags},format=rgb24,crop=${g.size}:${g.size}:${g.cropX}:${g.cropY}`;
 }
 
+/** What the normalisation needs of the model's input: the inference worker is told this at start. */
+export type VideoInputSpec = Pick<Manifest['input'], 'frames' | 'size' | 'mean' | 'std'>;
+
 /**
  * Converts decoded frames to the model input, reusing `out`. `rgb` holds the decoded frames back to
  * back, (U, S, S, 3) uint8; `slotToFrame[t]` says which decoded frame fills time slot t. `out` is
@@ -54,8 +57,9 @@ export class Preprocessor {
   readonly size: number;
   /** One lookup table per channel: (pixel - mean) / std as float32, so the hot loop is a load. */
   private readonly lut: Float32Array[];
+  private readonly buffers = new Map<number, Float32Array>();
 
-  constructor(input: Manifest['input']) {
+  constructor(input: VideoInputSpec) {
     this.frames = input.frames;
     this.size = input.size;
     this.lut = [0, 1, 2].map((c) => {
@@ -75,18 +79,20 @@ export class Preprocessor {
     return 3 * this.frames * this.size * this.size;
   }
 
-  toTensor_(rgb: Uint8Array, slotToFrame: readonly number[], out: Float32Array): Float32Array {
+  /** Writes one video into `out` at video `index` of a batch tensor (N, 3, T, S, S). */
+  toTensor_(rgb: Uint8Array, slotToFrame: readonly number[], out: Float32Array, index = 0): Float32Array {
     const { frames: T, size: S } = this;
     const plane = S * S;
-    if (out.length !== 3 * T * plane) throw new RangeError(`tensor buffer has ${out.length} floats, needs ${3 * T * plane}`);
+    const at = index * 3 * T * plane;
+    if (out.length < at + 3 * T * plane) throw new RangeError(`tensor buffer has ${out.length} floats, needs ${at + 3 * T * plane}`);
     if (slotToFrame.length !== T) throw new RangeError(`expected ${T} slots, got ${slotToFrame.length}`);
     const [lr, lg, lb] = this.lut as [Float32Array, Float32Array, Float32Array];
     for (let t = 0; t < T; t++) {
       const src = (slotToFrame[t] as number) * plane * 3;
       if (src + plane * 3 > rgb.length) throw new RangeError(`frame ${slotToFrame[t]} is outside the decoded buffer`);
-      const r = t * plane; // (c=0, t) plane offset in NCTHW
-      const g = (T + t) * plane;
-      const b = (2 * T + t) * plane;
+      const r = at + t * plane; // (c=0, t) plane offset in NCTHW
+      const g = at + (T + t) * plane;
+      const b = at + (2 * T + t) * plane;
       for (let i = 0, s = src; i < plane; i++, s += 3) {
         out[r + i] = lr[rgb[s] as number] as number;
         out[g + i] = lg[rgb[s + 1] as number] as number;
@@ -94,5 +100,20 @@ export class Preprocessor {
       }
     }
     return out;
+  }
+
+  /**
+   * The `video` feed of one run: every video normalised into a tensor (N, 3, T, S, S) that is
+   * allocated once per batch size and reused, since the caller awaits each run before the next.
+   */
+  batch(videos: readonly { rgb: Uint8Array; slotToFrame: readonly number[] }[]): { data: Float32Array; dims: number[] } {
+    const n = videos.length;
+    let data = this.buffers.get(n);
+    if (!data) {
+      data = new Float32Array(n * this.tensorLength);
+      this.buffers.set(n, data);
+    }
+    videos.forEach((v, i) => this.toTensor_(v.rgb, v.slotToFrame, data, i));
+    return { data, dims: [n, 3, this.frames, this.size, this.size] };
   }
 }

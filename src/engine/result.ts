@@ -71,8 +71,8 @@ export const VideoFacts = z.strictObject({
 export const StageTimings = z
   .strictObject({
     queue: z.number().nonnegative().describe('waiting for a slot in the service queue and for the inference worker'),
-    decode: z.number().nonnegative().describe('opening, decoding and scaling in a decode worker, then preprocessing'),
-    infer: z.number().nonnegative(),
+    decode: z.number().nonnegative().describe('opening, decoding, scaling and cropping in a decode worker'),
+    infer: z.number().nonnegative().describe('normalising the frames and running the model in the inference worker (IPC included)'),
     post: z.number().nonnegative(),
     total: z.number().nonnegative().describe('from entering the queue to the result (the upload itself excluded)'),
   })

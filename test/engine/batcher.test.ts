@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { createBatcher, type BatchOptions } from '../../src/engine/batcher.js';
 import { createEngine, type ClassifyResult, type Engine } from '../../src/engine/index.js';
 import type { InferResult } from '../../src/engine/infer.js';
-import { createSessionHost, type RunResult, type SessionHost } from '../../src/engine/inference/host.js';
+import { createSessionHost, type RunResult, type SessionHost, type VideoFrames } from '../../src/engine/inference/host.js';
 import type { Knobs } from '../../src/engine/knobs.js';
 import { EngineError, isEngineError } from '../../src/errors.js';
 import { fixture } from '../helpers/media.js';
@@ -22,7 +22,7 @@ async function engineWith(batchMaxSize: number, batchMaxDelayMs: number): Promis
     config: { executionProviders: ['cpu'], intraOpNumThreads: 1, batchMaxSize, batchMaxDelayMs },
     createHost: (options) => {
       const host = createSessionHost(options);
-      return { ...host, run: (feeds, signal) => (runs.push(feeds.video!.dims[0]!), host.run(feeds, signal)) };
+      return { ...host, run: (job, signal) => (runs.push(job.videos!.length), host.run(job, signal)) };
     },
   });
   runs.length = 0; // the warm-up run is not a request
@@ -90,8 +90,8 @@ interface HeldRun {
 }
 
 /** A video of two values, both its id: the fake host reads the ids of a batch back from its tensor. */
-const VIDEO_DIMS: [number, number, number, number, number] = [1, 1, 1, 1, 2];
-const video = (id: number): Float32Array => new Float32Array(2).fill(id);
+/** A video whose one frame's first byte is its id. */
+const video = (id: number): VideoFrames => ({ rgb: Uint8Array.of(id, 0, 0), slotToFrame: [0] });
 const knobs = { top_k: 1, keep_ratio: 0.5, halt_threshold: 0.9 } as Knobs;
 
 /** A session host whose runs wait for the test; each video's outputs carry its id, so a mix-up shows. */
@@ -99,12 +99,10 @@ function heldHost(): { host: SessionHost; runs: HeldRun[] } {
   const runs: HeldRun[] = [];
   const host: SessionHost = {
     ready: () => Promise.resolve({ executionProvider: 'fake', inputs: [], outputs: [], warmupMs: 0 }),
-    run: (feeds, signal) =>
+    run: (job, signal) =>
       new Promise<RunResult>((resolve, reject) => {
-        const tensor = feeds.video!;
-        const data = tensor.data as Float32Array;
-        const n = tensor.dims[0]!;
-        const ids = Array.from({ length: n }, (_, i) => data[(i * data.length) / n]!);
+        const ids = (job.videos ?? []).map((v) => v.rgb[0]!);
+        const n = ids.length;
         runs.push({
           videos: ids,
           signal,
@@ -145,7 +143,7 @@ describe('the batcher over a held session host', () => {
   // The batch delay is a setTimeout and the batcher's clock is Date.now: both move only when the test says.
   beforeEach(() => void vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] }));
   afterEach(() => void vi.useRealTimers());
-  const batcher = (host: SessionHost, options: BatchOptions) => createBatcher(host, VIDEO_DIMS, options, () => Date.now());
+  const batcher = (host: SessionHost, options: BatchOptions) => createBatcher(host, options, () => Date.now());
 
   it('holds a lone video for maxDelayMs then runs it alone; a second one within the delay joins its run', async () => {
     const { host, runs } = heldHost();

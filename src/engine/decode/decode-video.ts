@@ -19,6 +19,8 @@ export interface DecodeJob {
   resizeShortSide: number;
   scaleFlags: string;
   limits: VideoLimits;
+  /** Also encode each slot's frame as a PNG thumbnail (explain). */
+  thumbnails?: boolean | undefined;
 }
 
 export interface DecodedVideo {
@@ -38,6 +40,8 @@ export interface DecodedVideo {
   seeks: number;
   plannedFrames: number;
   hardware: boolean;
+  /** Base64 PNG per slot, when the job asked for thumbnails. */
+  thumbnails?: string[] | undefined;
 }
 
 export function decodeVideo(job: DecodeJob, decoder: DecoderOptions): DecodedVideo {

@@ -4,6 +4,7 @@
  * crashing decoder is killed and replaced without touching the service.
  */
 import { isEngineError } from '../../errors.js';
+import { thumbnails } from '../thumbnails.js';
 import { serveWorker } from '../workers/child.js';
 import { decodeVideo, type DecodedVideo, type DecodeJob } from './decode-video.js';
 import { createCudaDevice, libavVersion, recentLibavErrors, stopLibavLog, type DecoderOptions } from './libav.js';
@@ -26,7 +27,8 @@ serveWorker<DecodeInit, DecodeWorkerInfo, DecodeJob, DecodedVideo>({
   async run(job) {
     await recentLibavErrors(); // lines logged for an earlier video are not this one's
     if (!decoder) throw new Error('the decode worker was not initialised');
-    return decodeVideo(job, decoder);
+    const video = decodeVideo(job, decoder);
+    return job.thumbnails ? { ...video, thumbnails: thumbnails(video.rgb, video.slotToFrame, job.size) } : video;
   },
   fallback: { init: 'DECODE_FAILED', run: 'DECODE_FAILED' },
   async describeError(err, job, error) {

@@ -4,12 +4,14 @@
  * event loop while it runs (docs/decisions.md), which is why the engine defaults to the child process.
  */
 import { EngineError } from '../../errors.js';
-import type { SessionHost, SessionHostOptions, SessionInfo } from './host.js';
+import { Preprocessor } from '../preprocess.js';
+import { withVideos, type SessionHost, type SessionHostOptions, type SessionInfo } from './host.js';
 import { checkFeeds, openSession, type EngineSession, type SessionFactory } from './ort-session.js';
 
 export function createInProcessHost(factory: SessionFactory): (options: SessionHostOptions) => SessionHost {
   return (options) => {
     const { now } = options;
+    const preprocessor = new Preprocessor(options.init.input);
     let closed = false;
     let pending = 0;
     let tail: Promise<unknown> = Promise.resolve();
@@ -19,6 +21,7 @@ export function createInProcessHost(factory: SessionFactory): (options: SessionH
         executionProviders: init.executionProviders,
         intraOpNumThreads: init.intraOpNumThreads || undefined,
         interOpNumThreads: init.interOpNumThreads || undefined,
+        spinning: init.spinning,
         logger: options.logger,
         factory,
       });
@@ -28,7 +31,7 @@ export function createInProcessHost(factory: SessionFactory): (options: SessionH
 
     return {
       ready: async () => (await opening).info,
-      run(feeds, signal) {
+      run(job, signal) {
         if (closed) return Promise.reject(new EngineError('ENGINE_CLOSED', 'the engine is shutting down'));
         const enqueuedAt = now();
         pending += 1;
@@ -37,6 +40,7 @@ export function createInProcessHost(factory: SessionFactory): (options: SessionH
           try {
             if (signal?.aborted) throw new EngineError('ABORTED', 'the request was cancelled');
             const { session } = await opening;
+            const feeds = withVideos(job, preprocessor);
             checkFeeds(session.inputs, feeds);
             const sentAt = now();
             const outputs = await session.run(feeds);

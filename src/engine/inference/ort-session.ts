@@ -39,6 +39,8 @@ export interface SessionOptions {
   executionProviders: string[];
   intraOpNumThreads?: number | undefined;
   interOpNumThreads?: number | undefined;
+  /** Whether pool threads spin while waiting for work; off, a thread sleeps between runs (default on, as ORT's). */
+  spinning?: boolean | undefined;
 }
 
 /** Creates a session for one attempt; injectable so tests can fail CUDA on purpose. */
@@ -50,6 +52,9 @@ export const ortSessionFactory: SessionFactory = async (modelPath, options) => {
     graphOptimizationLevel: 'all',
     ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
     ...(options.interOpNumThreads ? { interOpNumThreads: options.interOpNumThreads } : {}),
+    // ORT's thread pools spin between runs by default, which keeps a core busy while the worker
+    // waits for the next video (docs/decisions.md, "Inference threads do not spin").
+    ...(options.spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } } : {}),
   });
   const spec = (m: ort.InferenceSession.ValueMetadata): ValueSpec =>
     m.isTensor ? { name: m.name, dtype: m.type, dims: [...m.shape] } : { name: m.name, dtype: undefined, dims: [] };
@@ -86,6 +91,7 @@ export interface OpenOptions {
   executionProviders: string[];
   intraOpNumThreads?: number | undefined;
   interOpNumThreads?: number | undefined;
+  spinning?: boolean | undefined;
   logger: Pick<Logger, 'warn' | 'info'>;
   factory?: SessionFactory | undefined;
 }
@@ -107,6 +113,7 @@ export async function openSession(modelPath: string, options: OpenOptions): Prom
         executionProviders: providers,
         intraOpNumThreads: options.intraOpNumThreads,
         interOpNumThreads: options.interOpNumThreads,
+        spinning: options.spinning,
       });
       options.logger.info({ provider, failures }, `onnxruntime session on ${provider}`);
       return { inputs: session.inputs, outputs: session.outputs, executionProvider: provider, run: (feeds) => session.run(feeds), dispose: () => session.dispose() };

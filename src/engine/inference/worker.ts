@@ -1,14 +1,17 @@
 /**
  * Entry point of the inference worker process. It owns the ONNX Runtime session: opens it, runs one
- * warm-up, says "ready", then answers one run at a time (../workers/child.ts). onnxruntime-node's
- * run() blocks the thread that calls it, which is why this lives outside the main process.
+ * warm-up, says "ready", then answers one run at a time (../workers/child.ts), normalising each
+ * run's frames into the `video` tensor first. onnxruntime-node's run() blocks the thread that calls
+ * it, which is why this lives outside the main process.
  */
 import { EngineError } from '../../errors.js';
 import { parentLogger, serveWorker } from '../workers/child.js';
-import type { InferenceInit, InferenceJob, InferenceOutput, SessionInfo } from './host.js';
+import { Preprocessor } from '../preprocess.js';
+import { withVideos, type InferenceInit, type InferenceJob, type InferenceOutput, type SessionInfo } from './host.js';
 import { checkFeeds, openSession, type EngineSession, type PlainTensor, type ValueSpec } from './ort-session.js';
 
 let session: EngineSession | undefined;
+let preprocessor: Preprocessor | undefined;
 
 serveWorker<InferenceInit, SessionInfo, InferenceJob, InferenceOutput>({
   async init(init) {
@@ -16,14 +19,17 @@ serveWorker<InferenceInit, SessionInfo, InferenceJob, InferenceOutput>({
       executionProviders: init.executionProviders,
       intraOpNumThreads: init.intraOpNumThreads || undefined,
       interOpNumThreads: init.interOpNumThreads || undefined,
+      spinning: init.spinning,
       logger: parentLogger() as never,
     });
+    preprocessor = new Preprocessor(init.input);
     const started = performance.now();
     await session.run(warmupFeeds(session.inputs, init.warmupScalars));
     return { executionProvider: session.executionProvider, inputs: [...session.inputs], outputs: [...session.outputs], warmupMs: performance.now() - started };
   },
-  async run(feeds) {
-    if (!session) throw new EngineError('INFERENCE_FAILED', 'the session is not open');
+  async run(job) {
+    if (!session || !preprocessor) throw new EngineError('INFERENCE_FAILED', 'the session is not open');
+    const feeds = withVideos(job, preprocessor);
     checkFeeds(session.inputs, feeds);
     return session.run(feeds);
   },
