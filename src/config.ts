@@ -41,6 +41,11 @@ export const EnvSchema = z.object({
     .default(engine.executionProviders.join(','))
     .describe('ONNX Runtime providers in order of preference, from `cuda`, `webgpu`, `cpu`; one that cannot start is skipped with a warning'),
   INTRA_OP_THREADS: int(0, 1024).default(engine.intraOpNumThreads).describe('inference (ORT intra-op) threads; 0 lets ONNX Runtime decide'),
+  INTRA_OP_SPINNING: z
+    .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
+    .transform((v) => v === 'true' || v === '1')
+    .default(engine.intraOpSpinning)
+    .describe('whether inference threads spin while they wait for work (each then keeps a core busy between runs)'),
   MAX_UPLOAD_BYTES: int(1).default(256 * 1024 * 1024).describe('largest accepted video upload, per file (256 MiB)'),
   MAX_DURATION_S: positive().default(engine.maxDurationS).describe('longest accepted video, in seconds'),
   MAX_PIXELS: int(1).default(engine.maxPixels).describe('largest accepted frame, width × height (4K UHD)'),
@@ -119,6 +124,7 @@ export function configSchema(places: ConfigPlaces = {}) {
       precision: e.MODEL_PRECISION,
       executionProviders: e.EXECUTION_PROVIDERS.split(','),
       intraOpNumThreads: e.INTRA_OP_THREADS,
+      intraOpSpinning: e.INTRA_OP_SPINNING,
       maxDurationS: e.MAX_DURATION_S,
       maxPixels: e.MAX_PIXELS,
       decodeTimeoutMs: e.DECODE_TIMEOUT_MS,

@@ -91,12 +91,10 @@ export function childrenOf(pid: number): number[] {
   return out;
 }
 
+/** The server's worker processes: decode workers by their entry file, the inference worker as the other child. */
 function workerPids(pid: number): { inference: number[]; decode: number[] } {
-  const children = childrenOf(pid).map((c) => ({ pid: c, cmd: cmdline(c) }));
-  return {
-    inference: children.filter((c) => /inference\/worker\.(js|ts)/.test(c.cmd)).map((c) => c.pid),
-    decode: children.filter((c) => /decode\/worker\.(js|ts)/.test(c.cmd)).map((c) => c.pid),
-  };
+  const children = childrenOf(pid).map((c) => ({ pid: c, decode: /decode\/worker\.(js|ts)/.test(cmdline(c)) }));
+  return { inference: children.filter((c) => !c.decode).map((c) => c.pid), decode: children.filter((c) => c.decode).map((c) => c.pid) };
 }
 
 /**
@@ -194,14 +192,17 @@ export interface ServerOptions {
   grpcPort?: number | undefined;
   /** More environment for the server (BATCH_MAX_SIZE...). */
   env?: Record<string, string> | undefined;
+  /** Another built checkout whose dist/server.js runs instead of this tree's (bench/ab.ts). */
+  root?: string | undefined;
 }
 
 export async function startServer(o: ServerOptions): Promise<ServerHandle> {
   const port = await freePort();
-  const dist = path.join(ROOT, 'dist', 'server.js');
+  const root = o.root ?? ROOT;
+  const dist = path.join(root, 'dist', 'server.js');
   const probe = pathToFileURL(path.join(ROOT, 'bench', 'lib', 'eld-probe.mjs')).href;
   // dist/ as `make bench` builds it; the TypeScript source through tsx when dist/ is missing or older than src/.
-  const args = existsSync(dist) && !staleBuild(dist) ? ['--import', probe, dist] : ['--import', probe, '--import', 'tsx', path.join(ROOT, 'src', 'server.ts')];
+  const args = existsSync(dist) && (o.root !== undefined || !staleBuild(dist)) ? ['--import', probe, dist] : ['--import', probe, '--import', 'tsx', path.join(ROOT, 'src', 'server.ts')];
   if (args.includes('tsx')) log('dist/ is missing or older than src/: running the server from source through tsx');
   const env = {
     ...process.env,
@@ -217,7 +218,7 @@ export async function startServer(o: ServerOptions): Promise<ServerHandle> {
     SHUTDOWN_DELAY_MS: '0', // no load balancer to wait for
     ...o.env,
   };
-  const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  const proc = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   let stderr = '';
   const logFile = createWriteStream(path.join(ROOT, 'bench', 'out', 'server.log'), { flags: 'a' });
   logFile.write(`--- ${new Date().toISOString()} node ${args.join(' ')}\n`);

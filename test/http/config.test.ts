@@ -23,7 +23,7 @@ describe('loadConfig', () => {
     expect(c.http).toEqual({ requestTimeoutMs: 300_000, retryAfterS: 2 });
     // The engine's part is the engine's own config with its own defaults, but one decode worker per queue slot.
     expect(c.engine).toEqual(engineConfig({ decodeWorkers: 2 }));
-    expect(c.engine).toMatchObject({ executionProviders: ['cuda', 'cpu'], intraOpNumThreads: 0, decodeThreads: 0, decodeHwaccel: 'auto', batchMaxSize: 1, batchMaxDelayMs: 0, workerRestartBackoffMs: 500, workerRestartBackoffMaxMs: 30_000, workerMaxDownMs: 60_000, maxDurationS: 600, maxPixels: 3840 * 2160, decodeTimeoutMs: 60_000 });
+    expect(c.engine).toMatchObject({ executionProviders: ['cuda', 'cpu'], intraOpNumThreads: 0, intraOpSpinning: false, decodeThreads: 0, decodeHwaccel: 'auto', batchMaxSize: 1, batchMaxDelayMs: 0, workerRestartBackoffMs: 500, workerRestartBackoffMaxMs: 30_000, workerMaxDownMs: 60_000, maxDurationS: 600, maxPixels: 3840 * 2160, decodeTimeoutMs: 60_000 });
   });
 
   it('serves models/default once it exists, the tiny fixture until then, MODEL_DIR when set', () => {
@@ -40,6 +40,7 @@ describe('loadConfig', () => {
         HOST: '127.0.0.1',
         EXECUTION_PROVIDERS: 'cpu',
         INTRA_OP_THREADS: '3',
+        INTRA_OP_SPINNING: 'true',
         MAX_UPLOAD_BYTES: '1000',
         MAX_DURATION_S: '2.5',
         MAX_PIXELS: '640',
@@ -69,6 +70,7 @@ describe('loadConfig', () => {
       engine: {
         executionProviders: ['cpu'],
         intraOpNumThreads: 3,
+        intraOpSpinning: true,
         maxDurationS: 2.5,
         maxPixels: 640,
         decodeTimeoutMs: 500,
