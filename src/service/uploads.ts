@@ -178,7 +178,7 @@ async function spool(source: Readable, sink: Writable, maxBytes: number, onBytes
       }
     },
   });
-  const onError = (err: Error): void => void counter.destroy(clientGone(err));
+  const onError = (err: Error): void => void counter.destroy(asClientAbort(err));
   const onClose = (): void => {
     if (!source.readableEnded) counter.destroy(new EngineError('ABORTED', 'the client went away during the upload'));
   };
@@ -209,7 +209,7 @@ function storageFull(err: unknown): EngineError | undefined {
 }
 
 /** An error on the request stream is the client's connection breaking (reset, "aborted"). */
-function clientGone(err: Error): Error {
+function asClientAbort(err: Error): Error {
   if (err instanceof EngineError) return err;
   return new EngineError('ABORTED', `the client went away during the upload (${err.message})`, undefined, { cause: err });
 }

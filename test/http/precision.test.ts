@@ -44,13 +44,18 @@ describe('MODEL_PRECISION=int8', () => {
     expect(plain).toMatchObject({ precision: 'fp32', precisions: ['fp32', 'int8', 'fp16'] });
   });
 
-  it('runs the int8 graph: the same labels and token accounting, probabilities of its own', async () => {
+  it('runs the int8 graph: the same token accounting, probabilities near fp32\'s but its own', async () => {
     const [q, f] = [await classify(t), await classify(fp32)];
-    expect(q.top.map((p) => p.label).sort()).toEqual(f.top.map((p) => p.label).sort());
     expect(q.tokens.dense).toBe(f.tokens.dense);
-    // int8 weights move the tiny random model's logits (models/tests/test_variants.py bounds the real
-    // model's drift): equal probabilities would mean the fp32 graph ran.
-    expect(q.top.map((p) => p.probability)).not.toEqual(f.top.map((p) => p.probability));
+    // Every class's probability, by label (top_k=5 is every class of the tiny model): int8 weights
+    // move the tiny random model's logits a little (models/tests/test_variants.py bounds the real
+    // model's drift), so near but not equal; equal would mean the fp32 graph ran.
+    const byLabel = (r: ClassifyResponse): Map<string, number> => new Map(r.top.map((p) => [p.label, p.probability]));
+    const [int8, full] = [byLabel(q), byLabel(f)];
+    expect([...int8.keys()].sort()).toEqual([...full.keys()].sort());
+    const drift = [...full].map(([label, p]) => Math.abs((int8.get(label) ?? Number.NaN) - p));
+    expect(Math.max(...drift)).toBeLessThan(0.1);
+    expect(Math.max(...drift)).toBeGreaterThan(0);
   });
 });
 
