@@ -4,12 +4,14 @@
  * variants round by round, so that a machine that slows down or speeds up meanwhile moves them alike.
  *
  *   node --import tsx bench/ab.ts --base DIR [--seconds 20] [--rounds 2] [--clients 6]
+ *   node --import tsx bench/ab.ts --variant 'one thread:INTRA_OP_THREADS=1' --variant 'two:INTRA_OP_THREADS=2'
  *
  * DIR is another checkout with its dist/ built (`git worktree add DIR REV && (cd DIR && npx tsc)`,
- * node_modules linked in). Variants: that build ("base"), this tree with ORT's threads spinning
- * (INTRA_OP_SPINNING=true), and this tree as configured by default. The clip is a 4 s 640×360 H.264
- * testsrc2 clip, generated on demand into bench/out/clips. Results: a Markdown table on stdout and
- * bench/out/ab.json.
+ * node_modules linked in). With --base the variants are that build ("base"), this tree with ORT's
+ * threads spinning (INTRA_OP_SPINNING=true), and this tree as configured by default; with --variant
+ * (repeatable, `label:VAR=value,VAR=value`) they are this tree under each environment. The clip is a
+ * 4 s 640×360 H.264 testsrc2 clip, generated on demand into bench/out/clips. Results: a Markdown
+ * table on stdout and bench/out/ab.json.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -22,13 +24,14 @@ import { cpuSecondsOf, load, startServer, type ServerHandle } from './lib/servic
 const { values } = parseArgs({
   options: {
     base: { type: 'string' },
+    variant: { type: 'string', multiple: true },
     seconds: { type: 'string', default: '20' },
     rounds: { type: 'string', default: '2' },
     clients: { type: 'string', default: '6' },
     model: { type: 'string', default: path.join(ROOT, 'models', 'default') },
   },
 });
-if (!values.base) throw new Error('--base DIR: a checkout of the build to compare against, with dist/ built');
+if (!values.base && !values.variant?.length) throw new Error('--base DIR (a checkout of the build to compare against, with dist/ built) or --variant LABEL:VAR=value,...');
 
 const seconds = Number(values.seconds);
 const rounds = Number(values.rounds);
@@ -43,11 +46,19 @@ interface Variant {
   root?: string;
   env: Record<string, string>;
 }
-const variants: Variant[] = [
-  { name: 'base', root: path.resolve(values.base), env: {} },
-  { name: 'this tree, threads spinning', env: { INTRA_OP_SPINNING: 'true' } },
-  { name: 'this tree, defaults', env: {} },
-];
+/** `label:VAR=value,VAR=value` → a variant of this tree under that environment. */
+function parseVariant(text: string): Variant {
+  const at = text.indexOf(':');
+  const pairs = (at < 0 ? '' : text.slice(at + 1)).split(',').filter(Boolean);
+  return { name: at < 0 ? text : text.slice(0, at), env: Object.fromEntries(pairs.map((p) => p.split('=') as [string, string])) };
+}
+const variants: Variant[] = values.base
+  ? [
+      { name: 'base', root: path.resolve(values.base), env: {} },
+      { name: 'this tree, threads spinning', env: { INTRA_OP_SPINNING: 'true' } },
+      { name: 'this tree, defaults', env: {} },
+    ]
+  : (values.variant ?? []).map(parseVariant);
 
 interface Measure {
   videos: number;
@@ -77,7 +88,8 @@ const results: Record<string, { one: Measure[]; loaded: Measure[] }> = Object.fr
 for (let round = 1; round <= rounds; round++) {
   for (const v of variants) {
     log(`round ${round}: ${v.name}`);
-    const server = await startServer({ modelDir: path.resolve(values.model as string), threads: 0, concurrency: 2, queueSize: 16, env: v.env, root: v.root });
+    const threads = Number(v.env.INTRA_OP_THREADS ?? 0);
+    const server = await startServer({ modelDir: path.resolve(values.model as string), threads, concurrency: 2, queueSize: 16, env: v.env, root: v.root });
     try {
       results[v.name]?.one.push(await measure(server, 1, seconds));
       results[v.name]?.loaded.push(await measure(server, clients, seconds));
@@ -91,7 +103,7 @@ for (let round = 1; round <= rounds; round++) {
 const ms = (s: number): string => (s * 1000).toFixed(1);
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 const lines = [
-  `${os.cpus()[0]?.model ?? 'cpu'}, ${os.availableParallelism()} cores; ${rounds} rounds of ${seconds} s per variant and load, interleaved; clip 4 s 640×360 H.264; CONCURRENCY 2, INTRA_OP_THREADS 0`,
+  `${os.cpus()[0]?.model ?? 'cpu'}, ${os.availableParallelism()} cores; ${rounds} rounds of ${seconds} s per variant and load, interleaved; clip 4 s 640×360 H.264; CONCURRENCY 2, INTRA_OP_THREADS 0 unless a variant says`,
   '',
   '| variant | one at a time: main / inference / decode / total CPU ms per video | at saturation (' + clients + ' clients): videos/s | CPU ms per video there (main / inference / decode) |',
   '|---|---|---|---|',

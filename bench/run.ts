@@ -6,9 +6,10 @@
  *   node --import tsx bench/run.ts --quick    CI smoke run (under a minute), results in bench/out/quick/
  *
  * Sections: 1 halting realisation (engine ORT session), 2 PyTorch reference, 3 machine limit
- * (micro graphs), 4 decoding, 5 the service under load, 6 precision (fp32 vs int8) and batching
- * (plus, in full mode, both graphs' top-1 on the test split); machine facts in the header. Generated
- * clips, models and tensors live under bench/out/ (gitignored).
+ * (micro graphs), 4 decoding, 5 the service under load (with its CPU per video by process against a
+ * floor measured from its parts alone: decode alone + inference alone at one thread), 6 precision
+ * (fp32 vs int8) and batching (plus, in full mode, both graphs' top-1 on the test split); machine
+ * facts in the header. Generated clips, models and tensors live under bench/out/ (gitignored).
  *
  * Options: --model DIR (embedded model; default models/default, else models/fixtures/tiny),
  * --preset NAME, --threads N, --clips N, --soak SECONDS, --results DIR, --skip LIST
@@ -44,10 +45,11 @@ import {
   type MicroGraph,
   type Subject,
 } from './lib/models.js';
-import type { DecodeRow, HaltingRow, LimitRow, MergingRow, MicroRow, OpProfile, PrecisionAccuracy, PrecisionRow, ReferenceRow, Results, ServiceResults, ShareRow } from './lib/report.js';
+import type { CpuFloor, DecodeRow, HaltingRow, LimitRow, MergingRow, MicroRow, OpProfile, PrecisionAccuracy, PrecisionRow, ReferenceRow, Results, ServiceResults, ServiceStep, ShareRow } from './lib/report.js';
 import { writeResults } from './lib/report.js';
 import { ensureInt8, measurePrecisions } from './lib/precision.js';
 import { measureService, engineThroughput } from './lib/service.js';
+import { floorRow, measureFloor, type FloorOptions } from './lib/floor.js';
 import { buildTargets } from './lib/targets.js';
 
 const { values } = parseArgs({
@@ -75,6 +77,9 @@ const resultsDir = path.resolve(values.results ?? (quick ? path.join(OUT, 'quick
 /** make_it_halt strength for the preset's random weights (see the note in the Models table). */
 const PRESET_STRENGTH = 3;
 
+/** Section 5's reference clip, on which the server's main process is judged (bench/ab.ts uses the same). */
+const REFERENCE_CLIP = { label: '4 s 360p H.264', spec: { seconds: 4, width: 640, height: 360 } };
+
 /** Everything that makes quick quick. */
 const plan = quick
   ? {
@@ -97,6 +102,8 @@ const plan = quick
       levels: [1, 2],
       stepSeconds: 2,
       soakSeconds: 0,
+      floorSeconds: 1.5,
+      floorPyavReps: 1,
     }
   : {
       clips: 8,
@@ -128,6 +135,9 @@ const plan = quick
       levels: [1, 2, 4, 8, 24],
       stepSeconds: 15,
       soakSeconds: 300,
+      // Each part of section 5's CPU floor repeats for this long per set of clips (whole passes).
+      floorSeconds: 8,
+      floorPyavReps: 3,
     };
 if (values.clips) plan.clips = plan.presetClips = Number(values.clips);
 if (values.preset) plan.preset = values.preset;
@@ -151,6 +161,16 @@ async function withEngine<T>(modelDir: string, threads: number, work: (engine: E
   } finally {
     await engine.close();
   }
+}
+
+/** The CPU floor on one set of clips, with a note when one thread's inference CPU strays from its wall time (then something else ran in the process). */
+async function floorOf(s: Subject, label: string, files: string[], o: FloorOptions, notes: string[]): Promise<CpuFloor> {
+  log(`CPU floor on ${label}: decode alone, inference alone at 1 thread, PyAV`);
+  const f = await measureFloor(s, files, o);
+  log(`CPU floor on ${label}: decode ${f.decode_ms.toFixed(1)} ms (PyAV ${f.pyav_ms.toFixed(1)}) + inference ${f.inference_ms.toFixed(1)} ms (wall ${f.inference_wall_ms.toFixed(1)}) = ${f.total_ms.toFixed(1)} CPU ms per video`);
+  const drift = f.inference_ms / f.inference_wall_ms - 1;
+  if (Math.abs(drift) > 0.1) notes.push(`CPU floor on ${label}: inference alone at 1 thread spent ${f.inference_ms.toFixed(1)} CPU ms per ${f.inference_wall_ms.toFixed(1)} wall ms (${(100 * drift).toFixed(0)}%): something besides the one ORT thread ran in the bench process, or the thread waited.`);
+  return f;
 }
 
 /** --render FILE: judge the targets again and rewrite the Markdown from an existing results.json (no measuring). */
@@ -317,7 +337,16 @@ async function main(): Promise<void> {
       for (const c of plan.engineLevels) runs.push(await engineThroughput(engine, clips, c, plan.engineSeconds));
       return runs;
     });
-    service = await measureService({
+    // The floor's parts are measured alone: the engine above has closed and the server is not started yet.
+    const sets = [
+      { label: `held-out clips (${clips.length})`, files: clips, role: 'service' as const },
+      { label: REFERENCE_CLIP.label, files: [syntheticClip(binaries.ffmpeg, path.join(OUT, 'clips'), REFERENCE_CLIP.spec)], role: 'reference' as const },
+    ];
+    const floorOptions = { decodeThreads: Math.max(1, Math.floor(os.availableParallelism() / concurrency)), seconds: plan.floorSeconds, pyavReps: plan.floorPyavReps };
+    const served = subjects.find((x) => x.role === 'embedded') as Subject; // the model the server runs
+    const floors: CpuFloor[] = [];
+    for (const set of sets) floors.push(await floorOf(served, set.label, set.files, floorOptions, notes));
+    const measured = await measureService({
       modelDir: embedded.dir,
       modelName: embedded.manifest.name,
       threads,
@@ -330,7 +359,11 @@ async function main(): Promise<void> {
       soakConcurrency: 8,
       soakSampleS: 5,
       engineThroughput: engineRuns,
+      probes: sets.filter((x) => x.role === 'reference'),
     });
+    const stepsOf = (label: string): ServiceStep[] => measured.probes?.find((p) => p.clips === label)?.steps ?? [];
+    measured.floor = sets.flatMap((set, i) => floorRow(set.label, set.files.length, set.role, floors[i] as CpuFloor, set.role === 'service' ? measured.steps : stepsOf(set.label)) ?? []);
+    service = measured;
   });
 
   // ---- precision and batching ------------------------------------------------------------------

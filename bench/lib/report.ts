@@ -177,6 +177,9 @@ export interface StepCpu {
   cores: number;
   /** Decode workers + inference worker: what a video costs the engine. */
   decode_infer_s_per_video: number;
+  /** The two apart (absent in runs before 2026-12-06 21:00). */
+  inference_s_per_video?: number;
+  decode_s_per_video?: number;
   /** The server's main process (HTTP, upload, queue, IPC). */
   main_s_per_video: number;
   /** The bench's own load generator (the clients). */
@@ -187,6 +190,61 @@ export interface StepCpu {
   /** Of all cores over the step: the server and the clients, and every other process (at any nice). */
   ours_fraction?: number;
   others_fraction?: number;
+}
+
+/** CPU ms per answered video, by process of the server. */
+export interface ProcessCpuMs {
+  main: number;
+  inference: number;
+  decode: number;
+  /** main + inference + decode */
+  total: number;
+}
+
+/**
+ * What a video must cost at least, CPU ms per video on one set of clips: its two necessary parts,
+ * each measured alone in the bench process with nothing else running (bench/lib/floor.ts).
+ */
+export interface CpuFloor {
+  /** The engine's decode worker pool, one worker, one video at a time, at the service's decoder threads; /proc CPU of the worker. */
+  decode_ms: number;
+  decode_wall_ms: number;
+  decode_videos: number;
+  decode_threads: number;
+  /** PyAV on the same clips at 1 thread, the decoding section's anchor (NaN where PyAV is not installed). */
+  pyav_ms: number;
+  /** One ORT session at one intra-op thread on the clips' preprocessed tensors, batch 1: process CPU ÷ runs. */
+  inference_ms: number;
+  inference_wall_ms: number;
+  inference_runs: number;
+  /** decode + inference */
+  total_ms: number;
+}
+
+/** One step of the service on a set of clips, against that set's floor. */
+export interface FloorStep {
+  concurrency: number;
+  duration_s: number;
+  videos: number;
+  throughput: number;
+  cpu_ms: ProcessCpuMs;
+  /** cpu_ms.total ÷ the floor's total. */
+  ratio: number;
+}
+
+/** The service's CPU per video by process on one set of clips, one video at a time and at saturation, next to the floor. */
+export interface CpuFloorRow {
+  clips: string;
+  files: number;
+  /** `service`: the load steps' own clips; `reference`: the 4 s 360p clip the main process is judged on. */
+  role: 'service' | 'reference';
+  cores: number;
+  floor: CpuFloor;
+  one: FloorStep;
+  saturation: FloorStep;
+  /** cores ÷ the floor, videos/s; and the saturation step's throughput ÷ that. */
+  floor_limit: number;
+  ratio_floor_limit: number;
 }
 
 export interface SoakSample {
@@ -211,10 +269,14 @@ export interface ServiceResults {
     ratio: number;
     engine_same_concurrency: number;
     ratio_same_concurrency: number;
-    /** cores ÷ decode-plus-inference CPU-seconds per video, measured in the saturation step; and throughput ÷ that. */
+    /** cores ÷ the service's own decode-plus-inference CPU-seconds per video, measured in the saturation step; and throughput ÷ that. */
     cpu_limit?: number;
     ratio_cpu_limit?: number;
   };
+  /** The same server on other clips (the reference clip), at one client and at the saturation step's clients (absent in runs before 2026-12-06 21:00). */
+  probes?: Array<{ clips: string; steps: ServiceStep[] }>;
+  /** Per set of clips, the service against the floor measured alone (absent in runs before 2026-12-06 21:00). */
+  floor?: CpuFloorRow[];
   eld_p99_worst_ms: number;
   soak: {
     concurrency: number;
@@ -449,7 +511,7 @@ export function renderMarkdown(r: Results): string {
   const s = r.service;
   if (!s) out.push('(not run)', '');
   else {
-    out.push(`Real server process (\`node dist/server.js\`, model \`${s.model}\`, CONCURRENCY=${s.config.concurrency}, QUEUE_SIZE=${s.config.queue_size}, INTRA_OP_THREADS=${s.config.threads}) on loopback; closed-loop clients posting held-out clips as raw bodies; a client backs off 100 ms after a 429/503. Event-loop delay: monitorEventLoopDelay (1 ms resolution) in the server's main thread, read over IPC. RSS: /proc of the server, of its inference worker and of its decode workers (together). CPU per video: /proc CPU time of each process over the step ÷ videos answered; the CPU limit is cores ÷ the decode-plus-inference CPU-seconds per video.`, '');
+    out.push(`Real server process (\`node dist/server.js\`, model \`${s.model}\`, CONCURRENCY=${s.config.concurrency}, QUEUE_SIZE=${s.config.queue_size}, INTRA_OP_THREADS=${s.config.threads}) on loopback; closed-loop clients posting held-out clips as raw bodies; a client backs off 100 ms after a 429/503. Event-loop delay: monitorEventLoopDelay (1 ms resolution) in the server's main thread, read over IPC. RSS: /proc of the server, of its inference worker and of its decode workers (together). CPU per video: /proc CPU time of each process over the step ÷ videos answered; the own-CPU limit is cores ÷ the decode-plus-inference CPU-seconds the service itself spent per video (so CPU it wastes raises it: the floor below does not move with the service).`, '');
     out.push(
       table(
         ['engine alone (no HTTP): concurrency', 'seconds', 'videos', 'videos/s'],
@@ -482,7 +544,7 @@ export function renderMarkdown(r: Results): string {
     if (withCpu.length > 0) {
       out.push(
         table(
-          ['clients', 'videos/s', 'CPU ms per video: decode + inference workers', 'server main', 'bench clients', 'CPU limit videos/s', '% of limit', 'machine: server + clients / other processes (at nice > 0) / idle'],
+          ['clients', 'videos/s', 'CPU ms per video: decode + inference workers', 'server main', 'bench clients', 'own-CPU limit videos/s', '% of own-CPU limit', 'machine: server + clients / other processes (at nice > 0) / idle'],
           withCpu.map((x) => {
             const c = x.cpu as StepCpu;
             const limit = c.cores / c.decode_infer_s_per_video;
@@ -492,6 +554,7 @@ export function renderMarkdown(r: Results): string {
         '',
       );
     }
+    if (s.floor && s.floor.length > 0) out.push(...floorTable(s.floor));
     if (s.soak) {
       const k = s.soak;
       out.push(
@@ -558,6 +621,46 @@ export function renderMarkdown(r: Results): string {
     out.push('');
   }
   return out.join('\n');
+}
+
+/** Section 5's CPU per video by process against the floor measured alone, one video at a time and at saturation, per set of clips. */
+function floorTable(rows: CpuFloorRow[]): string[] {
+  const text =
+    'CPU per video against the floor. The floor is what a video must cost at least, measured alone in the bench process before the server starts, on the same clips: ' +
+    '"decode alone" is the engine\'s decode worker pool (one worker, one video at a time, the service\'s decoder threads; /proc CPU of the worker, IPC of the frames included), with PyAV on the same clips at 1 thread beside it; ' +
+    '"inference alone" is one ORT session at one intra-op thread on the clips\' preprocessed tensors at the default knobs, batch 1 (process CPU ÷ runs; CPU ÷ wall near 1 shows one thread did the work). ' +
+    'The service\'s main, inference and decode columns are /proc CPU of its processes over the step ÷ videos answered; what they spend beyond the floor (HTTP and uploads, IPC, normalising the frames, waking pool threads) is overhead. ' +
+    'The reference clip runs on the same server after the load steps, at one client and at the saturation step\'s clients.';
+  const body = rows.flatMap((x) => {
+    const f = x.floor;
+    const row = (load: string, step: FloorStep, limit: string): string[] => [
+      x.clips,
+      load,
+      fmt(step.throughput),
+      fmt(step.cpu_ms.main),
+      fmt(step.cpu_ms.inference),
+      fmt(step.cpu_ms.decode),
+      fmt(step.cpu_ms.total),
+      `${fmt(f.decode_ms)} (PyAV ${fmt(f.pyav_ms)})`,
+      `${fmt(f.inference_ms)} (${fmt(f.inference_ms / f.inference_wall_ms)})`,
+      fmt(f.total_ms),
+      `**${fmt(step.ratio)}×**`,
+      limit,
+    ];
+    return [
+      row('1 client', x.one, '–'),
+      row(`${x.saturation.concurrency} clients (saturation)`, x.saturation, `${fmt(x.floor_limit)} (**${pct(x.ratio_floor_limit, 0)}**)`),
+    ];
+  });
+  return [
+    text,
+    '',
+    table(
+      ['clips', 'load', 'videos/s', 'CPU ms per video: main', 'inference', 'decode', 'total', 'floor: decode alone (PyAV)', 'inference alone, 1 thread (CPU ÷ wall)', 'floor', 'total ÷ floor', `cores ÷ floor videos/s (throughput's share)`],
+      body,
+    ),
+    '',
+  ];
 }
 
 function avg(xs: readonly number[]): number {

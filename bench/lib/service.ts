@@ -3,7 +3,9 @@
  * engine's own throughput with no HTTP in front. The server is started as `node --import
  * bench/lib/eld-probe.mjs dist/server.js` with an IPC channel, over which the probe reports the
  * main thread's event-loop delay; RSS and CPU time come from /proc for the server, its inference
- * worker and its decode workers.
+ * worker and its decode workers. After the load steps the same server answers the probes (the
+ * reference clip) at one client and at the saturation step's clients, so that its CPU per video by
+ * process can be set against the floor measured on those clips (floor.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -123,6 +125,8 @@ function cpuMeter(server: ServerHandle): { stop(videos: number): StepCpu } {
       return {
         cores: os.availableParallelism(),
         decode_infer_s_per_video: spent([...inference, ...decode]) / n,
+        inference_s_per_video: spent(inference) / n,
+        decode_s_per_video: spent(decode) / n,
         main_s_per_video: spent([main]) / n,
         clients_s_per_video: (self.user + self.system) / 1e6 / n,
         niced_fraction: (m.niced - machine0.niced) / total,
@@ -354,52 +358,77 @@ export interface ServiceOptions extends ServerOptions {
   soakSampleS: number;
   engineThroughput: ServiceResults['engine'];
   modelName: string;
+  /** Other clips the same server also answers after the steps, at one client and at the saturation step's clients (the reference clip). */
+  probes?: Array<{ label: string; files: string[] }> | undefined;
+}
+
+/** One closed-loop step of `concurrency` clients: throughput, latency, the server's loop delay, peak RSS and CPU by process. */
+async function measureStep(server: ServerHandle, bodies: Buffer[], concurrency: number, seconds: number, label: string): Promise<ServiceStep> {
+  await server.eld(true);
+  let peak = { main: 0, worker: 0, decode: 0 };
+  const track = (): void => {
+    const r = server.rss();
+    peak = { main: Math.max(peak.main, r.main), worker: Math.max(peak.worker, r.worker), decode: Math.max(peak.decode, r.decode) };
+  };
+  const meter = cpuMeter(server);
+  const { samples, elapsedS } = await load(server, bodies, concurrency, seconds, { tickMs: 1000, onTick: track });
+  const ok = samples.filter((s) => s.status === 200);
+  const cpu = meter.stop(ok.length);
+  const eld = await server.eld(true);
+  track();
+  const stages = ok.map((s) => s.stages).filter((s): s is NonNullable<Sample['stages']> => s !== undefined);
+  const step: ServiceStep = {
+    concurrency,
+    duration_s: elapsedS,
+    requests: samples.length,
+    ok: ok.length,
+    rate_429: samples.filter((s) => s.status === 429).length / samples.length,
+    rate_503: samples.filter((s) => s.status === 503).length / samples.length,
+    other_errors: samples.filter((s) => ![200, 429, 503].includes(s.status)).length,
+    throughput: ok.length / elapsedS,
+    p50_ms: percentile(ok.map((s) => s.ms), 50),
+    p99_ms: percentile(ok.map((s) => s.ms), 99),
+    eld_p50_ms: eld.p50,
+    eld_p99_ms: eld.p99,
+    eld_max_ms: eld.max,
+    rss_main_mib: peak.main / MIB,
+    rss_worker_mib: peak.worker / MIB,
+    rss_decode_mib: peak.decode / MIB,
+    cpu,
+    stage_ms: { queue: median(stages.map((s) => s.queue)), decode: median(stages.map((s) => s.decode)), infer: median(stages.map((s) => s.infer)) },
+  };
+  log(`service${label} c=${concurrency}: ${step.throughput.toFixed(2)} videos/s, p50 ${step.p50_ms.toFixed(0)} ms, p99 ${step.p99_ms.toFixed(0)} ms, 429 ${(100 * step.rate_429).toFixed(0)}%, loop p99 ${step.eld_p99_ms.toFixed(1)} ms`);
+  return step;
+}
+
+/** The step with the most videos/s. */
+export function bestStep(steps: ServiceStep[]): ServiceStep {
+  return steps.reduce((a, b) => (b.throughput > a.throughput ? b : a), steps[0] as ServiceStep);
+}
+
+/** The same server on other clips: one client, then as many as the saturation step had, after a warm-up on their sizes. */
+async function measureProbes(server: ServerHandle, o: ServiceOptions, saturation: number): Promise<NonNullable<ServiceResults['probes']>> {
+  const probes: NonNullable<ServiceResults['probes']> = [];
+  for (const p of o.probes ?? []) {
+    const bodies = await Promise.all(p.files.map((f) => readFile(f)));
+    await load(server, bodies, 1, Math.min(2, o.stepSeconds));
+    const steps: ServiceStep[] = [];
+    for (const c of new Set([1, saturation])) steps.push(await measureStep(server, bodies, c, o.stepSeconds, `, ${p.label},`));
+    probes.push({ clips: p.label, steps });
+  }
+  return probes;
 }
 
 export async function measureService(o: ServiceOptions): Promise<ServiceResults> {
   const bodies = await Promise.all(o.files.map((f) => readFile(f)));
   const server = await startServer(o);
   const steps: ServiceStep[] = [];
+  let probes: ServiceResults['probes'];
   let soak: ServiceResults['soak'] = null;
   try {
     await load(server, bodies, 1, Math.min(2, o.stepSeconds)); // warm-up: JIT, buffers, first ffmpeg spawns
-    for (const c of o.levels) {
-      await server.eld(true);
-      let peak = { main: 0, worker: 0, decode: 0 };
-      const track = (): void => {
-        const r = server.rss();
-        peak = { main: Math.max(peak.main, r.main), worker: Math.max(peak.worker, r.worker), decode: Math.max(peak.decode, r.decode) };
-      };
-      const meter = cpuMeter(server);
-      const { samples, elapsedS } = await load(server, bodies, c, o.stepSeconds, { tickMs: 1000, onTick: track });
-      const ok = samples.filter((s) => s.status === 200);
-      const cpu = meter.stop(ok.length);
-      const eld = await server.eld(true);
-      track();
-      const stages = ok.map((s) => s.stages).filter((s): s is NonNullable<Sample['stages']> => s !== undefined);
-      const step: ServiceStep = {
-        concurrency: c,
-        duration_s: elapsedS,
-        requests: samples.length,
-        ok: ok.length,
-        rate_429: samples.filter((s) => s.status === 429).length / samples.length,
-        rate_503: samples.filter((s) => s.status === 503).length / samples.length,
-        other_errors: samples.filter((s) => ![200, 429, 503].includes(s.status)).length,
-        throughput: ok.length / elapsedS,
-        p50_ms: percentile(ok.map((s) => s.ms), 50),
-        p99_ms: percentile(ok.map((s) => s.ms), 99),
-        eld_p50_ms: eld.p50,
-        eld_p99_ms: eld.p99,
-        eld_max_ms: eld.max,
-        rss_main_mib: peak.main / MIB,
-        rss_worker_mib: peak.worker / MIB,
-        rss_decode_mib: peak.decode / MIB,
-        cpu,
-        stage_ms: { queue: median(stages.map((s) => s.queue)), decode: median(stages.map((s) => s.decode)), infer: median(stages.map((s) => s.infer)) },
-      };
-      log(`service c=${c}: ${step.throughput.toFixed(2)} videos/s, p50 ${step.p50_ms.toFixed(0)} ms, p99 ${step.p99_ms.toFixed(0)} ms, 429 ${(100 * step.rate_429).toFixed(0)}%, loop p99 ${step.eld_p99_ms.toFixed(1)} ms`);
-      steps.push(step);
-    }
+    for (const c of o.levels) steps.push(await measureStep(server, bodies, c, o.stepSeconds, ''));
+    if (o.probes?.length) probes = await measureProbes(server, o, bestStep(steps).concurrency);
     if (o.soakSeconds > 0) {
       log(`soak: ${o.soakConcurrency} clients for ${o.soakSeconds} s`);
       await server.eld(true);
@@ -452,7 +481,7 @@ export async function measureService(o: ServiceOptions): Promise<ServiceResults>
   }
   const engineBest = Math.max(...o.engineThroughput.map((e) => e.throughput));
   const same = o.engineThroughput.find((e) => e.concurrency === o.concurrency)?.throughput ?? engineBest;
-  const best = steps.reduce((a, b) => (b.throughput > a.throughput ? b : a), steps[0] as ServiceStep);
+  const best = bestStep(steps);
   return {
     model: o.modelName,
     config: { concurrency: o.concurrency, queue_size: o.queueSize, threads: o.threads },
@@ -467,6 +496,7 @@ export async function measureService(o: ServiceOptions): Promise<ServiceResults>
       ratio_same_concurrency: best.throughput / same,
       ...cpuLimit(best),
     },
+    ...(probes ? { probes } : {}),
     eld_p99_worst_ms: Math.max(...steps.map((s) => s.eld_p99_ms)),
     soak,
   };

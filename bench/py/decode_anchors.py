@@ -7,6 +7,7 @@ times one run per request line instead (see serve()).
 
   python bench/py/decode_anchors.py FILE FRAMES SIZE SHORT REPS
   python bench/py/decode_anchors.py --serve FILE FRAMES SIZE SHORT
+  python bench/py/decode_anchors.py --pyav FRAMES SIZE SHORT REPS FILE...
 """
 
 from __future__ import annotations
@@ -107,9 +108,23 @@ def serve(path: str, frames: int, size: int, short: int) -> None:
         print(json.dumps(answer), flush=True)
 
 
+def pyav_each(frames: int, size: int, short: int, reps: int, paths: list[str]) -> None:
+    """PyAV alone on each of several files (section 5's CPU floor), in one interpreter: the
+    files' anchor costs without one Python start per file. Prints {"pyav": [timing per file]}."""
+    try:
+        import av  # noqa: F401
+    except ImportError as err:
+        print(json.dumps({"error": f"pyav not installed: {err}"}))
+        return
+    print(json.dumps({"pyav": [timed(lambda p=p: pyav_frames(p, frames, size, short), reps) for p in paths]}))
+
+
 def main() -> None:
     if sys.argv[1] == "--serve":
         serve(sys.argv[2], *map(int, sys.argv[3:6]))
+        return
+    if sys.argv[1] == "--pyav":
+        pyav_each(*map(int, sys.argv[2:6]), sys.argv[6:])
         return
     path, frames, size, short, reps = sys.argv[1], *map(int, sys.argv[2:6])
     result: dict = {}

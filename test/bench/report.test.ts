@@ -157,7 +157,34 @@ describe('bench targets and results writer', () => {
     expect(byId['5c']?.value).toContain('inference 10.0%');
     service.saturation.ratio_cpu_limit = 0.6;
     expect(buildTargets(r).find((t) => t.id === '5d')?.met).toBe(false);
-    expect(renderMarkdown({ ...r, targets: buildTargets(r) })).toContain('% of limit');
+    expect(renderMarkdown({ ...r, targets: buildTargets(r) })).toContain('% of own-CPU limit');
+  });
+
+  it('judges the service against the floor measured alone, and the main process on the reference clip', () => {
+    const r = fakeResults();
+    const service = r.service as NonNullable<typeof r.service>;
+    const floor = { decode_ms: 50, decode_wall_ms: 51, decode_videos: 40, decode_threads: 1, pyav_ms: 80, inference_ms: 30, inference_wall_ms: 30.5, inference_runs: 60, total_ms: 80 };
+    const step = (concurrency: number, throughput: number, main: number, inference: number, decode: number) => ({
+      concurrency, duration_s: 2, videos: throughput * 2, throughput,
+      cpu_ms: { main, inference, decode, total: main + inference + decode }, ratio: (main + inference + decode) / floor.total_ms,
+    });
+    service.floor = [
+      { clips: 'held-out clips (2)', files: 2, role: 'service', cores: 2, floor, one: step(1, 10, 2, 32, 52), saturation: step(8, 23.5, 1.5, 30, 50), floor_limit: 25, ratio_floor_limit: 0.94 },
+      { clips: '4 s 360p H.264', files: 1, role: 'reference', cores: 2, floor, one: step(1, 10, 1.8, 33, 55), saturation: step(8, 23, 1.9, 31, 51), floor_limit: 25, ratio_floor_limit: 0.92 },
+    ];
+    let byId = Object.fromEntries(buildTargets(r).map((t) => [t.id, t]));
+    expect([byId['5e']?.met, byId['5f']?.met, byId['5g']?.met]).toEqual([true, true, true]);
+    expect(byId['5e']?.value).toContain('held-out clips (2): 1.07× at 1 client, 1.02× at 8');
+    expect(byId['5f']?.value).toContain('23.5 vs 25 videos/s = 94%');
+    expect(byId['5g']?.value).toBe('1.8 ms at 1 client, 1.9 ms at 8');
+    // The worse of the two loads decides: 1 client at 1.2× the floor misses even though saturation is near it.
+    service.floor[1]!.one = step(1, 10, 3, 40, 53);
+    service.floor[0]!.ratio_floor_limit = 0.8;
+    byId = Object.fromEntries(buildTargets(r).map((t) => [t.id, t]));
+    expect([byId['5e']?.met, byId['5f']?.met, byId['5g']?.met]).toEqual([false, false, false]);
+    const md = renderMarkdown({ ...r, targets: buildTargets(r) });
+    expect(md).toContain('CPU per video against the floor');
+    expect(md).toContain('| 4 s 360p H.264 | 8 clients (saturation) | 23 | 1.9 | 31 | 51 | 83.9 | 50 (PyAV 80) | 30 (0.984) | 80 | **1.05×** | 25 (**92%**) |');
   });
 
   it('puts the tables between markers, after what a page already holds', () => {
