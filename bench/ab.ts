@@ -63,6 +63,8 @@ const variants: Variant[] = values.base
 interface Measure {
   videos: number;
   seconds: number;
+  /** Median time from sending a video to its answer, ms. */
+  p50Ms: number;
   /** CPU seconds per answered video, by process. */
   cpu: { main: number; inference: number; decode: number };
 }
@@ -79,9 +81,11 @@ async function measure(server: ServerHandle, concurrency: number, forS: number):
   const before = cpuNow(server);
   const { samples, elapsedS } = await load(server, [clip], concurrency, forS);
   const after = cpuNow(server);
-  const videos = samples.filter((s) => s.status === 200).length;
+  const ok = samples.filter((s) => s.status === 200);
+  const videos = ok.length;
   const per = (k: keyof Measure['cpu']): number => (after[k] - before[k]) / Math.max(1, videos);
-  return { videos, seconds: elapsedS, cpu: { main: per('main'), inference: per('inference'), decode: per('decode') } };
+  const sorted = ok.map((s) => s.ms).sort((a, b) => a - b);
+  return { videos, seconds: elapsedS, p50Ms: sorted[Math.floor(sorted.length / 2)] ?? Number.NaN, cpu: { main: per('main'), inference: per('inference'), decode: per('decode') } };
 }
 
 const results: Record<string, { one: Measure[]; loaded: Measure[] }> = Object.fromEntries(variants.map((v) => [v.name, { one: [], loaded: [] }]));
@@ -105,8 +109,8 @@ const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(
 const lines = [
   `${os.cpus()[0]?.model ?? 'cpu'}, ${os.availableParallelism()} cores; ${rounds} rounds of ${seconds} s per variant and load, interleaved; clip 4 s 640×360 H.264; CONCURRENCY 2, INTRA_OP_THREADS 0 unless a variant says`,
   '',
-  '| variant | one at a time: main / inference / decode / total CPU ms per video | at saturation (' + clients + ' clients): videos/s | CPU ms per video there (main / inference / decode) |',
-  '|---|---|---|---|',
+  '| variant | one at a time: main / inference / decode / total CPU ms per video | one at a time: p50 ms per video | at saturation (' + clients + ' clients): videos/s | CPU ms per video there (main / inference / decode) |',
+  '|---|---|---|---|---|',
 ];
 for (const v of variants) {
   const r = results[v.name] as { one: Measure[]; loaded: Measure[] };
@@ -114,7 +118,7 @@ for (const v of variants) {
   const total = (list: Measure[]): number => avg(list, 'main') + avg(list, 'inference') + avg(list, 'decode');
   const rate = r.loaded.map((m) => m.videos / m.seconds);
   lines.push(
-    `| ${v.name} | ${ms(avg(r.one, 'main'))} / ${ms(avg(r.one, 'inference'))} / ${ms(avg(r.one, 'decode'))} / **${ms(total(r.one))}** | **${mean(rate).toFixed(2)}** (${rate.map((x) => x.toFixed(2)).join(', ')}) | ${ms(avg(r.loaded, 'main'))} / ${ms(avg(r.loaded, 'inference'))} / ${ms(avg(r.loaded, 'decode'))} |`,
+    `| ${v.name} | ${ms(avg(r.one, 'main'))} / ${ms(avg(r.one, 'inference'))} / ${ms(avg(r.one, 'decode'))} / **${ms(total(r.one))}** | ${mean(r.one.map((m) => m.p50Ms)).toFixed(1)} | **${mean(rate).toFixed(2)}** (${rate.map((x) => x.toFixed(2)).join(', ')}) | ${ms(avg(r.loaded, 'main'))} / ${ms(avg(r.loaded, 'inference'))} / ${ms(avg(r.loaded, 'decode'))} |`,
   );
 }
 writeFileSync(path.join(OUT, 'ab.json'), JSON.stringify({ when: new Date().toISOString(), seconds, rounds, clients, results }, null, 2));

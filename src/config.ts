@@ -40,7 +40,7 @@ export const EnvSchema = z.object({
     .refine((list) => !PROVIDER_LIST.test(list) || providerListProblem(list.split(',')) === undefined, { error: (i) => providerListProblem(String(i.input).split(',')) })
     .default(engine.executionProviders.join(','))
     .describe('ONNX Runtime providers in order of preference, from `cuda`, `webgpu`, `cpu`; one that cannot start is skipped with a warning'),
-  INTRA_OP_THREADS: int(0, 1024).default(engine.intraOpNumThreads).describe('inference (ORT intra-op) threads; 0 lets ONNX Runtime decide'),
+  INTRA_OP_THREADS: int(0, 1024).default(engine.intraOpNumThreads).describe('inference (ORT intra-op) threads; 0: the cores that the other videos\' decoding leaves, cores − (`CONCURRENCY` − 1), at least 1'),
   INTRA_OP_SPINNING: z
     .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
     .transform((v) => v === 'true' || v === '1')

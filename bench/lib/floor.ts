@@ -59,7 +59,7 @@ export async function decodeAlone(s: Subject, files: string[], o: FloorOptions):
     await pool.ready();
     const jobs = files.map((f) => decodeJob(s, f));
     const pass = async (): Promise<void> => {
-      for (const job of jobs) await pool.decode(job);
+      for (const job of jobs) await pool.run(job);
     };
     await pass(); // warm: page cache, the worker's first-use allocations
     const [pid] = pool.stats().pids;

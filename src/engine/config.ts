@@ -37,7 +37,7 @@ export const EngineConfigSchema = z.strictObject({
     .default(['cuda', 'cpu']),
   /** Which graph of the model folder runs: fp32 (model.onnx) or a variant its manifest lists (int8 for CPUs, fp16 for CUDA). */
   precision: z.enum(PRECISIONS).default('fp32'),
-  /** ORT intra-op threads; 0 lets ORT decide (one per core). */
+  /** ORT intra-op threads; 0 picks them by threadPlan: the cores the other videos' decoding leaves. */
   intraOpNumThreads: z.number().int().nonnegative().default(0),
   interOpNumThreads: z.number().int().nonnegative().default(0),
   /**
@@ -75,6 +75,21 @@ export const EngineConfigSchema = z.strictObject({
 });
 
 export type EngineConfig = z.infer<typeof EngineConfigSchema>;
+
+/**
+ * Threads for the settings left at 0. Each decode worker gets cores ÷ workers (a worker decodes one
+ * video; a loaded service is bound by CPU-seconds per video, and extra threads cost 10-25% more CPU,
+ * docs/decisions.md). Inference gets the cores that decoding leaves while it runs: with W videos in
+ * flight, at most W − 1 others decode meanwhile, so cores − (W − 1), at least one. On 2 cores with 2
+ * decode workers that is one thread: 23.6 videos/s at saturation against 20.2 with two, at 84 CPU ms
+ * per video against 91 (bench/ab.ts; docs/decisions.md, "Inference threads do not spin").
+ */
+export function threadPlan(config: Pick<EngineConfig, 'decodeWorkers' | 'decodeThreads' | 'intraOpNumThreads'>, cores: number): { decodeThreads: number; intraOpNumThreads: number } {
+  return {
+    decodeThreads: config.decodeThreads || Math.max(1, Math.floor(cores / config.decodeWorkers)),
+    intraOpNumThreads: config.intraOpNumThreads || Math.max(1, cores - (config.decodeWorkers - 1)),
+  };
+}
 export type EngineConfigInput = z.input<typeof EngineConfigSchema>;
 
 export function engineConfig(input: EngineConfigInput = {}): EngineConfig {

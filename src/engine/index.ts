@@ -19,7 +19,7 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
 import type { EngineError } from '../errors.js';
-import { engineConfig, type EngineConfig, type EngineConfigInput } from './config.js';
+import { engineConfig, threadPlan, type EngineConfig, type EngineConfigInput } from './config.js';
 import { createDecodePool, type DecodePool, type DecodePoolOptions, type DecoderInfo } from './decode/pool.js';
 import { createSessionHost, inferenceInit, type SessionHost, type SessionHostOptions, type SessionInfo } from './inference/host.js';
 import { createKnobValidator, type KnobInput, type Knobs } from './knobs.js';
@@ -90,9 +90,10 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const now = options.now ?? (() => performance.now());
   const model = await loadModel(options.modelDir, config.precision);
   const { manifest } = model;
+  const threads = threadPlan(config, os.availableParallelism());
   const decoder = (options.createDecoder ?? createDecodePool)({
     workers: config.decodeWorkers,
-    init: { threads: config.decodeThreads || Math.max(1, Math.floor(os.availableParallelism() / config.decodeWorkers)), hwaccel: config.decodeHwaccel },
+    init: { threads: threads.decodeThreads, hwaccel: config.decodeHwaccel },
     timeoutMs: config.decodeTimeoutMs,
     supervision: config,
     logger,
@@ -100,7 +101,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     onFatal: options.onFatal,
   });
   const host = (options.createHost ?? createSessionHost)({
-    init: inferenceInit(config, model.modelPath, manifest.input, { keep_ratio: manifest.knobs.keep_ratio.default, halt_threshold: manifest.knobs.halt_threshold.default }),
+    init: inferenceInit({ ...config, intraOpNumThreads: threads.intraOpNumThreads }, model.modelPath, manifest.input, { keep_ratio: manifest.knobs.keep_ratio.default, halt_threshold: manifest.knobs.halt_threshold.default }),
     supervision: config,
     logger,
     now,

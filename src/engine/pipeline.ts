@@ -61,7 +61,7 @@ export function createPipeline(deps: PipelineDeps): Classify {
     await readable(file, name);
 
     const job = { file, name, frames, size, resizeShortSide: shortSide, scaleFlags, limits, thumbnails: options.explain === true };
-    const decoded = await decoder.decode(job, signal);
+    const decoded = await decoder.run(job, signal);
     const { info } = decoded;
     if (decoded.padded > 0) deps.logger.warn({ video: name, padded: decoded.padded, frameCount: decoded.frameCount }, 'frames missing from the video; repeating their neighbours');
     const decodeS = (now() - started) / 1000;

@@ -8,7 +8,7 @@
 import { EngineError } from '../../errors.js';
 import type { EngineConfig } from '../config.js';
 import { workerEntry } from '../workers/entry.js';
-import { createWorkerPool, type PoolDeps, type WorkerPoolStats } from '../workers/pool.js';
+import { createWorkerPool, type PoolDeps, type StagePool } from '../workers/pool.js';
 import type { DecodedVideo, DecodeJob } from './decode-video.js';
 
 export type Hwaccel = EngineConfig['decodeHwaccel'];
@@ -41,15 +41,8 @@ export interface DecodePoolOptions extends PoolDeps {
   timeoutMs: number;
 }
 
-export interface DecodePool {
-  /** Resolves when the first worker is ready; rejects if node-av cannot load at all. */
-  ready(): Promise<DecoderInfo>;
-  decode(job: DecodeJob, signal?: AbortSignal): Promise<DecodedVideo>;
-  /** Readiness: false only while no worker can start (a worker replaced after its video's timeout does not count). */
-  accepting(): boolean;
-  stats(): WorkerPoolStats;
-  close(): Promise<void>;
-}
+/** The decode stage's pool: run() decodes one video; ready() rejects if node-av cannot load at all. */
+export type DecodePool = StagePool<DecoderInfo, DecodeJob, DecodedVideo>;
 
 export function createDecodePool(options: DecodePoolOptions): DecodePool {
   const { logger, init } = options;
@@ -84,7 +77,7 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
   ready.catch(() => undefined); // reported through ready()
   return {
     ready: () => ready,
-    decode: async (job, signal) => (await pool.run(job, signal)).result,
+    run: async (job, signal) => (await pool.run(job, signal)).result,
     accepting: () => pool.accepting(),
     stats: () => pool.stats(),
     close: () => pool.close(),

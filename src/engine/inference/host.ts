@@ -10,7 +10,7 @@
 import { EngineError } from '../../errors.js';
 import type { EngineConfig } from '../config.js';
 import { workerEntry } from '../workers/entry.js';
-import { createWorkerPool, type PoolDeps, type WorkerPoolStats } from '../workers/pool.js';
+import { createWorkerPool, type PoolDeps, type StagePool } from '../workers/pool.js';
 import type { Preprocessor, VideoInputSpec } from '../preprocess.js';
 import type { PlainTensor, ValueSpec } from './ort-session.js';
 
@@ -67,15 +67,8 @@ export interface RunResult {
   inferS: number;
 }
 
-export interface SessionHost {
-  /** Resolves when the worker has loaded the model and run its warm-up. */
-  ready(): Promise<SessionInfo>;
-  run(job: InferenceJob, signal?: AbortSignal): Promise<RunResult>;
-  /** Whether work is accepted now: false while no worker can start (WORKER_UNAVAILABLE) or after close. */
-  accepting(): boolean;
-  stats(): WorkerPoolStats;
-  close(): Promise<void>;
-}
+/** The inference stage's pool of one worker: ready() once the model is loaded and warmed up; run() is one session run. */
+export type SessionHost = StagePool<SessionInfo, InferenceJob, RunResult>;
 
 /** The feeds of a run: its scalar feeds, and its videos normalised into the `video` tensor (in whichever process runs the session). */
 export function withVideos(job: InferenceJob, preprocessor: Preprocessor): Record<string, PlainTensor> {
@@ -116,7 +109,10 @@ export function createSessionHost(options: SessionHostOptions): SessionHost {
     onFatal: options.onFatal,
   });
   void pool.ready().then(
-    (info) => logger.info({ executionProvider: info.executionProvider, warmupMs: Math.round(info.warmupMs) }, 'inference worker ready'),
+    (info) => {
+      const { intraOpNumThreads, spinning } = options.init;
+      logger.info({ executionProvider: info.executionProvider, intraOpNumThreads, spinning, warmupMs: Math.round(info.warmupMs) }, 'inference worker ready');
+    },
     () => undefined, // the engine's start reports it
   );
   return {

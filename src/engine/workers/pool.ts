@@ -102,6 +102,20 @@ export interface WorkerPoolStats {
   pids: number[];
 }
 
+/**
+ * What a pipeline stage sees of its pool (decode/pool.ts, inference/host.ts): the same calls,
+ * with the stage's own info and result shapes.
+ */
+export interface StagePool<Info, Job, Result> {
+  /** Resolves with what the first ready worker said; rejects if the pool fails before one is ready. */
+  ready(): Promise<Info>;
+  run(job: Job, signal?: AbortSignal): Promise<Result>;
+  /** Readiness: false while no worker can start (or after a fatal failure or close). */
+  accepting(): boolean;
+  stats(): WorkerPoolStats;
+  close(): Promise<void>;
+}
+
 export interface WorkerPool<Info, Job, Output> {
   /** Resolves with the first ready worker's info; rejects if the pool fails before one is ready. */
   ready(): Promise<Info>;

@@ -52,7 +52,7 @@ afterEach(async () => {
 });
 
 const job = (file: string): DecodeJob => ({ file, name: file, frames: 8, size: 112, resizeShortSide: 128, scaleFlags: 'bilinear', limits: { maxDurationS: 3600, maxPixels: 1e8 } });
-const pidOf = async (p: DecodePool) => (await p.decode(job('ok'))).seeks;
+const pidOf = async (p: DecodePool) => (await p.run(job('ok'))).seeks;
 /** Worker starts go through tsx: allow for a loaded machine. */
 const WAIT = { timeout: 20_000, interval: 20 };
 const alive = (pid: number): boolean => {
@@ -69,7 +69,7 @@ describe('decode pool (fake worker)', () => {
     const { p } = pool({ timeoutMs: 300 });
     await p.ready();
     const before = await pidOf(p);
-    const error = await p.decode(job('hang')).catch((e: unknown) => e);
+    const error = await p.run(job('hang')).catch((e: unknown) => e);
     expect(isEngineError(error, 'DECODE_TIMEOUT')).toBe(true);
     await vi.waitFor(() => expect(alive(before)).toBe(false), WAIT);
     const after = await pidOf(p);
@@ -81,7 +81,7 @@ describe('decode pool (fake worker)', () => {
     const { p, lines } = pool({ workers: 2 });
     await p.ready();
     await vi.waitFor(() => expect(p.stats().alive).toBe(2), WAIT);
-    const [crashed, slow] = await Promise.allSettled([p.decode(job('crash')), p.decode(job('slow'))]);
+    const [crashed, slow] = await Promise.allSettled([p.run(job('crash')), p.run(job('slow'))]);
     expect(crashed.status).toBe('rejected');
     const error = (crashed as PromiseRejectedResult).reason as Error;
     expect(isEngineError(error, 'DECODER_CRASHED')).toBe(true);
@@ -89,7 +89,7 @@ describe('decode pool (fake worker)', () => {
     expect(slow.status).toBe('fulfilled');
     await vi.waitFor(() => expect(p.stats().alive).toBe(2), WAIT);
     expect(lines.some((l) => l.msg === 'decode worker crashed; starting a new one' && l.signal === 'SIGSEGV')).toBe(true);
-    expect((await p.decode(job('ok'))).frameCount).toBe(1);
+    expect((await p.run(job('ok'))).frameCount).toBe(1);
   });
 
   it('restarts workers that die before they are ready with backoff, reports itself unavailable meanwhile, and recovers', async () => {
@@ -104,12 +104,12 @@ describe('decode pool (fake worker)', () => {
       expect(p.stats().alive).toBe(0);
       const delays = lines.filter((l) => l.msg === died).map((l) => l.retryInMs as number);
       expect(delays.slice(0, 3)).toEqual([20, 40, 80]);
-      const refused = await p.decode(job('ok')).catch((e: unknown) => e);
+      const refused = await p.run(job('ok')).catch((e: unknown) => e);
       expect(isEngineError(refused, 'DECODER_UNAVAILABLE')).toBe(true);
       rmSync(flag);
       await p.ready();
       await vi.waitFor(() => expect(p.stats().alive).toBe(1), WAIT);
-      expect((await p.decode(job('ok'))).frameCount).toBe(1);
+      expect((await p.run(job('ok'))).frameCount).toBe(1);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -148,7 +148,7 @@ describe('decode pool (fake worker)', () => {
     expect(p.stats()).toMatchObject({ state: 'down', alive: 0 });
     expect(p.accepting()).toBe(false);
     expect(alive(firstPid)).toBe(false);
-    await expect(p.decode(job('ok'))).rejects.toMatchObject({ code: 'DECODER_UNAVAILABLE' });
+    await expect(p.run(job('ok'))).rejects.toMatchObject({ code: 'DECODER_UNAVAILABLE' });
   });
 
   it('gives up with DECODER_UNAVAILABLE when workers keep timing out at start for workerMaxDownMs, leaving no process behind', async () => {
@@ -166,7 +166,7 @@ describe('decode pool (fake worker)', () => {
     process.env.FAKE_DECODE_INIT_FAIL = '1';
     const { p } = pool();
     await expect(p.ready()).rejects.toMatchObject({ code: 'DECODE_FAILED', message: 'node-av cannot load' });
-    await expect(p.decode(job('ok'))).rejects.toMatchObject({ code: 'DECODE_FAILED' });
+    await expect(p.run(job('ok'))).rejects.toMatchObject({ code: 'DECODE_FAILED' });
   });
 
   it('drops a queued video when its request is cancelled, and kills the worker of a running one', async () => {
@@ -175,8 +175,8 @@ describe('decode pool (fake worker)', () => {
     const before = await pidOf(p);
     const running = new AbortController();
     const queued = new AbortController();
-    const a = p.decode(job('hang'), running.signal).catch((e: unknown) => e);
-    const b = p.decode(job('ok'), queued.signal).catch((e: unknown) => e);
+    const a = p.run(job('hang'), running.signal).catch((e: unknown) => e);
+    const b = p.run(job('ok'), queued.signal).catch((e: unknown) => e);
     queued.abort();
     expect(isEngineError(await b, 'ABORTED')).toBe(true);
     running.abort();
@@ -190,12 +190,12 @@ describe('decode pool (fake worker)', () => {
     await p.ready();
     await vi.waitFor(() => expect(p.stats().alive).toBe(2), WAIT);
     const pid = await pidOf(p);
-    const stuck = p.decode(job('hang')).catch((e: unknown) => e);
+    const stuck = p.run(job('hang')).catch((e: unknown) => e);
     await p.close();
     expect(isEngineError(await stuck, 'ENGINE_CLOSED')).toBe(true);
     expect(alive(pid)).toBe(false);
     expect(p.stats().workers).toBe(0);
-    await expect(p.decode(job('ok'))).rejects.toMatchObject({ code: 'ENGINE_CLOSED' });
+    await expect(p.run(job('ok'))).rejects.toMatchObject({ code: 'ENGINE_CLOSED' });
   });
 });
 
@@ -205,10 +205,10 @@ describe('decode pool (real worker, node-av)', () => {
     const info = await p.ready();
     expect(info).toMatchObject({ workers: 1, threads: 1, hardware: 'cpu' });
     expect(info.libav).toMatch(/^FFmpeg 8\./);
-    const r = await p.decode(job(fixture('clip.mp4')));
+    const r = await p.run(job(fixture('clip.mp4')));
     expect(r.indices).toEqual([3, 9, 15, 21, 28, 34, 40, 46]);
     expect(r.rgb).toBeInstanceOf(Uint8Array);
-    const error = (await p.decode(job(fixture('truncated.mp4'))).catch((e: unknown) => e)) as Error;
+    const error = (await p.run(job(fixture('truncated.mp4'))).catch((e: unknown) => e)) as Error;
     expect(isEngineError(error, 'VIDEO_UNDECODABLE')).toBe(true);
     expect(error.message).toMatch(/moov atom not found/);
   });
@@ -216,7 +216,7 @@ describe('decode pool (real worker, node-av)', () => {
   it('kills and replaces a real worker that runs past the limit', async () => {
     const { p } = pool({ fake: false, timeoutMs: 1 });
     await p.ready();
-    const error = await p.decode(job(fixture('gop.mp4'))).catch((e: unknown) => e);
+    const error = await p.run(job(fixture('gop.mp4'))).catch((e: unknown) => e);
     expect(isEngineError(error, 'DECODE_TIMEOUT')).toBe(true);
     await vi.waitFor(() => expect(p.stats()).toMatchObject({ restarts: 1, alive: 1 }), WAIT);
   });
@@ -227,6 +227,6 @@ describe('decode pool (real worker, node-av)', () => {
     const line = lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith('decoding on the CPU'));
     expect(line).toMatchObject({ level: 40, hwaccel: 'cuda', hardware: 'cpu' });
     expect(line?.reason).toMatch(/CUDA/);
-    expect((await p.decode(job(fixture('clip.mp4')))).hardware).toBe(false);
+    expect((await p.run(job(fixture('clip.mp4')))).hardware).toBe(false);
   });
 });
