@@ -81,8 +81,9 @@ export type EngineConfig = z.infer<typeof EngineConfigSchema>;
  * video; a loaded service is bound by CPU-seconds per video, and extra threads cost 10-25% more CPU,
  * docs/decisions.md). Inference gets the cores that decoding leaves while it runs: with W videos in
  * flight, at most W − 1 others decode meanwhile, so cores − (W − 1), at least one. On 2 cores with 2
- * decode workers that is one thread: 23.6 videos/s at saturation against 20.2 with two, at 84 CPU ms
- * per video against 91 (bench/ab.ts; docs/decisions.md, "Inference threads do not spin").
+ * decode workers that is one thread, which measured better than two on every count: CPU per video
+ * 84.6 against 95.7 ms, one video's latency 78 against 84 ms, 20.9 and 23.6 videos/s at saturation
+ * against 20.0 and 20.2 in two runs (bench/ab.ts; docs/decisions.md, "Inference threads do not spin").
  */
 export function threadPlan(config: Pick<EngineConfig, 'decodeWorkers' | 'decodeThreads' | 'intraOpNumThreads'>, cores: number): { decodeThreads: number; intraOpNumThreads: number } {
   return {
