@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { createEngine, EngineError, isEngineError, PRECISIONS, type ClassifyResult, type Engine, type EngineOptions, type Knobs, type Precision } from './engine/index.js';
-import { createService } from './service/index.js';
+import { createService, type VideoOutcome } from './service/index.js';
 import { defaultModelDir, PACKAGE_ROOT } from './paths.js';
 import { renderFigure, type ExplainedResult } from './figure/render.js';
 
@@ -137,7 +137,13 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     for (const [index, file] of files.entries()) {
       let row: Row;
       const figure = figures?.[index];
-      const [outcome] = await service.classify([{ path: file, filename: file }], { knobs, explain: figure !== undefined, signal: new AbortController().signal });
+      // A request the service refuses as a whole (no worker can start now) is this file's error too.
+      const [outcome] = await service
+        .classify([{ path: file, filename: file }], { knobs, explain: figure !== undefined, signal: new AbortController().signal })
+        .catch((err: unknown): VideoOutcome[] => {
+          if (!isEngineError(err)) throw err;
+          return [{ ok: false, filename: file, error: err }];
+        });
       if (outcome?.ok) {
         row = { file, ...outcome.result };
         if (figure) {

@@ -25,7 +25,8 @@ function fakeEngine(seen: { options?: EngineOptions; knobs: unknown[]; closed: b
     return {
       manifest: { name: 'fake', version: '0' },
       info: { model: { name: 'fake', version: '0' }, session: { executionProvider: 'cpu' } },
-      stats: () => ({ accepting: true, pools: {} }),
+      // A model folder named /down stands for an engine whose inference worker cannot start now.
+      stats: () => ({ accepting: options.modelDir !== '/down', pools: {} }),
       validateKnobs: (k: unknown) => {
         if ((k as { keep_ratio?: unknown }).keep_ratio === 7) throw new EngineError('BAD_KNOB', 'keep_ratio=7 is out of range [0.05, 1]');
         return k;
@@ -59,6 +60,16 @@ describe('haltingvt classify', () => {
     expect(seen.knobs[0]).toEqual({ top_k: 2, keep_ratio: 0.3, halt_threshold: 1.5 });
     expect(seen.options?.modelDir).toBe('/m');
     expect(seen.closed).toBe(true);
+  });
+
+  it('answers every file with the refusal when no worker can run, and exits 1', async () => {
+    const { code, stdout } = await run(['classify', 'a.mp4', 'b.mp4', '--model', '/down']);
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { file: string; error: { code: string } });
+    expect(lines.map((l) => [l.file, l.error.code])).toEqual([
+      ['a.mp4', 'WORKER_UNAVAILABLE'],
+      ['b.mp4', 'WORKER_UNAVAILABLE'],
+    ]);
+    expect(code).toBe(1);
   });
 
   it('prints an error line for a failed file, goes on, and exits 1', async () => {

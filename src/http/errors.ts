@@ -8,11 +8,12 @@
  * under the request id.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { ERRORS, EngineError, isEngineError, type ErrorCode } from '../errors.js';
 import { asServiceError, logFailure, publicError } from '../service/errors.js';
 import type { Metrics } from '../service/metrics.js';
 import type { V2Error } from './oip-schemas.js';
-import type { ErrorBody } from './schemas.js';
+import { fieldsProblem, type ErrorBody } from './schemas.js';
 
 /** fastify and @fastify/multipart error codes → catalogue codes. */
 const FRAMEWORK_CODES: Record<string, ErrorCode> = {
@@ -35,6 +36,10 @@ const FRAMEWORK_CODES: Record<string, ErrorCode> = {
 /** Any thrown value → an EngineError with a catalogue code (fastify's own errors mapped). */
 export function toServiceError(err: unknown): EngineError {
   if (isEngineError(err)) return err;
+  // A querystring refused by its zod schema says what /v1's form fields say for the same problem.
+  if (hasZodFastifySchemaValidationErrors(err) && (err as Partial<FastifyError>).validationContext === 'querystring') {
+    return fieldsProblem(err.validation.map((v) => ({ path: v.instancePath.split('/').filter(Boolean), code: v.keyword, message: v.message ?? v.keyword })));
+  }
   const e = err as Partial<FastifyError> | undefined;
   const mapped = e?.code ? FRAMEWORK_CODES[e.code] : undefined;
   if (mapped) return new EngineError(mapped, e?.message ?? ERRORS[mapped].title, undefined, { cause: err });

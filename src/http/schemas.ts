@@ -70,6 +70,16 @@ export function parseClassifyFields(input: Record<string, unknown>): ClassifyFie
   return parsed.data;
 }
 
+/**
+ * The query's fields with the form's on top: only what the form really sent wins (a field the form
+ * lacks comes out of the parse as its default, which must not hide the query's value).
+ */
+export function withFormFields(query: ClassifyFields, form: Record<string, unknown>): ClassifyFields {
+  const parsed = parseClassifyFields(form) as Record<string, unknown>;
+  const sent = Object.fromEntries(Object.keys(form).map((name) => [name, parsed[name]]));
+  return { ...query, ...sent } as ClassifyFields;
+}
+
 export const ModelNameParams = z.object({ name: z.string().min(1) });
 
 // ---------------------------------------------------------------- responses

@@ -177,18 +177,22 @@ function videoInput(inputs: InferInput[], maxItems: number): Buffer[] {
 }
 
 /**
- * The knobs among the request parameters, as the client typed them (numbers stay numbers); a
- * parameter that is neither a knob nor one the protocol or stock clients send is refused.
+ * The knobs among the request parameters, as the client typed them: numbers stay numbers, and a
+ * number sent as text (a gRPC string_param, a JSON string; some clients send every scalar so) is
+ * read as the number it spells. A parameter that is neither a knob nor one the protocol or stock
+ * clients send is refused.
  */
 function knobParameters(parameters: Record<string, ParameterValue>, knobNames: readonly string[]): KnobInput {
   const knobs: Record<string, ParameterValue> = {};
   for (const [name, value] of Object.entries(parameters)) {
     if (PROTOCOL_PARAMETERS.has(name)) continue;
     if (!knobNames.includes(name)) throw new EngineError('BAD_REQUEST', `unknown parameter ${JSON.stringify(name)}; knobs: ${knobNames.join(', ')}; also explain`);
-    knobs[name] = value;
+    knobs[name] = name !== 'merge_mode' && typeof value === 'string' && NUMBER_TEXT.test(value.trim()) ? Number(value) : value;
   }
   return knobs as KnobInput;
 }
+
+const NUMBER_TEXT = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
 
 interface Wanted {
   name: OutputName;

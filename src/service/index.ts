@@ -172,7 +172,8 @@ export function createService(deps: ServiceDeps): Service {
           const { filename } = videos[index] as VideoInput;
           if (s.status === 'fulfilled') return { ok: true, filename, result: s.value };
           const error = asServiceError(s.reason);
-          metrics.error(error);
+          // A caller that left is one ABORTED, counted when its transport answers the request.
+          if (!request.signal.aborted) metrics.error(error);
           if (videos.length > 1 && request.log) logFailure(request.log, error, { index, video: filename }, 'video');
           return { ok: false, filename, error };
         });

@@ -135,6 +135,18 @@ describe('errors', () => {
     expectError(await post([videoPart('c.mp4', fixture('clip.mp4')), { name: 'top_k', data: 'lots' }]), 400, 'BAD_KNOB');
     const res = await t.app.inject({ method: 'POST', url: '/v1/classify?top_k=99', headers: { 'content-type': 'video/mp4' }, payload: Buffer.from('x') });
     expectError(res, 400, 'BAD_KNOB');
+    // Text that is no number, refused by the query's schema, is the same BAD_KNOB with its problems as a form field's.
+    const text = expectError(await t.app.inject({ method: 'POST', url: '/v1/classify?top_k=lots&keep_ratio=abc', headers: { 'content-type': 'video/mp4' }, payload: Buffer.from('x') }), 400, 'BAD_KNOB');
+    expect(text.details).toEqual({ problems: ['top_k must be an integer', 'keep_ratio must be a number'] });
+    expectError(await t.app.inject({ method: 'POST', url: '/v1/classify?topk=1', headers: { 'content-type': 'video/mp4' }, payload: Buffer.from('x') }), 400, 'BAD_REQUEST');
+  });
+
+  it('a multipart upload takes the query\'s fields where the form does not send them, the form\'s where it does', async () => {
+    const res = await t.app.inject({ method: 'POST', url: '/v1/classify?top_k=2&keep_ratio=0.3', ...form([videoPart('c.mp4', fixture('clip.mp4')), { name: 'keep_ratio', data: '1' }]) });
+    expect(res.statusCode, res.body).toBe(200);
+    const body = ClassifyResponse.parse(res.json());
+    expect(body.top).toHaveLength(2);
+    expect(body.knobs).toMatchObject({ top_k: 2, keep_ratio: 1 });
   });
 
   it('400 BAD_REQUEST for an unknown field, a missing file and two files', async () => {

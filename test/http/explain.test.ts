@@ -55,8 +55,11 @@ describe('explain on /v1', () => {
     expect(await classify({ explain: 'false' })).not.toHaveProperty('explain');
   });
 
-  it('explains as a form field, and as a query parameter for a raw body', async () => {
+  it('explains as a form field, and as a query parameter for a raw body and for a form', async () => {
     checkTiny(await classify({ explain: 'true' }));
+    const multipart = await t.app.inject({ method: 'POST', url: '/v1/classify?explain=true', ...form([videoPart('clip.mp4', fixture('clip.mp4'))]) });
+    expect(multipart.statusCode).toBe(200);
+    checkTiny(ClassifyResponse.parse(multipart.json()));
     const res = await t.app.inject({ method: 'POST', url: '/v1/classify?explain=1&keep_ratio=0.5', payload: readFileSync(fixture('clip.mp4')), headers: { 'content-type': 'video/mp4' } });
     expect(res.statusCode).toBe(200);
     checkTiny(ClassifyResponse.parse(res.json()));

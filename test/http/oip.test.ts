@@ -148,6 +148,14 @@ describe('POST /v2/models/{name}/infer', () => {
     expect(V2Error.parse(unknown.json()).code).toBe('BAD_REQUEST');
   });
 
+  it('reads a number sent as text as that number (clients that send every scalar as a string), and refuses text that is none', async () => {
+    const asText = await binaryInfer([clip()], { parameters: { top_k: '2', keep_ratio: '0.4', binary_data_output: false } });
+    expect(asText.statusCode, asText.body).toBe(200);
+    expect(V2InferResponse.parse(asText.json()).parameters).toMatchObject({ top_k: 2, keep_ratio: 0.4 });
+    const notANumber = await binaryInfer([clip()], { parameters: { keep_ratio: 'half' } });
+    expect(V2Error.parse(notANumber.json())).toMatchObject({ code: 'BAD_KNOB' });
+  });
+
   it('answers a single undecodable video with its own error and status', async () => {
     const res = await binaryInfer([readFileSync(fixture('garbage.mp4'))]);
     expect(res.statusCode).toBe(422);

@@ -44,6 +44,12 @@ async function gauge(name: string): Promise<number> {
   return Number(/ (\S+)$/m.exec(text.split('\n').filter((l) => l.startsWith(name)).join('\n'))?.[1]);
 }
 
+/** errors_total{code="ABORTED"}, 0 before the first. */
+async function aborts(): Promise<number> {
+  const line = (await t.registry.getSingleMetricAsString('haltingvt_errors_total')).split('\n').find((l) => l.includes('code="ABORTED"'));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+}
+
 describe('over a real socket', () => {
   it('classifies a video sent with fetch and FormData', async () => {
     held.open();
@@ -76,12 +82,15 @@ describe('over a real socket', () => {
     holder.req.end(video);
     await until(() => held.entered() === 1, 'the first request to reach the engine');
 
+    const abortedBefore = await aborts();
     const { req, response } = startUpload(video.length);
     req.end(video);
     await until(async () => (await gauge('haltingvt_queue_depth')) === 1, 'the second request to wait in the queue');
     req.destroy();
     await response;
     await until(async () => (await gauge('haltingvt_queue_depth')) === 0, 'the queue to drop it');
+    await until(() => t.service.lifecycle.inflight() === 1, 'the request to be answered');
+    expect(await aborts()).toBe(abortedBefore + 1); // one request that left, one ABORTED (its video's error is not counted again)
 
     held.open();
     const first = await holder.response;

@@ -189,7 +189,8 @@ export function createWorkerPool<Init, Info, Job, Output>(options: WorkerPoolOpt
   const pump = (): void => {
     for (const w of workers()) {
       if (queue.length === 0) return;
-      if (!w.ready || w.running) continue;
+      // A worker the pool has killed may still deliver a message it sent before it died: it takes no more jobs.
+      if (!w.ready || w.running || w.killedFor) continue;
       const entry = queue.shift() as Entry<Job, Output>;
       entry.sentAt = now();
       w.running = entry;
@@ -241,6 +242,7 @@ export function createWorkerPool<Init, Info, Job, Output>(options: WorkerPoolOpt
     proc.on('error', (err) => logger.warn({ err: err.message, pid: proc.pid }, `${kind} worker channel error`));
 
     proc.on('message', (message: FromWorker<Info, Output>) => {
+      if (w.killedFor && message.type !== 'log') return; // sent before the kill; its job is already answered
       switch (message.type) {
         case 'ready':
           clearTimeout(startTimer);

@@ -16,7 +16,7 @@ import type { Admission, Service, VideoOutcome } from '../../service/index.js';
 import { modelRef } from '../../service/models.js';
 import { errorObject, toServiceError } from '../errors.js';
 import { MULTIPART_OVERHEAD, RAW_TYPES, bodyDeadline, clientGone, mediaType, receiveMultipart, receiveRaw, refuseLongBody, unsupported } from '../reception.js';
-import { BatchResponse, ClassifyFields, ClassifyResponse, parseClassifyFields, type BatchItem, type VideoResult } from '../schemas.js';
+import { BatchResponse, ClassifyFields, ClassifyResponse, withFormFields, type BatchItem, type VideoResult } from '../schemas.js';
 
 export interface ClassifyRouteDeps {
   service: Service;
@@ -54,7 +54,8 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyRouteDeps> = async (base
         const received = await receiving(receiveMultipart(request, admission.temps, { maxFiles: 1 }));
         [video] = received.items;
         if (!video) throw new EngineError('BAD_REQUEST', 'the form has no "file" part');
-        fields = { ...fields, ...parseClassifyFields(received.fields) }; // form fields win over the query
+        if ('error' in video) throw video.error; // the file's own refusal (too large, empty) comes first
+        fields = withFormFields(fields, received.fields); // form fields win over the query
       } else if (RAW_TYPES.test(mediaType(request))) {
         admission.engine.validateKnobs(knobsOf(fields)); // a bad knob is refused before the video is read
         video = await receiving(receiveRaw(request, admission.temps, maxUploadBytes));
@@ -73,7 +74,7 @@ export const classifyRoutes: FastifyPluginAsync<ClassifyRouteDeps> = async (base
       if (!request.isMultipart()) throw unsupported(request, 'a batch must be multipart/form-data with one "files" part per video');
       const { items, fields } = await receiving(receiveMultipart(request, admission.temps, { maxFiles: maxBatchItems }));
       if (items.length === 0) throw new EngineError('BAD_REQUEST', 'the form has no "files" parts');
-      const given = { ...request.query, ...parseClassifyFields(fields) };
+      const given = withFormFields(request.query, fields);
       const knobs = admission.engine.validateKnobs(knobsOf(given));
       const outcomes = await admission.classify(items, { knobs, explain: given.explain, signal, batch: true, log: request.log });
       if (signal.aborted) throw new EngineError('ABORTED', 'the client went away during the batch');
