@@ -60,6 +60,7 @@ console.log('|---|---|---|---|---|---|');
 const host = createSessionHost({
   init: inferenceInit(engineConfig({ executionProviders: ['cpu'] }), model.modelPath, model.manifest.input, { keep_ratio: 0.5, halt_threshold: 0.99 }),
   supervision: engineConfig(),
+  timeoutMs: engineConfig().inferenceTimeoutMs,
   logger,
   now: () => performance.now(),
 });

@@ -51,6 +51,9 @@ export const EnvSchema = z.object({
   MAX_PIXELS: int(1).default(engine.maxPixels).describe('largest accepted frame, width × height (4K UHD)'),
   MAX_BATCH_ITEMS: int(1, 1000).default(16).describe('most videos in one batch request'),
   DECODE_TIMEOUT_MS: int(1).default(engine.decodeTimeoutMs).describe('wall-clock limit for decoding one video; past it the worker is killed and replaced (504)'),
+  INFERENCE_TIMEOUT_MS: int(1)
+    .default(engine.inferenceTimeoutMs)
+    .describe('wall-clock limit for one model run; past it its videos fail (504) and the inference worker is replaced'),
   DECODE_THREADS: int(0, 256)
     .default(engine.decodeThreads)
     .describe('decoder threads per decode worker (one per `CONCURRENCY` slot); 0: cores ÷ `CONCURRENCY`'),
@@ -128,6 +131,7 @@ export function configSchema(places: ConfigPlaces = {}) {
       maxDurationS: e.MAX_DURATION_S,
       maxPixels: e.MAX_PIXELS,
       decodeTimeoutMs: e.DECODE_TIMEOUT_MS,
+      inferenceTimeoutMs: e.INFERENCE_TIMEOUT_MS,
       // One decode worker per queue slot: at most CONCURRENCY videos decode at once.
       decodeWorkers: e.CONCURRENCY,
       decodeThreads: e.DECODE_THREADS,

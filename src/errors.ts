@@ -28,6 +28,7 @@ export const ERRORS = {
   FEED_MISMATCH: { status: 500, title: 'the inputs do not match what the model expects' },
   INFERENCE_FAILED: { status: 500, title: 'the model failed to run' },
   WORKER_CRASHED: { status: 503, title: 'the inference worker crashed; it is being replaced' },
+  INFERENCE_TIMEOUT: { status: 504, title: 'the model run took longer than the time limit; the inference worker is being replaced' },
   WORKER_UNAVAILABLE: { status: 503, title: 'no inference worker can run now; it is being restarted' },
   ENGINE_CLOSED: { status: 503, title: 'the engine is shutting down' },
 

@@ -46,6 +46,12 @@ export const EngineConfigSchema = z.strictObject({
    * threads do not spin").
    */
   intraOpSpinning: z.boolean().default(false),
+  /**
+   * Wall-clock limit for one inference run (a batch counts once); past it the run's videos fail and
+   * the worker is replaced, so a run stuck in native code cannot hold every later video. Runs take
+   * milliseconds to seconds; the limit is for the stuck ones.
+   */
+  inferenceTimeoutMs: z.number().int().positive().default(60_000),
   /** Wall-clock limit for decoding one video; past it the video fails and its decode worker is replaced. */
   decodeTimeoutMs: z.number().int().positive().default(60_000),
   /** Longer videos are refused with VIDEO_TOO_LONG: 10 minutes, far past the 8 frames a clip is sampled to. */

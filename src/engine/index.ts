@@ -102,6 +102,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   });
   const host = (options.createHost ?? createSessionHost)({
     init: inferenceInit({ ...config, intraOpNumThreads: threads.intraOpNumThreads }, model.modelPath, manifest.input, { keep_ratio: manifest.knobs.keep_ratio.default, halt_threshold: manifest.knobs.halt_threshold.default }),
+    timeoutMs: config.inferenceTimeoutMs,
     supervision: config,
     logger,
     now,

@@ -30,7 +30,7 @@ export function publicError(err: EngineError): PublicError {
     code: err.code,
     status,
     message: exposed ? err.message : title,
-    details: exposed && err.details ? withoutPaths(err.details) : undefined,
+    details: exposed && err.details ? publicDetails(err.details) : undefined,
     retryable: status === 429 || status === 503 || status === 507,
   };
 }
@@ -52,7 +52,9 @@ export function logFailure(logger: FailureLog, err: EngineError, context: Record
   else logger.info({ ...context, code: err.code, message: err.message }, `${subject} refused`);
 }
 
-function withoutPaths(details: Record<string, unknown>): Record<string, unknown> {
-  // `file` is a server path (a temp file, the model folder), never the client's business.
-  return Object.fromEntries(Object.entries(details).filter(([key]) => key !== 'file'));
+/** Facts for the server's log only: `file` is a server path (a temp file, the model folder), `stderr` a worker's own output. */
+const PRIVATE_DETAILS = new Set(['file', 'stderr']);
+
+function publicDetails(details: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(details).filter(([key]) => !PRIVATE_DETAILS.has(key)));
 }

@@ -16,12 +16,13 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const fakeEntry = { file: path.join(here, '..', 'fixtures', 'fake-worker.mjs'), execArgv: [] };
 
 const hosts: SessionHost[] = [];
-function host(modelPath: string, real = false, extra: { supervision?: Partial<WorkerSupervision>; onFatal?: (e: EngineError) => void } = {}) {
+function host(modelPath: string, real = false, extra: { supervision?: Partial<WorkerSupervision>; onFatal?: (e: EngineError) => void; timeoutMs?: number } = {}) {
   const { logger, lines } = captureLogger();
   const config = engineConfig({ executionProviders: ['cpu'] });
   const h = createSessionHost({
     init: inferenceInit(config, modelPath, TINY_INPUT, { keep_ratio: 0.5, halt_threshold: 0.99 }),
     supervision: { ...config, ...extra.supervision },
+    timeoutMs: extra.timeoutMs ?? config.inferenceTimeoutMs,
     logger,
     now: () => performance.now(),
     entry: real ? undefined : fakeEntry,
@@ -56,6 +57,19 @@ describe('session host (fake worker)', () => {
     expect(pidOf(after)).not.toBe(firstPid);
     expect(h.stats().restarts).toBe(1);
     expect(lines.some((l) => l.msg === 'inference worker crashed; starting a new one')).toBe(true);
+  });
+
+  it('kills a run stuck past the time limit: INFERENCE_TIMEOUT for it, the worker replaced, the queued run served by the new one', async () => {
+    const { h } = host('ok', false, { timeoutMs: 300 });
+    await h.ready();
+    const before = h.stats().pids[0];
+    const stuck = h.run(job(0.777)).catch((e: unknown) => e);
+    const queued = h.run(job(0.1));
+    const error = await stuck;
+    expect(isEngineError(error, 'INFERENCE_TIMEOUT')).toBe(true);
+    expect((error as EngineError).status).toBe(504);
+    expect(pidOf(await queued)).not.toBe(before);
+    expect(h.stats()).toMatchObject({ restarts: 1, failedStarts: 0 });
   });
 
   it('reports queue and infer time per request', async () => {

@@ -5,7 +5,8 @@
  * fails only the request in flight. Why a process and not a worker_thread: docs/decisions.md.
  *
  * A run whose caller aborts is answered at once and left to finish (its result is dropped): a run
- * takes milliseconds, a restart reloads the model.
+ * takes milliseconds, a restart reloads the model. A run past the time limit is another matter: it
+ * is stuck, and the worker is killed and replaced.
  */
 import { EngineError } from '../../errors.js';
 import type { EngineConfig } from '../config.js';
@@ -57,6 +58,8 @@ export type InferenceOutput = Record<string, PlainTensor>;
 
 export interface SessionHostOptions extends PoolDeps {
   init: InferenceInit;
+  /** Wall-clock limit for one run; past it the worker is killed and replaced (INFERENCE_TIMEOUT). */
+  timeoutMs: number;
 }
 
 export interface RunResult {
@@ -97,6 +100,7 @@ export function createSessionHost(options: SessionHostOptions): SessionHost {
     init: options.init,
     supervision: options.supervision,
     onAbortRunning: 'finish',
+    jobTimeout: { ms: options.timeoutMs, error: () => new EngineError('INFERENCE_TIMEOUT', `the model run took longer than ${options.timeoutMs} ms`, { timeoutMs: options.timeoutMs }) },
     errors: {
       crashed: (_job, f) => new EngineError('WORKER_CRASHED', `the inference worker died (${f.why}) while running this request`, { code: f.code, signal: f.signal, stderr: f.stderr }),
       unavailable: (failuresInRow, lastExit) =>
