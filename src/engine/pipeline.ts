@@ -32,6 +32,12 @@ export interface ClassifyOptions {
    * queued it first: its queue and total timings then count from there. Default: now.
    */
   enqueuedAt?: number | undefined;
+  /**
+   * A scratch file the caller owns and removes (a request's temp file): the decode worker leaves the
+   * frames there for the inference worker, so the pixels never cross the main process. Without one
+   * they travel through it over IPC.
+   */
+  framesFile?: string | undefined;
 }
 
 export interface PipelineDeps {
@@ -60,14 +66,14 @@ export function createPipeline(deps: PipelineDeps): Classify {
     const name = options.name ?? file;
     await readable(file, name);
 
-    const job = { file, name, frames, size, resizeShortSide: shortSide, scaleFlags, limits, thumbnails: options.explain === true };
+    const job = { file, name, frames, size, resizeShortSide: shortSide, scaleFlags, limits, thumbnails: options.explain === true, framesFile: options.framesFile };
     const decoded = await decoder.run(job, signal);
     const { info } = decoded;
     if (decoded.padded > 0) deps.logger.warn({ video: name, padded: decoded.padded, frameCount: decoded.frameCount }, 'frames missing from the video; repeating their neighbours');
     const decodeS = (now() - started) / 1000;
 
-    // The frames go to the inference worker as they came, bytes; it normalises them there.
-    const { outputs, queueS, inferS } = await infer({ rgb: decoded.rgb, slotToFrame: decoded.slotToFrame }, knobs, signal);
+    // The frames go to the inference worker as they came, bytes (or the file holding them); it normalises them there.
+    const { outputs, queueS, inferS } = await infer({ rgb: decoded.rgb, file: decoded.framesFile, slotToFrame: decoded.slotToFrame }, knobs, signal);
     const postStarted = now();
     const { probabilities, ...post } = postprocess(manifest, outputs, knobs);
     const explanation = options.explain

@@ -146,8 +146,10 @@ export function createService(deps: ServiceDeps): Service {
     }
     const { knobs, signal, explain, probabilities } = request;
     const enqueuedAt = now();
+    // The frames' scratch file is the request's, removed with its other temp files.
+    const framesFile = temps.path();
     try {
-      const { value } = await queue.run(() => engine.classify(file, knobs, { signal, explain, probabilities, name, enqueuedAt }), signal);
+      const { value } = await queue.run(() => engine.classify(file, knobs, { signal, explain, probabilities, name, enqueuedAt, framesFile }), signal);
       metrics.observeVideo(value);
       return value;
     } catch (err) {

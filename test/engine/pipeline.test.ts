@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isEngineError, type ErrorCode } from '../../src/errors.js';
 import { createEngine, type Engine, type KnobInput } from '../../src/engine/index.js';
@@ -61,6 +64,24 @@ describe('engine.classify (tiny model, decode and inference worker processes)', 
     ['clip.mp4', 'VIDEO_TOO_LONG'],
   ] as const)('refuses %s with %s', async (name, expected) => {
     expect(await code(name === 'missing.mp4' ? '/nonexistent/missing.mp4' : fixture(name))).toBe(expected);
+  });
+
+  it('hands the frames to the inference worker through a scratch file when given one, with the same answer', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'haltingvt-frames-'));
+    try {
+      const framesFile = path.join(dir, 'frames');
+      const knobs = engine.validateKnobs({ keep_ratio: 0.5 });
+      const [viaIpc, viaFile] = [await engine.classify(fixture('one.mp4'), knobs), await engine.classify(fixture('one.mp4'), knobs, { framesFile })];
+      // The decode worker left the distinct frames there: whole 48 × 48 rgb24 frames, at most one per slot.
+      const bytes = statSync(framesFile).size;
+      expect(bytes % (48 * 48 * 3)).toBe(0);
+      expect(bytes / (48 * 48 * 3)).toBeGreaterThanOrEqual(1);
+      expect(bytes / (48 * 48 * 3)).toBeLessThanOrEqual(4);
+      expect(viaFile.top).toEqual(viaIpc.top);
+      expect(viaFile.tokens).toEqual(viaIpc.tokens);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('says how it decodes, and that a decode worker is available', () => {

@@ -21,6 +21,11 @@ export interface DecodeJob {
   limits: VideoLimits;
   /** Also encode each slot's frame as a PNG thumbnail (explain). */
   thumbnails?: boolean | undefined;
+  /**
+   * Where to leave the frames for the inference worker instead of sending them back: the caller's
+   * scratch file (a request's temp file), so that the main process never carries the pixels.
+   */
+  framesFile?: string | undefined;
 }
 
 export interface DecodedVideo {
@@ -42,6 +47,8 @@ export interface DecodedVideo {
   hardware: boolean;
   /** Base64 PNG per slot, when the job asked for thumbnails. */
   thumbnails?: string[] | undefined;
+  /** The job's framesFile, holding the frames (`rgb` is then empty). */
+  framesFile?: string | undefined;
 }
 
 export function decodeVideo(job: DecodeJob, decoder: DecoderOptions): DecodedVideo {

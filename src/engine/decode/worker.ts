@@ -3,6 +3,7 @@
  * node-av's calls are synchronous and run native code, so they live here, where a stuck or
  * crashing decoder is killed and replaced without touching the service.
  */
+import { writeFileSync } from 'node:fs';
 import { isEngineError } from '../../errors.js';
 import { thumbnails } from '../thumbnails.js';
 import { serveWorker } from '../workers/child.js';
@@ -28,7 +29,11 @@ serveWorker<DecodeInit, DecodeWorkerInfo, DecodeJob, DecodedVideo>({
     await recentLibavErrors(); // lines logged for an earlier video are not this one's
     if (!decoder) throw new Error('the decode worker was not initialised');
     const video = decodeVideo(job, decoder);
-    return job.thumbnails ? { ...video, thumbnails: thumbnails(video.rgb, video.slotToFrame, job.size) } : video;
+    const withThumbnails = job.thumbnails ? { ...video, thumbnails: thumbnails(video.rgb, video.slotToFrame, job.size) } : video;
+    if (!job.framesFile) return withThumbnails;
+    // The frames go to the inference worker through the file; only its name crosses the main process.
+    writeFileSync(job.framesFile, video.rgb, { mode: 0o600 });
+    return { ...withThumbnails, rgb: new Uint8Array(0), framesFile: job.framesFile };
   },
   fallback: { init: 'DECODE_FAILED', run: 'DECODE_FAILED' },
   async describeError(err, job, error) {

@@ -8,6 +8,7 @@
  * takes milliseconds, a restart reloads the model. A run past the time limit is another matter: it
  * is stuck, and the worker is killed and replaced.
  */
+import { readFileSync } from 'node:fs';
 import { EngineError } from '../../errors.js';
 import type { EngineConfig } from '../config.js';
 import { workerEntry } from '../workers/entry.js';
@@ -30,9 +31,14 @@ export interface InferenceInit {
   warmupScalars: Record<string, number>;
 }
 
-/** One video's decoded frames as the decode worker sent them: (U, S, S, 3) rgb24 and the frame for each time slot. */
+/**
+ * One video's decoded frames as the decode worker produced them: (U, S, S, 3) rgb24, in `rgb` or, when
+ * the caller gave the decode worker a scratch file, in `file` (`rgb` then empty); and the frame for
+ * each time slot.
+ */
 export interface VideoFrames {
   rgb: Uint8Array;
+  file?: string | undefined;
   slotToFrame: readonly number[];
 }
 
@@ -76,8 +82,18 @@ export type SessionHost = StagePool<SessionInfo, InferenceJob, RunResult>;
 /** The feeds of a run: its scalar feeds, and its videos normalised into the `video` tensor (in whichever process runs the session). */
 export function withVideos(job: InferenceJob, preprocessor: Preprocessor): Record<string, PlainTensor> {
   if (!job.videos) return job.feeds;
-  const { data, dims } = preprocessor.batch(job.videos);
+  const videos = job.videos.map((v) => (v.file ? { rgb: readFrames(v.file), slotToFrame: v.slotToFrame } : v));
+  const { data, dims } = preprocessor.batch(videos);
   return { ...job.feeds, video: { dtype: 'float32', dims, data } };
+}
+
+/** A decode worker's frames file; gone or unreadable is the run's failure, not a crash. */
+function readFrames(file: string): Uint8Array {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new EngineError('INFERENCE_FAILED', `the decoded frames could not be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { file }, { cause: err });
+  }
 }
 
 /** The slice of the engine config the host is built from. */
