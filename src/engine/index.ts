@@ -29,7 +29,7 @@ import type { WorkerPoolStats } from './workers/pool.js';
 
 export { EngineError, ERRORS, isEngineError, type ErrorCode } from '../errors.js';
 export type { ClassifyOptions, ClassifyResult } from './pipeline.js';
-export { knobRanges, type Knobs, type KnobInput } from './knobs.js';
+export { knobRanges, NUMBER_TEXT, type Knobs, type KnobInput } from './knobs.js';
 export { PRECISIONS, type Manifest, type Precision } from './model.js';
 export { round6, type Prediction, type TokenReport } from './postprocess.js';
 export type { Explanation } from './explain.js';

@@ -7,6 +7,9 @@ import { EngineError } from '../errors.js';
 import type { MergeMode } from './merging.js';
 import type { Manifest } from './model.js';
 
+/** A number written as text (query strings, form fields, OIP parameters sent as strings). */
+export const NUMBER_TEXT = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
+
 /** What a caller may send; every knob is optional and defaults to the manifest's default. */
 export interface KnobInput {
   top_k?: number | undefined;

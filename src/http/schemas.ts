@@ -5,6 +5,7 @@
  * `apiSchemas` under its component name.
  */
 import { z } from 'zod';
+import { NUMBER_TEXT } from '../engine/knobs.js';
 import { MERGE_MODES } from '../engine/merging.js';
 import { Explanation as EngineExplanation, KnobsUsed, VideoAnswer } from '../engine/result.js';
 import { ERRORS, EngineError, type ErrorCode } from '../errors.js';
@@ -21,11 +22,9 @@ const knobText = (name: string, integer: boolean) =>
   z
     .string()
     .trim()
-    .regex(integer ? /^[0-9]+$/ : /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/, `${name} must be ${integer ? 'an integer' : 'a number'}`)
+    .regex(integer ? /^[0-9]+$/ : NUMBER_TEXT, `${name} must be ${integer ? 'an integer' : 'a number'}`)
     .transform(Number)
     .optional();
-
-const KNOB_FIELDS = ['top_k', 'keep_ratio', 'halt_threshold', 'merge_mode', 'merge_ratio'] as const;
 
 export const KnobFields = z.strictObject({
   top_k: knobText('top_k', true).describe('labels to return, most probable first'),
@@ -35,6 +34,8 @@ export const KnobFields = z.strictObject({
   merge_mode: z.string().trim().optional().describe(`training-free token merging in the joint layers: ${MERGE_MODES.join(', ')} (ToMe, vid-TLDR)`),
   merge_ratio: knobText('merge_ratio', false).describe('share of the live patch tokens each joint layer merges away (lower merges less; needs merge_mode)'),
 });
+
+const KNOB_FIELDS: readonly PropertyKey[] = Object.keys(KnobFields.shape);
 
 /** `explain=true` (query string or form field, /v1) asks for the Explanation; not a knob, so not echoed in `knobs`. */
 export const ExplainField = z
@@ -59,7 +60,7 @@ export type ClassifyFields = z.output<typeof ClassifyFields>;
 /** A refused field: BAD_KNOB when every problem is a knob's value, else BAD_REQUEST (an unknown field, a bad explain). */
 export function fieldsProblem(issues: ReadonlyArray<{ path: readonly PropertyKey[]; code: string; message: string }>): EngineError {
   const problems = issues.map((i) => i.message);
-  const knobsOnly = issues.every((i) => i.code !== 'unrecognized_keys' && (KNOB_FIELDS as readonly PropertyKey[]).includes(i.path[0] as PropertyKey));
+  const knobsOnly = issues.every((i) => i.code !== 'unrecognized_keys' && KNOB_FIELDS.includes(i.path[0] as PropertyKey));
   return new EngineError(knobsOnly ? 'BAD_KNOB' : 'BAD_REQUEST', problems.join('; '), { problems });
 }
 

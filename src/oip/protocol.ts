@@ -17,7 +17,7 @@
  * and its other rows are zeros (as /v1/classify:batch does with per-item errors).
  */
 import type { Knobs, KnobInput } from '../engine/index.js';
-import { knobRanges } from '../engine/index.js';
+import { knobRanges, NUMBER_TEXT } from '../engine/index.js';
 import { topK } from '../engine/postprocess.js';
 import { EngineError } from '../errors.js';
 import { oneLine, type FailureLog } from '../service/errors.js';
@@ -191,8 +191,6 @@ function knobParameters(parameters: Record<string, ParameterValue>, knobNames: r
   }
   return knobs as KnobInput;
 }
-
-const NUMBER_TEXT = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
 
 interface Wanted {
   name: OutputName;

@@ -150,22 +150,19 @@ export function createMetrics(registry: Registry): Metrics {
     help: 'Requests admitted (a place taken before their upload is read) and not answered yet; at most QUEUE_SIZE + CONCURRENCY',
     registers,
   });
-  new Gauge({
-    name: `${PREFIX}upload_files`,
-    help: 'Upload temp files on disk',
-    registers,
-    collect() {
-      this.set(sources?.uploads().files ?? 0);
-    },
-  });
-  new Gauge({
-    name: `${PREFIX}upload_bytes`,
-    help: 'Bytes of upload temp files on disk',
-    registers,
-    collect() {
-      this.set(sources?.uploads().bytes ?? 0);
-    },
-  });
+  for (const [name, help, field] of [
+    ['upload_files', 'Upload temp files on disk', 'files'],
+    ['upload_bytes', 'Bytes of upload temp files on disk', 'bytes'],
+  ] as const) {
+    new Gauge({
+      name: `${PREFIX}${name}`,
+      help,
+      registers,
+      collect() {
+        this.set(sources?.uploads()[field] ?? 0);
+      },
+    });
+  }
   new Gauge({
     name: `${PREFIX}workers_alive`,
     help: 'Worker processes ready to serve, by pool',
@@ -175,26 +172,21 @@ export function createMetrics(registry: Registry): Metrics {
       for (const [pool, stats] of pools()) this.set({ pool }, stats.alive);
     },
   });
-  new Counter({
-    name: `${PREFIX}worker_restarts_total`,
-    help: 'Ready worker processes that died and were replaced, by pool',
-    labelNames: ['pool'] as const,
-    registers,
-    collect() {
-      this.reset();
-      for (const [pool, stats] of pools()) this.inc({ pool }, stats.restarts);
-    },
-  });
-  new Counter({
-    name: `${PREFIX}worker_failed_starts_total`,
-    help: 'Worker processes that died or were killed before they were ready, by pool',
-    labelNames: ['pool'] as const,
-    registers,
-    collect() {
-      this.reset();
-      for (const [pool, stats] of pools()) this.inc({ pool }, stats.failedStarts);
-    },
-  });
+  for (const [name, help, field] of [
+    ['worker_restarts_total', 'Ready worker processes that died and were replaced, by pool', 'restarts'],
+    ['worker_failed_starts_total', 'Worker processes that died or were killed before they were ready, by pool', 'failedStarts'],
+  ] as const) {
+    new Counter({
+      name: `${PREFIX}${name}`,
+      help,
+      labelNames: ['pool'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const [pool, stats] of pools()) this.inc({ pool }, stats[field]);
+      },
+    });
+  }
   const modelInfo = new Gauge({
     name: `${PREFIX}model_info`,
     help: 'The served model (value is always 1)',
