@@ -17,6 +17,7 @@ import { healthRoutes } from './http/routes/health.js';
 import { modelRoutes } from './http/routes/models.js';
 import { oipRoutes } from './http/routes/oip.js';
 import { serviceRoutes } from './http/routes/service.js';
+import { streamRoutes } from './http/routes/streams.js';
 import { createOipProtocol } from './oip/protocol.js';
 import type { Service } from './service/index.js';
 
@@ -39,10 +40,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // Requests arriving once app.close() has begun are answered 503 DRAINING by the onRequest hook
     // below, in the error format; fastify's own 503 has neither our body nor Retry-After.
     return503OnClosing: false,
-    // Fastify disables Node's request timeout by default; a client trickling an upload would
-    // otherwise hold its temp file and an in-flight slot for ever. The upload routes enforce
-    // REQUEST_TIMEOUT_MS themselves (a 408 in the error format); Node's timer is the backstop.
-    requestTimeout: backstopTimeout(config.requestTimeoutMs),
+    // Node's request timeout is server-wide, and a live stream's upload lasts as long as the
+    // stream: the backstop is ours instead (the onRequest hook below), for every route but those.
+    // Node still cuts a client that stalls in its headers (headersTimeout).
+    requestTimeout: 0,
     http: httpTimeouts(config.requestTimeoutMs),
     // What Node refuses before fastify sees a request (the backstop timeout, unparsable HTTP).
     clientErrorHandler(err, socket) {
@@ -68,6 +69,21 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     if (closing) throw new EngineError('DRAINING', 'the service is closing its listener; retry on another instance');
   });
 
+  // A client trickling an upload would otherwise hold its temp file and an in-flight slot for ever.
+  // The upload routes enforce REQUEST_TIMEOUT_MS themselves (a 408 in the error format); this is
+  // the backstop for the rest, which live streams are exempt from.
+  const backstopMs = backstopTimeout(config.requestTimeoutMs);
+  app.addHook('onRequest', (request, reply, done) => {
+    if (backstopMs > 0 && request.routeOptions.config.liveUpload !== true) {
+      const timer = setTimeout(() => {
+        if (!request.raw.complete) request.raw.destroy();
+      }, backstopMs);
+      timer.unref();
+      reply.raw.once('close', () => clearTimeout(timer));
+    }
+    done();
+  });
+
   app.addHook('onSend', async (request, reply) => {
     reply.header(REQUEST_ID_HEADER, request.id);
   });
@@ -85,6 +101,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.register(serviceRoutes, { registry: metrics.registry });
   app.register(oipRoutes, { prefix: '/v2', service, oip: createOipProtocol(service, API_VERSION), retryAfterS: config.retryAfterS });
   app.register(classifyRoutes, { service, requestTimeoutMs: config.requestTimeoutMs });
+  app.register(streamRoutes, { service });
   return app;
 }
 

@@ -72,6 +72,11 @@ export const EnvSchema = z.object({
   BATCH_MAX_DELAY_MS: int(0, 10_000)
     .default(engine.batchMaxDelayMs)
     .describe('dynamic batching: longest a ready video waits for others (0: only those already waiting join)'),
+  MAX_STREAMS: int(0, 10_000)
+    .default(8)
+    .describe('live streams held at once (each has its own decoder process); more get 429 before any byte is decoded; 0 turns streams off'),
+  STREAM_IDLE_TIMEOUT_MS: int(1).default(10_000).describe('a live stream that sends no byte for this long is ended with an error event'),
+  STREAM_MAX_DURATION_S: positive().default(4 * 3600).describe('longest a live stream is held, wall clock; it then ends with a final event'),
   RETRY_AFTER_S: int(1, 3600).default(2).describe('`Retry-After` seconds sent with 429, 503 and 507'),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -149,6 +154,7 @@ export function configSchema(places: ConfigPlaces = {}) {
       concurrency: e.CONCURRENCY,
       uploadDir: path.resolve(e.UPLOAD_DIR ?? places.tmpdir ?? os.tmpdir()),
       authToken: e.AUTH_TOKEN,
+      streams: { max: e.MAX_STREAMS, idleTimeoutMs: e.STREAM_IDLE_TIMEOUT_MS, maxDurationS: e.STREAM_MAX_DURATION_S },
     },
     http: { requestTimeoutMs: e.REQUEST_TIMEOUT_MS, retryAfterS: e.RETRY_AFTER_S },
     logLevel: e.LOG_LEVEL,

@@ -15,6 +15,8 @@ export const ERRORS = {
   VIDEO_UNDECODABLE: { status: 422, title: 'the video cannot be decoded' },
   VIDEO_TOO_LONG: { status: 422, title: 'the video is longer than this service accepts' },
   ABORTED: { status: 499, title: 'the request was cancelled' },
+  STREAM_CHANGED: { status: 422, title: 'the live stream changed its video format mid-way' },
+  STREAM_IDLE: { status: 408, title: 'the live stream sent no bytes for longer than the idle limit' },
 
   // Decoding
   DECODE_TIMEOUT: { status: 504, title: 'decoding took longer than the time limit' },
@@ -42,6 +44,7 @@ export const ERRORS = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'the content type is not a video or multipart/form-data' },
   VIDEO_TOO_LARGE: { status: 422, title: 'the video frames have more pixels than this service accepts' },
   QUEUE_FULL: { status: 429, title: 'the inference queue is full; retry later' },
+  STREAMS_FULL: { status: 429, title: 'this instance holds as many live streams as it accepts; retry later or on another instance' },
   NOT_READY: { status: 503, title: 'the model is still loading; retry later' },
   DRAINING: { status: 503, title: 'the service is shutting down; retry on another instance' },
   UPLOAD_STORAGE_FULL: { status: 507, title: 'no space left to store the upload; retry later' },

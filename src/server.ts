@@ -87,6 +87,10 @@ async function main(): Promise<void> {
     logger.info({ reason, inflight: lifecycle.inflight(), delayMs, graceMs }, 'draining');
     // Readiness is 503 from here on; the delay gives load balancers time to notice before the listener closes.
     const drained = lifecycle.drain();
+    // A live stream has no end of its own to wait for: each ends now with its final event, so that
+    // its client can reconnect elsewhere while this instance drains.
+    if (service.streams.active() > 0) logger.info({ streams: service.streams.active() }, 'ending the live streams');
+    void service.streams.endAll();
     grpc?.syncHealth();
     await Promise.all([drained, sleep(delayMs)]);
     const closing = Promise.all([app.close(), grpc?.close(Math.max(0, cutAt - Date.now()))]);

@@ -69,6 +69,6 @@ describe('the import graph of src/', () => {
     const importers = (name: string): string[] => [...graph].filter(([, imports]) => imports.some((i) => i === name || i.startsWith(`${name}/`))).map(([file]) => file);
     expect(importers('onnxruntime-node')).toEqual(['engine/inference/ort-session.ts']);
     expect(importers('node-av')).toEqual(['engine/decode/libav.ts']);
-    expect(importers('node:child_process')).toEqual(['engine/workers/pool.ts']);
+    expect(importers('node:child_process')).toEqual(['engine/workers/fork.ts']);
   });
 });

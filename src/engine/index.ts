@@ -24,14 +24,17 @@ import { createDecodePool, type DecodePool, type DecodePoolOptions, type Decoder
 import { createSessionHost, inferenceInit, type SessionHost, type SessionHostOptions, type SessionInfo } from './inference/host.js';
 import { createKnobValidator, type KnobInput, type Knobs } from './knobs.js';
 import { loadModel, type Manifest, type Precision } from './model.js';
-import { createPipeline, type ClassifyOptions, type ClassifyResult } from './pipeline.js';
+import { startLiveProcess, type LiveHandlers, type LiveProcess } from './live/process.js';
+import { createPipeline, type ClassifyFrames, type ClassifyOptions, type ClassifyResult } from './pipeline.js';
 import type { WorkerPoolStats } from './workers/pool.js';
 
 export { EngineError, ERRORS, isEngineError, type ErrorCode } from '../errors.js';
-export type { ClassifyOptions, ClassifyResult } from './pipeline.js';
+export type { ClassifyOptions, ClassifyResult, DecodedFrames, FramesAnswer } from './pipeline.js';
+export type { LiveHandlers, LiveProcess } from './live/process.js';
+export type { LiveInfo, LiveSummary, LiveWindow } from './live/decode-stream.js';
 export { knobRanges, NUMBER_TEXT, type Knobs, type KnobInput } from './knobs.js';
 export { PRECISIONS, type Manifest, type Precision } from './model.js';
-export { round6, type Prediction, type TokenReport } from './postprocess.js';
+export { round6, topK, type Prediction, type TokenReport } from './postprocess.js';
 export type { Explanation } from './explain.js';
 export type { EngineConfig, EngineConfigInput } from './config.js';
 export type { SessionHost, SessionHostOptions, SessionInfo } from './inference/host.js';
@@ -61,6 +64,17 @@ export interface EngineOptions {
   onFatal?: ((error: EngineError) => void) | undefined;
 }
 
+export interface LiveStreamRequest {
+  /** What errors and logs call the stream. */
+  name: string;
+  windowMs: number;
+  strideMs: number;
+  /** libav's demuxer name when the client named its container; probed otherwise. */
+  format: string | undefined;
+  /** The stream's own temp folder, for its windows' frames files. */
+  dir: string;
+}
+
 export interface EngineStats {
   /** Whether every pool can take work now; false while a pool has no worker that can start. */
   accepting: boolean;
@@ -75,6 +89,13 @@ export interface Engine {
   readonly info: { model: { name: string; version: string; dir: string; precision: Precision; precisions: Precision[] }; session: SessionInfo; decode: DecoderInfo };
   /** Classifies one video file with knobs from validateKnobs. */
   classify(file: string, knobs: Knobs, options?: ClassifyOptions): Promise<ClassifyResult>;
+  /** A window's frames (a live stream's) through the model: the same batcher and worker as files. */
+  classifyFrames: ClassifyFrames;
+  /**
+   * Starts decoding a live stream in a worker of its own: write its bytes to `input`; each window
+   * whose frames are decoded comes to `handlers.window` (its frames file in `stream.dir`).
+   */
+  openStream(stream: LiveStreamRequest, handlers: LiveHandlers): LiveProcess;
   /** Checks knobs against the model's ranges (BAD_KNOB naming every problem); what passes is a `Knobs`. */
   validateKnobs(knobs: KnobInput): Knobs;
   /** Worker health and counters of both pools (inference, decode), read by readiness and at each
@@ -117,12 +138,17 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     throw err;
   }
   const validateKnobs = createKnobValidator(manifest);
-  const classify = createPipeline({ model, config, decoder, host, now, logger });
+  const { classify, classifyFrames } = createPipeline({ model, config, decoder, host, now, logger });
+  const { frames, size, resize_short_side: resizeShortSide, scale_flags: scaleFlags } = manifest.input;
   return {
     manifest,
     config,
     info: { model: { name: manifest.name, version: manifest.version, dir: model.dir, precision: model.precision, precisions: model.precisions }, session, decode },
     classify,
+    classifyFrames,
+    // One decoder thread per stream: streams run side by side, each in its own process.
+    openStream: (stream, handlers) =>
+      startLiveProcess({ ...stream, frames, size, resizeShortSide, scaleFlags, maxPixels: config.maxPixels, threads: 1 }, handlers, { logger }),
     validateKnobs,
     stats: () => ({
       accepting: host.accepting() && decoder.accepting(),

@@ -13,7 +13,7 @@ import { createBatcher } from './batcher.js';
 import type { DecodePool } from './decode/pool.js';
 import type { Knobs } from './knobs.js';
 import type { LoadedModel } from './model.js';
-import { postprocess, round6 } from './postprocess.js';
+import { postprocess, round6, type Postprocessed } from './postprocess.js';
 import type { ClassifyResult } from './result.js';
 import type { SessionHost } from './inference/host.js';
 
@@ -52,14 +52,34 @@ export interface PipelineDeps {
 
 export type Classify = (file: string, knobs: Knobs, options?: ClassifyOptions) => Promise<ClassifyResult>;
 
-export function createPipeline(deps: PipelineDeps): Classify {
+/** Frames already decoded (a live stream's window): their file and which frame fills each slot. */
+export interface DecodedFrames {
+  file: string;
+  slotToFrame: number[];
+}
+
+/** What the model said of decoded frames: the result without the video's facts, with every class's probability. */
+export type FramesAnswer = Postprocessed & { timings_s: { queue: number; infer: number; post: number } };
+
+export type ClassifyFrames = (frames: DecodedFrames, knobs: Knobs, options?: { signal?: AbortSignal | undefined }) => Promise<FramesAnswer>;
+
+export function createPipeline(deps: PipelineDeps): { classify: Classify; classifyFrames: ClassifyFrames } {
   const { model, config, decoder, host, now } = deps;
   const { manifest } = model;
   const { frames, size, resize_short_side: shortSide, scale_flags: scaleFlags } = manifest.input;
   const limits = { maxDurationS: config.maxDurationS, maxPixels: config.maxPixels };
   const infer = createBatcher(host, { maxSize: config.batchMaxSize, maxDelayMs: config.batchMaxDelayMs }, now);
 
-  return async (file, knobs, options = {}) => {
+  const classifyFrames: ClassifyFrames = async (frames, knobs, options = {}) => {
+    // The same batcher as files': windows of many streams share the inference worker in arrival
+    // order, and batch together when dynamic batching is on.
+    const { outputs, queueS, inferS } = await infer({ rgb: new Uint8Array(0), file: frames.file, slotToFrame: frames.slotToFrame }, knobs, options.signal);
+    const postStarted = now();
+    const post = postprocess(manifest, outputs, knobs);
+    return { ...post, timings_s: { queue: round6(queueS), infer: round6(inferS), post: round6((now() - postStarted) / 1000) } };
+  };
+
+  const classify: Classify = async (file, knobs, options = {}) => {
     const { signal } = options;
     const started = now();
     const enqueuedAt = Math.min(options.enqueuedAt ?? started, started);
@@ -113,6 +133,7 @@ export function createPipeline(deps: PipelineDeps): Classify {
       ...(explanation ? { explain: explanation } : {}),
     };
   };
+  return { classify, classifyFrames };
 }
 
 async function readable(file: string, name: string): Promise<void> {

@@ -6,7 +6,8 @@
  * as /v2 over HTTP does; inference needs the bearer token in `authorization` metadata when
  * AUTH_TOKEN is set. Calls are counted in the service's request metrics (protocol "grpc") and
  * their failures in its error metrics. A message larger than MAX_UPLOAD_BYTES (plus room for the
- * header) is refused by grpc-js itself with RESOURCE_EXHAUSTED before it is read.
+ * header) is refused by grpc-js itself with RESOURCE_EXHAUSTED before it is read. Live streams
+ * have their own service beside it (haltingvt.v1.Streams, streams.ts).
  */
 import path from 'node:path';
 import {
@@ -32,9 +33,11 @@ import { PACKAGE_ROOT } from '../paths.js';
 import { asServiceError, logFailure, oneLine } from '../service/errors.js';
 import type { Service } from '../service/index.js';
 import { toGrpcError } from './status.js';
+import { handleStreamCall, STREAMS_SERVICE, type StreamCall } from './streams.js';
 import { fromWire, toWire, type WireInferRequest, type WireInferResponse } from './wire.js';
 
 export const PROTO_FILE = path.join(PACKAGE_ROOT, 'proto', 'inference.proto');
+export const STREAMS_PROTO_FILE = path.join(PACKAGE_ROOT, 'proto', 'streams.proto');
 export const SERVICE_NAME = 'inference.GRPCInferenceService';
 /** Room for the protobuf framing and the request's other fields around the videos. */
 const HEADER_ROOM = 64 * 1024;
@@ -61,8 +64,10 @@ export function createGrpcService(deps: GrpcDeps): GrpcService {
   const { service, logger } = deps;
   const { metrics } = service;
   const oip = createOipProtocol(service, deps.serverVersion);
-  const definition = loadSync([PROTO_FILE, healthProto], { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
-  const inference = (loadPackageDefinition(definition).inference as GrpcObject).GRPCInferenceService as ServiceClientConstructor;
+  const definition = loadSync([PROTO_FILE, STREAMS_PROTO_FILE, healthProto], { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
+  const loaded = loadPackageDefinition(definition);
+  const inference = (loaded.inference as GrpcObject).GRPCInferenceService as ServiceClientConstructor;
+  const streams = ((loaded.haltingvt as GrpcObject).v1 as GrpcObject).Streams as ServiceClientConstructor;
   // grpc-js takes a 32-bit signed limit, and protobuf caps a message at 2 GiB anyway.
   const server = new Server({ 'grpc.max_receive_message_length': Math.min(service.limits.maxUploadBytes + HEADER_ROOM, 2 ** 31 - 1) });
   const checkToken = (metadata: Metadata): void => service.authorize(metadata.get('authorization')[0]);
@@ -79,11 +84,12 @@ export function createGrpcService(deps: GrpcDeps): GrpcService {
     return error;
   };
 
-  const health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
+  const health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING', [STREAMS_SERVICE]: 'NOT_SERVING' });
   const syncHealth = (): void => {
     const status = oip.ready() ? 'SERVING' : 'NOT_SERVING';
     health.setStatus('', status);
     health.setStatus(SERVICE_NAME, status);
+    health.setStatus(STREAMS_SERVICE, status);
   };
   const poll = setInterval(syncHealth, HEALTH_POLL_MS);
   poll.unref();
@@ -149,6 +155,25 @@ export function createGrpcService(deps: GrpcDeps): GrpcService {
     },
   };
   server.addService(inference.service, implementation);
+  const streamRpc = `/${STREAMS_SERVICE}/Classify`;
+  const streamImplementation: UntypedServiceImplementation = {
+    Classify: (call: StreamCall) => {
+      const startedAt = performance.now();
+      handleStreamCall(call, {
+        service,
+        logger,
+        refuse: (refused, err) => {
+          const error = asServiceError(err);
+          metrics.error(error);
+          logFailure(logger, error, { rpc: streamRpc }, 'gRPC call');
+          metrics.observeRequest('grpc', streamRpc, 'POST', error.status, (performance.now() - startedAt) / 1000);
+          refused.emit('error', toGrpcError(error));
+        },
+        done: (status) => metrics.observeRequest('grpc', streamRpc, 'POST', status, (performance.now() - startedAt) / 1000),
+      });
+    },
+  };
+  server.addService(streams.service, streamImplementation);
   health.addToServer(server);
   new ReflectionService(definition).addToServer(server);
 

@@ -59,7 +59,11 @@ export type ClassifyFields = z.output<typeof ClassifyFields>;
 
 /** A refused field: BAD_KNOB when every problem is a knob's value, else BAD_REQUEST (an unknown field, a bad explain). */
 export function fieldsProblem(issues: ReadonlyArray<{ path: readonly PropertyKey[]; code: string; message: string }>): EngineError {
-  const problems = issues.map((i) => i.message);
+  // Each problem names its field (the knobs' own messages already do).
+  const problems = issues.map((i) => {
+    const field = i.path.length > 0 ? String(i.path[0]) : '';
+    return field && !i.message.includes(field) ? `${field}: ${i.message}` : i.message;
+  });
   const knobsOnly = issues.every((i) => i.code !== 'unrecognized_keys' && KNOB_FIELDS.includes(i.path[0] as PropertyKey));
   return new EngineError(knobsOnly ? 'BAD_KNOB' : 'BAD_REQUEST', problems.join('; '), { problems });
 }

@@ -28,11 +28,13 @@ import { inLanes } from './lanes.js';
 import { createLifecycle, type EnginePort, type Lifecycle } from './lifecycle.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createWorkQueue, type WorkQueue } from './queue.js';
+import { createStreams, type Streams } from './streams.js';
 import { createUploadArea, type TempFiles, type UploadArea } from './uploads.js';
 
 export type { EnginePort, Lifecycle } from './lifecycle.js';
 export type { Metrics, Protocol } from './metrics.js';
 export type { TempFiles, UploadArea } from './uploads.js';
+export type { EmitEvent, OpenStream, StreamRequest, Streams } from './streams.js';
 
 export interface ServiceDeps {
   config: ServiceConfig;
@@ -44,6 +46,8 @@ export interface ServiceDeps {
   now?: (() => number) | undefined;
   /** Where uploads are spooled; defaults to a fresh folder in config.uploadDir (tests inject a full disk). */
   uploads?: UploadArea | undefined;
+  /** Wall clock, epoch ms (stream events' times and lag); defaults to performance's. */
+  wallClock?: (() => number) | undefined;
 }
 
 /** One video of a request: on disk already, in memory, or refused while it was received. */
@@ -92,6 +96,8 @@ export interface Service {
   admit(): Admission;
   /** admit → spool → queue → engine → metrics → release, for videos already in hand. */
   classify(videos: readonly VideoInput[], request: ClassifyRequest): Promise<VideoOutcome[]>;
+  /** Live streams: open (admitted before any byte is read), then run; all ended at shutdown. */
+  readonly streams: Streams;
   /** Removes the upload folder (at shutdown). */
   close(): void;
 }
@@ -194,6 +200,8 @@ export function createService(deps: ServiceDeps): Service {
   };
 
   const authorize = createAuthorizationCheck(config.authToken);
+  const wallClock = deps.wallClock ?? (() => performance.timeOrigin + performance.now());
+  const streams = createStreams({ config: config.streams, lifecycle, uploads, metrics, wallClock });
 
   return {
     lifecycle,
@@ -211,6 +219,7 @@ export function createService(deps: ServiceDeps): Service {
         await admission.release();
       }
     },
+    streams,
     close: () => uploads.dispose(),
   };
 }

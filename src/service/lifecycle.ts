@@ -12,7 +12,7 @@ import { EngineError } from '../errors.js';
  * What the service needs of the engine, as a type: tests hand it the real engine, a wrapped one
  * (held at a gate), or the promise of one still warming up.
  */
-export type EnginePort = Pick<Engine, 'manifest' | 'info' | 'classify' | 'validateKnobs' | 'stats'>;
+export type EnginePort = Pick<Engine, 'manifest' | 'info' | 'classify' | 'classifyFrames' | 'openStream' | 'validateKnobs' | 'stats'>;
 
 export type Status = 'starting' | 'ready' | 'unavailable' | 'draining' | 'failed';
 

@@ -18,6 +18,9 @@ const FLOPS = Array.from({ length: 13 }, (_, i) => Number((10 ** (6 + i / 2)).to
 const TOKENS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536];
 const RATIO = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1];
 const BATCH = [1, 2, 4, 8, 16, 32, 64, 128];
+// A window's lag: tens of milliseconds when inference keeps up, a stride (2 s by default) when it does not.
+const LAG = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16];
+const STREAM_SECONDS = [1, 10, 60, 300, 900, 3600, 4 * 3600, 24 * 3600];
 
 export type Stage = 'queue' | 'decode' | 'infer' | 'post';
 export type Protocol = 'http' | 'grpc';
@@ -51,6 +54,13 @@ export interface Metrics {
   /** Reads these at every scrape. */
   watch(sources: ScrapeSources): void;
   modelReady(info: { name: string; version: string; executionProvider: string } | undefined): void;
+  /** Live streams: one admitted; one ended (`how`: its end reason, or client_gone) after `seconds`. */
+  streamOpened(): void;
+  streamEnded(how: string, seconds: number): void;
+  /** One window answered: its FLOPs and its lag (from its last frame's arrival to its event). */
+  observeWindow(flops: number, lagS: number): void;
+  windowsDropped(count: number): void;
+  windowFailed(): void;
 }
 
 /** A registry with the process and Node.js default metrics, as the server uses. */
@@ -193,6 +203,29 @@ export function createMetrics(registry: Registry): Metrics {
     labelNames: ['model', 'version', 'execution_provider'] as const,
     registers,
   });
+  const streamsActive = new Gauge({ name: `${PREFIX}streams_active`, help: 'Live streams open now', registers });
+  const streamsEnded = new Counter({
+    name: `${PREFIX}streams_total`,
+    help: 'Live streams ended, by how: end_of_stream, idle, max_duration, error, shutdown or client_gone',
+    labelNames: ['end'] as const,
+    registers,
+  });
+  const streamDuration = new Histogram({ name: `${PREFIX}stream_duration_seconds`, help: 'Wall-clock life of a live stream', buckets: STREAM_SECONDS, registers });
+  const windows = new Counter({
+    name: `${PREFIX}stream_windows_total`,
+    help: 'Live stream windows, by outcome: classified, dropped (inference behind, drop_oldest) or failed',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  const windowLag = new Histogram({
+    name: `${PREFIX}stream_window_lag_seconds`,
+    help: 'From the arrival of a window\'s last frame to its event',
+    buckets: LAG,
+    registers,
+  });
+  const windowFlops = new Histogram({ name: `${PREFIX}stream_window_flops`, help: 'FLOPs spent on one live stream window', buckets: FLOPS, registers });
+  streamsActive.set(0);
+  for (const outcome of ['classified', 'dropped', 'failed']) windows.inc({ outcome }, 0);
   ready.set(0);
   uploadsInProgress.set(0);
   queueDepth.set(0);
@@ -239,6 +272,25 @@ export function createMetrics(registry: Registry): Metrics {
     },
     watch(given) {
       sources = given;
+    },
+    streamOpened() {
+      streamsActive.inc();
+    },
+    streamEnded(how, seconds) {
+      streamsActive.dec();
+      streamsEnded.inc({ end: how });
+      streamDuration.observe(seconds);
+    },
+    observeWindow(windowFlopCount, lagS) {
+      windows.inc({ outcome: 'classified' });
+      windowFlops.observe(windowFlopCount);
+      windowLag.observe(lagS);
+    },
+    windowsDropped(count) {
+      windows.inc({ outcome: 'dropped' }, count);
+    },
+    windowFailed() {
+      windows.inc({ outcome: 'failed' });
     },
     modelReady(info) {
       ready.set(info ? 1 : 0);

@@ -30,6 +30,10 @@ export interface UploadArea {
 export interface TempFiles {
   /** A fresh path in the upload folder; the extension of `filename` is kept when it is plain. */
   path(filename?: string | undefined): string;
+  /** A new folder, removed with everything in it by removeAll() (a live stream's windows). */
+  folder(): string;
+  /** Removes one file early (a window answered); never throws. */
+  remove(file: string): Promise<void>;
   /**
    * Writes `source` to `file` (from path()), failing with UPLOAD_TOO_LARGE past `maxBytes`,
    * UPLOAD_STORAGE_FULL when the disk is full, ABORTED when the client goes away. Returns the byte count.
@@ -74,6 +78,14 @@ export function createUploadArea(parent: string, options: UploadAreaOptions = {}
           files.push(file);
           return file;
         },
+        folder() {
+          const folder = this.path();
+          mkdirSync(folder, { mode: 0o700 });
+          return folder;
+        },
+        async remove(file) {
+          await rm(file, { force: true }).catch(() => undefined);
+        },
         async spool(source, file, maxBytes) {
           if (ended) throw new EngineError('ABORTED', 'the request has already ended');
           mine.files += 1;
@@ -102,7 +114,7 @@ export function createUploadArea(parent: string, options: UploadAreaOptions = {}
         },
         async removeAll() {
           ended = true;
-          await Promise.all(files.splice(0).map((f) => rm(f, { force: true })));
+          await Promise.all(files.splice(0).map((f) => rm(f, { force: true, recursive: true })));
           total.files -= mine.files;
           total.bytes -= mine.bytes;
           mine.files = 0;

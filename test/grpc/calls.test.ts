@@ -43,6 +43,8 @@ function abortableEngine() {
     info: engine.info,
     validateKnobs: (k) => engine.validateKnobs(k),
     stats: (): EngineStats => ({ ...engine.stats(), accepting }),
+    classifyFrames: (frames, knobs, options) => engine.classifyFrames(frames, knobs, options),
+    openStream: (stream, handlers) => engine.openStream(stream, handlers),
     classify: async (file, knobs, options) => {
       entered += 1;
       await new Promise<void>((resolve, reject) => {

@@ -92,7 +92,7 @@ export interface TestApp {
   tempFiles(): string[];
 }
 
-export const DEFAULT_SERVICE: Omit<ServiceConfig, 'uploadDir'> = { maxUploadBytes: 8 * 1024 * 1024, maxBatchItems: 8, queueSize: 16, concurrency: 2, authToken: undefined };
+export const DEFAULT_SERVICE: Omit<ServiceConfig, 'uploadDir'> = { maxUploadBytes: 8 * 1024 * 1024, maxBatchItems: 8, queueSize: 16, concurrency: 2, authToken: undefined, streams: { max: 4, idleTimeoutMs: 5000, maxDurationS: 600 } };
 export const DEFAULT_HTTP: HttpConfig = { requestTimeoutMs: 300_000, retryAfterS: 2 };
 
 export interface AppOverrides {
@@ -184,6 +184,8 @@ export function heldEngine(engine: Engine, before: (file: string) => Promise<voi
     info: engine.info,
     validateKnobs: (k) => engine.validateKnobs(k),
     stats: () => engine.stats(),
+    classifyFrames: (frames, knobs, options) => engine.classifyFrames(frames, knobs, options),
+    openStream: (stream, handlers) => engine.openStream(stream, handlers),
     classify: async (file, knobs, options) => {
       await before(file);
       return engine.classify(file, knobs, options);

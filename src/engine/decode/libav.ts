@@ -9,7 +9,7 @@
  * command line builds (autorotate filters, scale with the manifest's flags, rgb24, crop), so the
  * pixels are those the Python sampler gets.
  */
-import { Codec, CodecContext, Dictionary, FFmpegError, FormatContext, Frame, Log, Packet, avGetCodecName, getFFmpegInfo, type Stream } from 'node-av/lib';
+import { Codec, CodecContext, Dictionary, FFmpegError, FormatContext, Frame, InputFormat, Log, Packet, avGetCodecName, getFFmpegInfo, type Stream } from 'node-av/lib';
 import { FilterAPI, HardwareContext } from 'node-av/api';
 import {
   AVDISCARD_ALL,
@@ -387,6 +387,182 @@ function openDecoder(fmt: FormatContext, stream: Stream, options: DecoderOptions
       packet.free();
       frame.free();
       download.free();
+      ctx.freeContext();
+    },
+  };
+}
+
+
+/**
+ * A live input (pushed bytes on the worker's stdin): read as it comes, never seeked. The container is
+ * named by the client or probed from the first bytes; the probe looks at one second at most, so the
+ * first window is not held back by the five seconds libav would wait for stream facts.
+ */
+export interface LiveInput {
+  facts: ContainerFacts;
+  timeBase: { num: number; den: number };
+  /** The next packet of `streamIndex`; undefined at the end of the input (or a read error: `endCode`). */
+  read(): LivePacket | undefined;
+  /** Whether read() ended on a clean end of input (false: a read error, which ends it too). */
+  readonly endedCleanly: boolean;
+  decoder(options: { threads: number; filters: string; size: number }): LiveDecoder;
+  close(): void;
+}
+
+/** A packet taken out of the demuxer, held until its frame's fate is known. */
+export interface LivePacket {
+  pts: bigint | undefined;
+  dts: bigint | undefined;
+  free(): void;
+}
+
+export interface LiveDecoder {
+  /** Whether non-reference frames can be skipped without changing any other frame (SKIP_NONREF_CODECS). */
+  readonly skipsNonRef: boolean;
+  /** Decodes `packet` (a non-reference frame in it is skipped when `wanted` is false) and frees it. */
+  send(packet: LivePacket, wanted: boolean): void;
+  /** End of input: the frames still inside the decoder come out on the next receive(). */
+  flush(): void;
+  /**
+   * Every frame the decoder has ready, in presentation order: `convert(pts)` says whether to run it
+   * through the filter chain into `size`×`size` rgb24 (`into` is then called with the pixels).
+   */
+  receive(convert: (pts: bigint) => boolean, into: (pts: bigint, rgb: Uint8Array) => void): void;
+  /** Frames decoded, packets the decoder refused. */
+  readonly stats: { decoded: number; errors: number };
+  close(): void;
+}
+
+export function openLiveInput(url: string, name: string, format: string | undefined): LiveInput {
+  const fmt = new FormatContext();
+  const inputFormat = format ? InputFormat.findInputFormat(format) : null;
+  const options = Dictionary.fromObject({ probesize: '1000000', analyzeduration: '1000000', protocol_whitelist: 'pipe' });
+  const opened = fmt.openInputSync(url, inputFormat, options);
+  if (opened < 0) throw libavError('VIDEO_UNDECODABLE', `cannot open ${name}`, opened, name);
+  let streamIndex = -1;
+  try {
+    const info = fmt.findStreamInfoSync(null);
+    if (info < 0) throw libavError('VIDEO_UNDECODABLE', `cannot read the streams of ${name}`, info, name);
+    const facts: ContainerFacts = { format: fmt.iformat?.name ?? 'unknown', durationS: undefined, streams: fmt.streams.map(streamFacts) };
+    const video = facts.streams.find((s) => s.type === 'video' && !s.attachedPic);
+    streamIndex = video?.index ?? -1;
+    for (const s of fmt.streams) if (s.index !== streamIndex) s.discard = AVDISCARD_ALL;
+    const stream = fmt.streams[streamIndex];
+    const tb = stream?.timeBase ?? { num: 1, den: 1 };
+    let endCode = 0;
+    return {
+      facts,
+      timeBase: { num: tb.num, den: tb.den },
+      get endedCleanly() {
+        return endCode === AVERROR_EOF;
+      },
+      read() {
+        const packet = new Packet();
+        packet.alloc();
+        for (;;) {
+          const ret = fmt.readFrameSync(packet);
+          if (ret < 0) {
+            endCode = ret;
+            packet.free();
+            return undefined;
+          }
+          if (packet.streamIndex === streamIndex) {
+            const pts = packet.pts !== NOPTS ? packet.pts : undefined;
+            const dts = packet.dts !== NOPTS ? packet.dts : undefined;
+            return { pts, dts, free: () => packet.free(), native: packet } as LivePacket;
+          }
+          packet.unref();
+        }
+      },
+      decoder: (decoderOptions) => openLiveDecoder(stream as Stream, decoderOptions, name),
+      close: () => fmt.closeInputSync(),
+    };
+  } catch (err) {
+    fmt.closeInputSync();
+    throw err;
+  }
+}
+
+function openLiveDecoder(stream: Stream, options: { threads: number; filters: string; size: number }, name: string): LiveDecoder {
+  const codec = Codec.findDecoder(stream.codecpar.codecId);
+  if (!codec) throw new EngineError('VIDEO_UNDECODABLE', `${name}: no decoder for ${avGetCodecName(stream.codecpar.codecId) ?? 'this codec'}`, { video: name });
+  const ctx = new CodecContext();
+  ctx.allocContext3(codec);
+  ctx.parametersToContext(stream.codecpar);
+  ctx.pktTimebase = stream.timeBase;
+  ctx.threadCount = options.threads;
+  const ret = ctx.open2Sync(codec, null);
+  if (ret < 0) {
+    ctx.freeContext();
+    throw libavError('VIDEO_UNDECODABLE', `cannot open the ${codec.name ?? ''} decoder for ${name}`, ret, name);
+  }
+  const skipsNonRef = SKIP_NONREF_CODECS.has(codec.name ?? '');
+  const frame = new Frame();
+  frame.alloc();
+  const { size } = options;
+  const rgb = new Uint8Array(size * size * 3);
+  const stats = { decoded: 0, errors: 0 };
+  let filter: FilterAPI | undefined;
+  let skipping = false;
+  let geometry: string | undefined;
+  return {
+    skipsNonRef,
+    stats,
+    send(live, wanted) {
+      const packet = (live as LivePacket & { native: Packet }).native;
+      const skip = skipsNonRef && !wanted;
+      if (skip !== skipping && ctx.setOption('skip_frame', skip ? AVDISCARD_NONREF : AVDISCARD_DEFAULT, AV_OPT_TYPE_INT) >= 0) skipping = skip;
+      if (ctx.sendPacketSync(packet) < 0) stats.errors++;
+      live.free();
+    },
+    flush() {
+      ctx.sendPacketSync(null);
+    },
+    receive(convert, into) {
+      for (;;) {
+        const got = ctx.receiveFrameSync(frame);
+        if (got < 0) {
+          if (got !== AVERROR_EAGAIN && got !== AVERROR_EOF) {
+            stats.errors++;
+            continue;
+          }
+          return;
+        }
+        stats.decoded++;
+        const pts = frame.pts !== NOPTS ? frame.pts : frame.bestEffortTimestamp;
+        // The filter chain was built for the first frame's size: a stream that changes it mid-way
+        // is refused rather than silently rescaled differently from a file.
+        const shape = `${frame.width}x${frame.height}`;
+        geometry ??= shape;
+        if (shape !== geometry) {
+          frame.unref();
+          throw new EngineError('STREAM_CHANGED', `${name} changed its frame size from ${geometry} to ${shape}`, { video: name, from: geometry, to: shape });
+        }
+        if (pts === NOPTS || !convert(pts)) {
+          frame.unref();
+          continue;
+        }
+        frame.timeBase = stream.timeBase;
+        filter ??= FilterAPI.create(options.filters, {});
+        filter.processSync(frame);
+        const out = filter.receiveSync();
+        frame.unref();
+        if (!(out instanceof Frame)) throw new EngineError('DECODE_FAILED', `the filter chain gave no frame for ${name}`, { video: name });
+        try {
+          const data = out.data?.[0];
+          const stride = out.linesize[0] ?? 0;
+          if (!data || out.width !== size || out.height !== size) throw new EngineError('DECODE_FAILED', `the filter chain gave a ${out.width}x${out.height} frame, not ${size}x${size}`, { video: name });
+          const row = size * 3;
+          for (let y = 0; y < size; y++) rgb.set(data.subarray(y * stride, y * stride + row), y * row);
+          into(pts, rgb);
+        } finally {
+          out.free();
+        }
+      }
+    },
+    close() {
+      frame.free();
+      filter?.close();
       ctx.freeContext();
     },
   };

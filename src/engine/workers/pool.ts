@@ -1,6 +1,6 @@
 /**
  * A pool of long-lived worker processes of one kind (inference, decode), each running one job at
- * a time: the only place that forks, talks the worker protocol (protocol.ts), keeps the job table
+ * a time: forks them (fork.ts), talks the worker protocol (protocol.ts), keeps the job table
  * and kills. Processes rather than threads because a native call that hangs or crashes (a decoder,
  * ONNX Runtime) can only be stopped by killing its process, and that must fail one job, not the
  * service (docs/decisions.md, "Worker supervision").
@@ -18,10 +18,10 @@
  *   pool whose every slot went `maxDownMs` without a ready worker; `onFatal` hears of it if the
  *   pool had been ready, so that the service exits and is replaced.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import { EngineError } from '../../errors.js';
 import type { EngineConfig } from '../config.js';
+import { forkWorker, type ChildProcess } from './fork.js';
 import { deserializeError, type FromWorker, type ToWorker } from './protocol.js';
 import { createSupervisor, type Supervisor, type WorkerState } from './supervisor.js';
 
@@ -225,7 +225,7 @@ export function createWorkerPool<Init, Info, Job, Output>(options: WorkerPoolOpt
 
   const start = (slot: Slot<Job, Output>): void => {
     if (closed || fatal) return;
-    const proc = fork(options.entry.file, [], { execArgv: options.entry.execArgv, serialization: 'advanced', stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const proc = forkWorker(options.entry, { stdin: false });
     const w: Worker<Job, Output> = { proc, ready: false, running: undefined, jobTimer: undefined, killedFor: undefined, stderr: '' };
     slot.worker = w;
     const keep = (chunk: Buffer): void => {

@@ -1,0 +1,233 @@
+/**
+ * One live stream, inside its stream worker: read packets as the bytes come → settle each frame's
+ * presentation time (windows.ts decides which slots it fills) → decode, leaving out the
+ * non-reference frames that no slot takes → keep the taken frames, scaled and cropped exactly as a
+ * file's are → emit each window whose frames are all out, as a file of its distinct frames.
+ *
+ * A frame's time is settled once a packet with a later decode time has been read: every packet
+ * still to come has pts ≥ dts, so no earlier frame can appear. Packets wait (in decode order) until
+ * their frame's fate is known, which for B-frames is a packet or two.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { EngineError } from '../../errors.js';
+import { checkLimits, describe, type VideoInfo } from '../decode/describe.js';
+import type { LiveInput, LivePacket } from '../decode/libav.js';
+import { cropGeometry, filterChain } from '../preprocess.js';
+import { createWindowSampler, type SampledWindow } from './windows.js';
+
+export interface LiveSettings {
+  /** What errors call the stream. */
+  name: string;
+  windowMs: number;
+  strideMs: number;
+  frames: number;
+  size: number;
+  resizeShortSide: number;
+  scaleFlags: string;
+  maxPixels: number;
+  /** Decoder threads: one per stream, since streams run side by side. */
+  threads: number;
+  /** Where each window's frames file goes (the stream's temp folder). */
+  dir: string;
+}
+
+/** A window ready for the model: its distinct frames in `file`, (U, S, S, 3) rgb24. */
+export interface LiveWindow {
+  seq: number;
+  startS: number;
+  endS: number;
+  partial: boolean;
+  frameCount: number;
+  file: string;
+  slotToFrame: number[];
+  /** Stream seconds of the frame each slot took. */
+  slotTimesS: number[];
+  /** Slots that repeat a neighbour because their frame did not decode. */
+  padded: number;
+  /** Wall clock (epoch ms) when the window's last frame was read. */
+  lastFrameAt: number;
+}
+
+export type LiveInfo = Omit<VideoInfo, 'rotateFilters' | 'durationS' | 'frameCount'>;
+
+export interface LiveSummary {
+  packets: number;
+  decodedFrames: number;
+  /** Packets whose frames no window took (non-reference ones were not decoded). */
+  untakenFrames: number;
+  decodeErrors: number;
+  windows: number;
+  /** The input ended cleanly (false: a read error, which a live source reports as its end). */
+  clean: boolean;
+}
+
+export interface LiveOutput {
+  started(info: LiveInfo): void;
+  window(window: LiveWindow): Promise<void>;
+}
+
+/** Wall clock in epoch ms, shared by every process on the machine (lag is measured across them). */
+export type WallClock = () => number;
+
+export async function decodeLive(input: LiveInput, settings: LiveSettings, out: LiveOutput, wallClock: WallClock): Promise<LiveSummary> {
+  const { name } = settings;
+  const { rotateFilters, durationS: _d, frameCount: _f, ...info } = describe(input.facts, name);
+  checkLimits({ width: info.width, height: info.height, durationS: undefined }, { maxPixels: settings.maxPixels, maxDurationS: Number.POSITIVE_INFINITY }, name);
+  out.started(info);
+  const geometry = cropGeometry(info.width, info.height, settings.resizeShortSide, settings.size);
+  const filters = [...rotateFilters, filterChain(geometry, settings.scaleFlags)].join(',');
+  const tb = input.timeBase;
+  const sampler = createWindowSampler({ windowMs: settings.windowMs, strideMs: settings.strideMs, frames: settings.frames, timeBase: tb });
+  const decoder = input.decoder({ threads: settings.threads, filters, size: settings.size });
+  const seconds = (pts: bigint, origin: bigint): number => (Number(pts - origin) * tb.num) / tb.den;
+
+  const held: LivePacket[] = []; // read, waiting for their frame's fate, in decode order
+  const unsettled: bigint[] = []; // presentation times read but not yet settled, ascending
+  const arrivedAt = new Map<bigint, number>();
+  const fate = new Map<bigint, boolean>(); // decided frames whose packet is not yet decoded
+  const kept = new Map<bigint, Uint8Array>(); // taken frames, decoded
+  const waiting: Array<SampledWindow & { lastFrameAt: number }> = []; // complete, frames not all out
+  let origin: bigint | undefined;
+  let latestDts: bigint | undefined;
+  let lastOut: bigint | undefined; // the latest frame the decoder gave
+  let lastSettled: bigint | undefined;
+  const summary: LiveSummary = { packets: 0, decodedFrames: 0, untakenFrames: 0, decodeErrors: 0, windows: 0, clean: true };
+
+  const settleUpTo = (limit: bigint | undefined): void => {
+    while (unsettled.length > 0 && (limit === undefined || (unsettled[0] as bigint) < limit)) {
+      const pts = unsettled.shift() as bigint;
+      origin ??= pts;
+      const settled = sampler.settle(pts);
+      if (settled === false) {
+        fate.set(pts, false); // not after the last frame: a broken timestamp no window can use
+        continue;
+      }
+      const lastFrameAt = lastSettled !== undefined ? (arrivedAt.get(lastSettled) ?? wallClock()) : wallClock();
+      if (lastSettled !== undefined) arrivedAt.delete(lastSettled);
+      lastSettled = pts;
+      if (settled.decided) fate.set(settled.decided.pts, settled.decided.taken);
+      for (const w of settled.completed) waiting.push({ ...w, lastFrameAt });
+    }
+  };
+
+  const finishSampler = (): void => {
+    const settled = sampler.finish();
+    if (settled.decided) fate.set(settled.decided.pts, settled.decided.taken);
+    const lastFrameAt = lastSettled !== undefined ? (arrivedAt.get(lastSettled) ?? wallClock()) : wallClock();
+    for (const w of settled.completed) waiting.push({ ...w, lastFrameAt });
+  };
+
+  const keep = (pts: bigint, rgb: Uint8Array): void => {
+    kept.set(pts, rgb.slice());
+    if (lastOut === undefined || pts > lastOut) lastOut = pts;
+  };
+  const taken = (pts: bigint): boolean => {
+    if (lastOut === undefined || pts > lastOut) lastOut = pts;
+    const yes = fate.get(pts) === true;
+    fate.delete(pts);
+    return yes;
+  };
+
+  /** Sends the held packets whose fate is known, in order: the first undecided one stops the rest. */
+  const release = (all: boolean): void => {
+    while (held.length > 0) {
+      const packet = held[0] as LivePacket;
+      const known = packet.pts === undefined || fate.has(packet.pts);
+      if (!known && !all) break;
+      held.shift();
+      const wanted = packet.pts === undefined || fate.get(packet.pts) !== false;
+      if (!wanted) summary.untakenFrames++;
+      decoder.send(packet, wanted);
+      decoder.receive(taken, keep);
+    }
+  };
+
+  /** Emits every waiting window whose frames the decoder is past (`ended`: all that will come). */
+  const emitReady = async (ended: boolean): Promise<void> => {
+    while (waiting.length > 0) {
+      const w = waiting[0] as SampledWindow & { lastFrameAt: number };
+      const last = w.slots[w.slots.length - 1] as bigint;
+      if (!ended && (lastOut === undefined || lastOut < last)) return;
+      waiting.shift();
+      const window = writeWindow(w);
+      // Frames before the next window's start are no longer anyone's.
+      const nextStart = w.startS + settings.strideMs / 1000;
+      for (const pts of kept.keys()) if (seconds(pts, origin as bigint) < nextStart - 1e-9) kept.delete(pts);
+      if (window) {
+        summary.windows++;
+        await out.window(window);
+      }
+    }
+  };
+
+  const writeWindow = (w: SampledWindow & { lastFrameAt: number }): LiveWindow | undefined => {
+    const distinct = [...new Set(w.slots)];
+    const got = distinct.map((pts) => kept.has(pts));
+    if (!got.includes(true)) return undefined; // none of its frames decoded
+    const fill = got.map((_, k) => nearest(got, k));
+    const frames = [...new Set(fill)];
+    const bytes = settings.size * settings.size * 3;
+    const rgb = new Uint8Array(frames.length * bytes);
+    frames.forEach((k, i) => rgb.set(kept.get(distinct[k] as bigint) as Uint8Array, i * bytes));
+    const file = path.join(settings.dir, `window-${w.seq}.rgb`);
+    writeFileSync(file, rgb, { mode: 0o600 });
+    const slotToFrame = w.slots.map((pts) => frames.indexOf(fill[distinct.indexOf(pts)] as number));
+    return {
+      seq: w.seq,
+      startS: w.startS,
+      endS: w.endS,
+      partial: w.partial,
+      frameCount: w.frameCount,
+      file,
+      slotToFrame,
+      slotTimesS: w.slots.map((pts) => seconds(pts, origin as bigint)),
+      padded: w.slots.filter((pts) => !kept.has(pts)).length,
+      lastFrameAt: w.lastFrameAt,
+    };
+  };
+
+  try {
+    for (;;) {
+      const packet = input.read();
+      if (!packet) break;
+      summary.packets++;
+      const now = wallClock();
+      held.push(packet);
+      if (packet.pts !== undefined) {
+        insertSorted(unsettled, packet.pts);
+        arrivedAt.set(packet.pts, now);
+      }
+      const dts = packet.dts ?? packet.pts;
+      if (dts !== undefined && (latestDts === undefined || dts > latestDts)) latestDts = dts;
+      settleUpTo(latestDts);
+      release(false);
+      if (waiting.length > 0) await emitReady(false);
+    }
+    summary.clean = input.endedCleanly;
+    settleUpTo(undefined);
+    finishSampler();
+    release(true);
+    decoder.flush();
+    decoder.receive(taken, keep);
+    await emitReady(true);
+  } finally {
+    for (const packet of held) packet.free();
+    summary.decodedFrames = decoder.stats.decoded;
+    summary.decodeErrors = decoder.stats.errors;
+    decoder.close();
+  }
+  if (summary.packets === 0) throw new EngineError('VIDEO_UNDECODABLE', `${name}: the video stream has no packets`, { video: name });
+  return summary;
+}
+
+function insertSorted(list: bigint[], value: bigint): void {
+  let i = list.length;
+  while (i > 0 && (list[i - 1] as bigint) > value) i--;
+  list.splice(i, 0, value);
+}
+
+function nearest(got: readonly boolean[], k: number): number {
+  for (let i = k; i >= 0; i--) if (got[i]) return i;
+  return got.indexOf(true);
+}

@@ -1,0 +1,78 @@
+/**
+ * The main process's side of one live stream's worker (worker.ts): forks it, hands it the settings,
+ * exposes its stdin for the stream's bytes and turns its messages into calls. The worker ends when
+ * its stdin does (after the last windows) or is killed: a stream is never left running.
+ */
+import type { Writable } from 'node:stream';
+import type { Logger } from 'pino';
+import { EngineError } from '../../errors.js';
+import { workerEntry } from '../workers/entry.js';
+import { forkWorker } from '../workers/fork.js';
+import type { WorkerEntry } from '../workers/pool.js';
+import { deserializeError } from '../workers/protocol.js';
+import type { LiveInfo, LiveSummary, LiveWindow } from './decode-stream.js';
+import type { FromLiveWorker, LiveInit } from './worker.js';
+
+export interface LiveHandlers {
+  started(info: LiveInfo): void;
+  window(window: LiveWindow): void;
+}
+
+export interface LiveProcess {
+  /** The stream's bytes go here; end() it when the client's stream ends. Writes after an end are dropped. */
+  readonly input: Writable;
+  /** The summary once the worker has sent every window; rejects with an EngineError when the stream failed. */
+  readonly done: Promise<LiveSummary>;
+  /** Stops the stream now (client gone, a limit, shutdown): the worker is killed and `done` rejects with `reason`. */
+  stop(reason: EngineError): void;
+  readonly pid: number | undefined;
+}
+
+/** Kept of a dying worker's output for the log. */
+const STDERR_KEEP = 4096;
+
+export function startLiveProcess(init: LiveInit, handlers: LiveHandlers, options: { logger: Logger; entry?: WorkerEntry | undefined }): LiveProcess {
+  const proc = forkWorker(options.entry ?? workerEntry(import.meta.url, 'worker'), { stdin: true });
+  const input = proc.stdin as Writable;
+  // The worker gone (killed, crashed, done early): the stream's bytes have nowhere to go, which
+  // `done` reports; a write error must not take the service down.
+  input.on('error', () => undefined);
+  let stderr = '';
+  const keep = (chunk: Buffer): void => {
+    stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_KEEP);
+  };
+  proc.stdout?.on('data', keep);
+  proc.stderr?.on('data', keep);
+
+  let stoppedFor: EngineError | undefined;
+  let outcome: { summary: LiveSummary } | { error: EngineError } | undefined;
+  const done = new Promise<LiveSummary>((resolve, reject) => {
+    proc.on('message', (message: FromLiveWorker) => {
+      if (stoppedFor) return;
+      if (message.type === 'started') handlers.started(message.info);
+      else if (message.type === 'window') handlers.window(message.window);
+      else if (message.type === 'ended') outcome = { summary: message.summary };
+      else outcome = { error: deserializeError(message.error) };
+    });
+    proc.on('exit', (code, signal) => {
+      if (stoppedFor) return reject(stoppedFor);
+      if (outcome && 'summary' in outcome) return resolve(outcome.summary);
+      if (outcome) return reject(outcome.error);
+      options.logger.error({ code, signal, stderr, pid: proc.pid }, 'a live stream worker died');
+      reject(new EngineError('DECODER_CRASHED', `the decoder process died on ${init.name} (exit code ${code}, signal ${signal}); the stream is ended`, { video: init.name }));
+    });
+  });
+  done.catch(() => undefined); // the caller reads it; never an unhandled rejection
+  proc.send({ type: 'init', init });
+  return {
+    input,
+    done,
+    pid: proc.pid,
+    stop(reason) {
+      if (stoppedFor || proc.exitCode !== null || proc.signalCode !== null) return;
+      stoppedFor = reason;
+      input.destroy();
+      proc.kill('SIGKILL');
+    },
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * What a live stream is asked for and what it answers, written once in zod: the settings every
+ * transport reads (the /v1/streams querystring, the gRPC config message) and the events every
+ * transport sends (NDJSON lines, server-sent events, gRPC messages carry the same objects).
+ */
+import { z } from 'zod';
+import { Prediction, TokenReport } from '../engine/result.js';
+
+export const STREAM_POLICIES = ['drop_oldest', 'block'] as const;
+export const EMIT_MODES = ['windows', 'changes'] as const;
+/** Containers a client may name (else probed); the value is libav's demuxer. */
+export const STREAM_FORMATS = { mpegts: 'mpegts', mp4: 'mov', matroska: 'matroska', webm: 'matroska' } as const;
+
+const seconds = () => z.coerce.number().finite();
+
+/**
+ * A stream's settings. `stride_s` defaults to half the window; the window stays within the clip
+ * lengths the models are trained on (a few seconds), and a stride above the window leaves gaps.
+ */
+export const StreamSettingsFields = {
+    window_s: seconds().min(0.5).max(30).default(4).describe('seconds of stream per window (8 frames sampled from it, as from a file of those seconds)'),
+    stride_s: seconds().min(0.1).max(60).optional().describe('seconds between window starts; default window_s / 2'),
+    policy: z
+      .enum(STREAM_POLICIES)
+      .default('drop_oldest')
+      .describe('when inference falls behind: `drop_oldest` drops the oldest waiting window (lag stays under one stride); `block` stops reading the upload (back-pressure to the sender)'),
+    emit: z.enum(EMIT_MODES).default('windows').describe('`windows`: an event per window; `changes`: only when the top label changes'),
+    average: z.coerce.number().int().min(1).max(32).default(1).describe('average the probabilities over the last N windows (1: none)'),
+    format: z
+      .enum(Object.keys(STREAM_FORMATS) as [keyof typeof STREAM_FORMATS, ...Array<keyof typeof STREAM_FORMATS>])
+      .optional()
+      .describe('the container sent (`mpegts`, `mp4` fragmented, `matroska`, `webm`); probed when absent'),
+};
+
+/** The settings with their defaults filled in: the stride is half the window unless given. */
+export function withStride<T extends { window_s: number; stride_s?: number | undefined }>(s: T): T & { stride_s: number } {
+  return { ...s, stride_s: s.stride_s ?? s.window_s / 2 };
+}
+
+export const StreamSettings = z.strictObject(StreamSettingsFields).transform(withStride);
+export type StreamSettings = z.output<typeof StreamSettings>;
+
+const wall = () => z.iso.datetime().describe('wall clock, UTC');
+
+export const StreamStarted = z.strictObject({
+  event: z.literal('started'),
+  stream: z.string().describe('this stream\'s id (for logs; never a metric label)'),
+  window_s: z.number(),
+  stride_s: z.number(),
+  policy: z.enum(STREAM_POLICIES),
+  video: z.strictObject({ format: z.string(), codec: z.string(), width: z.number().int(), height: z.number().int(), fps: z.number().nullable() }),
+  at: wall(),
+});
+
+export const StreamWindow = z.strictObject({
+  event: z.literal('window'),
+  seq: z.number().int().nonnegative().describe('window number: it covers [seq × stride_s, seq × stride_s + window_s) of stream time'),
+  start_s: z.number().describe('stream time from the first frame'),
+  end_s: z.number(),
+  partial: z.boolean().describe('cut short by the end of a stream shorter than one window'),
+  frames: z.strictObject({
+    count: z.number().int().describe('frames of the stream inside the window'),
+    sampled_s: z.array(z.number()).describe('stream time of each sampled frame'),
+    padded: z.number().int().describe('slots that repeat a neighbour because their frame did not decode'),
+  }),
+  last_frame_at: wall().describe('when the window\'s last frame arrived'),
+  emitted_at: wall(),
+  lag_s: z.number().describe('emitted_at − last_frame_at'),
+  top: z.array(Prediction),
+  averaged: z.strictObject({ windows: z.number().int(), top: z.array(Prediction) }).optional().describe('with average > 1: over the last `windows` windows'),
+  tokens: TokenReport,
+  gflops: z.number().nonnegative(),
+  dense_gflops: z.number().positive(),
+  timings_s: z.strictObject({ queue: z.number(), infer: z.number(), post: z.number() }),
+});
+export type StreamWindow = z.infer<typeof StreamWindow>;
+
+export const StreamDropped = z.strictObject({
+  event: z.literal('dropped'),
+  seq: z.array(z.number().int()).describe('the windows dropped'),
+  reason: z.enum(['behind', 'undecodable']).describe('`behind`: inference was behind and the policy is drop_oldest; `undecodable`: none of its frames decoded'),
+  total: z.number().int().describe('windows dropped so far in this stream'),
+});
+
+export const StreamError = z.strictObject({
+  event: z.literal('error'),
+  code: z.string(),
+  status: z.number().int(),
+  message: z.string(),
+});
+
+export const END_REASONS = ['end_of_stream', 'idle', 'max_duration', 'error', 'shutdown'] as const;
+
+export const StreamEnded = z.strictObject({
+  event: z.literal('ended'),
+  reason: z.enum(END_REASONS),
+  summary: z.strictObject({
+    windows: z.number().int().describe('windows classified'),
+    dropped: z.number().int(),
+    stream_s: z.number().describe('stream time covered by the windows classified'),
+    wall_s: z.number(),
+    gflops: z.number().describe('total over the windows classified'),
+    gflops_per_stream_s: z.number().nullable(),
+    decoded_frames: z.number().int().nullable(),
+    timeline: z.array(z.strictObject({ from_s: z.number(), label: z.string() })).describe('the top label from each change on'),
+  }),
+});
+
+export const StreamEvent = z.discriminatedUnion('event', [StreamStarted, StreamWindow, StreamDropped, StreamError, StreamEnded]);
+export type StreamEvent = z.infer<typeof StreamEvent>;

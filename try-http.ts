@@ -1,0 +1,12 @@
+import { buildApp } from '/work/main/src/app.ts';
+import { createEngine } from '/work/main/src/engine/index.ts';
+import { createService } from '/work/main/src/service/index.ts';
+import { createRegistry } from '/work/main/src/service/metrics.ts';
+import { pino } from 'pino';
+const logger = pino({ level: 'warn' });
+const engine = await createEngine({ modelDir: '/work/main/models/fixtures/tiny', config: { executionProviders: ['cpu'], intraOpNumThreads: 1 } });
+const service = createService({ config: { maxUploadBytes: 1e8, maxBatchItems: 4, queueSize: 4, concurrency: 1, uploadDir: '/tmp/proto/up', authToken: undefined, streams: { max: 4, idleTimeoutMs: 3000, maxDurationS: 600 } }, engine, logger, registry: createRegistry() });
+const app = buildApp({ service, config: { requestTimeoutMs: 300000, retryAfterS: 2 }, logger });
+await app.listen({ port: 18099, host: '127.0.0.1' });
+console.log('listening');
+process.on('SIGINT', async () => { await app.close(); await engine.close(); process.exit(0); });
