@@ -57,7 +57,9 @@ export function handleStreamCall(call: StreamCall, deps: StreamCallDeps): void {
     try {
       service.authorize(call.metadata.get('authorization')[0]);
       if (first.kind !== 'config') throw new EngineError('BAD_REQUEST', 'the first message of a stream must be its config');
-      const { top_k, keep_ratio, halt_threshold, merge_mode, merge_ratio, ...rest } = first.config;
+      // proto-loader names each proto3 `optional` field's synthetic oneof (`_window_s`); unset fields are absent or null.
+      const given = Object.fromEntries(Object.entries(first.config).filter(([key, value]) => !key.startsWith('_') && value !== undefined && value !== null)) as WireConfig;
+      const { top_k, keep_ratio, halt_threshold, merge_mode, merge_ratio, ...rest } = given;
       const parsed = Settings.safeParse(rest);
       if (!parsed.success) throw new EngineError('BAD_REQUEST', `bad stream config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       const knobs = service.engine().validateKnobs({ top_k, keep_ratio, halt_threshold, merge_mode, merge_ratio });

@@ -8,6 +8,7 @@ import { stringify } from 'yaml';
 import { z } from 'zod';
 import { ERRORS, type ErrorCode } from '../errors.js';
 import { MERGE_MODES } from '../engine/merging.js';
+import { EMIT_MODES, STREAM_FORMATS, STREAM_POLICIES, StreamSettingsFields } from '../service/stream-events.js';
 import { apiSchemas, ExplainField, KnobFields } from './schemas.js';
 // Registers the OIP schemas in apiSchemas whatever the import order.
 import './oip-schemas.js';
@@ -130,6 +131,40 @@ export function buildOpenApiDocument(): Json {
     },
   };
 
+  const streamShape = StreamSettingsFields;
+  const streamQuery: Json[] = [
+    { name: 'window_s', schema: { type: 'number', minimum: 0.5, maximum: 30, default: 4 } },
+    { name: 'stride_s', schema: { type: 'number', minimum: 0.1, maximum: 60 } },
+    { name: 'policy', schema: { type: 'string', enum: [...STREAM_POLICIES], default: 'drop_oldest' } },
+    { name: 'emit', schema: { type: 'string', enum: [...EMIT_MODES], default: 'windows' } },
+    { name: 'average', schema: { type: 'integer', minimum: 1, maximum: 32, default: 1 } },
+    { name: 'format', schema: { type: 'string', enum: Object.keys(STREAM_FORMATS) } },
+  ].map((p) => ({ ...p, in: 'query', required: false, description: streamShape[p.name as keyof typeof streamShape].description ?? p.name }));
+  const liveBody = { required: true, content: { 'video/*': { schema: binary }, 'application/octet-stream': { schema: binary } } };
+  const streamOperation = (operationId: string): Json => ({
+    operationId,
+    summary: 'Classify a live stream as it is sent, window by window',
+    description:
+      'The body is a live stream (MPEG-TS, fragmented MP4, WebM/Matroska), sent chunked as it is produced; `curl -T -` sends it with PUT, so PUT is the same route. ' +
+      'The answer (200) starts at once and is written while the upload goes on: one `StreamEvent` per line (application/x-ndjson), or as server-sent events (`event: <name>`, `data: <json>`) when the client accepts text/event-stream. ' +
+      'Events: `started`; a `window` per window (seq, stream and wall times, lag_s, top labels, tokens per layer, GFLOPs); `dropped` when inference was behind and the policy is drop_oldest; `error`; and a last `ended` with a summary. ' +
+      'Refused before any byte is decoded, as a normal error answer: bad settings or knobs (400), a non-video type (415), more than MAX_STREAMS streams (429 STREAMS_FULL), not ready or draining (503). ' +
+      'A live upload is not cut by REQUEST_TIMEOUT_MS: it ends at STREAM_IDLE_TIMEOUT_MS without a byte (an `error` event STREAM_IDLE) or at STREAM_MAX_DURATION_S. ' +
+      'The same stream over gRPC: haltingvt.v1.Streams/Classify (proto/streams.proto) on GRPC_PORT.',
+    tags: ['inference'],
+    security: secured,
+    parameters: [...streamQuery, ...knobQuery.filter((q) => q.name !== 'explain')],
+    requestBody: liveBody,
+    responses: {
+      '200': {
+        description: 'the stream\'s events, as they come',
+        content: { 'application/x-ndjson': { schema: ref('StreamEvent') }, 'text/event-stream': { schema: { type: 'string', description: 'each event as `event: <event>` and `data: <StreamEvent JSON>`' } } },
+      },
+      ...errorResponses([400, 401, 415, 429, 503]),
+    },
+  });
+  const streams = { post: streamOperation('classifyStream'), put: streamOperation('classifyStreamPut') };
+
   const get = (operationId: string, summary: string, schema: string, errors: number[], extra: Json = {}): Json => ({
     get: { operationId, summary, tags: extra.tags ?? ['service'], ...extra, responses: { '200': { description: summary, content: json(ref(schema)) }, ...errorResponses(errors) } },
   });
@@ -171,6 +206,7 @@ export function buildOpenApiDocument(): Json {
     paths: {
       '/v1/classify': classify,
       '/v1/classify:batch': batch,
+      '/v1/streams': streams,
       '/v1/models': get('listModels', 'The served models', 'ModelList', [503], { tags: ['models'] }),
       '/v1/models/{name}': get('getModel', 'One model: labels, input spec, knob ranges and defaults, dense GFLOPs', 'ModelInfo', [404, 503], {
         tags: ['models'],

@@ -5,6 +5,7 @@
  * `apiSchemas` under its component name.
  */
 import { z } from 'zod';
+import { StreamEvent } from '../service/stream-events.js';
 import { NUMBER_TEXT } from '../engine/knobs.js';
 import { MERGE_MODES } from '../engine/merging.js';
 import { Explanation as EngineExplanation, KnobsUsed, VideoAnswer } from '../engine/result.js';
@@ -155,3 +156,6 @@ export const Readiness = z
   .register(apiSchemas, { id: 'Readiness' });
 export const V2Live = z.strictObject({ live: z.boolean() }).register(apiSchemas, { id: 'V2Live' });
 export const V2Ready = z.strictObject({ ready: z.boolean() }).register(apiSchemas, { id: 'V2Ready' });
+
+// Live streams: the events /v1/streams writes (one per NDJSON line or server-sent event).
+export const StreamEventBody = StreamEvent.register(apiSchemas, { id: 'StreamEvent' });

@@ -22,8 +22,8 @@ export const StreamSettingsFields = {
     stride_s: seconds().min(0.1).max(60).optional().describe('seconds between window starts; default window_s / 2'),
     policy: z
       .enum(STREAM_POLICIES)
-      .default('drop_oldest')
-      .describe('when inference falls behind: `drop_oldest` drops the oldest waiting window (lag stays under one stride); `block` stops reading the upload (back-pressure to the sender)'),
+      .default('block')
+      .describe('when inference falls behind: `block` (default for pushed streams) stops reading the upload, holding the sender back, and answers every window; `drop_oldest` drops the waiting window for the newest (lag stays under one stride: for live sources)'),
     emit: z.enum(EMIT_MODES).default('windows').describe('`windows`: an event per window; `changes`: only when the top label changes'),
     average: z.coerce.number().int().min(1).max(32).default(1).describe('average the probabilities over the last N windows (1: none)'),
     format: z

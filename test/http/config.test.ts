@@ -19,7 +19,15 @@ describe('loadConfig', () => {
       logLevel: 'info',
       shutdown: { delayMs: 5_000, graceMs: 25_000 },
     });
-    expect(c.service).toEqual({ maxUploadBytes: 256 * 1024 * 1024, maxBatchItems: 16, queueSize: 16, concurrency: 2, uploadDir: '/scratch', authToken: undefined });
+    expect(c.service).toEqual({
+      maxUploadBytes: 256 * 1024 * 1024,
+      maxBatchItems: 16,
+      queueSize: 16,
+      concurrency: 2,
+      uploadDir: '/scratch',
+      authToken: undefined,
+      streams: { max: 8, idleTimeoutMs: 10_000, maxDurationS: 4 * 3600 },
+    });
     expect(c.http).toEqual({ requestTimeoutMs: 300_000, retryAfterS: 2 });
     // The engine's part is the engine's own config with its own defaults, but one decode worker per queue slot.
     expect(c.engine).toEqual(engineConfig({ decodeWorkers: 2 }));
@@ -60,6 +68,9 @@ describe('loadConfig', () => {
         WORKER_RESTART_BACKOFF_MS: '10',
         WORKER_RESTART_BACKOFF_MAX_MS: '40',
         WORKER_MAX_DOWN_MS: '0',
+        MAX_STREAMS: '3',
+        STREAM_IDLE_TIMEOUT_MS: '700',
+        STREAM_MAX_DURATION_S: '60',
         UNRELATED: 'ignored',
       },
       { root, exists: none },
@@ -81,7 +92,15 @@ describe('loadConfig', () => {
         workerRestartBackoffMaxMs: 40,
         workerMaxDownMs: 0,
       },
-      service: { maxUploadBytes: 1000, maxBatchItems: 4, queueSize: 0, concurrency: 1, uploadDir: '/var/tmp', authToken: 'sixteen-chars-at-least' },
+      service: {
+        maxUploadBytes: 1000,
+        maxBatchItems: 4,
+        queueSize: 0,
+        concurrency: 1,
+        uploadDir: '/var/tmp',
+        authToken: 'sixteen-chars-at-least',
+        streams: { max: 3, idleTimeoutMs: 700, maxDurationS: 60 },
+      },
       http: { requestTimeoutMs: 0, retryAfterS: 9 },
       logLevel: 'warn',
       shutdown: { delayMs: 100, graceMs: 200 },

@@ -51,10 +51,13 @@ function conforms(method: string, specPath: string, res: LightMyRequestResponse)
     expect(res.headers[header.toLowerCase()], `${key} ${res.statusCode} lacks the ${header} header`).toBeDefined();
   }
   const schema = media!.schema as Json;
-  const body: unknown = type === 'application/json' ? res.json() : res.body;
+  // NDJSON: the schema is each line's.
+  const bodies: unknown[] = type === 'application/json' ? [res.json()] : type === 'application/x-ndjson' ? res.body.trim().split('\n').map((l) => JSON.parse(l) as unknown) : [res.body];
   const validate = ajv.compile(typeof schema.$ref === 'string' ? { $ref: `openapi.json${schema.$ref}` } : schema);
-  const ok = validate(body);
-  expect(ok, `${key} ${res.statusCode}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(body).slice(0, 500)}`).toBe(true);
+  for (const body of bodies) {
+    const ok = validate(body);
+    expect(ok, `${key} ${res.statusCode}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(body).slice(0, 500)}`).toBe(true);
+  }
 }
 
 let engine: Engine;
@@ -167,6 +170,23 @@ describe('responses conform to openapi.yaml', () => {
       conforms('POST', `${spec}/infer`, await infer({ inputs: [{ name: 'VIDEO', shape: [1], datatype: 'FP32', data: [1] }] }));
       const secured = await guarded.app.inject({ method: 'POST', url: `${base}/infer`, payload: { inputs: [] } });
       conforms('POST', `${spec}/infer`, secured);
+    }
+  });
+
+  it('POST and PUT /v1/streams: 200 with NDJSON events, 400, 415, 429', async () => {
+    const clip = readFileSync(fixture('live.ts'));
+    const headers = { 'content-type': 'video/mp2t' };
+    const ok = await t.app.inject({ method: 'POST', url: '/v1/streams?window_s=2', headers, payload: clip });
+    expect(ok.body.trim().split('\n').length).toBe(7); // started, 5 windows, ended
+    conforms('POST', '/v1/streams', ok);
+    conforms('PUT', '/v1/streams', await t.app.inject({ method: 'PUT', url: '/v1/streams?window_s=3&stride_s=3', headers, payload: clip }));
+    conforms('POST', '/v1/streams', await t.app.inject({ method: 'POST', url: '/v1/streams?window_s=0.1', headers, payload: clip }));
+    conforms('PUT', '/v1/streams', await t.app.inject({ method: 'PUT', url: '/v1/streams', headers: { 'content-type': 'text/plain' }, payload: 'x' }));
+    const none = makeApp(engine, { service: { streams: { max: 0, idleTimeoutMs: 1000, maxDurationS: 10 } } });
+    try {
+      conforms('POST', '/v1/streams', await none.app.inject({ method: 'POST', url: '/v1/streams', headers, payload: clip }));
+    } finally {
+      await none.app.close();
     }
   });
 

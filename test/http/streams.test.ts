@@ -77,7 +77,7 @@ describe('POST /v1/streams', () => {
   it('answers a live MPEG-TS from ffmpeg through curl window by window while it is sent, then ends with a summary', async () => {
     const events = ndjson(await publish(fixture('live.ts'), 'window_s=2&top_k=2', { realTime: true }));
     const uploadEnded = Date.now();
-    expect(events[0]).toMatchObject({ event: 'started', window_s: 2, stride_s: 1, policy: 'drop_oldest', video: { codec: 'h264', width: 640, height: 360, fps: 25 } });
+    expect(events[0]).toMatchObject({ event: 'started', window_s: 2, stride_s: 1, policy: 'block', video: { codec: 'h264', width: 640, height: 360, fps: 25 } });
     const ws = windows(events);
     // 6 s of stream, windows of 2 s every second: starts at 0..4 s.
     expect(ws.map((w) => [w.seq, w.start_s, w.end_s])).toEqual([0, 1, 2, 3, 4].map((k) => [k, k, k + 2]));

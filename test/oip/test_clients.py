@@ -1,6 +1,7 @@
 """The Open Inference Protocol as stock clients see it: tritonclient (HTTP and gRPC),
 grpcio-health-checking and grpcio-reflection against the real server process (src/server.ts
-through tsx), unchanged. Run by `make test-oip` (part of `make test`) in the clients venv
+through tsx), unchanged; and the live-stream service through stubs that grpcio-tools generates from
+proto/streams.proto, as the README's Python example does. Run by `make test-oip` (part of `make test`) in the clients venv
 (scripts/python-clients-env.sh).
 
 The server runs with AUTH_TOKEN, a small MAX_UPLOAD_BYTES and a SHUTDOWN_DELAY_MS long enough to
@@ -17,6 +18,10 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+import importlib
+import sys
+import threading
 
 import grpc
 import numpy as np
@@ -153,6 +158,45 @@ def v1_classify(server, clip, **knobs):
         return json.load(response)
 
 
+def make_live_clip(folder):
+    """test/helpers/media.ts's live.ts: 6 s of 640x360 testsrc2, x264 with B-frames, MPEG-TS."""
+    out = Path(folder) / "live.ts"
+    subprocess.run(
+        ["ffmpeg", "-y", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=6",
+         "-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-bf", "2", "-pix_fmt", "yuv420p", "-f", "mpegts", str(out)],
+        check=True,
+    )
+    return out.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def live_clip(folder):
+    return make_live_clip(folder)
+
+
+@pytest.fixture(scope="module")
+def streams(folder):
+    """streams_pb2 and streams_pb2_grpc, generated with grpc_tools.protoc from proto/streams.proto."""
+    from grpc_tools import protoc
+
+    out = Path(folder) / "stubs"
+    out.mkdir(exist_ok=True)
+    assert protoc.main(["protoc", f"-I{ROOT / 'proto'}", f"--python_out={out}", f"--grpc_python_out={out}", str(ROOT / "proto" / "streams.proto")]) == 0
+    sys.path.insert(0, str(out))
+    try:
+        yield importlib.import_module("streams_pb2"), importlib.import_module("streams_pb2_grpc")
+    finally:
+        sys.path.remove(str(out))
+
+
+def stream_messages(pb, data, held=None, **config):
+    yield pb.StreamMessage(config=pb.StreamConfig(**config))
+    for at in range(0, len(data), 64 * 1024):
+        yield pb.StreamMessage(chunk=data[at : at + 64 * 1024])
+    if held is not None:
+        held.wait(30)  # keeps the stream open (no half-close) until the test lets go
+
+
 @pytest.fixture(params=["http", "grpc"])
 def client(request, http, grpc_client):
     return (thttp, http) if request.param == "http" else (tgrpc, grpc_client)
@@ -267,9 +311,40 @@ def test_stream_infer_answers_each_request(grpc_client, clip):
     assert len(errors) == 1 and "top_k=99 is out of range" in errors[0]
 
 
-def test_drain_turns_health_not_serving_and_refuses_new_work(server, grpc_client, clip):
+def test_live_stream_through_generated_stubs(server, streams, live_clip):
+    pb, rpc = streams
+    stub = rpc.StreamsStub(server.channel)
+    events = list(stub.Classify(stream_messages(pb, live_clip, window_s=2, top_k=3, format="mpegts"), metadata=[("authorization", f"Bearer {TOKEN}")], timeout=60))
+    assert [e.event for e in events] == ["started"] + ["window"] * 5 + ["ended"]
+    windows = [e for e in events if e.event == "window"]
+    assert [(w.seq, w.start_s, w.end_s) for w in windows] == [(k, k, k + 2) for k in range(5)]
+    for w in windows:
+        assert len(w.top) == 3 and w.gflops > 0 and len(w.tokens_per_layer) > 0
+        assert json.loads(w.json)["top"][0]["label"] == w.top[0].label
+    assert json.loads(events[-1].json)["summary"]["windows"] == 5
+    # Without the token: refused before anything is read.
+    with pytest.raises(grpc.RpcError) as info:
+        list(stub.Classify(stream_messages(pb, b"", window_s=2), timeout=10))
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_drain_turns_health_not_serving_and_refuses_new_work(server, grpc_client, clip, streams, live_clip):
     assert server.health() == "SERVING"
+    # A live stream open when SIGTERM comes ends with its final event.
+    pb, rpc = streams
+    held = threading.Event()
+    call = rpc.StreamsStub(server.channel).Classify(stream_messages(pb, live_clip[: len(live_clip) // 2], held, window_s=1), metadata=[("authorization", f"Bearer {TOKEN}")], timeout=60)
+    events = []
+    reader = threading.Thread(target=lambda: events.extend(call))
+    reader.start()
+    deadline = time.monotonic() + 20
+    while not any(e.event == "window" for e in events) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert any(e.event == "window" for e in events), server.log_text()
     server.proc.send_signal(signal.SIGTERM)
+    reader.join(20)
+    held.set()
+    assert events[-1].event == "ended" and json.loads(events[-1].json)["reason"] == "shutdown"
     deadline = time.monotonic() + 5
     while server.health() == "SERVING" and time.monotonic() < deadline:
         time.sleep(0.02)
