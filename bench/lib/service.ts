@@ -93,10 +93,14 @@ export function childrenOf(pid: number): number[] {
   return out;
 }
 
-/** The server's worker processes: decode workers by their entry file, the inference worker as the other child. */
-function workerPids(pid: number): { inference: number[]; decode: number[] } {
-  const children = childrenOf(pid).map((c) => ({ pid: c, decode: /decode\/worker\.(js|ts)/.test(cmdline(c)) }));
-  return { inference: children.filter((c) => !c.decode).map((c) => c.pid), decode: children.filter((c) => c.decode).map((c) => c.pid) };
+/** The server's worker processes by their entry file: decode workers, live stream decoders, and the inference worker as the other child. */
+export function workerPids(pid: number): { inference: number[]; decode: number[]; live: number[] } {
+  const children = childrenOf(pid).map((c) => {
+    const line = cmdline(c);
+    return { pid: c, kind: /decode\/worker\.(js|ts)/.test(line) ? 'decode' : /live\/worker\.(js|ts)/.test(line) ? 'live' : 'inference' };
+  });
+  const of = (kind: string): number[] => children.filter((c) => c.kind === kind).map((c) => c.pid);
+  return { inference: of('inference'), decode: of('decode'), live: of('live') };
 }
 
 /**
@@ -182,8 +186,8 @@ export interface ServerHandle {
   eld(reset: boolean): Promise<EldReport>;
   /** Bytes: the server's main process, its inference worker, its decode workers together. */
   rss(): { main: number; worker: number; decode: number };
-  /** Process ids now: the main process, the inference worker(s), the decode workers. */
-  pids(): { main: number; inference: number[]; decode: number[] };
+  /** Process ids now: the main process, the inference worker(s), the decode workers, the live stream decoders. */
+  pids(): { main: number; inference: number[]; decode: number[]; live: number[] };
   stop(): Promise<number | null>;
 }
 

@@ -101,7 +101,9 @@ export const StreamEnded = z.strictObject({
     wall_s: z.number(),
     gflops: z.number().describe('total over the windows classified'),
     gflops_per_stream_s: z.number().nullable(),
-    decoded_frames: z.number().int().nullable(),
+    decoded_frames: z.number().int().nullable().describe('frames the stream\'s decoder decoded (non-reference frames no window takes are skipped)'),
+    decoder_cpu_s: z.number().nullable().describe('CPU seconds of the stream\'s decoder process, its start-up (decoder_startup_cpu_s) included'),
+    decoder_startup_cpu_s: z.number().nullable(),
     timeline: z.array(z.strictObject({ from_s: z.number(), label: z.string() })).describe('the top label from each change on'),
   }),
 });

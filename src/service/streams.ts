@@ -291,6 +291,8 @@ export function createStreams(deps: StreamsDeps): Streams {
           gflops: round6(tally.gflops),
           gflops_per_stream_s: tally.streamS > 0 ? round6(tally.gflops / tally.streamS) : null,
           decoded_frames: summary?.decodedFrames ?? null,
+          decoder_cpu_s: summary ? round6(summary.cpuS) : null,
+          decoder_startup_cpu_s: summary ? round6(summary.startupCpuS) : null,
           timeline,
         },
       });

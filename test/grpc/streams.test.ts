@@ -71,7 +71,7 @@ describe('haltingvt.v1.Streams/Classify', () => {
   it('answers each window of a pushed MPEG-TS with typed fields and the whole event, then ends', async () => {
     const { call, events, done } = classify();
     call.write({ config: { window_s: 2, top_k: 3, format: 'mpegts' } });
-    await sendChunks(call, readFileSync(fixture('live.ts')));
+    await sendChunks(call, readFileSync(fixture('live.mpegts')));
     expect(await done).toBeUndefined();
     const parsed = events.map((e) => StreamEvent.parse(JSON.parse(e.json)));
     expect(parsed.map((e) => e.event)).toEqual(['started', 'window', 'window', 'window', 'window', 'window', 'ended']);
@@ -104,7 +104,7 @@ describe('haltingvt.v1.Streams/Classify', () => {
   it('refuses a stream past MAX_STREAMS with RESOURCE_EXHAUSTED, and ends the open one with an error event when the sender goes quiet', async () => {
     const held = classify();
     held.call.write({ config: { window_s: 1 } });
-    held.call.write({ chunk: readFileSync(fixture('live.ts')).subarray(0, 100_000) });
+    held.call.write({ chunk: readFileSync(fixture('live.mpegts')).subarray(0, 100_000) });
     while (t.service.streams.active() === 0) await new Promise((r) => setTimeout(r, 20));
     const second = classify();
     second.call.write({ config: {} });

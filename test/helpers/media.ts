@@ -31,8 +31,8 @@ const RECIPES: Record<string, (out: string) => void> = {
   'gop.webm': (out) => ffmpeg([...src('240x320', 3), '-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-g', '12', out]),
   // Live streams: 25 fps with B-frames (reordering) and a keyframe each second, in each container a
   // client may push.
-  'live.ts': (out) => ffmpeg([...src('640x360', 6), '-c:v', 'libx264', '-preset', 'veryfast', '-g', '25', '-bf', '2', '-pix_fmt', 'yuv420p', out]),
-  'live-small.ts': (out) => ffmpeg([...src('320x240', 3), '-c:v', 'libx264', '-preset', 'veryfast', '-g', '25', '-bf', '2', '-pix_fmt', 'yuv420p', out]),
+  'live.mpegts': (out) => ffmpeg([...src('640x360', 6), '-c:v', 'libx264', '-preset', 'veryfast', '-g', '25', '-bf', '2', '-pix_fmt', 'yuv420p', out]),
+  'live-small.mpegts': (out) => ffmpeg([...src('320x240', 3), '-c:v', 'libx264', '-preset', 'veryfast', '-g', '25', '-bf', '2', '-pix_fmt', 'yuv420p', out]),
   'live.webm': (out) => ffmpeg([...src('320x240', 4), '-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-g', '25', out]),
   'live-fragmented.mp4': (out) => ffmpeg([...src('320x240', 4), ...X264, '-g', '25', '-movflags', 'frag_keyframe+empty_moov+default_base_moof', out]),
   'garbage.mp4': (out) => writeFileSync(out, Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 251))),
@@ -65,7 +65,7 @@ export function ffmpeg(args: string[]): void {
   const out = args[args.length - 1] as string;
   // The temporary name hides the extension from ffmpeg, so name the container explicitly.
   const ext = path.extname(out.replace(/^\.\d+\./, '')).slice(1);
-  const format = { mp4: 'mp4', m4a: 'ipod', png: 'image2', mkv: 'matroska', webm: 'webm', ts: 'mpegts' }[ext];
+  const format = { mp4: 'mp4', m4a: 'ipod', png: 'image2', mkv: 'matroska', webm: 'webm', mpegts: 'mpegts' }[ext];
   const head = args.slice(0, -1);
   execFileSync('ffmpeg', ['-y', '-v', 'error', ...head, ...(format ? ['-f', format] : []), out], { stdio: ['ignore', 'ignore', 'pipe'] });
 }

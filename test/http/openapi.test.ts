@@ -174,7 +174,7 @@ describe('responses conform to openapi.yaml', () => {
   });
 
   it('POST and PUT /v1/streams: 200 with NDJSON events, 400, 415, 429', async () => {
-    const clip = readFileSync(fixture('live.ts'));
+    const clip = readFileSync(fixture('live.mpegts'));
     const headers = { 'content-type': 'video/mp2t' };
     const ok = await t.app.inject({ method: 'POST', url: '/v1/streams?window_s=2', headers, payload: clip });
     expect(ok.body.trim().split('\n').length).toBe(7); // started, 5 windows, ended

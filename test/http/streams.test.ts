@@ -75,7 +75,7 @@ function liveWorkers(): number {
 
 describe('POST /v1/streams', () => {
   it('answers a live MPEG-TS from ffmpeg through curl window by window while it is sent, then ends with a summary', async () => {
-    const events = ndjson(await publish(fixture('live.ts'), 'window_s=2&top_k=2', { realTime: true }));
+    const events = ndjson(await publish(fixture('live.mpegts'), 'window_s=2&top_k=2', { realTime: true }));
     const uploadEnded = Date.now();
     expect(events[0]).toMatchObject({ event: 'started', window_s: 2, stride_s: 1, policy: 'block', video: { codec: 'h264', width: 640, height: 360, fps: 25 } });
     const ws = windows(events);
@@ -107,7 +107,7 @@ describe('POST /v1/streams', () => {
   }, 30_000);
 
   it('speaks server-sent events to a client that accepts them, with emit=changes and averaging', async () => {
-    const events = sse(await publish(fixture('live.ts'), 'window_s=1&stride_s=1&emit=changes&average=3', { accept: 'text/event-stream' }));
+    const events = sse(await publish(fixture('live.mpegts'), 'window_s=1&stride_s=1&emit=changes&average=3', { accept: 'text/event-stream' }));
     const ws = windows(events);
     expect(ws.length).toBeGreaterThan(0);
     for (const w of ws) expect(w.averaged?.windows).toBeGreaterThan(0);
@@ -144,12 +144,12 @@ describe('POST /v1/streams', () => {
     expect(events.map((e) => e.event)).toEqual(['error', 'ended']);
     expect(events[0]).toMatchObject({ event: 'error', status: 422 });
     expect(events[1]).toMatchObject({ event: 'ended', reason: 'error' });
-    const after = ndjson(await publish(fixture('live.ts'), 'window_s=2'));
+    const after = ndjson(await publish(fixture('live.mpegts'), 'window_s=2'));
     expect(after[after.length - 1]).toMatchObject({ event: 'ended', reason: 'end_of_stream', summary: { windows: 5 } });
   }, 30_000);
 
   it('ends a stream whose frame size changes with STREAM_CHANGED after the windows before it', async () => {
-    const body = Buffer.concat([readFileSync(fixture('live.ts')), readFileSync(fixture('live-small.ts'))]);
+    const body = Buffer.concat([readFileSync(fixture('live.mpegts')), readFileSync(fixture('live-small.mpegts'))]);
     const events = ndjson(await (await fetch(`${base}/v1/streams?window_s=1&stride_s=1`, { method: 'POST', headers: { 'content-type': 'video/mp2t' }, body })).text());
     expect(windows(events).length).toBeGreaterThanOrEqual(4);
     expect(events.find((e) => e.event === 'error')).toMatchObject({ code: 'STREAM_CHANGED', status: 422 });
@@ -158,7 +158,7 @@ describe('POST /v1/streams', () => {
   }, 30_000);
 
   it('ends a sender that stops sending at the idle limit, and one that leaves at once, leaving no worker behind', async () => {
-    const clip = readFileSync(fixture('live.ts'));
+    const clip = readFileSync(fixture('live.mpegts'));
     const url = `${base}/v1/streams?window_s=1`;
     // Stops after two seconds of stream: idle.
     const idle = http.request(url, { method: 'POST', headers: { 'content-type': 'video/mp2t' } });
@@ -182,7 +182,7 @@ describe('POST /v1/streams', () => {
   }, 30_000);
 
   it('refuses a stream past MAX_STREAMS with 429 before reading it, and ends every stream at shutdown', async () => {
-    const clip = readFileSync(fixture('live.ts'));
+    const clip = readFileSync(fixture('live.mpegts'));
     const open = (): { request: http.ClientRequest; text: () => string; done: Promise<void> } => {
       const request = http.request(`${base}/v1/streams?window_s=1`, { method: 'POST', headers: { 'content-type': 'video/mp2t' } });
       request.on('error', () => undefined);

@@ -159,8 +159,8 @@ def v1_classify(server, clip, **knobs):
 
 
 def make_live_clip(folder):
-    """test/helpers/media.ts's live.ts: 6 s of 640x360 testsrc2, x264 with B-frames, MPEG-TS."""
-    out = Path(folder) / "live.ts"
+    """test/helpers/media.ts's live.mpegts: 6 s of 640x360 testsrc2, x264 with B-frames, MPEG-TS."""
+    out = Path(folder) / "live.mpegts"
     subprocess.run(
         ["ffmpeg", "-y", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=6",
          "-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-bf", "2", "-pix_fmt", "yuv420p", "-f", "mpegts", str(out)],

@@ -74,7 +74,7 @@ describe('when inference falls behind', () => {
     const t = makeApp(slowEngine(400).port);
     apps.push(t);
     // 6 s of stream, a window every 0.5 s (11 windows), pushed far faster than 400 ms per window.
-    const events = await runStream(t, fixture('live.ts'), { window_s: 1, stride_s: 0.5, policy: 'drop_oldest' });
+    const events = await runStream(t, fixture('live.mpegts'), { window_s: 1, stride_s: 0.5, policy: 'drop_oldest' });
     const answered = seqs(events);
     const dropped = events.flatMap((e) => (e.event === 'dropped' ? e.seq : []));
     expect(dropped.length).toBeGreaterThan(0);
@@ -94,7 +94,7 @@ describe('when inference falls behind', () => {
   it('block answers every window and holds the source back meanwhile', async () => {
     const t = makeApp(slowEngine(400).port);
     apps.push(t);
-    const file = fixture('live.ts');
+    const file = fixture('live.mpegts');
     const size = statSync(file).size;
     const readAt: number[] = [];
     const events = await runStream(t, file, { window_s: 1, stride_s: 0.5, policy: 'block' }, (read) => readAt.push(read));
@@ -111,7 +111,7 @@ describe('when inference falls behind', () => {
     const t = makeApp(slow.port);
     apps.push(t);
     const settings = { window_s: 1, stride_s: 0.5, policy: 'block' };
-    const [a, b] = await Promise.all([runStream(t, fixture('live.ts'), settings), runStream(t, fixture('live.ts'), settings)]);
+    const [a, b] = await Promise.all([runStream(t, fixture('live.mpegts'), settings), runStream(t, fixture('live.mpegts'), settings)]);
     expect(seqs(a)).toHaveLength(11);
     expect(seqs(b)).toHaveLength(11);
     // The runs' frames files are per stream folder: whose turn each run was.

@@ -60,6 +60,9 @@ export interface LiveSummary {
   windows: number;
   /** The input ended cleanly (false: a read error, which a live source reports as its end). */
   clean: boolean;
+  /** CPU seconds the stream's decoder process spent, start-up included, and its start-up alone (set by its worker). */
+  cpuS: number;
+  startupCpuS: number;
 }
 
 export interface LiveOutput {
@@ -85,14 +88,15 @@ export async function decodeLive(input: LiveInput, settings: LiveSettings, out: 
   const held: LivePacket[] = []; // read, waiting for their frame's fate, in decode order
   const unsettled: bigint[] = []; // presentation times read but not yet settled, ascending
   const arrivedAt = new Map<bigint, number>();
-  const fate = new Map<bigint, boolean>(); // decided frames whose packet is not yet decoded
+  const fate = new Map<bigint, boolean>(); // decided frames whose packet is not yet sent to the decoder
+  const convert = new Set<bigint>(); // taken frames sent to the decoder, not yet out of it
   const kept = new Map<bigint, Uint8Array>(); // taken frames, decoded
   const waiting: Array<SampledWindow & { lastFrameAt: number }> = []; // complete, frames not all out
   let origin: bigint | undefined;
   let latestDts: bigint | undefined;
   let lastOut: bigint | undefined; // the latest frame the decoder gave
   let lastSettled: bigint | undefined;
-  const summary: LiveSummary = { packets: 0, decodedFrames: 0, untakenFrames: 0, decodeErrors: 0, windows: 0, clean: true };
+  const summary: LiveSummary = { packets: 0, decodedFrames: 0, untakenFrames: 0, decodeErrors: 0, windows: 0, clean: true, cpuS: 0, startupCpuS: 0 };
 
   const settleUpTo = (limit: bigint | undefined): void => {
     while (unsettled.length > 0 && (limit === undefined || (unsettled[0] as bigint) < limit)) {
@@ -101,6 +105,7 @@ export async function decodeLive(input: LiveInput, settings: LiveSettings, out: 
       const settled = sampler.settle(pts);
       if (settled === false) {
         fate.set(pts, false); // not after the last frame: a broken timestamp no window can use
+        arrivedAt.delete(pts);
         continue;
       }
       const lastFrameAt = lastSettled !== undefined ? (arrivedAt.get(lastSettled) ?? wallClock()) : wallClock();
@@ -124,8 +129,9 @@ export async function decodeLive(input: LiveInput, settings: LiveSettings, out: 
   };
   const taken = (pts: bigint): boolean => {
     if (lastOut === undefined || pts > lastOut) lastOut = pts;
-    const yes = fate.get(pts) === true;
-    fate.delete(pts);
+    const yes = convert.delete(pts);
+    // Frames come out in presentation order: a taken one before this that never came out is lost.
+    for (const lost of convert) if (lost < pts) convert.delete(lost);
     return yes;
   };
 
@@ -137,6 +143,10 @@ export async function decodeLive(input: LiveInput, settings: LiveSettings, out: 
       if (!known && !all) break;
       held.shift();
       const wanted = packet.pts === undefined || fate.get(packet.pts) !== false;
+      if (packet.pts !== undefined) {
+        if (fate.get(packet.pts) === true) convert.add(packet.pts);
+        fate.delete(packet.pts);
+      }
       if (!wanted) summary.untakenFrames++;
       decoder.send(packet, wanted);
       decoder.receive(taken, keep);

@@ -40,7 +40,13 @@ process.once('message', (message: { type: 'init'; init: LiveInit }) => {
   });
 });
 
+const cpuSeconds = (): number => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+};
+
 async function run(init: LiveInit): Promise<void> {
+  const startupCpuS = cpuSeconds(); // Node and libav loaded: what any stream pays before its first byte
   try {
     const input = openLiveInput('pipe:0', init.name, init.format);
     try {
@@ -53,7 +59,7 @@ async function run(init: LiveInit): Promise<void> {
         },
         wallClock,
       );
-      await send({ type: 'ended', summary });
+      await send({ type: 'ended', summary: { ...summary, cpuS: cpuSeconds(), startupCpuS } });
     } finally {
       input.close();
     }

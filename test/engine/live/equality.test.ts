@@ -33,7 +33,7 @@ function cut(file: string, first: number, count: number): string {
 
 describe('a window of a stream and the same seconds as a file', () => {
   it('sample the same frames and get the same answer', async () => {
-    const file = fixture('live.ts');
+    const file = fixture('live.mpegts');
     const windows: LiveWindow[] = [];
     const live = engine.openStream({ name: 'the stream', windowMs: 2000, strideMs: 1000, format: 'mpegts', dir }, { started: () => undefined, window: (w) => windows.push(w) });
     createReadStream(file).pipe(live.input);
