@@ -12,7 +12,7 @@ export ONNXRUNTIME_NODE_INSTALL = skip   # the CUDA libraries come from NuGet, w
 export SKIP_FFMPEG = true
 export PYTHONPATH := $(CURDIR)/models
 
-.PHONY: run test test-python test-ts test-oip bench-oip bench-precision fp16-model build deps python-env python-test-deps node-deps ffmpeg chromium promtool bench bench-deps golden default-model clean image image-test gpu-bundle
+.PHONY: run test test-python test-ts test-oip bench-oip bench-streams bench-precision fp16-model build deps python-env python-test-deps node-deps ffmpeg chromium promtool bench bench-deps golden default-model clean image image-test gpu-bundle
 
 run: build  ## install what is needed and serve the embedded default model on :8080 (no ffmpeg CLI: node-av decodes)
 	node dist/server.js
@@ -77,9 +77,10 @@ promtool:  ## promtool (Debian's prometheus package) for the `promtool check met
 golden: python-env  ## regenerate the cases shared by the Python and TypeScript tests
 	cd models && $(PY) -m haltingvt golden
 
-bench: deps build bench-deps  ## every benchmark side by side (bench/results.md), then the protocol one (bench/results-oip.md)
+bench: deps build bench-deps  ## every benchmark side by side (bench/results.md), then the protocol one (bench/results-oip.md) and live streams (bench/results-streams.md)
 	node --import tsx bench/run.ts $(BENCH_ARGS)
 	if [[ "$(BENCH_ARGS)" != *--quick* ]]; then node --import tsx bench/oip.ts | tee bench/results-oip.md; fi
+	node --import tsx bench/streams.ts $(if $(findstring --quick,$(BENCH_ARGS)),--quick,)
 
 bench-precision: node-deps python-env  ## only section 6 of make bench: fp32 vs int8 and batch 8 vs 1 on both models, test-split top-1 (results in bench/out/precision)
 	node --import tsx bench/run.ts --skip halting,decode,service --results bench/out/precision $(BENCH_ARGS)
@@ -92,6 +93,9 @@ fp16-model: python-env  ## models/default plus its fp16 variant, in models/.cach
 
 bench-oip: deps build  ## batch vs one by one per route, gRPC vs HTTP, dynamic batching off/on (about 2 minutes)
 	node --import tsx bench/oip.ts $(BENCH_ARGS)
+
+bench-streams: deps build  ## live streams only: streams per 2 cores against the limit, window latency, RSS over 200 streams and a 10-minute stream (about 17 minutes; BENCH_ARGS=--quick: 5)
+	node --import tsx bench/streams.ts $(BENCH_ARGS)
 
 image:  ## build the container image (podman, else docker; local base images when no registry answers)
 	./scripts/container/build.sh

@@ -72,6 +72,9 @@ export interface StreamsDeps {
 
 type EndReason = Extract<StreamEvent, { event: 'ended' }>['reason'];
 
+/** Arrival times kept per stream: minutes of chunks at a camera's rate. */
+const MAX_ARRIVALS = 8192;
+
 export function createStreams(deps: StreamsDeps): Streams {
   const { config, lifecycle, uploads, metrics, wallClock } = deps;
   const running = new Map<string, (reason: EndReason) => void>();
@@ -105,6 +108,17 @@ export function createStreams(deps: StreamsDeps): Streams {
       const iso = (ms: number): string => new Date(ms).toISOString();
       const send = (event: StreamEvent): void => {
         if (!signal.aborted) emit(event);
+      };
+
+      // When each piece of the stream arrived here: a window's lag counts from its last frame's
+      // arrival, a backlog in front of the decoder included. Pruned as windows pass.
+      const arrivals: Array<{ end: number; at: number }> = [];
+      let received = 0;
+      const arrivedAt = (w: LiveWindow): number => {
+        if (w.lastFrameByte === undefined) return w.lastFrameAt;
+        while (arrivals.length > 1 && (arrivals[0] as { end: number }).end < w.lastFrameByte) arrivals.shift();
+        const chunk = arrivals[0];
+        return chunk && chunk.end >= w.lastFrameByte ? Math.min(chunk.at, w.lastFrameAt) : w.lastFrameAt;
       };
 
       const flow = (): void => {
@@ -185,8 +199,9 @@ export function createStreams(deps: StreamsDeps): Streams {
           });
       };
 
-      const windowReady = (w: LiveWindow): void => {
-        if (failure || signal.aborted) return void temps.remove(w.file);
+      const windowReady = (decoded: LiveWindow): void => {
+        if (failure || signal.aborted) return void temps.remove(decoded.file);
+        const w = { ...decoded, lastFrameAt: arrivedAt(decoded) };
         if (settings.policy === 'drop_oldest' && waiting.length > 0 && inference) {
           const old = waiting.splice(0, waiting.length);
           for (const o of old) void temps.remove(o.file);
@@ -243,6 +258,9 @@ export function createStreams(deps: StreamsDeps): Streams {
         source.on('data', (chunk: Buffer) => {
           idle.refresh();
           if (ending) return;
+          received += chunk.length;
+          arrivals.push({ end: received, at: wallClock() });
+          if (arrivals.length > MAX_ARRIVALS) arrivals.shift(); // no window for long (garbage): older ones fall back to the decoder's clock
           if (!input.write(chunk)) {
             inputFull = true;
             flow();

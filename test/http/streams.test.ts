@@ -67,10 +67,10 @@ async function until(check: () => boolean, what: string, ms = 10_000): Promise<v
   }
 }
 
-/** Live stream workers still running anywhere under this test process. */
+/** Live stream workers that this test process started and that still run. */
 function liveWorkers(): number {
-  const ps = spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).stdout;
-  return ps.split('\n').filter((l) => /live\/worker\.(ts|js)/.test(l)).length;
+  const ps = spawnSync('ps', ['-eo', 'ppid,args'], { encoding: 'utf8' }).stdout;
+  return ps.split('\n').filter((l) => l.trim().startsWith(`${process.pid} `) && /live\/worker\.(ts|js)/.test(l)).length;
 }
 
 describe('POST /v1/streams', () => {
@@ -155,6 +155,33 @@ describe('POST /v1/streams', () => {
     expect(events.find((e) => e.event === 'error')).toMatchObject({ code: 'STREAM_CHANGED', status: 422 });
     expect(events[events.length - 1]).toMatchObject({ event: 'ended', reason: 'error' });
     await until(() => t.service.streams.active() === 0, 'the stream to end');
+  }, 30_000);
+
+  it('goes on past REQUEST_TIMEOUT_MS, which bounds file uploads, not live ones', async () => {
+    const short = makeApp(engine, { http: { requestTimeoutMs: 1500, retryAfterS: 2 } });
+    try {
+      await short.app.listen({ host: '127.0.0.1', port: 0 });
+      const url = `http://127.0.0.1:${(short.app.server.address() as AddressInfo).port}`;
+      const child = spawn('sh', ['-c', `ffmpeg -v error -re -i '${fixture('live.mpegts')}' -c copy -f mpegts - | curl -sS -N -T - -X POST -H 'content-type: video/mp2t' '${url}/v1/streams?window_s=2'`]);
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      await new Promise((resolve) => child.on('close', resolve));
+      const events = ndjson(out);
+      expect(windows(events)).toHaveLength(5);
+      expect(events[events.length - 1]).toMatchObject({ event: 'ended', reason: 'end_of_stream' });
+    } finally {
+      await short.app.close();
+    }
+  }, 30_000);
+
+  it('ends cleanly when the container switches mid-stream (MPEG-TS, then WebM bytes)', async () => {
+    const body = Buffer.concat([readFileSync(fixture('live.mpegts')), readFileSync(fixture('live.webm'))]);
+    const response = await fetch(`${base}/v1/streams?window_s=1&stride_s=1`, { method: 'POST', headers: { 'content-type': 'video/mp2t' }, body });
+    const events = ndjson(await response.text());
+    // The MPEG-TS part is answered; what follows is not MPEG-TS and ends the stream one way or the other.
+    expect(windows(events).length).toBeGreaterThanOrEqual(5);
+    expect(events[events.length - 1]?.event).toBe('ended');
+    await until(() => t.service.streams.active() === 0 && liveWorkers() === 0, 'the stream and its worker to go');
   }, 30_000);
 
   it('ends a sender that stops sending at the idle limit, and one that leaves at once, leaving no worker behind', async () => {

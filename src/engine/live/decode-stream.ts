@@ -45,8 +45,13 @@ export interface LiveWindow {
   slotTimesS: number[];
   /** Slots that repeat a neighbour because their frame did not decode. */
   padded: number;
-  /** Wall clock (epoch ms) when the window's last frame was read. */
+  /** Wall clock (epoch ms) when the window's last frame was read here. */
   lastFrameAt: number;
+  /**
+   * Offset in the stream's bytes just past the window's last frame, so that the caller, who saw the
+   * bytes arrive, can tell when it arrived (a backlog in front of this process included).
+   */
+  lastFrameByte: number | undefined;
 }
 
 export type LiveInfo = Omit<VideoInfo, 'rotateFilters' | 'durationS' | 'frameCount'>;
@@ -87,11 +92,12 @@ export async function decodeLive(input: LiveInput, settings: LiveSettings, out: 
 
   const held: LivePacket[] = []; // read, waiting for their frame's fate, in decode order
   const unsettled: bigint[] = []; // presentation times read but not yet settled, ascending
-  const arrivedAt = new Map<bigint, number>();
+  const arrivedAt = new Map<bigint, { at: number; endByte: number | undefined }>();
   const fate = new Map<bigint, boolean>(); // decided frames whose packet is not yet sent to the decoder
   const convert = new Set<bigint>(); // taken frames sent to the decoder, not yet out of it
   const kept = new Map<bigint, Uint8Array>(); // taken frames, decoded
-  const waiting: Array<SampledWindow & { lastFrameAt: number }> = []; // complete, frames not all out
+  type Arrival = { at: number; endByte: number | undefined };
+  const waiting: Array<SampledWindow & { arrival: Arrival }> = []; // complete, frames not all out
   let origin: bigint | undefined;
   let latestDts: bigint | undefined;
   let lastOut: bigint | undefined; // the latest frame the decoder gave
@@ -108,19 +114,21 @@ export async function decodeLive(input: LiveInput, settings: LiveSettings, out: 
         arrivedAt.delete(pts);
         continue;
       }
-      const lastFrameAt = lastSettled !== undefined ? (arrivedAt.get(lastSettled) ?? wallClock()) : wallClock();
+      const arrival = arrivalOf(lastSettled);
       if (lastSettled !== undefined) arrivedAt.delete(lastSettled);
       lastSettled = pts;
       if (settled.decided) fate.set(settled.decided.pts, settled.decided.taken);
-      for (const w of settled.completed) waiting.push({ ...w, lastFrameAt });
+      for (const w of settled.completed) waiting.push({ ...w, arrival });
     }
   };
+
+  const arrivalOf = (pts: bigint | undefined): Arrival => (pts !== undefined ? arrivedAt.get(pts) : undefined) ?? { at: wallClock(), endByte: undefined };
 
   const finishSampler = (): void => {
     const settled = sampler.finish();
     if (settled.decided) fate.set(settled.decided.pts, settled.decided.taken);
-    const lastFrameAt = lastSettled !== undefined ? (arrivedAt.get(lastSettled) ?? wallClock()) : wallClock();
-    for (const w of settled.completed) waiting.push({ ...w, lastFrameAt });
+    const arrival = arrivalOf(lastSettled);
+    for (const w of settled.completed) waiting.push({ ...w, arrival });
   };
 
   const keep = (pts: bigint, rgb: Uint8Array): void => {
@@ -156,7 +164,7 @@ export async function decodeLive(input: LiveInput, settings: LiveSettings, out: 
   /** Emits every waiting window whose frames the decoder is past (`ended`: all that will come). */
   const emitReady = async (ended: boolean): Promise<void> => {
     while (waiting.length > 0) {
-      const w = waiting[0] as SampledWindow & { lastFrameAt: number };
+      const w = waiting[0] as SampledWindow & { arrival: Arrival };
       const last = w.slots[w.slots.length - 1] as bigint;
       if (!ended && (lastOut === undefined || lastOut < last)) return;
       waiting.shift();
@@ -171,7 +179,7 @@ export async function decodeLive(input: LiveInput, settings: LiveSettings, out: 
     }
   };
 
-  const writeWindow = (w: SampledWindow & { lastFrameAt: number }): LiveWindow | undefined => {
+  const writeWindow = (w: SampledWindow & { arrival: Arrival }): LiveWindow | undefined => {
     const distinct = [...new Set(w.slots)];
     const got = distinct.map((pts) => kept.has(pts));
     if (!got.includes(true)) return undefined; // none of its frames decoded
@@ -193,7 +201,8 @@ export async function decodeLive(input: LiveInput, settings: LiveSettings, out: 
       slotToFrame,
       slotTimesS: w.slots.map((pts) => seconds(pts, origin as bigint)),
       padded: w.slots.filter((pts) => !kept.has(pts)).length,
-      lastFrameAt: w.lastFrameAt,
+      lastFrameAt: w.arrival.at,
+      lastFrameByte: w.arrival.endByte,
     };
   };
 
@@ -206,7 +215,7 @@ export async function decodeLive(input: LiveInput, settings: LiveSettings, out: 
       held.push(packet);
       if (packet.pts !== undefined) {
         insertSorted(unsettled, packet.pts);
-        arrivedAt.set(packet.pts, now);
+        arrivedAt.set(packet.pts, { at: now, endByte: packet.endByte });
       }
       const dts = packet.dts ?? packet.pts;
       if (dts !== undefined && (latestDts === undefined || dts > latestDts)) latestDts = dts;
