@@ -15,7 +15,8 @@
  *      and of every process (the stream's decoder too) over one long stream (10 minutes; --quick: 1).
  *
  * Writes bench/out/streams.json and bench/results-streams.md.
- *   node --import tsx bench/streams.ts [--quick] [--model DIR]
+ *   node --import tsx bench/streams.ts [--quick] [--model DIR] [--trial N]
+ * `--trial N` only runs N streams once and prints the trial (for iterating on one figure).
  */
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -28,7 +29,7 @@ import { log, ROOT, sleep } from './lib/env.js';
 import { cpuSecondsOf, rssOf, startServer, type ServerHandle } from './lib/service.js';
 import { percentile } from './lib/stats.js';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, model: { type: 'string' } } });
+const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, model: { type: 'string' }, trial: { type: 'string' } } });
 const quick = values.quick ?? false;
 const modelDir = values.model ? path.resolve(values.model) : defaultModelDir([ROOT]);
 const OUT = path.join(ROOT, 'bench', 'out');
@@ -43,6 +44,7 @@ interface Event {
   event: string;
   seq?: number;
   lag_s?: number;
+  timings_s?: { queue: number; infer: number; post: number };
   reason?: string;
   summary?: { windows: number; dropped: number; stream_s: number; decoder_cpu_s: number | null; decoder_startup_cpu_s: number | null; decoded_frames: number | null };
 }
@@ -102,16 +104,33 @@ interface Trial {
   lag_p99_s: number;
   held: boolean;
   cpu_fraction: number;
+  /** Cores each part used on average over the trial: the server's main process, inference worker, stream decoders (their CPU at exit included), and this process (the publishers). */
+  cores_used: { main: number; inference: number; decoders: number; publishers: number };
+  /** Of the lag: the window's wait for the inference worker and its run (its timings_s.queue + infer). */
+  inference_p50_s: number;
+  inference_p99_s: number;
 }
 
 async function trial(server: ServerHandle, bytes: Buffer, n: number): Promise<Trial> {
   const cpu0 = totalCpu();
+  const { main, inference } = server.pids();
+  const main0 = cpuSecondsOf(main);
+  const inference0 = inference.reduce((a, p) => a + cpuSecondsOf(p), 0);
+  const self0 = process.cpuUsage();
   const t0 = performance.now();
   // Starts spread out, as cameras connect one after another (each start costs its decoder process's
   // start-up); all N run at once for the last CLIP_S − SPREAD_S seconds.
   const runs = await Promise.all(Array.from({ length: n }, (_, i) => sleep((i * SPREAD_S * 1000) / n).then(() => push(server, bytes, CLIP_S, 'policy=drop_oldest'))));
   const wall = (performance.now() - t0) / 1000;
+  const self = process.cpuUsage(self0);
+  const cores_used = {
+    main: (cpuSecondsOf(main) - main0) / wall,
+    inference: (inference.reduce((a, p) => a + cpuSecondsOf(p), 0) - inference0) / wall,
+    decoders: runs.reduce((a, r) => a + (endedOf(r)?.summary?.decoder_cpu_s ?? 0), 0) / wall,
+    publishers: (self.user + self.system) / 1e6 / wall,
+  };
   const lags = runs.flatMap(lagsOf);
+  const inInference = runs.flatMap((r) => r.flatMap((e) => (e.event === 'window' && e.timings_s ? [e.timings_s.queue + e.timings_s.infer] : [])));
   const dropped = runs.reduce((a, r) => a + (endedOf(r)?.summary?.dropped ?? 0), 0);
   const errors = runs.filter((r) => endedOf(r)?.reason !== 'end_of_stream').length;
   const p99 = lags.length > 0 ? percentile(lags, 99) : Number.POSITIVE_INFINITY;
@@ -124,8 +143,11 @@ async function trial(server: ServerHandle, bytes: Buffer, n: number): Promise<Tr
     lag_p99_s: p99,
     held: dropped === 0 && errors === 0 && p99 < STRIDE_S,
     cpu_fraction: (totalCpu() - cpu0) / wall / os.availableParallelism(),
+    cores_used,
+    inference_p50_s: inInference.length > 0 ? percentile(inInference, 50) : Number.NaN,
+    inference_p99_s: inInference.length > 0 ? percentile(inInference, 99) : Number.NaN,
   };
-  log(`${n} streams: ${t.windows} windows, ${dropped} dropped, ${errors} not ended cleanly, lag p50 ${t.lag_p50_s.toFixed(3)} s, p99 ${p99.toFixed(3)} s, CPU ${(t.cpu_fraction * 100).toFixed(0)}%: ${t.held ? 'held' : 'not held'}`);
+  log(`${n} streams: ${t.windows} windows, ${dropped} dropped, ${errors} not ended cleanly, lag p50 ${t.lag_p50_s.toFixed(3)} s, p99 ${p99.toFixed(3)} s (of which inference p50 ${t.inference_p50_s.toFixed(3)}, p99 ${t.inference_p99_s.toFixed(3)}), CPU ${(t.cpu_fraction * 100).toFixed(0)}% (cores: main ${cores_used.main.toFixed(2)}, inference ${cores_used.inference.toFixed(2)}, decoders ${cores_used.decoders.toFixed(2)}, publishers ${cores_used.publishers.toFixed(2)}): ${t.held ? 'held' : 'not held'}`);
   return t;
 }
 
@@ -144,6 +166,10 @@ async function main(): Promise<void> {
   try {
     // Warm-up: the first stream pays for page-ins.
     await push(server, bytes, 0, 'policy=block');
+    if (values.trial) {
+      console.log(JSON.stringify(await trial(server, bytes, Number(values.trial))));
+      return;
+    }
 
     // 1. The limit, from one stream pushed as fast as it is taken.
     const inference = server.pids().inference;
@@ -288,9 +314,12 @@ function report(r: {
     '',
     '## Trials',
     '',
-    '| streams | windows | dropped | not ended cleanly | lag p50 | lag p99 | machine CPU | held |',
-    '|---|---|---|---|---|---|---|---|',
-    ...r.trials.map((t) => `| ${t.streams} | ${t.windows} | ${t.dropped} | ${t.errors} | ${ms(t.lag_p50_s)} | ${ms(t.lag_p99_s)} | ${pct(t.cpu_fraction)} | ${t.held ? 'yes' : 'no'} |`),
+    '| streams | windows | dropped | not ended cleanly | lag p50 | lag p99 | machine CPU | cores: main / inference / decoders / publishers | held |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...r.trials.map(
+      (t) =>
+        `| ${t.streams} | ${t.windows} | ${t.dropped} | ${t.errors} | ${ms(t.lag_p50_s)} | ${ms(t.lag_p99_s)} | ${pct(t.cpu_fraction)} | ${[t.cores_used.main, t.cores_used.inference, t.cores_used.decoders, t.cores_used.publishers].map((x) => x.toFixed(2)).join(' / ')} | ${t.held ? 'yes' : 'no'} |`,
+    ),
     '',
     '## Memory',
     '',

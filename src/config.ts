@@ -77,6 +77,10 @@ export const EnvSchema = z.object({
     .describe('live streams held at once (each has its own decoder process); more get 429 before any byte is decoded; 0 turns streams off'),
   STREAM_IDLE_TIMEOUT_MS: int(1).default(10_000).describe('a live stream that sends no byte for this long is ended with an error event'),
   STREAM_MAX_DURATION_S: positive().default(4 * 3600).describe('longest a live stream is held, wall clock; it then ends with a final event'),
+  STREAM_BATCH_MAX_SIZE: int(1, 64)
+    .default(engine.streamBatchMaxSize)
+    .describe('live stream windows waiting for inference together run as one batch of up to this many (1: one at a time; a model whose batches cost more per video wants 1)'),
+  STREAM_DECODER_NICE: int(0, 19).default(engine.streamDecoderNice).describe('how much lower (nice) live stream decoders run than the service, so that the shared inference goes first'),
   RETRY_AFTER_S: int(1, 3600).default(2).describe('`Retry-After` seconds sent with 429, 503 and 507'),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -143,6 +147,8 @@ export function configSchema(places: ConfigPlaces = {}) {
       decodeHwaccel: e.DECODE_HWACCEL,
       batchMaxSize: e.BATCH_MAX_SIZE,
       batchMaxDelayMs: e.BATCH_MAX_DELAY_MS,
+      streamBatchMaxSize: e.STREAM_BATCH_MAX_SIZE,
+      streamDecoderNice: e.STREAM_DECODER_NICE,
       workerRestartBackoffMs: e.WORKER_RESTART_BACKOFF_MS,
       workerRestartBackoffMaxMs: e.WORKER_RESTART_BACKOFF_MAX_MS,
       workerMaxDownMs: e.WORKER_MAX_DOWN_MS,

@@ -71,6 +71,20 @@ export const EngineConfigSchema = z.strictObject({
   batchMaxSize: z.number().int().positive().default(1),
   /** How long the oldest waiting video may be held for a fuller batch. */
   batchMaxDelayMs: z.number().int().nonnegative().default(0),
+  /**
+   * Live stream windows waiting for the inference worker at the same time (with equal knobs) run as
+   * one batch of up to this many. Many streams on few cores: 47 streams of 25 fps 360p on 2 cores with
+   * the embedded model held (p99 lag 0.92 s) at 8 and did not at 1 (p99 4.6 s, 47 windows dropped),
+   * `bench/streams.ts --trial 47` of 2026-12-06. A model whose batches cost more per video than single
+   * runs (the DeiT-S-sized preset: 1.38×, make bench section 6) wants 1.
+   */
+  streamBatchMaxSize: z.number().int().positive().default(8),
+  /**
+   * How much lower live stream decoders run than the rest of the service (nice, 0..19): the inference
+   * worker, which every stream shares and whose delay is every stream's lag, goes first; a decoder
+   * that waits has its pipe to buffer in. Measured with the batch above: 47 streams held at 5, not at 0.
+   */
+  streamDecoderNice: z.number().int().min(0).max(19).default(5),
   /** Limit for the worker to load the model and finish its warm-up run. */
   workerStartTimeoutMs: z.number().int().positive().default(120_000),
   /** First delay before starting the worker again after it died while starting; doubles per failure in a row. */

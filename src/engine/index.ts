@@ -148,7 +148,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     classifyFrames,
     // One decoder thread per stream: streams run side by side, each in its own process.
     openStream: (stream, handlers) =>
-      startLiveProcess({ ...stream, frames, size, resizeShortSide, scaleFlags, maxPixels: config.maxPixels, threads: 1 }, handlers, { logger }),
+      startLiveProcess({ ...stream, frames, size, resizeShortSide, scaleFlags, maxPixels: config.maxPixels, threads: 1 }, handlers, { logger, nice: config.streamDecoderNice }),
     validateKnobs,
     stats: () => ({
       accepting: host.accepting() && decoder.accepting(),

@@ -69,11 +69,12 @@ export function createPipeline(deps: PipelineDeps): { classify: Classify; classi
   const { frames, size, resize_short_side: shortSide, scale_flags: scaleFlags } = manifest.input;
   const limits = { maxDurationS: config.maxDurationS, maxPixels: config.maxPixels };
   const infer = createBatcher(host, { maxSize: config.batchMaxSize, maxDelayMs: config.batchMaxDelayMs }, now);
+  // Windows have a batcher of their own: with many streams, windows that wait together run together.
+  const inferWindows = createBatcher(host, { maxSize: config.streamBatchMaxSize, maxDelayMs: 0 }, now);
 
   const classifyFrames: ClassifyFrames = async (frames, knobs, options = {}) => {
-    // The same batcher as files': windows of many streams share the inference worker in arrival
-    // order, and batch together when dynamic batching is on.
-    const { outputs, queueS, inferS } = await infer({ rgb: new Uint8Array(0), file: frames.file, slotToFrame: frames.slotToFrame }, knobs, options.signal);
+    // The inference worker is the files': windows of many streams share it in arrival order.
+    const { outputs, queueS, inferS } = await inferWindows({ rgb: new Uint8Array(0), file: frames.file, slotToFrame: frames.slotToFrame }, knobs, options.signal);
     const postStarted = now();
     const post = postprocess(manifest, outputs, knobs);
     return { ...post, timings_s: { queue: round6(queueS), infer: round6(inferS), post: round6((now() - postStarted) / 1000) } };

@@ -71,6 +71,8 @@ describe('loadConfig', () => {
         MAX_STREAMS: '3',
         STREAM_IDLE_TIMEOUT_MS: '700',
         STREAM_MAX_DURATION_S: '60',
+        STREAM_BATCH_MAX_SIZE: '4',
+        STREAM_DECODER_NICE: '0',
         UNRELATED: 'ignored',
       },
       { root, exists: none },
@@ -91,6 +93,8 @@ describe('loadConfig', () => {
         workerRestartBackoffMs: 10,
         workerRestartBackoffMaxMs: 40,
         workerMaxDownMs: 0,
+        streamBatchMaxSize: 4,
+        streamDecoderNice: 0,
       },
       service: {
         maxUploadBytes: 1000,

@@ -7,6 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type Engine } from '../../src/engine/index.js';
 import { StreamEvent } from '../../src/service/stream-events.js';
@@ -68,10 +69,15 @@ async function until(check: () => boolean, what: string, ms = 10_000): Promise<v
 }
 
 /** Live stream workers that this test process started and that still run. */
-function liveWorkers(): number {
-  const ps = spawnSync('ps', ['-eo', 'ppid,args'], { encoding: 'utf8' }).stdout;
-  return ps.split('\n').filter((l) => l.trim().startsWith(`${process.pid} `) && /live\/worker\.(ts|js)/.test(l)).length;
+function liveWorkerPids(): number[] {
+  const ps = spawnSync('ps', ['-eo', 'pid,ppid,args'], { encoding: 'utf8' }).stdout;
+  return ps
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter(([, ppid, ...args]) => ppid === String(process.pid) && /live\/worker\.(ts|js)/.test(args.join(' ')))
+    .map(([pid]) => Number(pid));
 }
+const liveWorkers = (): number => liveWorkerPids().length;
 
 describe('POST /v1/streams', () => {
   it('answers a live MPEG-TS from ffmpeg through curl window by window while it is sent, then ends with a summary', async () => {
@@ -203,6 +209,8 @@ describe('POST /v1/streams', () => {
     leaving.on('error', () => undefined);
     leaving.write(clip.subarray(0, 100_000));
     await until(() => t.service.streams.active() === 1 && liveWorkers() === 1, 'the stream to start');
+    // Below the service by STREAM_DECODER_NICE (5 by default): the shared inference goes first.
+    expect(os.getPriority(liveWorkerPids()[0])).toBe(Math.min(19, os.getPriority() + 5));
     leaving.destroy();
     await until(() => t.service.streams.active() === 0 && liveWorkers() === 0 && t.tempFiles().length === 0, 'the stream, its worker and its files to go');
     expect(await t.registry.getSingleMetricAsString('haltingvt_streams_total')).toMatch(/end="client_gone"\} 1/);

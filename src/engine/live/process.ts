@@ -3,6 +3,7 @@
  * exposes its stdin for the stream's bytes and turns its messages into calls. The worker ends when
  * its stdin does (after the last windows) or is killed: a stream is never left running.
  */
+import os from 'node:os';
 import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { EngineError } from '../../errors.js';
@@ -31,8 +32,22 @@ export interface LiveProcess {
 /** Kept of a dying worker's output for the log. */
 const STDERR_KEEP = 4096;
 
-export function startLiveProcess(init: LiveInit, handlers: LiveHandlers, options: { logger: Logger; entry?: WorkerEntry | undefined }): LiveProcess {
+export interface LiveProcessOptions {
+  logger: Logger;
+  /** Nice offset of the decoder process below this one (streamDecoderNice). */
+  nice: number;
+  entry?: WorkerEntry | undefined;
+}
+
+export function startLiveProcess(init: LiveInit, handlers: LiveHandlers, options: LiveProcessOptions): LiveProcess {
   const proc = forkWorker(options.entry ?? workerEntry(import.meta.url, 'worker'), { stdin: true });
+  if (options.nice > 0 && proc.pid !== undefined) {
+    try {
+      os.setPriority(proc.pid, Math.min(19, os.getPriority() + options.nice));
+    } catch (err) {
+      options.logger.warn({ err, pid: proc.pid }, 'could not lower a live stream decoder\'s priority');
+    }
+  }
   const input = proc.stdin as Writable;
   // The worker gone (killed, crashed, done early): the stream's bytes have nowhere to go, which
   // `done` reports; a write error must not take the service down.
