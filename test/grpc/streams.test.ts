@@ -1,8 +1,9 @@
 /**
  * haltingvt.v1.Streams/Classify with a stock gRPC client (grpc-js over proto-loader, as any Node
- * client would load proto/streams.proto): config, then the stream's bytes as they are read; events
+ * client would load proto/streams.proto): config, then the stream's bytes as ffmpeg writes them; events
  * back as windows complete; refusals as gRPC statuses.
  */
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { credentials, loadPackageDefinition, status as Code, type ClientDuplexStream, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
@@ -59,10 +60,11 @@ function classify(): { call: ClientDuplexStream<unknown, WireEvent>; events: Wir
   return { call, events, done };
 }
 
-/** The clip's bytes in 64 KiB messages, written as the call takes them. */
-async function sendChunks(call: ClientDuplexStream<unknown, WireEvent>, bytes: Buffer): Promise<void> {
-  for (let at = 0; at < bytes.length; at += 64 * 1024) {
-    if (!call.write({ chunk: bytes.subarray(at, at + 64 * 1024) })) await new Promise((r) => call.once('drain', r));
+/** ffmpeg as the publisher: its MPEG-TS output, chunk by chunk as it comes, into the call (held back when the call is). */
+async function publishWithFfmpeg(call: ClientDuplexStream<unknown, WireEvent>, file: string): Promise<void> {
+  const ffmpeg = spawn('ffmpeg', ['-v', 'error', '-i', file, '-c', 'copy', '-f', 'mpegts', '-']);
+  for await (const chunk of ffmpeg.stdout) {
+    if (!call.write({ chunk })) await new Promise((r) => call.once('drain', r));
   }
   call.end();
 }
@@ -71,7 +73,7 @@ describe('haltingvt.v1.Streams/Classify', () => {
   it('answers each window of a pushed MPEG-TS with typed fields and the whole event, then ends', async () => {
     const { call, events, done } = classify();
     call.write({ config: { window_s: 2, top_k: 3, format: 'mpegts' } });
-    await sendChunks(call, readFileSync(fixture('live.mpegts')));
+    await publishWithFfmpeg(call, fixture('live.mpegts'));
     expect(await done).toBeUndefined();
     const parsed = events.map((e) => StreamEvent.parse(JSON.parse(e.json)));
     expect(parsed.map((e) => e.event)).toEqual(['started', 'window', 'window', 'window', 'window', 'window', 'ended']);
