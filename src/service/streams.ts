@@ -125,6 +125,7 @@ export function createStreams(deps: StreamsDeps): Streams {
         const hold = inputFull || (settings.policy === 'block' && waiting.length > 0);
         if (hold && !paused) source.pause();
         else if (!hold && paused) source.resume();
+        if (hold !== paused) watchIdle(!hold);
         paused = hold;
       };
 
@@ -215,6 +216,8 @@ export function createStreams(deps: StreamsDeps): Streams {
       const stop = (reason: EndReason, error?: EngineError): void => {
         if (ending) return;
         ending = reason;
+        // No byte is expected any more: a decoder still finishing what was sent is not idle.
+        clearTimeout(idle);
         if (error) failure = error;
         source.pause();
         if (reason === 'end_of_stream' || reason === 'max_duration') {
@@ -227,7 +230,14 @@ export function createStreams(deps: StreamsDeps): Streams {
       };
       endNow = (reason) => stop(reason);
 
-      const idle = setTimeout(() => stop('idle', new EngineError('STREAM_IDLE', `the stream sent no bytes for ${config.idleTimeoutMs} ms`, { idleTimeoutMs: config.idleTimeoutMs })), config.idleTimeoutMs);
+      // Idle is the sender's silence while we read: not while we hold it back (block, a full pipe),
+      // nor once its stream has ended.
+      let idle: NodeJS.Timeout | undefined;
+      function watchIdle(reading: boolean): void {
+        clearTimeout(idle);
+        idle = reading && !ending ? setTimeout(() => stop('idle', new EngineError('STREAM_IDLE', `the stream sent no bytes for ${config.idleTimeoutMs} ms`, { idleTimeoutMs: config.idleTimeoutMs })), config.idleTimeoutMs) : undefined;
+      }
+      watchIdle(true);
       const longest = setTimeout(() => stop('max_duration'), config.maxDurationS * 1000);
       const onAbort = (): void => stop('error', new EngineError('ABORTED', 'the client went away'));
       signal.addEventListener('abort', onAbort, { once: true });
@@ -256,7 +266,7 @@ export function createStreams(deps: StreamsDeps): Streams {
           flow();
         });
         source.on('data', (chunk: Buffer) => {
-          idle.refresh();
+          idle?.refresh();
           if (ending) return;
           received += chunk.length;
           arrivals.push({ end: received, at: wallClock() });

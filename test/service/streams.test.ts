@@ -106,6 +106,16 @@ describe('when inference falls behind', () => {
     expect(events[events.length - 1]).toMatchObject({ event: 'ended', reason: 'end_of_stream', summary: { windows: 11, dropped: 0 } });
   }, 30_000);
 
+  it('a sender held back by block, or one that has finished sending, is not idle', async () => {
+    // Each window takes 400 ms: far longer than the 250 ms idle limit while the source is paused,
+    // and the last windows are answered long after the last byte.
+    const t = makeApp(slowEngine(400).port, { service: { streams: { max: 4, idleTimeoutMs: 250, maxDurationS: 600 } } });
+    apps.push(t);
+    const events = await runStream(t, fixture('live.mpegts'), { window_s: 1, stride_s: 0.5, policy: 'block' });
+    expect(seqs(events)).toHaveLength(11);
+    expect(events[events.length - 1]).toMatchObject({ event: 'ended', reason: 'end_of_stream' });
+  }, 30_000);
+
   it('two streams share the inference worker in turn: neither waits for the other to end', async () => {
     const slow = slowEngine(150);
     const t = makeApp(slow.port);

@@ -7,6 +7,11 @@ import type { WorkerEntry } from './pool.js';
 
 export type { ChildProcess } from 'node:child_process';
 
-export function forkWorker(entry: WorkerEntry, options: { stdin: boolean }): ChildProcess {
-  return fork(entry.file, [], { execArgv: entry.execArgv, serialization: 'advanced', stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', 'ipc'] });
+export function forkWorker(entry: WorkerEntry, options: { stdin: boolean; env?: Record<string, string> | undefined }): ChildProcess {
+  return fork(entry.file, [], {
+    execArgv: entry.execArgv,
+    serialization: 'advanced',
+    stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', 'ipc'],
+    ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
+  });
 }
