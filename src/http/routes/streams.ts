@@ -37,28 +37,34 @@ export const streamRoutes: FastifyPluginAsync<{ service: Service }> = async (bas
   app.addHook('onRequest', async (request) => service.authorize(request.headers.authorization));
 
   // PUT too: `curl -T -` uploads with it.
-  app.route({ method: ['POST', 'PUT'], url: '/v1/streams', schema: { querystring: StreamQuery }, config: { liveUpload: true }, handler: async (request, reply) => {
-    if (!RAW_TYPES.test(mediaType(request))) throw unsupported(request, 'send the live stream itself as video/* or application/octet-stream, chunked');
-    const { window_s, stride_s, policy, emit, average, format, ...knobFields } = request.query;
-    const knobs = service.engine().validateKnobs(knobFields);
-    const signal = clientGone(reply);
-    const stream = service.streams.open({ settings: { window_s, stride_s, policy, emit, average, format }, knobs, source: request.body as Readable, signal, log: request.log });
+  app.route({
+    method: ['POST', 'PUT'],
+    url: '/v1/streams',
+    schema: { querystring: StreamQuery },
+    config: { liveUpload: true },
+    handler: async (request, reply) => {
+      if (!RAW_TYPES.test(mediaType(request))) throw unsupported(request, 'send the live stream itself as video/* or application/octet-stream, chunked');
+      const { window_s, stride_s, policy, emit, average, format, ...knobFields } = request.query;
+      const knobs = service.engine().validateKnobs(knobFields);
+      const signal = clientGone(reply);
+      const stream = service.streams.open({ settings: { window_s, stride_s, policy, emit, average, format }, knobs, source: request.body as Readable, signal, log: request.log });
 
-    const sse = /\btext\/event-stream\b/.test(request.headers.accept ?? '');
-    const body = new PassThrough();
-    const write = sse ? (e: StreamEvent) => body.write(`event: ${e.event}\ndata: ${JSON.stringify(e)}\n\n`) : (e: StreamEvent) => body.write(`${JSON.stringify(e)}\n`);
-    void stream.run(write).finally(() => body.end());
-    reply.raw.once('finish', () => {
-      // A sender still sending after its `ended` event (a limit, an error) is read and dropped for a
-      // moment, then cut: it must not hold the connection for ever.
-      if (request.raw.complete) return;
-      request.raw.resume();
-      setTimeout(() => request.raw.destroy(), LINGER_MS).unref();
-    });
-    return reply
-      .header('cache-control', 'no-store')
-      .header('x-accel-buffering', 'no') // proxies must pass each event on as it comes
-      .type(sse ? 'text/event-stream; charset=utf-8' : 'application/x-ndjson; charset=utf-8')
-      .send(body);
-  } });
+      const sse = /\btext\/event-stream\b/.test(request.headers.accept ?? '');
+      const body = new PassThrough();
+      const write = sse ? (e: StreamEvent) => body.write(`event: ${e.event}\ndata: ${JSON.stringify(e)}\n\n`) : (e: StreamEvent) => body.write(`${JSON.stringify(e)}\n`);
+      void stream.run(write).finally(() => body.end());
+      reply.raw.once('finish', () => {
+        // A sender still sending after its `ended` event (a limit, an error) is read and dropped for
+        // a moment, then cut: it must not hold the connection for ever.
+        if (request.raw.complete) return;
+        request.raw.resume();
+        setTimeout(() => request.raw.destroy(), LINGER_MS).unref();
+      });
+      return reply
+        .header('cache-control', 'no-store')
+        .header('x-accel-buffering', 'no') // proxies must pass each event on as it comes
+        .type(sse ? 'text/event-stream; charset=utf-8' : 'application/x-ndjson; charset=utf-8')
+        .send(body);
+    },
+  });
 };
