@@ -26,7 +26,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultModelDir } from '../src/paths.js';
 import { log, ROOT, sleep } from './lib/env.js';
-import { cpuSecondsOf, rssOf, startServer, type ServerHandle } from './lib/service.js';
+import { cpuSecondsOf, machineCpu, rssOf, startServer, type ServerHandle } from './lib/service.js';
+
+/** Busy CPU seconds of the machine, niced work included. */
+const busy = (m: ReturnType<typeof machineCpu>): number => m.busy + m.niced;
 import { percentile } from './lib/stats.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, model: { type: 'string' }, trial: { type: 'string' } } });
@@ -112,7 +115,7 @@ interface Trial {
 }
 
 async function trial(server: ServerHandle, bytes: Buffer, n: number): Promise<Trial> {
-  const cpu0 = totalCpu();
+  const machine0 = machineCpu();
   const { main, inference } = server.pids();
   const main0 = cpuSecondsOf(main);
   const inference0 = inference.reduce((a, p) => a + cpuSecondsOf(p), 0);
@@ -142,19 +145,13 @@ async function trial(server: ServerHandle, bytes: Buffer, n: number): Promise<Tr
     lag_p50_s: lags.length > 0 ? percentile(lags, 50) : Number.NaN,
     lag_p99_s: p99,
     held: dropped === 0 && errors === 0 && p99 < STRIDE_S,
-    cpu_fraction: (totalCpu() - cpu0) / wall / os.availableParallelism(),
+    cpu_fraction: (busy(machineCpu()) - busy(machine0)) / wall / os.availableParallelism(),
     cores_used,
     inference_p50_s: inInference.length > 0 ? percentile(inInference, 50) : Number.NaN,
     inference_p99_s: inInference.length > 0 ? percentile(inInference, 99) : Number.NaN,
   };
   log(`${n} streams: ${t.windows} windows, ${dropped} dropped, ${errors} not ended cleanly, lag p50 ${t.lag_p50_s.toFixed(3)} s, p99 ${p99.toFixed(3)} s (of which inference p50 ${t.inference_p50_s.toFixed(3)}, p99 ${t.inference_p99_s.toFixed(3)}), CPU ${(t.cpu_fraction * 100).toFixed(0)}% (cores: main ${cores_used.main.toFixed(2)}, inference ${cores_used.inference.toFixed(2)}, decoders ${cores_used.decoders.toFixed(2)}, publishers ${cores_used.publishers.toFixed(2)}): ${t.held ? 'held' : 'not held'}`);
   return t;
-}
-
-/** Busy CPU seconds of the whole machine (/proc/stat). */
-function totalCpu(): number {
-  const t = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
-  return ((t[0] ?? 0) + (t[1] ?? 0) + (t[2] ?? 0) + (t[5] ?? 0) + (t[6] ?? 0) + (t[7] ?? 0)) / 100;
 }
 
 async function main(): Promise<void> {

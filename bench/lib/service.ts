@@ -73,7 +73,7 @@ export function cpuSecondsOf(pid: number): number {
 }
 
 /** The machine's CPU seconds since boot, all cores: busy at nice 0, busy at nice > 0, idle (/proc/stat). */
-function machineCpu(): { busy: number; niced: number; idle: number } {
+export function machineCpu(): { busy: number; niced: number; idle: number } {
   const t = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
   const at = (i: number): number => t[i] ?? 0; // user nice system idle iowait irq softirq steal
   return { busy: (at(0) + at(2) + at(5) + at(6) + at(7)) / 100, niced: at(1) / 100, idle: (at(3) + at(4)) / 100 };

@@ -8,10 +8,9 @@
 import { Transform } from 'node:stream';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { z } from 'zod';
 import { EngineError } from '../errors.js';
 import type { Service } from '../service/index.js';
-import { StreamSettingsFields, withStride, type StreamEvent } from '../service/stream-events.js';
+import { StreamSettings, type StreamEvent } from '../service/stream-events.js';
 
 export const STREAMS_SERVICE = 'haltingvt.v1.Streams';
 
@@ -31,7 +30,6 @@ interface WireConfig {
 type WireMessage = { kind: 'config'; config: WireConfig } | { kind: 'chunk'; chunk: Buffer };
 export type StreamCall = ServerDuplexStream<WireMessage, unknown>;
 
-const Settings = z.strictObject(StreamSettingsFields).transform(withStride);
 
 export interface StreamCallDeps {
   service: Service;
@@ -60,7 +58,7 @@ export function handleStreamCall(call: StreamCall, deps: StreamCallDeps): void {
       // proto-loader names each proto3 `optional` field's synthetic oneof (`_window_s`); unset fields are absent or null.
       const given = Object.fromEntries(Object.entries(first.config).filter(([key, value]) => !key.startsWith('_') && value !== undefined && value !== null)) as WireConfig;
       const { top_k, keep_ratio, halt_threshold, merge_mode, merge_ratio, ...rest } = given;
-      const parsed = Settings.safeParse(rest);
+      const parsed = StreamSettings.safeParse(rest);
       if (!parsed.success) throw new EngineError('BAD_REQUEST', `bad stream config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       const knobs = service.engine().validateKnobs({ top_k, keep_ratio, halt_threshold, merge_mode, merge_ratio });
       const bytes = new Transform({

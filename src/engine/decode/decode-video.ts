@@ -8,7 +8,7 @@ import { cropGeometry, filterChain } from '../preprocess.js';
 import { planFrames } from '../sample.js';
 import { checkLimits, describe, type VideoInfo, type VideoLimits } from './describe.js';
 import { frameCountOf, framesDecoded, planDecode } from './frame-plan.js';
-import { openVideo, type DecoderOptions } from './libav.js';
+import { copyRgb, openVideo, type DecoderOptions } from './libav.js';
 
 export interface DecodeJob {
   file: string;
@@ -75,13 +75,7 @@ export function decodeVideo(job: DecodeJob, decoder: DecoderOptions): DecodedVid
     let stats;
     try {
       stats = codec.run(steps, index, filters, (k, frame) => {
-        const data = frame.data?.[0];
-        const stride = frame.linesize[0] ?? 0;
-        if (!data || frame.width !== job.size || frame.height !== job.size) {
-          throw new EngineError('DECODE_FAILED', `the filter chain gave a ${frame.width}x${frame.height} frame, not ${job.size}x${job.size}`, { video: name, filters });
-        }
-        const row = job.size * 3;
-        for (let y = 0; y < job.size; y++) rgb.set(data.subarray(y * stride, y * stride + row), k * bytes + y * row);
+        copyRgb(frame, job.size, rgb, k * bytes, { video: name, filters });
         got[k] = true;
       });
     } finally {

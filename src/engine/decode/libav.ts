@@ -230,26 +230,49 @@ export interface VideoDecoder {
  */
 const SKIP_NONREF_CODECS = new Set(['h264', 'hevc']);
 
-function openDecoder(fmt: FormatContext, stream: Stream, options: DecoderOptions, name: string): VideoDecoder {
+/** The stream's decoder, found; VIDEO_UNDECODABLE when libav has none. */
+function findCodec(stream: Stream, name: string): Codec {
   const codec = Codec.findDecoder(stream.codecpar.codecId);
   if (!codec) throw new EngineError('VIDEO_UNDECODABLE', `${name}: no decoder for ${avGetCodecName(stream.codecpar.codecId) ?? 'this codec'}`, { video: name });
-  const open = (hardware: HardwareContext | null): CodecContext => {
-    const ctx = new CodecContext();
-    ctx.allocContext3(codec);
-    ctx.parametersToContext(stream.codecpar);
-    ctx.pktTimebase = stream.timeBase;
-    ctx.threadCount = options.threads;
-    if (hardware) {
-      ctx.hwDeviceCtx = hardware.deviceContext;
-      ctx.setHardwarePixelFormat(AV_PIX_FMT_CUDA);
-    }
-    const ret = ctx.open2Sync(codec, null);
-    if (ret < 0) {
-      ctx.freeContext();
-      throw libavError('VIDEO_UNDECODABLE', `cannot open the ${codec.name ?? ''} decoder for ${name}`, ret, name);
-    }
-    return ctx;
-  };
+  return codec;
+}
+
+/** A decoder context for `stream`, opened (on the GPU when `hardware` is given). */
+function openCodec(codec: Codec, stream: Stream, threads: number, hardware: HardwareContext | null, name: string): CodecContext {
+  const ctx = new CodecContext();
+  ctx.allocContext3(codec);
+  ctx.parametersToContext(stream.codecpar);
+  ctx.pktTimebase = stream.timeBase;
+  ctx.threadCount = threads;
+  if (hardware) {
+    ctx.hwDeviceCtx = hardware.deviceContext;
+    ctx.setHardwarePixelFormat(AV_PIX_FMT_CUDA);
+  }
+  const ret = ctx.open2Sync(codec, null);
+  if (ret < 0) {
+    ctx.freeContext();
+    throw libavError('VIDEO_UNDECODABLE', `cannot open the ${codec.name ?? ''} decoder for ${name}`, ret, name);
+  }
+  return ctx;
+}
+
+/**
+ * A filtered `size`×`size` rgb24 frame into `into` at `offset`, row by row (libav pads its rows to
+ * `linesize`); DECODE_FAILED when the filter chain gave another size.
+ */
+export function copyRgb(frame: Frame, size: number, into: Uint8Array, offset: number, details: Record<string, unknown>): void {
+  const data = frame.data?.[0];
+  const stride = frame.linesize[0] ?? 0;
+  if (!data || frame.width !== size || frame.height !== size) {
+    throw new EngineError('DECODE_FAILED', `the filter chain gave a ${frame.width}x${frame.height} frame, not ${size}x${size}`, details);
+  }
+  const row = size * 3;
+  for (let y = 0; y < size; y++) into.set(data.subarray(y * stride, y * stride + row), offset + y * row);
+}
+
+function openDecoder(fmt: FormatContext, stream: Stream, options: DecoderOptions, name: string): VideoDecoder {
+  const codec = findCodec(stream, name);
+  const open = (hardware: HardwareContext | null): CodecContext => openCodec(codec, stream, options.threads, hardware, name);
   let hardware = options.hardware !== null;
   let ctx: CodecContext;
   try {
@@ -425,7 +448,7 @@ export interface LiveDecoder {
   flush(): void;
   /**
    * Every frame the decoder has ready, in presentation order: `convert(pts)` says whether to run it
-   * through the filter chain into `size`×`size` rgb24 (`into` is then called with the pixels).
+   * through the filter chain into `size`×`size` rgb24 (`into` then gets the pixels, a buffer it keeps).
    */
   receive(convert: (pts: bigint) => boolean, into: (pts: bigint, rgb: Uint8Array) => void): void;
   /** Frames decoded, packets the decoder refused. */
@@ -485,23 +508,12 @@ export function openLiveInput(url: string, name: string, format: string | undefi
 }
 
 function openLiveDecoder(stream: Stream, options: { threads: number; filters: string; size: number }, name: string): LiveDecoder {
-  const codec = Codec.findDecoder(stream.codecpar.codecId);
-  if (!codec) throw new EngineError('VIDEO_UNDECODABLE', `${name}: no decoder for ${avGetCodecName(stream.codecpar.codecId) ?? 'this codec'}`, { video: name });
-  const ctx = new CodecContext();
-  ctx.allocContext3(codec);
-  ctx.parametersToContext(stream.codecpar);
-  ctx.pktTimebase = stream.timeBase;
-  ctx.threadCount = options.threads;
-  const ret = ctx.open2Sync(codec, null);
-  if (ret < 0) {
-    ctx.freeContext();
-    throw libavError('VIDEO_UNDECODABLE', `cannot open the ${codec.name ?? ''} decoder for ${name}`, ret, name);
-  }
+  const codec = findCodec(stream, name);
+  const ctx = openCodec(codec, stream, options.threads, null, name);
   const skipsNonRef = SKIP_NONREF_CODECS.has(codec.name ?? '');
   const frame = new Frame();
   frame.alloc();
   const { size } = options;
-  const rgb = new Uint8Array(size * size * 3);
   const stats = { decoded: 0, errors: 0 };
   let filter: FilterChain | undefined;
   let skipping = false;
@@ -548,11 +560,9 @@ function openLiveDecoder(stream: Stream, options: { threads: number; filters: st
         const out = filter.run(frame);
         frame.unref();
         try {
-          const data = out.data?.[0];
-          const stride = out.linesize[0] ?? 0;
-          if (!data || out.width !== size || out.height !== size) throw new EngineError('DECODE_FAILED', `the filter chain gave a ${out.width}x${out.height} frame, not ${size}x${size}`, { video: name });
-          const row = size * 3;
-          for (let y = 0; y < size; y++) rgb.set(data.subarray(y * stride, y * stride + row), y * row);
+          // A buffer of its own: the caller keeps it as long as a window needs the frame.
+          const rgb = new Uint8Array(size * size * 3);
+          copyRgb(out, size, rgb, 0, { video: name, filters: options.filters });
           into(pts, rgb);
         } finally {
           out.free();

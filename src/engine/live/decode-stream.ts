@@ -92,11 +92,11 @@ export async function decodeLive(input: LiveInput, settings: LiveSettings, out: 
 
   const held: LivePacket[] = []; // read, waiting for their frame's fate, in decode order
   const unsettled: bigint[] = []; // presentation times read but not yet settled, ascending
-  const arrivedAt = new Map<bigint, { at: number; endByte: number | undefined }>();
+  type Arrival = { at: number; endByte: number | undefined };
+  const arrivedAt = new Map<bigint, Arrival>(); // when each unsettled frame's packet was read
   const fate = new Map<bigint, boolean>(); // decided frames whose packet is not yet sent to the decoder
   const convert = new Set<bigint>(); // taken frames sent to the decoder, not yet out of it
   const kept = new Map<bigint, Uint8Array>(); // taken frames, decoded
-  type Arrival = { at: number; endByte: number | undefined };
   const waiting: Array<SampledWindow & { arrival: Arrival }> = []; // complete, frames not all out
   let origin: bigint | undefined;
   let latestDts: bigint | undefined;
@@ -132,7 +132,7 @@ export async function decodeLive(input: LiveInput, settings: LiveSettings, out: 
   };
 
   const keep = (pts: bigint, rgb: Uint8Array): void => {
-    kept.set(pts, rgb.slice());
+    kept.set(pts, rgb);
     if (lastOut === undefined || pts > lastOut) lastOut = pts;
   };
   const taken = (pts: bigint): boolean => {

@@ -80,9 +80,8 @@ export function createWindowSampler(spec: WindowSpec): WindowSampler {
   const toSeconds = (scaled: bigint): number => Number(scaled) / (1000 * spec.timeBase.den);
 
   let origin: bigint | undefined;
-  let previous: bigint | undefined; // the last settled frame (scaled), not yet decided
-  let previousPts: bigint | undefined;
-  let beforePrevious: bigint | undefined;
+  let previous: bigint | undefined; // the last settled frame (its pts), not yet decided
+  let beforePrevious: bigint | undefined; // scaled
   const open = new Map<number, OpenWindow>();
   let nextSeq = 0; // windows before it were completed or skipped
   let completedCount = 0;
@@ -109,8 +108,9 @@ export function createWindowSampler(spec: WindowSpec): WindowSampler {
     return w;
   };
 
-  /** Gives frame `p` (scaled) its slots, knowing the frames around it (`next` undefined: the end). */
-  const decide = (p: bigint, pts: bigint, before: bigint | undefined, next: bigint | undefined): boolean => {
+  /** Gives frame `pts` its slots, knowing the frames around it (scaled; `next` undefined: the end). */
+  const decide = (pts: bigint, before: bigint | undefined, next: bigint | undefined): boolean => {
+    const p = pts * scale;
     let taken = false;
     const [first, last] = windowsHolding(p);
     for (let k = first; k <= last; k++) {
@@ -161,23 +161,23 @@ export function createWindowSampler(spec: WindowSpec): WindowSampler {
   return {
     settle(pts) {
       const p = pts * scale;
-      if (previous !== undefined && p <= previous) return false;
+      if (previous !== undefined && pts <= previous) return false;
       origin ??= p;
       count(p);
       let decided: Settled['decided'];
       if (previous !== undefined) {
-        decided = { pts: previousPts as bigint, taken: decide(previous, previousPts as bigint, beforePrevious, p) };
+        decided = { pts: previous, taken: decide(previous, beforePrevious, p) };
+        beforePrevious = previous * scale;
       }
-      beforePrevious = previous;
-      previous = p;
-      previousPts = pts;
+      previous = pts;
       return { decided, completed: completeBefore(p) };
     },
     finish() {
       if (previous === undefined) return { decided: undefined, completed: [] };
-      const decided = { pts: previousPts as bigint, taken: decide(previous, previousPts as bigint, beforePrevious, undefined) };
+      const last = previous * scale;
+      const decided = { pts: previous, taken: decide(previous, beforePrevious, undefined) };
       // The last frame lasts as long as the one before it did: a window that ends there is whole.
-      const completed = completeBefore(previous + (beforePrevious === undefined ? 1n : previous - beforePrevious));
+      const completed = completeBefore(last + (beforePrevious === undefined ? 1n : last - beforePrevious));
       // A stream shorter than one window still gets an answer: its first window, cut short.
       if (completedCount === 0 && completed.length === 0) {
         const w = open.get(0);
