@@ -7,11 +7,10 @@
  *   parent → child   init (once)
  *   child → parent   started · window … · ended, or failed
  */
-import { serializeError } from '../workers/protocol.js';
-import { openLiveInput, recentLibavErrors, stopLibavLog } from '../decode/libav.js';
-import { decodeLive, type LiveInfo, type LiveSettings, type LiveSummary, type LiveWindow } from './decode-stream.js';
-import type { SerializedError } from '../workers/protocol.js';
 import { isEngineError } from '../../errors.js';
+import { openLiveInput, recentLibavErrors, stopLibavLog } from '../decode/libav.js';
+import { serializeError, type SerializedError } from '../workers/protocol.js';
+import { decodeLive, type LiveInfo, type LiveSettings, type LiveSummary, type LiveWindow } from './decode-stream.js';
 
 export interface LiveInit extends LiveSettings {
   /** libav's demuxer name when the client said which container it sends; probed otherwise. */
