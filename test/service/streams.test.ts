@@ -84,8 +84,10 @@ describe('when inference falls behind', () => {
     expect(answered).toEqual([...answered].sort((a, b) => a - b));
     // The newest window is never the one dropped.
     expect(answered[answered.length - 1]).toBe(10);
-    // A window waits for at most the run in progress and its own (2 × 400 ms), however far behind.
-    for (const e of events) if (e.event === 'window') expect(e.lag_s).toBeLessThan(1.5);
+    // Lag counts from the bytes' arrival, and this source arrives all at once: a window waits for the
+    // decoder to get through the backlog (under a second even on a loaded machine), then for at most
+    // the run in progress and its own (2 × 400 ms). Answering all 11 in turn would take 4.4 s.
+    for (const e of events) if (e.event === 'window') expect(e.lag_s).toBeLessThan(2);
     const ended = events[events.length - 1];
     expect(ended).toMatchObject({ event: 'ended', reason: 'end_of_stream', summary: { windows: answered.length, dropped: dropped.length } });
     expect(await t.registry.getSingleMetricAsString('haltingvt_stream_windows_total')).toContain(`outcome="dropped"} ${dropped.length}`);
