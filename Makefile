@@ -12,7 +12,7 @@ export ONNXRUNTIME_NODE_INSTALL = skip   # the CUDA libraries come from NuGet, w
 export SKIP_FFMPEG = true
 export PYTHONPATH := $(CURDIR)/models
 
-.PHONY: run test test-python test-ts test-oip bench-oip bench-streams bench-precision fp16-model build deps python-env python-test-deps node-deps ffmpeg chromium promtool bench bench-deps golden default-model clean image image-test gpu-bundle
+.PHONY: run test test-python test-ts test-oip bench-oip bench-streams bench-precision fp16-model build deps python-env python-test-deps node-deps ffmpeg chromium promtool rtsp-server bench bench-deps golden default-model clean image image-test gpu-bundle
 
 run: build  ## install what is needed and serve the embedded default model on :8080 (no ffmpeg CLI: node-av decodes)
 	node dist/server.js
@@ -44,7 +44,7 @@ test-oip: node-deps ffmpeg
 build: node-deps
 	npx tsc -p tsconfig.json
 
-deps: ffmpeg chromium promtool python-test-deps node-deps
+deps: ffmpeg chromium promtool rtsp-server python-test-deps node-deps
 
 python-env:
 	@./scripts/python-env.sh >/dev/null
@@ -72,6 +72,12 @@ promtool:  ## promtool (Debian's prometheus package) for the `promtool check met
 	@if ! command -v promtool >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 		export DEBIAN_FRONTEND=noninteractive
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+	fi
+
+rtsp-server:  ## Debian's GStreamer RTSP server (with python3-gi) for the pulled-stream tests' RTSP source, installed like chromium
+	@if ! /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0")' 2>/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gstreamer-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad >/dev/null
 	fi
 
 golden: python-env  ## regenerate the cases shared by the Python and TypeScript tests

@@ -18,6 +18,7 @@ import { modelRoutes } from './http/routes/models.js';
 import { oipRoutes } from './http/routes/oip.js';
 import { serviceRoutes } from './http/routes/service.js';
 import { streamRoutes } from './http/routes/streams.js';
+import { pulledStreamRoutes } from './http/routes/pulled-streams.js';
 import { createOipProtocol } from './oip/protocol.js';
 import type { Service } from './service/index.js';
 
@@ -102,6 +103,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.register(oipRoutes, { prefix: '/v2', service, oip: createOipProtocol(service, API_VERSION), retryAfterS: config.retryAfterS });
   app.register(classifyRoutes, { service, requestTimeoutMs: config.requestTimeoutMs });
   app.register(streamRoutes, { service });
+  app.register(pulledStreamRoutes, { service });
   return app;
 }
 

@@ -126,7 +126,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   // The CLI is a transport like HTTP and gRPC: one file a request through the service layer
   // (queue, metrics), answered as each finishes. Its files are on disk already: nothing is spooled.
   const service = createService({
-    config: { maxUploadBytes: Number.MAX_SAFE_INTEGER, maxBatchItems: 1, queueSize: 0, concurrency: 1, uploadDir: os.tmpdir(), authToken: undefined, streams: { max: 0, idleTimeoutMs: 1, maxDurationS: 1 } },
+    config: { maxUploadBytes: Number.MAX_SAFE_INTEGER, maxBatchItems: 1, queueSize: 0, concurrency: 1, uploadDir: os.tmpdir(), authToken: undefined, streams: { max: 0, idleTimeoutMs: 1, maxDurationS: 1, pull: { backoffMinS: 1, backoffMaxS: 1, connectTimeoutS: 1, events: 16, keepEnded: 0 } }, sources: { schemes: [], allow: [] } },
     engine,
     logger,
     registry: new Registry(),

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { engineConfig, providerListProblem } from './engine/config.js';
 import { PRECISIONS } from './engine/model.js';
 import { defaultModelDir, PACKAGE_ROOT } from './paths.js';
+import { isAddressOrRange, PULL_SCHEMES, type PullScheme } from './service/sources/policy.js';
 
 /** The engine's own defaults, so that the CLI and the service refuse the same videos and restart alike. */
 const engine = engineConfig();
@@ -81,6 +82,30 @@ export const EnvSchema = z.object({
     .default(engine.streamBatchMaxSize)
     .describe('live stream windows waiting for inference together run as one batch of up to this many (1: one at a time; a model whose batches cost more per video wants 1)'),
   STREAM_DECODER_NICE: int(0, 19).default(engine.streamDecoderNice).describe('how much lower (nice) live stream decoders run than the service, so that the shared inference goes first'),
+  PULL_SCHEMES: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      const schemes = v.split(',').map((x) => x.trim().toLowerCase()).filter(Boolean);
+      const bad = schemes.filter((x) => !(PULL_SCHEMES as readonly string[]).includes(x));
+      if (bad.length > 0) ctx.addIssue({ code: 'custom', message: `unknown scheme(s) ${bad.join(', ')}; known: ${PULL_SCHEMES.join(', ')}` });
+      return schemes as PullScheme[];
+    })
+    .describe(`schemes the service may pull live sources from (POST /v1/streams with a source URL), comma-separated, of ${PULL_SCHEMES.join(', ')} (HLS is http/https); empty: pulling is off`),
+  PULL_ALLOW: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      const entries = v.split(',').map((x) => x.trim()).filter(Boolean);
+      const bad = entries.filter((x) => x !== '*' && !/^(\*\.)?[a-z0-9.-]+$/i.test(x) && !isAddressOrRange(x));
+      if (bad.length > 0) ctx.addIssue({ code: 'custom', message: `not a host name, address or CIDR range: ${bad.join(', ')}` });
+      return entries;
+    })
+    .describe('hosts pulled sources may come from, comma-separated: names (`cam.example.com`, `*.example.com`), addresses and CIDR ranges (`10.20.0.0/16`); `*`: any public address. Loopback, private, link-local, CGNAT, multicast and IPv6 local addresses are refused unless inside a listed address or range, whatever name leads to them'),
+  STREAM_CONNECT_TIMEOUT_S: positive().default(15).describe('a pulled source that gives no packet this long after a (re)connection is retried'),
+  STREAM_RECONNECT_MIN_S: positive().default(0.5).describe('first wait before reconnecting a pulled source; it doubles per failed attempt, with ±25% jitter'),
+  STREAM_RECONNECT_MAX_S: positive().default(30).describe('longest wait between reconnection attempts'),
+  STREAM_EVENTS_KEPT: int(16, 65_536).default(256).describe('events kept per pulled stream, replayed to a watcher that reconnects with Last-Event-ID'),
   RETRY_AFTER_S: int(1, 3600).default(2).describe('`Retry-After` seconds sent with 429, 503 and 507'),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -160,7 +185,13 @@ export function configSchema(places: ConfigPlaces = {}) {
       concurrency: e.CONCURRENCY,
       uploadDir: path.resolve(e.UPLOAD_DIR ?? places.tmpdir ?? os.tmpdir()),
       authToken: e.AUTH_TOKEN,
-      streams: { max: e.MAX_STREAMS, idleTimeoutMs: e.STREAM_IDLE_TIMEOUT_MS, maxDurationS: e.STREAM_MAX_DURATION_S },
+      streams: {
+        max: e.MAX_STREAMS,
+        idleTimeoutMs: e.STREAM_IDLE_TIMEOUT_MS,
+        maxDurationS: e.STREAM_MAX_DURATION_S,
+        pull: { backoffMinS: e.STREAM_RECONNECT_MIN_S, backoffMaxS: Math.max(e.STREAM_RECONNECT_MIN_S, e.STREAM_RECONNECT_MAX_S), connectTimeoutS: e.STREAM_CONNECT_TIMEOUT_S, events: e.STREAM_EVENTS_KEPT, keepEnded: 32 },
+      },
+      sources: { schemes: e.PULL_SCHEMES, allow: e.PULL_ALLOW },
     },
     http: { requestTimeoutMs: e.REQUEST_TIMEOUT_MS, retryAfterS: e.RETRY_AFTER_S },
     logLevel: e.LOG_LEVEL,

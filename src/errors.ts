@@ -17,6 +17,10 @@ export const ERRORS = {
   ABORTED: { status: 499, title: 'the request was cancelled' },
   STREAM_CHANGED: { status: 422, title: 'the live stream changed its video format mid-way' },
   STREAM_IDLE: { status: 408, title: 'the live stream sent no bytes for longer than the idle limit' },
+  STREAM_NOT_FOUND: { status: 404, title: 'no live stream with this id on this instance' },
+  SOURCE_NOT_ALLOWED: { status: 403, title: 'the operator does not allow pulling this source (scheme, host or address)' },
+  SOURCE_UNREACHABLE: { status: 502, title: 'the live source cannot be reached or opened' },
+  SOURCE_STALLED: { status: 504, title: 'the live source sent nothing for longer than its stall limit' },
 
   // Decoding
   DECODE_TIMEOUT: { status: 504, title: 'decoding took longer than the time limit' },

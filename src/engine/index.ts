@@ -25,6 +25,7 @@ import { createSessionHost, inferenceInit, type SessionHost, type SessionHostOpt
 import { createKnobValidator, type KnobInput, type Knobs } from './knobs.js';
 import { loadModel, type Manifest, type Precision } from './model.js';
 import { startLiveProcess, type LiveHandlers, type LiveProcess } from './live/process.js';
+import type { LiveSource } from './live/worker.js';
 import { createPipeline, type ClassifyFrames, type ClassifyOptions, type ClassifyResult } from './pipeline.js';
 import type { WorkerPoolStats } from './workers/pool.js';
 
@@ -32,6 +33,7 @@ export { EngineError, ERRORS, isEngineError, type ErrorCode } from '../errors.js
 export type { ClassifyOptions, ClassifyResult, DecodedFrames, FramesAnswer } from './pipeline.js';
 export type { LiveHandlers, LiveProcess } from './live/process.js';
 export type { LiveInfo, LiveSummary, LiveWindow } from './live/decode-stream.js';
+export type { LiveSource } from './live/worker.js';
 export { knobRanges, NUMBER_TEXT, type Knobs, type KnobInput } from './knobs.js';
 export { PRECISIONS, type Manifest, type Precision } from './model.js';
 export { round6, topK, type Prediction, type TokenReport } from './postprocess.js';
@@ -69,10 +71,13 @@ export interface LiveStreamRequest {
   name: string;
   windowMs: number;
   strideMs: number;
-  /** libav's demuxer name when the client named its container; probed otherwise. */
-  format: string | undefined;
+  source: LiveSource;
+  /** Each window waits for an ack before the worker reads on (LiveInit.paced). */
+  paced: boolean;
   /** The stream's own temp folder, for its windows' frames files. */
   dir: string;
+  /** Extra environment of the stream's worker (a pulled source's proxy). */
+  env?: Record<string, string> | undefined;
 }
 
 export interface EngineStats {
@@ -147,8 +152,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     classify,
     classifyFrames,
     // One decoder thread per stream: streams run side by side, each in its own process.
-    openStream: (stream, handlers) =>
-      startLiveProcess({ ...stream, frames, size, resizeShortSide, scaleFlags, maxPixels: config.maxPixels, threads: 1 }, handlers, { logger, nice: config.streamDecoderNice }),
+    openStream: ({ env, ...stream }, handlers) =>
+      startLiveProcess({ ...stream, frames, size, resizeShortSide, scaleFlags, maxPixels: config.maxPixels, threads: 1 }, handlers, { logger, nice: config.streamDecoderNice, env }),
     validateKnobs,
     stats: () => ({
       accepting: host.accepting() && decoder.accepting(),

@@ -10,6 +10,7 @@ import { oneLine } from '../service/errors.js';
 const BY_STATUS: Record<number, Code> = {
   400: Code.INVALID_ARGUMENT,
   401: Code.UNAUTHENTICATED,
+  403: Code.PERMISSION_DENIED, // a source the operator's policy refuses
   404: Code.NOT_FOUND,
   408: Code.DEADLINE_EXCEEDED,
   413: Code.RESOURCE_EXHAUSTED,
@@ -18,6 +19,7 @@ const BY_STATUS: Record<number, Code> = {
   429: Code.RESOURCE_EXHAUSTED,
   499: Code.CANCELLED,
   500: Code.INTERNAL,
+  502: Code.UNAVAILABLE, // a pulled source that cannot be reached
   503: Code.UNAVAILABLE,
   504: Code.DEADLINE_EXCEEDED,
   507: Code.RESOURCE_EXHAUSTED, // out of upload space: a capacity problem, like 429

@@ -163,11 +163,37 @@ export function buildOpenApiDocument(): Json {
       ...errorResponses([400, 401, 415, 429, 503]),
     },
   });
-  const streams = { post: streamOperation('classifyStream'), put: streamOperation('classifyStreamPut') };
-
   const get = (operationId: string, summary: string, schema: string, errors: number[], extra: Json = {}): Json => ({
     get: { operationId, summary, tags: extra.tags ?? ['service'], ...extra, responses: { '200': { description: summary, content: json(ref(schema)) }, ...errorResponses(errors) } },
   });
+  const pullBody = {
+    description: 'With a JSON body (`PullRequest`, knobs beside the settings): the service pulls the source itself, as a pulled stream, answered 201 with its status; its events at /v1/streams/{id}/events.',
+    content: { 'application/json': { schema: { allOf: [ref('PullRequest'), { type: 'object', properties: Object.fromEntries(knobQuery.filter((q) => q.name !== 'explain').map((q) => [q.name, q.schema])) }] } } },
+  };
+  const withPull = (operation: Json): Json => ({
+    ...operation,
+    description: `${operation.description as string} ` + 'With a JSON body instead, the service pulls a source (RTSP, SRT, HTTP(S) MPEG-TS or HLS) that the operator allows (PULL_SCHEMES, PULL_ALLOW): 201 with the stream\'s status; 403 SOURCE_NOT_ALLOWED for a refused scheme, host or address; 502 SOURCE_UNREACHABLE for a name that does not resolve.',
+    requestBody: { required: true, content: { ...(liveBody.content as Json), ...(pullBody.content as Json) } },
+    responses: { ...(operation.responses as Json), '201': { description: 'a pulled stream, started', headers: { Location: { schema: { type: 'string' } } }, content: json(ref('PulledStream')) }, ...errorResponses([403, 502]) },
+  });
+  const streams = { post: withPull(streamOperation('classifyStream')), put: withPull(streamOperation('classifyStreamPut')), ...get('listStreams', 'Pulled streams on this instance (ended ones kept a while), and how many pushed ones are open', 'PulledStreamList', [401], { tags: ['streams'], security: secured }) };
+  const idParam = [{ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-f]{16}$' } }];
+  const streamById = {
+    get: { operationId: 'getStream', summary: 'A pulled stream: state, uptime, windows, lag, reconnects, last error', tags: ['streams'], security: secured, parameters: idParam, responses: { '200': { description: 'its status', content: json(ref('PulledStream')) }, ...errorResponses([401, 404]) } },
+    delete: { operationId: 'deleteStream', summary: 'Ends a pulled stream (an `ended` event, reason deleted) and forgets it', tags: ['streams'], security: secured, parameters: idParam, responses: { '204': { description: 'ended' }, ...errorResponses([401, 404]) } },
+  };
+  const streamEvents = {
+    get: {
+      operationId: 'watchStream',
+      summary: 'A pulled stream\'s events as server-sent events, from the kept ones on',
+      description: 'Each event as `id: <n>`, `event: <name>`, `data: <StreamEvent JSON>`. A watcher that reconnects with `Last-Event-ID` (or `?after=`) gets the events after it that are still kept (STREAM_EVENTS_KEPT), then new ones; the answer ends after `ended`. The same over gRPC: haltingvt.v1.Streams/Watch.',
+      tags: ['streams'],
+      security: secured,
+      parameters: [...idParam, { name: 'after', in: 'query', required: false, schema: { type: 'integer', minimum: 0 } }, { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string' } }],
+      responses: { '200': { description: 'events as they come', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errorResponses([401, 404]) },
+    },
+  };
+
   const probe = (operationId: string, summary: string, schema: string): Json => ({
     get: {
       operationId,
@@ -198,6 +224,7 @@ export function buildOpenApiDocument(): Json {
     servers: [{ url: '/' }],
     tags: [
       { name: 'inference', description: 'classify videos' },
+      { name: 'streams', description: 'pulled live streams: the service reads a camera or live source itself' },
       { name: 'models', description: 'what is served' },
       { name: 'health', description: 'liveness and readiness (also in KServe v2 form)' },
       { name: 'oip', description: 'Open Inference Protocol (KServe v2) with the binary-data and classification extensions; the same over gRPC on GRPC_PORT' },
@@ -207,6 +234,8 @@ export function buildOpenApiDocument(): Json {
       '/v1/classify': classify,
       '/v1/classify:batch': batch,
       '/v1/streams': streams,
+      '/v1/streams/{id}': streamById,
+      '/v1/streams/{id}/events': streamEvents,
       '/v1/models': get('listModels', 'The served models', 'ModelList', [503], { tags: ['models'] }),
       '/v1/models/{name}': get('getModel', 'One model: labels, input spec, knob ranges and defaults, dense GFLOPs', 'ModelInfo', [404, 503], {
         tags: ['models'],

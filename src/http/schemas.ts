@@ -5,7 +5,7 @@
  * `apiSchemas` under its component name.
  */
 import { z } from 'zod';
-import { StreamEvent } from '../service/stream-events.js';
+import { PulledStreamStatus, PullFields, StreamEvent, StreamSettingsFields } from '../service/stream-events.js';
 import { NUMBER_TEXT } from '../engine/knobs.js';
 import { MERGE_MODES } from '../engine/merging.js';
 import { Explanation as EngineExplanation, KnobsUsed, VideoAnswer } from '../engine/result.js';
@@ -159,3 +159,9 @@ export const V2Ready = z.strictObject({ ready: z.boolean() }).register(apiSchema
 
 // Live streams: the events /v1/streams writes (one per NDJSON line or server-sent event).
 export const StreamEventBody = StreamEvent.register(apiSchemas, { id: 'StreamEvent' });
+export const PulledStreamBody = PulledStreamStatus.register(apiSchemas, { id: 'PulledStream' });
+/** POST /v1/streams with JSON: as documented (the route parses it with the stride's default added). */
+export const PulledStreamList = z
+  .strictObject({ streams: z.array(PulledStreamStatus), pushed: z.number().int().describe('pushed streams open now'), max: z.number().int().describe('MAX_STREAMS, pushed and pulled together') })
+  .register(apiSchemas, { id: 'PulledStreamList' });
+export const PullRequestBody = z.strictObject({ ...StreamSettingsFields, ...PullFields }).register(apiSchemas, { id: 'PullRequest' });

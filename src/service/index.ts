@@ -16,6 +16,7 @@
  * const [outcome] = await service.classify([{ bytes, filename: 'clip.mp4' }], { knobs: service.engine().validateKnobs({ top_k: 3 }), signal });
  * ```
  */
+import { lookup } from 'node:dns/promises';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -28,6 +29,7 @@ import { inLanes } from './lanes.js';
 import { createLifecycle, type EnginePort, type Lifecycle } from './lifecycle.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createWorkQueue, type WorkQueue } from './queue.js';
+import { createSourcePolicy, type Resolve } from './sources/policy.js';
 import { createStreams, type Streams } from './streams.js';
 import { createUploadArea, type TempFiles, type UploadArea } from './uploads.js';
 
@@ -48,7 +50,11 @@ export interface ServiceDeps {
   uploads?: UploadArea | undefined;
   /** Wall clock, epoch ms (stream events' times and lag); defaults to performance's. */
   wallClock?: (() => number) | undefined;
+  /** Name resolution for pulled sources' hosts (the policy's and the egress proxy's); defaults to the system's. */
+  resolve?: Resolve | undefined;
 }
+
+const resolveAll: Resolve = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
 
 /** One video of a request: on disk already, in memory, or refused while it was received. */
 export type VideoInput = { filename: string | null } & ({ path: string } | { bytes: Uint8Array } | { error: EngineError });
@@ -201,7 +207,8 @@ export function createService(deps: ServiceDeps): Service {
 
   const authorize = createAuthorizationCheck(config.authToken);
   const wallClock = deps.wallClock ?? (() => performance.timeOrigin + performance.now());
-  const streams = createStreams({ config: config.streams, lifecycle, uploads, metrics, wallClock });
+  const sourcePolicy = createSourcePolicy(config.sources, deps.resolve ?? resolveAll);
+  const streams = createStreams({ config: config.streams, lifecycle, uploads, metrics, wallClock, sourcePolicy });
 
   return {
     lifecycle,

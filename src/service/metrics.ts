@@ -61,6 +61,11 @@ export interface Metrics {
   observeWindow(flops: number, lagS: number): void;
   windowsDropped(count: number): void;
   windowFailed(): void;
+  /** A pulled stream: a reconnection attempt (`reason`: lost, stalled, unreachable, failed), and the stream time a loss cost. */
+  sourceReconnect(reason: string): void;
+  sourceGap(seconds: number): void;
+  /** A source refused by the operator's policy: when asked for (`admission`) or by the decoder's proxy (`egress`: a playlist segment, a redirect). */
+  sourceRefused(stage: 'admission' | 'egress'): void;
 }
 
 /** A registry with the process and Node.js default metrics, as the server uses. */
@@ -206,7 +211,7 @@ export function createMetrics(registry: Registry): Metrics {
   const streamsActive = new Gauge({ name: `${PREFIX}streams_active`, help: 'Live streams open now', registers });
   const streamsEnded = new Counter({
     name: `${PREFIX}streams_total`,
-    help: 'Live streams ended, by how: end_of_stream, idle, max_duration, error, shutdown or client_gone',
+    help: 'Live streams ended, by how: end_of_stream, idle, max_duration, error, shutdown, gave_up, deleted or client_gone',
     labelNames: ['end'] as const,
     registers,
   });
@@ -224,6 +229,21 @@ export function createMetrics(registry: Registry): Metrics {
     registers,
   });
   const windowFlops = new Histogram({ name: `${PREFIX}stream_window_flops`, help: 'FLOPs spent on one live stream window', buckets: FLOPS, registers });
+  const reconnects = new Counter({
+    name: `${PREFIX}stream_reconnects_total`,
+    help: 'Reconnection attempts of pulled live streams, by reason: lost, stalled, unreachable or failed',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const gaps = new Counter({ name: `${PREFIX}stream_gap_seconds_total`, help: 'Stream time lost to pulled sources\' disconnections (last packet before to first after)', registers });
+  const refusals = new Counter({
+    name: `${PREFIX}source_refusals_total`,
+    help: 'Sources refused by the operator\'s allow-list: when a stream was asked for (admission) or a URL its decoder opened (egress)',
+    labelNames: ['stage'] as const,
+    registers,
+  });
+  for (const reason of ['lost', 'stalled', 'unreachable', 'failed']) reconnects.inc({ reason }, 0);
+  for (const stage of ['admission', 'egress']) refusals.inc({ stage }, 0);
   streamsActive.set(0);
   for (const outcome of ['classified', 'dropped', 'failed']) windows.inc({ outcome }, 0);
   ready.set(0);
@@ -288,6 +308,15 @@ export function createMetrics(registry: Registry): Metrics {
     },
     windowsDropped(count) {
       windows.inc({ outcome: 'dropped' }, count);
+    },
+    sourceReconnect(reason) {
+      reconnects.inc({ reason });
+    },
+    sourceGap(seconds) {
+      gaps.inc(seconds);
+    },
+    sourceRefused(stage) {
+      refusals.inc({ stage });
     },
     windowFailed() {
       windows.inc({ outcome: 'failed' });

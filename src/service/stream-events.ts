@@ -38,6 +38,17 @@ export function withStride<T extends { window_s: number; stride_s?: number | und
 }
 
 export const StreamSettings = z.strictObject(StreamSettingsFields).transform(withStride);
+
+/** What a pulled stream adds: its source and how it is kept alive; a live source drops rather than lags. */
+export const PullFields = {
+  source: z.strictObject({
+    url: z.string().min(1).max(4096).describe('rtsp://, rtsps://, srt://, http(s):// (MPEG-TS, a file, or an HLS playlist); credentials in it never appear in logs, events or status'),
+    rtsp_transport: z.enum(['tcp', 'udp']).default('tcp').describe('RTSP only: interleaved in the TCP connection (default), or UDP'),
+  }),
+  policy: StreamSettingsFields.policy.unwrap().default('drop_oldest').describe('as for pushed streams, but `drop_oldest` by default (a live source cannot be held back); a finite source (a file, a finished playlist) is always read whole, with `block`'),
+  stall_s: seconds().min(1).max(300).default(10).describe('no packet for this long while the service is not holding the source back: the source is stalled and reconnected'),
+  give_up_s: seconds().min(0).max(7 * 86_400).default(300).describe('end the stream (`ended: gave_up`) after this long without a live connection'),
+};
 export type StreamSettings = z.output<typeof StreamSettings>;
 
 const wall = () => z.iso.datetime().describe('wall clock, UTC');
@@ -49,6 +60,8 @@ export const StreamStarted = z.strictObject({
   stride_s: z.number(),
   policy: z.enum(STREAM_POLICIES),
   video: z.strictObject({ format: z.string(), codec: z.string(), width: z.number().int(), height: z.number().int(), fps: z.number().nullable() }),
+  source: z.string().optional().describe('a pulled stream\'s source, credentials redacted'),
+  live: z.boolean().optional().describe('a pulled source without a stated duration: its end is a lost connection; false: a file or finished playlist, read whole'),
   at: wall(),
 });
 
@@ -89,7 +102,25 @@ export const StreamError = z.strictObject({
   message: z.string(),
 });
 
-export const END_REASONS = ['end_of_stream', 'idle', 'max_duration', 'error', 'shutdown'] as const;
+export const RECONNECT_REASONS = ['lost', 'stalled', 'unreachable', 'failed'] as const;
+
+export const StreamReconnecting = z.strictObject({
+  event: z.literal('reconnecting'),
+  attempt: z.number().int().positive().describe('attempts since the source was last live'),
+  reason: z.enum(RECONNECT_REASONS).describe('`lost`: the connection broke or a live source ended; `stalled`: no packet for stall_s; `unreachable`: it cannot be opened; `failed`: its decoding failed'),
+  message: z.string().describe('what happened (the source\'s credentials never appear)'),
+  delay_s: z.number().nonnegative().describe('wait before this attempt (exponential backoff with jitter)'),
+  at: wall(),
+});
+
+export const StreamResumed = z.strictObject({
+  event: z.literal('resumed'),
+  attempt: z.number().int().positive(),
+  gap_s: z.number().nonnegative().describe('wall seconds from the last packet before the loss to the first after it: stream time lost'),
+  at: wall(),
+});
+
+export const END_REASONS = ['end_of_stream', 'idle', 'max_duration', 'error', 'shutdown', 'gave_up', 'deleted'] as const;
 
 export const StreamEnded = z.strictObject({
   event: z.literal('ended'),
@@ -108,5 +139,35 @@ export const StreamEnded = z.strictObject({
   }),
 });
 
-export const StreamEvent = z.discriminatedUnion('event', [StreamStarted, StreamWindow, StreamDropped, StreamError, StreamEnded]);
+export const StreamEvent = z.discriminatedUnion('event', [StreamStarted, StreamWindow, StreamDropped, StreamError, StreamReconnecting, StreamResumed, StreamEnded]);
 export type StreamEvent = z.infer<typeof StreamEvent>;
+
+/** What GET /v1/streams/{id} answers for a pulled stream (and POST its 201). */
+export const PulledStreamStatus = z.strictObject({
+  id: z.string(),
+  source: z.string().describe('credentials redacted'),
+  state: z.enum(['connecting', 'live', 'reconnecting', 'ended']),
+  created_at: wall(),
+  uptime_s: z.number(),
+  live: z.boolean().nullable().describe('null until the first connection: whether the source is live (no stated duration)'),
+  video: z.strictObject({ codec: z.string(), width: z.number().int(), height: z.number().int(), fps: z.number().nullable() }).nullable(),
+  settings: z.strictObject({
+    window_s: z.number(),
+    stride_s: z.number(),
+    policy: z.enum(STREAM_POLICIES),
+    emit: z.enum(EMIT_MODES),
+    average: z.number().int(),
+    format: z.enum(Object.keys(STREAM_FORMATS) as [keyof typeof STREAM_FORMATS, ...Array<keyof typeof STREAM_FORMATS>]).optional(),
+    stall_s: z.number(),
+    give_up_s: z.number(),
+  }),
+  windows: z.number().int(),
+  dropped: z.number().int(),
+  lag_s: z.number().nullable().describe('of the last window classified'),
+  reconnects: z.number().int(),
+  gap_s: z.number().describe('stream time lost to disconnections, in total'),
+  last_event_id: z.number().int().describe('the id of its latest event (SSE `id:`)'),
+  last_error: z.strictObject({ code: z.string(), message: z.string(), at: wall() }).nullable(),
+  ended: z.strictObject({ reason: z.enum(END_REASONS), at: wall() }).nullable(),
+});
+export type PulledStreamStatus = z.infer<typeof PulledStreamStatus>;

@@ -17,19 +17,34 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { round6, topK, type FramesAnswer, type Knobs, type LiveProcess, type LiveWindow } from '../engine/index.js';
-import { EngineError } from '../errors.js';
-import { asServiceError, logFailure, publicError, type FailureLog } from './errors.js';
-import type { Lifecycle } from './lifecycle.js';
+import type { Knobs, LiveProcess, LiveSummary, LiveWindow } from '../engine/index.js';
+import { EngineError, isEngineError } from '../errors.js';
+import { asServiceError, logFailure, type FailureLog } from './errors.js';
+import type { EnginePort, Lifecycle } from './lifecycle.js';
+import { startPulledStream, type PullRequest, type PulledStream } from './pulled.js';
+import { startEgressProxy, type EgressProxy } from './sources/egress-proxy.js';
+import type { SourcePolicy } from './sources/policy.js';
+import { parseSource } from './sources/source.js';
 import type { Metrics } from './metrics.js';
 import { STREAM_FORMATS, type StreamEvent, type StreamSettings } from './stream-events.js';
+import { createWindowFlow, startedEvent, wireError } from './stream-windows.js';
 import type { UploadArea } from './uploads.js';
 
 export interface StreamsConfig {
-  /** Streams held at once; 0: none. */
+  /** Streams held at once, pushed and pulled together; 0: none. */
   max: number;
   idleTimeoutMs: number;
   maxDurationS: number;
+  pull: {
+    /** Backoff between reconnection attempts: doubles from min to max, with ±25% jitter. */
+    backoffMinS: number;
+    backoffMaxS: number;
+    connectTimeoutS: number;
+    /** Events kept per pulled stream for replay (Last-Event-ID). */
+    events: number;
+    /** Ended pulled streams kept for GET (the oldest forgotten first). */
+    keepEnded: number;
+  };
 }
 
 export interface StreamRequest {
@@ -54,6 +69,17 @@ export interface OpenStream {
 export interface Streams {
   /** STREAMS_FULL, or the engine's NOT_READY / DRAINING / WORKER_UNAVAILABLE, before anything is read. */
   open(request: StreamRequest): OpenStream;
+  /**
+   * A pulled stream, started: refused before any connection when the policy refuses the source
+   * (SOURCE_NOT_ALLOWED; a name that does not resolve: SOURCE_UNREACHABLE), or as open() refuses.
+   */
+  pull(request: PullRequest): Promise<PulledStream>;
+  /** A pulled stream by id (ended ones are kept a while); STREAM_NOT_FOUND. */
+  get(id: string): PulledStream;
+  /** Pulled streams, oldest first, and how many pushed ones are open. */
+  list(): { pulled: PulledStream[]; pushed: number; max: number };
+  /** Ends a pulled stream (`ended: deleted`) and forgets it; STREAM_NOT_FOUND. */
+  remove(id: string): Promise<void>;
   active(): number;
   /** STREAM_IDLE_TIMEOUT_MS, which also bounds a transport's wait for a stream's first message. */
   readonly idleTimeoutMs: number;
@@ -68,6 +94,8 @@ export interface StreamsDeps {
   metrics: Metrics;
   /** Wall clock, epoch ms: lag is measured against the decoder process's clock. */
   wallClock: () => number;
+  /** What may be pulled; the egress proxy for HTTP(S) sources is started with the first. */
+  sourcePolicy: SourcePolicy;
 }
 
 type EndReason = Extract<StreamEvent, { event: 'ended' }>['reason'];
@@ -79,11 +107,66 @@ export function createStreams(deps: StreamsDeps): Streams {
   const { config, lifecycle, uploads, metrics, wallClock } = deps;
   const running = new Map<string, (reason: EndReason) => void>();
   const finished = new Set<Promise<void>>();
+  const pulled = new Map<string, PulledStream>();
+  let proxy: Promise<EgressProxy> | undefined;
 
-  const open = (request: StreamRequest): OpenStream => {
+  const admit = (): EnginePort => {
     if (config.max === 0) throw new EngineError('STREAMS_FULL', 'this instance takes no live streams (MAX_STREAMS=0)', { maxStreams: 0 });
     const engine = lifecycle.engine();
     if (running.size >= config.max) throw new EngineError('STREAMS_FULL', `${running.size} live streams are open, the most this instance holds; retry later`, { maxStreams: config.max });
+    return engine;
+  };
+
+  const pull = async (request: PullRequest): Promise<PulledStream> => {
+    const url = parseSource(request.source.url, deps.sourcePolicy);
+    admit();
+    const id = randomBytes(8).toString('hex');
+    running.set(id, () => undefined); // the place is taken while the source is checked
+    let stream: PulledStream;
+    try {
+      await deps.sourcePolicy.check(url.protocol.replace(/:$/, ''), url.hostname);
+      proxy ??= startEgressProxy(deps.sourcePolicy);
+      const egress = await proxy;
+      const engine = lifecycle.engine();
+      const leave = lifecycle.enter();
+      metrics.streamOpened();
+      stream = startPulledStream({
+        id,
+        request,
+        engine,
+        policy: deps.sourcePolicy,
+        proxy: egress,
+        metrics,
+        temps: uploads.session(),
+        wallClock,
+        limits: { maxDurationS: config.maxDurationS, ...config.pull },
+        ended: () => {
+          running.delete(id);
+          leave();
+        },
+      });
+    } catch (err) {
+      running.delete(id);
+      if (isEngineError(err) && err.code === 'SOURCE_NOT_ALLOWED') metrics.sourceRefused('admission');
+      throw err;
+    }
+    running.set(id, (reason) => void stream.stop(reason === 'shutdown' ? 'shutdown' : 'deleted'));
+    finished.add(stream.done);
+    void stream.done.finally(() => finished.delete(stream.done));
+    pulled.set(id, stream);
+    const over = [...pulled.values()].filter((s) => s.status().state === 'ended');
+    for (const old of over.slice(0, Math.max(0, over.length - config.pull.keepEnded))) pulled.delete(old.id);
+    return stream;
+  };
+
+  const get = (id: string): PulledStream => {
+    const stream = pulled.get(id);
+    if (!stream) throw new EngineError('STREAM_NOT_FOUND', `no pulled stream ${id} on this instance`, { stream: id });
+    return stream;
+  };
+
+  const open = (request: StreamRequest): OpenStream => {
+    const engine = admit();
     const id = randomBytes(8).toString('hex');
     let endNow: (reason: EndReason) => void = () => undefined;
     running.set(id, (reason) => endNow(reason)); // the place is taken now, before any byte is read
@@ -94,18 +177,11 @@ export function createStreams(deps: StreamsDeps): Streams {
       const { settings, knobs, source, signal, log } = request;
       const startedAt = wallClock();
       const temps = uploads.session();
-      const waiting: LiveWindow[] = [];
-      let inference: Promise<void> | undefined;
       let live: LiveProcess | undefined;
       let ending: EndReason | undefined;
       let failure: EngineError | undefined;
       let inputFull = false;
       let paused = false;
-      const tally = { windows: 0, dropped: 0, gflops: 0, streamS: 0 };
-      const timeline: Array<{ from_s: number; label: string }> = [];
-      const recent: Float64Array[] = [];
-      let lastEmittedLabel: string | undefined;
-      const iso = (ms: number): string => new Date(ms).toISOString();
       const send = (event: StreamEvent): void => {
         if (!signal.aborted) emit(event);
       };
@@ -122,96 +198,13 @@ export function createStreams(deps: StreamsDeps): Streams {
       };
 
       const flow = (): void => {
-        const hold = inputFull || (settings.policy === 'block' && waiting.length > 0);
+        const hold = inputFull || windows.holding();
         if (hold && !paused) source.pause();
         else if (!hold && paused) source.resume();
         if (hold !== paused) watchIdle(!hold);
         paused = hold;
       };
-
-      const answered = (w: LiveWindow, answer: FramesAnswer): void => {
-        const emittedAt = wallClock();
-        const lagS = Math.max(0, (emittedAt - w.lastFrameAt) / 1000);
-        tally.windows++;
-        tally.gflops += answer.gflops;
-        tally.streamS = Math.max(tally.streamS, w.endS);
-        metrics.observeWindow(answer.gflops * 1e9, lagS);
-        const label = answer.top[0]?.label ?? '';
-        if (timeline[timeline.length - 1]?.label !== label) timeline.push({ from_s: round6(w.startS), label });
-        let averaged: { windows: number; top: typeof answer.top } | undefined;
-        if (settings.average > 1) {
-          recent.push(answer.probabilities);
-          if (recent.length > settings.average) recent.shift();
-          const mean = new Float64Array(answer.probabilities.length);
-          for (const p of recent) for (let i = 0; i < mean.length; i++) mean[i] = (mean[i] as number) + (p[i] as number) / recent.length;
-          averaged = { windows: recent.length, top: topK(mean, knobs.top_k, engine.manifest.labels) };
-        }
-        const shown = (averaged?.top ?? answer.top)[0]?.label;
-        if (settings.emit === 'changes' && shown === lastEmittedLabel) return;
-        lastEmittedLabel = shown;
-        send({
-          event: 'window',
-          seq: w.seq,
-          start_s: round6(w.startS),
-          end_s: round6(w.endS),
-          partial: w.partial,
-          frames: { count: w.frameCount, sampled_s: w.slotTimesS.map(round6), padded: w.padded },
-          last_frame_at: iso(w.lastFrameAt),
-          emitted_at: iso(emittedAt),
-          lag_s: round6(lagS),
-          top: answer.top,
-          ...(averaged ? { averaged } : {}),
-          tokens: answer.tokens,
-          gflops: answer.gflops,
-          dense_gflops: answer.dense_gflops,
-          timings_s: answer.timings_s,
-        });
-      };
-
-      const drop = (dropped: LiveWindow[], reason: 'behind' | 'undecodable'): void => {
-        tally.dropped += dropped.length;
-        metrics.windowsDropped(dropped.length);
-        send({ event: 'dropped', seq: dropped.map((w) => w.seq), reason, total: tally.dropped });
-      };
-
-      /** The next waiting window into inference, when none of this stream's is there. */
-      const next = (): void => {
-        if (inference || failure || signal.aborted) return;
-        const w = waiting.shift();
-        flow();
-        if (!w) return;
-        inference = engine
-          .classifyFrames(w, knobs, { signal })
-          .then(
-            (answer) => answered(w, answer),
-            (err: unknown) => {
-              if (signal.aborted) return;
-              metrics.windowFailed();
-              const error = asServiceError(err);
-              // The inference worker replaced (crash, timeout): this window is lost, the stream goes on.
-              logFailure(log, error, { seq: w.seq }, 'stream window');
-              send({ event: 'error', ...wireError(error) });
-            },
-          )
-          .finally(() => {
-            void temps.remove(w.file);
-            inference = undefined;
-            next();
-          });
-      };
-
-      const windowReady = (decoded: LiveWindow): void => {
-        if (failure || signal.aborted) return void temps.remove(decoded.file);
-        const w = { ...decoded, lastFrameAt: arrivedAt(decoded) };
-        if (settings.policy === 'drop_oldest' && waiting.length > 0 && inference) {
-          const old = waiting.splice(0, waiting.length);
-          for (const o of old) void temps.remove(o.file);
-          drop(old, 'behind');
-        }
-        waiting.push(w);
-        next();
-        flow();
-      };
+      const windows = createWindowFlow({ engine, settings, knobs, metrics, temps, log, signal, wallClock, send, changed: () => flow() });
 
       const stop = (reason: EndReason, error?: EngineError): void => {
         if (ending) return;
@@ -225,7 +218,7 @@ export function createStreams(deps: StreamsDeps): Streams {
           live?.input.end();
         } else {
           live?.stop(error ?? new EngineError('DRAINING', 'the stream was ended'));
-          for (const w of waiting.splice(0)) void temps.remove(w.file);
+          windows.stop();
         }
       };
       endNow = (reason) => stop(reason);
@@ -242,22 +235,16 @@ export function createStreams(deps: StreamsDeps): Streams {
       const onAbort = (): void => stop('error', new EngineError('ABORTED', 'the client went away'));
       signal.addEventListener('abort', onAbort, { once: true });
 
-      let summary: Awaited<LiveProcess['done']> | undefined;
+      let summary: LiveSummary | undefined;
       try {
         live = engine.openStream(
-          { name: 'the stream', windowMs: Math.round(settings.window_s * 1000), strideMs: Math.round(settings.stride_s * 1000), format: settings.format ? STREAM_FORMATS[settings.format] : undefined, dir: temps.folder() },
+          { name: 'the stream', windowMs: Math.round(settings.window_s * 1000), strideMs: Math.round(settings.stride_s * 1000), source: { kind: 'pipe', format: settings.format ? STREAM_FORMATS[settings.format] : undefined }, paced: false, dir: temps.folder() },
           {
-            started: (info) =>
-              send({
-                event: 'started',
-                stream: id,
-                window_s: settings.window_s,
-                stride_s: settings.stride_s,
-                policy: settings.policy,
-                video: { format: info.format, codec: info.codec, width: info.width, height: info.height, fps: info.fps ?? null },
-                at: iso(wallClock()),
-              }),
-            window: windowReady,
+            started: (info) => send(startedEvent(id, settings, info, wallClock())),
+            window: (w) => {
+              if (failure) return void temps.remove(w.file);
+              windows.ready({ ...w, lastFrameAt: arrivedAt(w) });
+            },
           },
         );
         const input = live.input;
@@ -290,12 +277,13 @@ export function createStreams(deps: StreamsDeps): Streams {
           // It failed on its own while finishing what was sent (garbage, a decoder crash).
           failure = error;
           ending = 'error';
+          windows.stop();
         } // else: the stream was stopped (idle, shutdown, client gone), and this is that stop.
       } finally {
         clearTimeout(idle);
         clearTimeout(longest);
         signal.removeEventListener('abort', onAbort);
-        while (inference) await inference;
+        await windows.settled();
         await temps.removeAll();
         running.delete(id);
         leave();
@@ -308,22 +296,7 @@ export function createStreams(deps: StreamsDeps): Streams {
         send({ event: 'error', ...wireError(failure) });
       }
       metrics.streamEnded(signal.aborted ? 'client_gone' : reason, (wallClock() - startedAt) / 1000);
-      send({
-        event: 'ended',
-        reason,
-        summary: {
-          windows: tally.windows,
-          dropped: tally.dropped,
-          stream_s: round6(tally.streamS),
-          wall_s: round6((wallClock() - startedAt) / 1000),
-          gflops: round6(tally.gflops),
-          gflops_per_stream_s: tally.streamS > 0 ? round6(tally.gflops / tally.streamS) : null,
-          decoded_frames: summary?.decodedFrames ?? null,
-          decoder_cpu_s: summary ? round6(summary.cpuS) : null,
-          decoder_startup_cpu_s: summary ? round6(summary.startupCpuS) : null,
-          timeline,
-        },
-      });
+      send({ event: 'ended', reason, summary: windows.summary(startedAt, summary ? [summary] : []) });
     };
 
     let done: Promise<void> | undefined;
@@ -340,16 +313,25 @@ export function createStreams(deps: StreamsDeps): Streams {
 
   return {
     open,
+    pull,
+    get,
+    list: () => {
+      const list = [...pulled.values()];
+      return { pulled: list, pushed: running.size - list.filter((s) => s.status().state !== 'ended').length, max: config.max };
+    },
+    async remove(id) {
+      const stream = get(id);
+      await stream.stop('deleted');
+      pulled.delete(id);
+    },
     active: () => running.size,
     idleTimeoutMs: config.idleTimeoutMs,
     async endAll() {
       for (const end of running.values()) end('shutdown');
       await Promise.all([...finished]);
+      const egress = proxy;
+      proxy = undefined;
+      if (egress) await (await egress).close();
     },
   };
-}
-
-function wireError(error: EngineError): { code: string; status: number; message: string } {
-  const shown = publicError(error);
-  return { code: shown.code, status: shown.status, message: shown.message };
 }

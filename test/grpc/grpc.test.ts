@@ -139,7 +139,7 @@ describe('gRPC OIP server', () => {
 
 describe('catalogue → gRPC codes', () => {
   it('maps every code by its HTTP status', () => {
-    const expected: Record<number, Code> = { 400: Code.INVALID_ARGUMENT, 401: Code.UNAUTHENTICATED, 404: Code.NOT_FOUND, 408: Code.DEADLINE_EXCEEDED, 413: Code.RESOURCE_EXHAUSTED, 415: Code.INVALID_ARGUMENT, 422: Code.INVALID_ARGUMENT, 429: Code.RESOURCE_EXHAUSTED, 499: Code.CANCELLED, 500: Code.INTERNAL, 503: Code.UNAVAILABLE, 504: Code.DEADLINE_EXCEEDED, 507: Code.RESOURCE_EXHAUSTED };
+    const expected: Record<number, Code> = { 400: Code.INVALID_ARGUMENT, 401: Code.UNAUTHENTICATED, 403: Code.PERMISSION_DENIED, 404: Code.NOT_FOUND, 408: Code.DEADLINE_EXCEEDED, 413: Code.RESOURCE_EXHAUSTED, 415: Code.INVALID_ARGUMENT, 422: Code.INVALID_ARGUMENT, 429: Code.RESOURCE_EXHAUSTED, 499: Code.CANCELLED, 500: Code.INTERNAL, 502: Code.UNAVAILABLE, 503: Code.UNAVAILABLE, 504: Code.DEADLINE_EXCEEDED, 507: Code.RESOURCE_EXHAUSTED };
     for (const [code, { status }] of Object.entries(ERRORS) as Array<[ErrorCode, { status: number }]>) {
       expect(grpcCode(new EngineError(code, 'x')), code).toBe(expected[status]);
     }

@@ -26,7 +26,8 @@ describe('loadConfig', () => {
       concurrency: 2,
       uploadDir: '/scratch',
       authToken: undefined,
-      streams: { max: 8, idleTimeoutMs: 10_000, maxDurationS: 4 * 3600 },
+      streams: { max: 8, idleTimeoutMs: 10_000, maxDurationS: 4 * 3600, pull: { backoffMinS: 0.5, backoffMaxS: 30, connectTimeoutS: 15, events: 256, keepEnded: 32 } },
+      sources: { schemes: [], allow: [] },
     });
     expect(c.http).toEqual({ requestTimeoutMs: 300_000, retryAfterS: 2 });
     // The engine's part is the engine's own config with its own defaults, but one decode worker per queue slot.
@@ -73,6 +74,8 @@ describe('loadConfig', () => {
         STREAM_MAX_DURATION_S: '60',
         STREAM_BATCH_MAX_SIZE: '4',
         STREAM_DECODER_NICE: '0',
+        PULL_SCHEMES: 'rtsp, SRT',
+        PULL_ALLOW: '10.20.0.0/16,cam.example.com,*.cams.example.org',
         UNRELATED: 'ignored',
       },
       { root, exists: none },
@@ -104,6 +107,7 @@ describe('loadConfig', () => {
         uploadDir: '/var/tmp',
         authToken: 'sixteen-chars-at-least',
         streams: { max: 3, idleTimeoutMs: 700, maxDurationS: 60 },
+        sources: { schemes: ['rtsp', 'srt'], allow: ['10.20.0.0/16', 'cam.example.com', '*.cams.example.org'] },
       },
       http: { requestTimeoutMs: 0, retryAfterS: 9 },
       logLevel: 'warn',
@@ -133,6 +137,8 @@ describe('loadConfig', () => {
     const message = (error as Error).message;
     for (const [name, value] of Object.entries(bad)) expect(message).toContain(`${name}=${JSON.stringify(value)}`);
     expect(() => loadConfig({ PORT: '70000' }, { root, exists: none })).toThrow(/PORT="70000"/);
+    expect(() => loadConfig({ PULL_SCHEMES: 'rtsp,file' }, { root, exists: none })).toThrow(/PULL_SCHEMES="rtsp,file": unknown scheme\(s\) file/);
+    expect(() => loadConfig({ PULL_ALLOW: '10.0.0.0/8,bad host!' }, { root, exists: none })).toThrow(/PULL_ALLOW=.*not a host name, address or CIDR range: bad host!/);
     expect(() => loadConfig({ CONCURRENCY: '1.5' }, { root, exists: none })).toThrow(/CONCURRENCY/);
     expect(() => loadConfig({ SHUTDOWN_DELAY_MS: '30000' }, { root, exists: none })).toThrow(/SHUTDOWN_DELAY_MS="30000": must be less than SHUTDOWN_GRACE_MS/);
   });

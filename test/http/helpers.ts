@@ -15,6 +15,7 @@ import { createEngine, type Engine } from '../../src/engine/index.js';
 import { createService, type EnginePort, type Service } from '../../src/service/index.js';
 import { createRegistry } from '../../src/service/metrics.js';
 import type { UploadArea } from '../../src/service/uploads.js';
+import type { Resolve } from '../../src/service/sources/policy.js';
 import { ffmpeg } from '../helpers/media.js';
 import { ROOT, TINY_MODEL } from '../helpers/paths.js';
 
@@ -92,11 +93,23 @@ export interface TestApp {
   tempFiles(): string[];
 }
 
-export const DEFAULT_SERVICE: Omit<ServiceConfig, 'uploadDir'> = { maxUploadBytes: 8 * 1024 * 1024, maxBatchItems: 8, queueSize: 16, concurrency: 2, authToken: undefined, streams: { max: 4, idleTimeoutMs: 5000, maxDurationS: 600 } };
+export const DEFAULT_PULL: ServiceConfig['streams']['pull'] = { backoffMinS: 0.2, backoffMaxS: 1, connectTimeoutS: 10, events: 64, keepEnded: 8 };
+export const DEFAULT_SERVICE: Omit<ServiceConfig, 'uploadDir'> = {
+  maxUploadBytes: 8 * 1024 * 1024,
+  maxBatchItems: 8,
+  queueSize: 16,
+  concurrency: 2,
+  authToken: undefined,
+  streams: { max: 4, idleTimeoutMs: 5000, maxDurationS: 600, pull: DEFAULT_PULL },
+  sources: { schemes: [], allow: [] },
+};
 export const DEFAULT_HTTP: HttpConfig = { requestTimeoutMs: 300_000, retryAfterS: 2 };
 
 export interface AppOverrides {
-  service?: Partial<ServiceConfig>;
+  /** `streams` without `pull` takes DEFAULT_PULL. */
+  service?: Partial<Omit<ServiceConfig, 'streams'>> & { streams?: Omit<ServiceConfig['streams'], 'pull'> & { pull?: ServiceConfig['streams']['pull'] } };
+  /** Name resolution for pulled sources (tests name hosts that resolve where they like). */
+  resolve?: Resolve;
   http?: Partial<HttpConfig>;
   defaultMetrics?: boolean;
   /** Where uploads go instead of a fresh folder (a full disk). */
@@ -111,11 +124,12 @@ export function makeApp(engine: EnginePort | Promise<EnginePort>, overrides: App
   const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
   const registry = createRegistry({ defaultMetrics: overrides.defaultMetrics ?? false });
   const service = createService({
-    config: { ...DEFAULT_SERVICE, uploadDir: uploadRoot, ...overrides.service },
+    config: { ...DEFAULT_SERVICE, uploadDir: uploadRoot, ...overrides.service, streams: { ...DEFAULT_SERVICE.streams, ...overrides.service?.streams, pull: overrides.service?.streams?.pull ?? DEFAULT_PULL } },
     engine,
     logger,
     registry,
     uploads: overrides.uploads?.(uploadRoot),
+    resolve: overrides.resolve,
   });
   const app = buildApp({ service, config: { ...DEFAULT_HTTP, ...overrides.http }, logger });
   app.addHook('onClose', async () => service.close());

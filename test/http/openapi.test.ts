@@ -44,6 +44,7 @@ function conforms(method: string, specPath: string, res: LightMyRequestResponse)
   const response = op!.responses[String(res.statusCode)] as Json | undefined;
   expect(response, `${key} answered ${res.statusCode}, which openapi.yaml does not list`).toBeDefined();
   const spec = deref(response!);
+  if (!spec.content) return void expect(res.body, `${key} ${res.statusCode} has a body openapi.yaml does not describe`).toBe('');
   const type = String(res.headers['content-type'] ?? '').split(';')[0]!.trim();
   const media = (spec.content as Json | undefined)?.[type] as Json | undefined;
   expect(media, `${key} ${res.statusCode} answered ${type}, which openapi.yaml does not list`).toBeDefined();
@@ -140,6 +141,29 @@ describe('responses conform to openapi.yaml', () => {
     conforms('POST', '/v1/classify:batch', await post(form([{ name: 'top_k', data: '1' }])));
     conforms('POST', '/v1/classify:batch', await post(form([1, 2, 3].map((i) => videoPart(`${i}.mp4`, fixture('one.mp4'), 'files')))));
     conforms('POST', '/v1/classify:batch', await post({ headers: { 'content-type': 'video/mp4' }, payload: 'x' }));
+  });
+
+  it('pulled streams: POST (JSON) 201, 400, 403; GET list and one; events; DELETE 204 and 404', async () => {
+    const pulling = makeApp(engine, { service: { sources: { schemes: ['http'], allow: ['127.0.0.1/32'] } } });
+    const post = (payload: Json) => pulling.app.inject({ method: 'POST', url: '/v1/streams', headers: { 'content-type': 'application/json' }, payload });
+    // A source nobody serves: the stream exists, connecting and reconnecting.
+    const created = await post({ source: { url: 'http://127.0.0.1:9/none.ts' }, give_up_s: 60 });
+    expect(created.statusCode).toBe(201);
+    conforms('POST', '/v1/streams', created);
+    conforms('POST', '/v1/streams', await post({ source: { url: 'http://127.0.0.2/x.ts' } }));
+    conforms('POST', '/v1/streams', await post({ source: {} }));
+    const id = (created.json() as { id: string }).id;
+    conforms('GET', '/v1/streams', await pulling.app.inject({ method: 'GET', url: '/v1/streams' }));
+    conforms('GET', '/v1/streams/{id}', await pulling.app.inject({ method: 'GET', url: `/v1/streams/${id}` }));
+    conforms('GET', '/v1/streams/{id}', await pulling.app.inject({ method: 'GET', url: '/v1/streams/0123456789abcdef' }));
+    conforms('DELETE', '/v1/streams/{id}', await pulling.app.inject({ method: 'DELETE', url: `/v1/streams/${id}` }));
+    conforms('DELETE', '/v1/streams/{id}', await pulling.app.inject({ method: 'DELETE', url: `/v1/streams/${id}` }));
+    const other = (await post({ source: { url: 'http://127.0.0.1:9/none.ts' } })).json() as { id: string };
+    await pulling.service.streams.get(other.id).stop('deleted');
+    const events = await pulling.app.inject({ method: 'GET', url: `/v1/streams/${other.id}/events`, headers: { 'last-event-id': '0' } });
+    expect(events.body).toMatch(/event: ended/);
+    conforms('GET', '/v1/streams/{id}/events', events);
+    await pulling.app.close();
   });
 
   it('GET routes: models, health, metrics, openapi.yaml, docs', async () => {

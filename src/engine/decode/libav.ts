@@ -447,26 +447,31 @@ export interface LiveDecoder {
   /** End of input: the frames still inside the decoder come out on the next receive(). */
   flush(): void;
   /**
-   * Every frame the decoder has ready, in presentation order: `convert(pts)` says whether to run it
-   * through the filter chain into `size`×`size` rgb24 (`into` then gets the pixels, a buffer it keeps).
+   * Every frame the decoder has ready, in presentation order: `convert(pts)` gives the buffer to
+   * fill with the frame through the filter chain, `size`×`size` rgb24, or undefined to leave it.
    */
-  receive(convert: (pts: bigint) => boolean, into: (pts: bigint, rgb: Uint8Array) => void): void;
+  receive(convert: (pts: bigint) => Uint8Array | undefined): void;
   /** Frames decoded, packets the decoder refused. */
   readonly stats: { decoded: number; errors: number };
   close(): void;
 }
 
-export function openLiveInput(url: string, name: string, format: string | undefined): LiveInput {
+/**
+ * A live input: `pipe:0` (pushed bytes) or a source's URL. `options` are libav's (protocol
+ * whitelist, timeouts, proxy, transport), given by the caller, which decides what a source may open.
+ */
+export function openLiveInput(url: string, name: string, format: string | undefined, options: Record<string, string> = { protocol_whitelist: 'pipe' }): LiveInput {
   const fmt = new FormatContext();
   const inputFormat = format ? InputFormat.findInputFormat(format) : null;
-  const options = Dictionary.fromObject({ probesize: '1000000', analyzeduration: '1000000', protocol_whitelist: 'pipe' });
-  const opened = fmt.openInputSync(url, inputFormat, options);
-  if (opened < 0) throw libavError('VIDEO_UNDECODABLE', `cannot open ${name}`, opened, name);
+  const opened = fmt.openInputSync(url, inputFormat, Dictionary.fromObject({ probesize: '1000000', analyzeduration: '1000000', ...options }));
+  // Bytes that cannot be opened are the sender's fault; a URL that cannot be, the source's (or the network's).
+  if (opened < 0) throw libavError(url.startsWith('pipe:') ? 'VIDEO_UNDECODABLE' : 'SOURCE_UNREACHABLE', `cannot open ${name}`, opened, name);
   let streamIndex = -1;
   try {
     const info = fmt.findStreamInfoSync(null);
     if (info < 0) throw libavError('VIDEO_UNDECODABLE', `cannot read the streams of ${name}`, info, name);
-    const facts: ContainerFacts = { format: fmt.iformat?.name ?? 'unknown', durationS: undefined, streams: fmt.streams.map(streamFacts) };
+    // A duration only when the container states one (a file, a finished playlist): a live source has none.
+    const facts: ContainerFacts = { format: fmt.iformat?.name ?? 'unknown', durationS: fmt.duration > 0n ? seconds(fmt.duration, 1, 1_000_000) : undefined, streams: fmt.streams.map(streamFacts) };
     const video = facts.streams.find((s) => s.type === 'video' && !s.attachedPic);
     streamIndex = video?.index ?? -1;
     for (const s of fmt.streams) if (s.index !== streamIndex) s.discard = AVDISCARD_ALL;
@@ -531,7 +536,7 @@ function openLiveDecoder(stream: Stream, options: { threads: number; filters: st
     flush() {
       ctx.sendPacketSync(null);
     },
-    receive(convert, into) {
+    receive(convert) {
       for (;;) {
         const got = ctx.receiveFrameSync(frame);
         if (got < 0) {
@@ -551,7 +556,8 @@ function openLiveDecoder(stream: Stream, options: { threads: number; filters: st
           frame.unref();
           throw new EngineError('STREAM_CHANGED', `${name} changed its frame size from ${geometry} to ${shape}`, { video: name, from: geometry, to: shape });
         }
-        if (pts === NOPTS || !convert(pts)) {
+        const rgb = pts === NOPTS ? undefined : convert(pts);
+        if (!rgb) {
           frame.unref();
           continue;
         }
@@ -560,10 +566,7 @@ function openLiveDecoder(stream: Stream, options: { threads: number; filters: st
         const out = filter.run(frame);
         frame.unref();
         try {
-          // A buffer of its own: the caller keeps it as long as a window needs the frame.
-          const rgb = new Uint8Array(size * size * 3);
           copyRgb(out, size, rgb, 0, { video: name, filters: options.filters });
-          into(pts, rgb);
         } finally {
           out.free();
         }
@@ -578,7 +581,7 @@ function openLiveDecoder(stream: Stream, options: { threads: number; filters: st
 }
 
 
-function libavError(code: 'VIDEO_UNDECODABLE' | 'DECODE_FAILED', what: string, ret: number, name: string): EngineError {
+function libavError(code: 'VIDEO_UNDECODABLE' | 'DECODE_FAILED' | 'SOURCE_UNREACHABLE', what: string, ret: number, name: string): EngineError {
   return new EngineError(code, `${what}: ${FFmpegError.strerror(ret)}`, { video: name, libav: ret });
 }
 

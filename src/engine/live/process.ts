@@ -12,16 +12,20 @@ import { forkWorker } from '../workers/fork.js';
 import type { WorkerEntry } from '../workers/pool.js';
 import { deserializeError } from '../workers/protocol.js';
 import type { LiveInfo, LiveSummary, LiveWindow } from './decode-stream.js';
-import type { FromLiveWorker, LiveInit } from './worker.js';
+import type { FromLiveWorker, LiveInit, ToLiveWorker } from './worker.js';
 
 export interface LiveHandlers {
   started(info: LiveInfo): void;
   window(window: LiveWindow): void;
+  /** Packets keep arriving (at most once a second); `at` is the worker's wall clock. */
+  progress?(packets: number, at: number): void;
 }
 
 export interface LiveProcess {
-  /** The stream's bytes go here; end() it when the client's stream ends. Writes after an end are dropped. */
+  /** The stream's bytes go here (a pipe source); end() it when the client's stream ends. Writes after an end are dropped. */
   readonly input: Writable;
+  /** A paced worker may read on past the window before the last one acked. */
+  ack(): void;
   /** The summary once the worker has sent every window; rejects with an EngineError when the stream failed. */
   readonly done: Promise<LiveSummary>;
   /** Stops the stream now (client gone, a limit, shutdown): the worker is killed and `done` rejects with `reason`. */
@@ -43,13 +47,15 @@ const STDERR_KEEP = 4096;
 
 export interface LiveProcessOptions {
   logger: Logger;
+  /** Set in the worker's environment besides LIVE_WORKER_ENV (a pulled source's proxy). */
+  env?: Record<string, string> | undefined;
   /** Nice offset of the decoder process below this one (streamDecoderNice). */
   nice: number;
   entry?: WorkerEntry | undefined;
 }
 
 export function startLiveProcess(init: LiveInit, handlers: LiveHandlers, options: LiveProcessOptions): LiveProcess {
-  const proc = forkWorker(options.entry ?? workerEntry(import.meta.url, 'worker'), { stdin: true, env: LIVE_WORKER_ENV });
+  const proc = forkWorker(options.entry ?? workerEntry(import.meta.url, 'worker'), { stdin: true, env: { ...LIVE_WORKER_ENV, ...options.env } });
   if (options.nice > 0 && proc.pid !== undefined) {
     try {
       os.setPriority(proc.pid, Math.min(19, os.getPriority() + options.nice));
@@ -75,6 +81,7 @@ export function startLiveProcess(init: LiveInit, handlers: LiveHandlers, options
       if (stoppedFor) return;
       if (message.type === 'started') handlers.started(message.info);
       else if (message.type === 'window') handlers.window(message.window);
+      else if (message.type === 'progress') handlers.progress?.(message.packets, message.at);
       else if (message.type === 'ended') outcome = { summary: message.summary };
       else outcome = { error: deserializeError(message.error) };
     });
@@ -87,11 +94,15 @@ export function startLiveProcess(init: LiveInit, handlers: LiveHandlers, options
     });
   });
   done.catch(() => undefined); // the caller reads it; never an unhandled rejection
-  proc.send({ type: 'init', init });
+  const tell = (message: ToLiveWorker): void => {
+    if (proc.connected) proc.send(message, (err: Error | null) => void err); // a worker gone is `done`'s to report
+  };
+  tell({ type: 'init', init });
   return {
     input,
     done,
     pid: proc.pid,
+    ack: () => tell({ type: 'ack' }),
     stop(reason) {
       if (stoppedFor || proc.exitCode !== null || proc.signalCode !== null) return;
       stoppedFor = reason;

@@ -1,24 +1,37 @@
 /**
- * Entry point of a live stream's worker process: one per stream, for the stream's life. The bytes
- * come on stdin, which libav reads synchronously (`pipe:0`): while no byte comes, the process sleeps
- * in read(2), burning nothing. Windows go back over IPC as small messages naming their frames
- * file. A stream that hangs or crashes libav takes only its own process with it.
+ * Entry point of a live stream's worker process: one per stream (per connection of a pulled one),
+ * for its life. The bytes come on stdin (`pipe:0`) or from the source's URL, which libav reads
+ * synchronously: while no byte comes, the process sleeps in the read, burning nothing. Windows go
+ * back over IPC as small messages naming their frames file. A stream that hangs or crashes libav
+ * takes only its own process with it.
  *
- *   parent → child   init (once)
- *   child → parent   started · window … · ended, or failed
+ *   parent → child   init (once) · ack … (paced: one per window, when the service took it)
+ *   child → parent   started · progress … · window … · ended, or failed
  */
 import { isEngineError } from '../../errors.js';
 import { openLiveInput, recentLibavErrors, stopLibavLog } from '../decode/libav.js';
 import { serializeError, type SerializedError } from '../workers/protocol.js';
 import { decodeLive, type LiveInfo, type LiveSettings, type LiveSummary, type LiveWindow } from './decode-stream.js';
 
+/** Where a stream's bytes come from: its worker's stdin, or a URL libav opens with `options`. */
+export type LiveSource =
+  | { kind: 'pipe'; format: string | undefined }
+  | { kind: 'url'; url: string; format: string | undefined; options: Record<string, string> };
+
 export interface LiveInit extends LiveSettings {
-  /** libav's demuxer name when the client said which container it sends; probed otherwise. */
-  format: string | undefined;
+  source: LiveSource;
+  /**
+   * Read no further than one window ahead of the service: each window waits for its ack. What
+   * holds back a pulled source that must not drop (a file, a finished playlist); pushed bytes are
+   * held back by their pipe instead.
+   */
+  paced: boolean;
 }
 
 export type FromLiveWorker =
   | { type: 'started'; info: LiveInfo }
+  /** Packets arrive (at most one a second): what tells a stalled source from a slow one. */
+  | { type: 'progress'; packets: number; at: number }
   | { type: 'window'; window: LiveWindow }
   | { type: 'ended'; summary: LiveSummary }
   | { type: 'failed'; error: SerializedError };
@@ -31,7 +44,21 @@ const send = (message: FromLiveWorker): Promise<void> =>
 
 const wallClock = (): number => performance.timeOrigin + performance.now();
 
-process.once('message', (message: { type: 'init'; init: LiveInit }) => {
+export type ToLiveWorker = { type: 'init'; init: LiveInit } | { type: 'ack' };
+
+/** Acks come before their window is waited for when the service is quick: counted, not lost. */
+let acks = 0;
+let acked: (() => void) | undefined;
+const nextAck = (): Promise<void> =>
+  acks > 0 ? Promise.resolve(void acks--) : new Promise((resolve) => (acked = () => resolve(void acks--)));
+
+process.on('message', (message: ToLiveWorker) => {
+  if (message.type === 'ack') {
+    acks++;
+    acked?.();
+    acked = undefined;
+    return;
+  }
   void run(message.init).finally(async () => {
     await recentLibavErrors();
     stopLibavLog();
@@ -47,14 +74,19 @@ const cpuSeconds = (): number => {
 async function run(init: LiveInit): Promise<void> {
   const startupCpuS = cpuSeconds(); // Node and libav loaded: what any stream pays before its first byte
   try {
-    const input = openLiveInput('pipe:0', init.name, init.format);
+    const { source } = init;
+    const input = source.kind === 'pipe' ? openLiveInput('pipe:0', init.name, source.format) : openLiveInput(source.url, init.name, source.format, source.options);
     try {
       const summary = await decodeLive(
         input,
         init,
         {
           started: (info: LiveInfo) => void send({ type: 'started', info }),
-          window: (window: LiveWindow) => send({ type: 'window', window }),
+          progress: (packets: number) => void send({ type: 'progress', packets, at: wallClock() }),
+          window: async (window: LiveWindow) => {
+            await send({ type: 'window', window });
+            if (init.paced) await nextAck();
+          },
         },
         wallClock,
       );

@@ -1,5 +1,6 @@
 /**
- * POST (or PUT) /v1/streams: a live stream pushed as the request body (chunked MPEG-TS, fragmented MP4,
+ * POST (or PUT) /v1/streams with a JSON body asks the service to pull a source (pulled-streams.ts).
+ * Otherwise: a live stream pushed as the request body (chunked MPEG-TS, fragmented MP4,
  * WebM/Matroska), answered while it is still being sent: one event per line (NDJSON), or as
  * server-sent events when the client accepts text/event-stream. The /v1 adapter over
  * service.streams: settings and knobs from the query string, refusals (415, 400, 429 STREAMS_FULL,
@@ -16,6 +17,7 @@ import type { Service } from '../../service/index.js';
 import { StreamSettingsFields, withStride, type StreamEvent } from '../../service/stream-events.js';
 import { RAW_TYPES, clientGone, mediaType, unsupported } from '../reception.js';
 import { KnobFields } from '../schemas.js';
+import { startPull } from '../pull-request.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -43,6 +45,7 @@ export const streamRoutes: FastifyPluginAsync<{ service: Service }> = async (bas
     schema: { querystring: StreamQuery },
     config: { liveUpload: true },
     handler: async (request, reply) => {
+      if (mediaType(request) === 'application/json') return startPull(service, request, reply);
       if (!RAW_TYPES.test(mediaType(request))) throw unsupported(request, 'send the live stream itself as video/* or application/octet-stream, chunked');
       const { window_s, stride_s, policy, emit, average, format, ...knobFields } = request.query;
       const knobs = service.engine().validateKnobs(knobFields);

@@ -35,7 +35,7 @@ describe('a window of a stream and the same seconds as a file', () => {
   it('sample the same frames and get the same answer', async () => {
     const file = fixture('live.mpegts');
     const windows: LiveWindow[] = [];
-    const live = engine.openStream({ name: 'the stream', windowMs: 2000, strideMs: 1000, format: 'mpegts', dir }, { started: () => undefined, window: (w) => windows.push(w) });
+    const live = engine.openStream({ name: 'the stream', windowMs: 2000, strideMs: 1000, source: { kind: 'pipe', format: 'mpegts' }, paced: false, dir }, { started: () => undefined, window: (w) => windows.push(w) });
     createReadStream(file).pipe(live.input);
     const summary = await live.done;
     expect(summary.windows).toBe(5);
