@@ -123,7 +123,9 @@ export function startPulledStream(deps: PulledDeps): PulledStream {
   });
 
   /** One connection, to its end: 'finished' (a finite source read whole), or why it ended. */
-  const connectOnce = async (attempt: number, lastPacketAt: { at: number | undefined }, origin: { at: number | undefined }): Promise<'finished' | { reason: 'lost' | 'stalled' | 'unreachable' | 'failed'; error: EngineError }> => {
+  let lastPacketAt: number | undefined; // the worker's clock, from its progress messages
+  let originAt: number | undefined; // when the first connection started: stream time 0
+  const connectOnce = async (attempt: number): Promise<'finished' | { reason: 'lost' | 'stalled' | 'unreachable' | 'failed'; error: EngineError }> => {
     let prepared;
     try {
       prepared = await prepareSource(request.source, policy, proxy, id, { readS: pull.stall_s });
@@ -143,15 +145,15 @@ export function startPulledStream(deps: PulledDeps): PulledStream {
         started: (info) => {
           startedHere = true;
           const now = wallClock();
-          origin.at ??= now;
-          offsetS = (now - origin.at) / 1000;
+          originAt ??= now;
+          offsetS = (now - originAt) / 1000;
           if (live === null) {
             live = info.durationS === undefined;
             if (!live) settings.policy = 'block';
             video = { codec: info.codec, width: info.width, height: info.height, fps: info.fps ?? null };
             send({ ...startedEvent(id, settings, info, now), source: shown, live });
           } else {
-            const gap = lastPacketAt.at === undefined ? 0 : Math.max(0, (now - lastPacketAt.at) / 1000);
+            const gap = lastPacketAt === undefined ? 0 : Math.max(0, (now - lastPacketAt) / 1000);
             gapS += gap;
             metrics.sourceGap(gap);
             send({ event: 'resumed', attempt, gap_s: Math.round(gap * 1000) / 1000, at: new Date(now).toISOString() });
@@ -160,7 +162,7 @@ export function startPulledStream(deps: PulledDeps): PulledStream {
           armStall(pull.stall_s);
         },
         progress: (_packets, at) => {
-          lastPacketAt.at = at;
+          lastPacketAt = at;
           if (startedHere) stallArmed?.();
         },
         window: (w: LiveWindow) => {
@@ -203,8 +205,6 @@ export function startPulledStream(deps: PulledDeps): PulledStream {
   };
 
   const run = async (): Promise<void> => {
-    const lastPacketAt: { at: number | undefined } = { at: undefined };
-    const origin: { at: number | undefined } = { at: undefined };
     let attempt = 0;
     let liveSince = createdAt; // when the source was last live (the give-up clock runs from there)
     let reason: EndReason = 'error';
@@ -212,7 +212,7 @@ export function startPulledStream(deps: PulledDeps): PulledStream {
     try {
       for (;;) {
         state = attempt === 0 && live === null ? 'connecting' : 'reconnecting';
-        const outcome = await connectOnce(attempt, lastPacketAt, origin);
+        const outcome = await connectOnce(attempt);
         const wasLive = (state as PulledState) === 'live'; // set by the connection's `started`
         if (wasLive) liveSince = wallClock();
         if (stopping) {
@@ -298,7 +298,7 @@ export function startPulledStream(deps: PulledDeps): PulledStream {
       live,
       video,
       settings: { ...settings, ...pull },
-      ...windowCounts(windows.summary(createdAt, [])),
+      ...windows.counts(),
       lag_s: windows.lastLagS() ?? null,
       reconnects,
       gap_s: Math.round(gapS * 1000) / 1000,
@@ -307,8 +307,4 @@ export function startPulledStream(deps: PulledDeps): PulledStream {
       ended,
     }),
   };
-}
-
-function windowCounts(summary: { windows: number; dropped: number }): { windows: number; dropped: number } {
-  return { windows: summary.windows, dropped: summary.dropped };
 }

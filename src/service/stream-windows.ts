@@ -42,6 +42,8 @@ export interface WindowFlow {
   settled(): Promise<void>;
   /** Seconds between the last window's emission and its last frame's arrival; undefined before any. */
   lastLagS(): number | undefined;
+  /** Windows classified and dropped so far. */
+  counts(): { windows: number; dropped: number };
   /** The `ended` event's summary; `decoders` are the summaries of the stream's decoder processes. */
   summary(startedAt: number, decoders: readonly LiveSummary[]): Ended['summary'];
 }
@@ -148,6 +150,7 @@ export function createWindowFlow(deps: WindowFlowDeps): WindowFlow {
       while (inference) await inference;
     },
     lastLagS: () => lagS,
+    counts: () => ({ windows: tally.windows, dropped: tally.dropped }),
     summary(startedAt, decoders) {
       const sum = (pick: (s: LiveSummary) => number): number | null => (decoders.length > 0 ? decoders.reduce((a, s) => a + pick(s), 0) : null);
       const cpu = sum((s) => s.cpuS);

@@ -118,13 +118,13 @@ export function createStreams(deps: StreamsDeps): Streams {
   };
 
   const pull = async (request: PullRequest): Promise<PulledStream> => {
-    const url = parseSource(request.source.url, deps.sourcePolicy);
+    const { url, scheme } = parseSource(request.source.url, deps.sourcePolicy);
     admit();
     const id = randomBytes(8).toString('hex');
     running.set(id, () => undefined); // the place is taken while the source is checked
     let stream: PulledStream;
     try {
-      await deps.sourcePolicy.check(url.protocol.replace(/:$/, ''), url.hostname);
+      await deps.sourcePolicy.check(scheme, url.hostname);
       proxy ??= startEgressProxy(deps.sourcePolicy);
       const egress = await proxy;
       const engine = lifecycle.engine();

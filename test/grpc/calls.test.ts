@@ -8,12 +8,12 @@ import { readFileSync } from 'node:fs';
 import { credentials, loadPackageDefinition, Metadata, status as Code, type Client, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { protoPath as healthProto } from 'grpc-health-check';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine, EngineStats } from '../../src/engine/index.js';
-import { createGrpcService, PROTO_FILE, type GrpcService } from '../../src/grpc/server.js';
+import { PROTO_FILE, type GrpcService } from '../../src/grpc/server.js';
 import type { EnginePort } from '../../src/service/index.js';
-import { fixture, gate, makeApp, openTinyEngine, until, type TestApp } from '../http/helpers.js';
+import { engineWith, fixture, gate, makeApp, openTinyEngine, until, type TestApp } from '../http/helpers.js';
+import { serveGrpc } from './helpers.js';
 
 const definition = loadSync([PROTO_FILE, healthProto], { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
 const loaded = loadPackageDefinition(definition);
@@ -38,13 +38,8 @@ function abortableEngine() {
   let entered = 0;
   let aborted = 0;
   let accepting = true;
-  const port: EnginePort = {
-    manifest: engine.manifest,
-    info: engine.info,
-    validateKnobs: (k) => engine.validateKnobs(k),
+  const port: EnginePort = engineWith(engine, {
     stats: (): EngineStats => ({ ...engine.stats(), accepting }),
-    classifyFrames: (frames, knobs, options) => engine.classifyFrames(frames, knobs, options),
-    openStream: (stream, handlers) => engine.openStream(stream, handlers),
     classify: async (file, knobs, options) => {
       entered += 1;
       await new Promise<void>((resolve, reject) => {
@@ -61,7 +56,7 @@ function abortableEngine() {
       });
       return engine.classify(file, knobs, options);
     },
-  };
+  });
   return {
     port,
     entered: () => entered,
@@ -96,15 +91,13 @@ afterEach(async () => {
 
 async function serve(port: EnginePort): Promise<Running> {
   const t = makeApp(port, { service: { concurrency: 1, queueSize: 4 } });
-  await t.app.ready();
-  const grpc = createGrpcService({ service: t.service, serverVersion: 'test', logger: pino({ level: 'silent' }) });
-  const bound = await grpc.listen('127.0.0.1', 0);
+  const { grpc, address } = await serveGrpc(t);
   let closing: Promise<void> | undefined;
   const r: Running = {
     t,
     grpc,
-    inference: new Inference(`127.0.0.1:${bound}`, credentials.createInsecure()),
-    health: new Health(`127.0.0.1:${bound}`, credentials.createInsecure()),
+    inference: new Inference(address, credentials.createInsecure()),
+    health: new Health(address, credentials.createInsecure()),
     close: (graceMs) => (closing ??= grpc.close(graceMs)),
   };
   running.push(r);

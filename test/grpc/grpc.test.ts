@@ -8,14 +8,14 @@ import { readFileSync } from 'node:fs';
 import { credentials, loadPackageDefinition, Metadata, status as Code, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { protoPath as healthProto } from 'grpc-health-check';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/index.js';
 import { EngineError, ERRORS, type ErrorCode } from '../../src/errors.js';
-import { createGrpcService, PROTO_FILE, type GrpcService } from '../../src/grpc/server.js';
+import { PROTO_FILE, type GrpcService } from '../../src/grpc/server.js';
 import { grpcCode } from '../../src/grpc/status.js';
 import type { EnginePort } from '../../src/service/index.js';
 import { fixture, makeApp, openTinyEngine, type TestApp } from '../http/helpers.js';
+import { serveGrpc } from './helpers.js';
 
 const TOKEN = 'a-grpc-test-token-0123';
 const definition = loadSync([PROTO_FILE, healthProto], { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
@@ -39,11 +39,10 @@ let health: InstanceType<ServiceClientConstructor>;
 beforeAll(async () => {
   engine = await openTinyEngine();
   t = makeApp(new Promise<EnginePort>((resolve) => (resolveEngine = resolve)), { service: { authToken: TOKEN, maxUploadBytes: 1_000_000 } });
-  await t.app.ready();
-  grpc = createGrpcService({ service: t.service, serverVersion: 'test', logger: pino({ level: 'silent' }) });
-  const port = await grpc.listen('127.0.0.1', 0);
-  inference = new Inference(`127.0.0.1:${port}`, credentials.createInsecure());
-  health = new (Health.Health as ServiceClientConstructor)(`127.0.0.1:${port}`, credentials.createInsecure());
+  let address: string;
+  ({ grpc, address } = await serveGrpc(t));
+  inference = new Inference(address, credentials.createInsecure());
+  health = new (Health.Health as ServiceClientConstructor)(address, credentials.createInsecure());
 });
 afterAll(async () => {
   inference?.close();

@@ -7,12 +7,12 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { credentials, loadPackageDefinition, status as Code, type ClientDuplexStream, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/index.js';
-import { createGrpcService, STREAMS_PROTO_FILE, type GrpcService } from '../../src/grpc/server.js';
+import { STREAMS_PROTO_FILE, type GrpcService } from '../../src/grpc/server.js';
 import { StreamEvent } from '../../src/service/stream-events.js';
 import { fixture, makeApp, openTinyEngine, type TestApp } from '../http/helpers.js';
+import { serveGrpc } from './helpers.js';
 
 const definition = loadSync(STREAMS_PROTO_FILE, { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
 const Streams = ((loadPackageDefinition(definition).haltingvt as GrpcObject).v1 as GrpcObject).Streams as ServiceClientConstructor;
@@ -25,10 +25,9 @@ let client: InstanceType<ServiceClientConstructor>;
 beforeAll(async () => {
   engine = await openTinyEngine();
   t = makeApp(engine, { service: { streams: { max: 1, idleTimeoutMs: 2000, maxDurationS: 600 } } });
-  await t.app.ready();
-  grpc = createGrpcService({ service: t.service, serverVersion: 'test', logger: pino({ level: 'silent' }) });
-  const port = await grpc.listen('127.0.0.1', 0);
-  client = new Streams(`127.0.0.1:${port}`, credentials.createInsecure());
+  let address: string;
+  ({ grpc, address } = await serveGrpc(t));
+  client = new Streams(address, credentials.createInsecure());
 });
 afterAll(async () => {
   client?.close();

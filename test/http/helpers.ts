@@ -193,17 +193,25 @@ export function longSmallVideo(): string {
 
 /** The real engine behind a port whose classify() first waits for `before(file)`, e.g. a gate the test holds. */
 export function heldEngine(engine: Engine, before: (file: string) => Promise<void>): EnginePort {
+  return engineWith(engine, {
+    classify: async (file, knobs, options) => {
+      await before(file);
+      return engine.classify(file, knobs, options);
+    },
+  });
+}
+
+/** The real engine as a port, with some of its calls replaced (a delay, a gate, a count). */
+export function engineWith(engine: Engine, replaced: Partial<EnginePort>): EnginePort {
   return {
     manifest: engine.manifest,
     info: engine.info,
     validateKnobs: (k) => engine.validateKnobs(k),
     stats: () => engine.stats(),
+    classify: (file, knobs, options) => engine.classify(file, knobs, options),
     classifyFrames: (frames, knobs, options) => engine.classifyFrames(frames, knobs, options),
     openStream: (stream, handlers) => engine.openStream(stream, handlers),
-    classify: async (file, knobs, options) => {
-      await before(file);
-      return engine.classify(file, knobs, options);
-    },
+    ...replaced,
   };
 }
 

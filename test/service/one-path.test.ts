@@ -6,13 +6,13 @@
 import { readFileSync } from 'node:fs';
 import { credentials, loadPackageDefinition, Metadata, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/index.js';
-import { createGrpcService, PROTO_FILE, type GrpcService } from '../../src/grpc/server.js';
+import { PROTO_FILE, type GrpcService } from '../../src/grpc/server.js';
 import { V2InferResponse } from '../../src/http/oip-schemas.js';
 import { ClassifyResponse } from '../../src/http/schemas.js';
 import { fixture, form, makeApp, openTinyEngine, videoPart, type TestApp } from '../http/helpers.js';
+import { serveGrpc } from '../grpc/helpers.js';
 
 const Inference = (loadPackageDefinition(loadSync(PROTO_FILE, { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true })).inference as GrpcObject)
   .GRPCInferenceService as ServiceClientConstructor;
@@ -25,10 +25,9 @@ let client: InstanceType<ServiceClientConstructor>;
 beforeAll(async () => {
   engine = await openTinyEngine();
   t = makeApp(engine);
-  await t.app.ready();
-  grpc = createGrpcService({ service: t.service, serverVersion: 'test', logger: pino({ level: 'silent' }) });
-  const port = await grpc.listen('127.0.0.1', 0);
-  client = new Inference(`127.0.0.1:${port}`, credentials.createInsecure());
+  let address: string;
+  ({ grpc, address } = await serveGrpc(t));
+  client = new Inference(address, credentials.createInsecure());
 });
 afterAll(async () => {
   client?.close();

@@ -11,7 +11,7 @@ import type { Engine } from '../../src/engine/index.js';
 import type { EnginePort } from '../../src/service/index.js';
 import { StreamEvent, StreamSettings } from '../../src/service/stream-events.js';
 import { fixture } from '../helpers/media.js';
-import { makeApp, openTinyEngine, type TestApp } from '../http/helpers.js';
+import { engineWith, makeApp, openTinyEngine, type TestApp } from '../http/helpers.js';
 
 let engine: Engine;
 const apps: TestApp[] = [];
@@ -26,19 +26,13 @@ afterAll(async () => {
 /** The real engine, each window's inference held `ms` first; `order` records whose windows ran. */
 function slowEngine(ms: number): { port: EnginePort; order: string[] } {
   const order: string[] = [];
-  const port: EnginePort = {
-    manifest: engine.manifest,
-    info: engine.info,
-    validateKnobs: (k) => engine.validateKnobs(k),
-    stats: () => engine.stats(),
-    classify: (file, knobs, options) => engine.classify(file, knobs, options),
-    openStream: (stream, handlers) => engine.openStream(stream, handlers),
+  const port = engineWith(engine, {
     classifyFrames: async (frames, knobs, options) => {
       order.push(frames.file);
       await new Promise((r) => setTimeout(r, ms));
       return engine.classifyFrames(frames, knobs, options);
     },
-  };
+  });
   return { port, order };
 }
 

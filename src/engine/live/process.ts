@@ -54,7 +54,7 @@ export interface LiveProcessOptions {
   entry?: WorkerEntry | undefined;
 }
 
-export function startLiveProcess(init: LiveInit, handlers: LiveHandlers, options: LiveProcessOptions): LiveProcess {
+export function startLiveProcess(init: Omit<LiveInit, 'progress'>, handlers: LiveHandlers, options: LiveProcessOptions): LiveProcess {
   const proc = forkWorker(options.entry ?? workerEntry(import.meta.url, 'worker'), { stdin: true, env: { ...LIVE_WORKER_ENV, ...options.env } });
   if (options.nice > 0 && proc.pid !== undefined) {
     try {
@@ -97,7 +97,7 @@ export function startLiveProcess(init: LiveInit, handlers: LiveHandlers, options
   const tell = (message: ToLiveWorker): void => {
     if (proc.connected) proc.send(message, (err: Error | null) => void err); // a worker gone is `done`'s to report
   };
-  tell({ type: 'init', init });
+  tell({ type: 'init', init: { ...init, progress: handlers.progress !== undefined } });
   return {
     input,
     done,

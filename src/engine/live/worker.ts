@@ -26,6 +26,8 @@ export interface LiveInit extends LiveSettings {
    * held back by their pipe instead.
    */
   paced: boolean;
+  /** Send `progress` messages (a pulled source's stall detector reads them; a pushed stream has none). */
+  progress: boolean;
 }
 
 export type FromLiveWorker =
@@ -82,7 +84,9 @@ async function run(init: LiveInit): Promise<void> {
         init,
         {
           started: (info: LiveInfo) => void send({ type: 'started', info }),
-          progress: (packets: number) => void send({ type: 'progress', packets, at: wallClock() }),
+          progress: (packets: number) => {
+            if (init.progress) void send({ type: 'progress', packets, at: wallClock() });
+          },
           window: async (window: LiveWindow) => {
             await send({ type: 'window', window });
             if (init.paced) await nextAck();

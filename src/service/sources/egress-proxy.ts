@@ -100,9 +100,7 @@ export async function startEgressProxy(policy: SourcePolicy): Promise<EgressProx
   });
 
   server.on('connect', (req: http.IncomingMessage, client: Duplex, head: Buffer) => {
-    sockets.add(client);
-    client.on('close', () => sockets.delete(client));
-    client.on('error', () => client.destroy());
+    client.on('error', () => client.destroy()); // tracked in `sockets` since its 'connection'
     const stream = streamOf(req.headers['proxy-authorization']);
     const [host, port] = splitHostPort(req.url ?? '');
     if (!stream) return void client.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="haltingvt"\r\n\r\n');

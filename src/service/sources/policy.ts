@@ -24,11 +24,10 @@ export interface SourcePolicyConfig {
 export type Resolve = (host: string) => Promise<string[]>;
 
 export interface SourcePolicy {
-  readonly enabled: boolean;
-  /** SOURCE_NOT_ALLOWED naming what is refused, else the addresses to connect to, every one checked. */
+  /** SOURCE_NOT_ALLOWED unless the scheme may be pulled (checked before any name is resolved). */
+  checkScheme(scheme: string): void;
+  /** SOURCE_NOT_ALLOWED naming what is refused (scheme, host, address), else the addresses to connect to, every one checked. */
   check(scheme: string, host: string): Promise<string[]>;
-  /** Whether the scheme may be pulled at all (checked before any name is resolved). */
-  allowsScheme(scheme: string): boolean;
 }
 
 const SPECIAL_V4 = [
@@ -89,13 +88,15 @@ export function createSourcePolicy(config: SourcePolicyConfig, resolve: Resolve)
     return anyPublic || byName ? undefined : 'the address is not on the allow-list';
   };
 
+  const checkScheme = (scheme: string): void => {
+    if ((config.schemes as readonly string[]).includes(scheme)) return;
+    throw new EngineError('SOURCE_NOT_ALLOWED', config.schemes.length === 0 ? 'pulling sources is off on this service (PULL_SCHEMES is empty)' : `the scheme ${scheme}: is not allowed (allowed: ${config.schemes.join(', ')})`, { scheme });
+  };
+
   return {
-    enabled: config.schemes.length > 0,
-    allowsScheme: (scheme) => (config.schemes as readonly string[]).includes(scheme),
+    checkScheme,
     async check(scheme, rawHost) {
-      if (!(config.schemes as readonly string[]).includes(scheme)) {
-        throw new EngineError('SOURCE_NOT_ALLOWED', config.schemes.length === 0 ? 'pulling sources is off on this service (PULL_SCHEMES is empty)' : `the scheme ${scheme}: is not allowed (allowed: ${config.schemes.join(', ')})`, { scheme });
-      }
+      checkScheme(scheme);
       const host = rawHost.replace(/^\[|\]$/g, '').toLowerCase();
       const literal = isIP(host) !== 0;
       const byName = !literal && nameListed(host);

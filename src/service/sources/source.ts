@@ -30,8 +30,8 @@ const WHITELIST: Record<string, string> = {
   srt: 'srt',
 };
 
-/** Parses and checks the URL's form and scheme, before any name is resolved (SOURCE_NOT_ALLOWED, BAD_REQUEST). */
-export function parseSource(raw: string, policy: SourcePolicy): URL {
+/** Parses the URL and checks its scheme, before any name is resolved (SOURCE_NOT_ALLOWED, BAD_REQUEST). */
+export function parseSource(raw: string, policy: SourcePolicy): { url: URL; scheme: string } {
   let url: URL;
   try {
     url = new URL(raw);
@@ -39,16 +39,13 @@ export function parseSource(raw: string, policy: SourcePolicy): URL {
     throw new EngineError('BAD_REQUEST', 'source.url is not a URL', {});
   }
   const scheme = url.protocol.replace(/:$/, '');
-  if (!policy.allowsScheme(scheme)) {
-    throw new EngineError('SOURCE_NOT_ALLOWED', policy.enabled ? `the scheme ${scheme}: is not allowed on this service` : 'pulling sources is off on this service (PULL_SCHEMES is empty)', { scheme });
-  }
+  policy.checkScheme(scheme);
   if (!url.hostname) throw new EngineError('BAD_REQUEST', 'source.url names no host', {});
-  return url;
+  return { url, scheme };
 }
 
 export async function prepareSource(spec: SourceSpec, policy: SourcePolicy, proxy: EgressProxy, streamId: string, timeouts: { readS: number }): Promise<PreparedSource> {
-  const url = parseSource(spec.url, policy);
-  const scheme = url.protocol.replace(/:$/, '');
+  const { url, scheme } = parseSource(spec.url, policy);
   const addresses = await policy.check(scheme, url.hostname);
   const micros = String(Math.round(timeouts.readS * 1e6));
   const base = { protocol_whitelist: WHITELIST[scheme] as string };
