@@ -30,6 +30,12 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
 COPY scripts/container/prune-modules.sh /usr/local/bin/prune-modules
+# The connect guard pulled streams' decoders load (src/native/connect-guard.c): a compiler for it alone.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && mkdir -p dist/native \
+ && gcc -O2 -shared -fPIC -Wall -Wextra -Werror -o dist/native/connect-guard.so src/native/connect-guard.c -ldl \
+ && rm -rf /var/lib/apt/lists/*
 RUN npx tsc -p tsconfig.json --sourceMap false --declaration false \
  && npm prune --omit=dev --no-audit --no-fund \
  && prune-modules node_modules \

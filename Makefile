@@ -6,6 +6,7 @@ SHELL := /bin/bash
 PY_ENV = $(shell ./scripts/python-env.sh)
 PY = $(PY_ENV)/bin/python
 NODE_STAMP = node_modules/.install-stamp
+CONNECT_GUARD = dist/native/connect-guard.so
 export ONNXRUNTIME_NODE_INSTALL = skip   # the CUDA libraries come from NuGet, which is unreachable; CPU binaries ship in the npm package
 # node-av's postinstall would fetch an ffmpeg CLI from GitHub (unreachable, and unused: the decoder
 # library ships in @seydx/node-av-linux-x64). It compares the value exactly, so no trailing comment.
@@ -41,10 +42,15 @@ test-oip: node-deps ffmpeg
 	clients=$$(./scripts/python-clients-env.sh)
 	"$$clients/bin/python" -m pytest -q -p no:cacheprovider test/oip
 
-build: node-deps
+build: node-deps $(CONNECT_GUARD)
 	npx tsc -p tsconfig.json
 
-deps: ffmpeg chromium promtool rtsp-server python-test-deps node-deps
+deps: ffmpeg chromium promtool rtsp-server python-test-deps node-deps $(CONNECT_GUARD)
+
+# What pulled streams' decoders load (LD_PRELOAD) so that their sockets reach only the checked source.
+$(CONNECT_GUARD): src/native/connect-guard.c
+	mkdir -p $(@D)
+	cc -O2 -shared -fPIC -Wall -Wextra -Werror -o $@ $< -ldl
 
 python-env:
 	@./scripts/python-env.sh >/dev/null

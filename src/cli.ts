@@ -16,7 +16,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { createEngine, EngineError, isEngineError, PRECISIONS, type ClassifyResult, type Engine, type EngineOptions, type Knobs, type Precision } from './engine/index.js';
 import { createService, type VideoOutcome } from './service/index.js';
-import { defaultModelDir, PACKAGE_ROOT } from './paths.js';
+import { CONNECT_GUARD, defaultModelDir, PACKAGE_ROOT } from './paths.js';
 import { renderFigure, type ExplainedResult } from './figure/render.js';
 
 const USAGE = `usage: haltingvt classify FILE... [options]
@@ -126,7 +126,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   // The CLI is a transport like HTTP and gRPC: one file a request through the service layer
   // (queue, metrics), answered as each finishes. Its files are on disk already: nothing is spooled.
   const service = createService({
-    config: { maxUploadBytes: Number.MAX_SAFE_INTEGER, maxBatchItems: 1, queueSize: 0, concurrency: 1, uploadDir: os.tmpdir(), authToken: undefined, streams: { max: 0, idleTimeoutMs: 1, maxDurationS: 1, pull: { backoffMinS: 1, backoffMaxS: 1, connectTimeoutS: 1, events: 16, keepEnded: 0 } }, sources: { schemes: [], allow: [] } },
+    config: { maxUploadBytes: Number.MAX_SAFE_INTEGER, maxBatchItems: 1, queueSize: 0, concurrency: 1, uploadDir: os.tmpdir(), authToken: undefined, streams: { max: 0, idleTimeoutMs: 1, maxDurationS: 1, pull: { backoffMinS: 1, backoffMaxS: 1, connectTimeoutS: 1, events: 16, keepEnded: 0 } }, sources: { schemes: [], allow: [], guard: CONNECT_GUARD } },
     engine,
     logger,
     registry: new Registry(),

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { engineConfig, providerListProblem } from './engine/config.js';
 import { PRECISIONS } from './engine/model.js';
-import { defaultModelDir, PACKAGE_ROOT } from './paths.js';
+import { CONNECT_GUARD, defaultModelDir, PACKAGE_ROOT } from './paths.js';
 import { isAddressOrRange, PULL_SCHEMES, type PullScheme } from './service/sources/policy.js';
 
 /** The engine's own defaults, so that the CLI and the service refuse the same videos and restart alike. */
@@ -151,7 +151,11 @@ export interface ConfigPlaces {
  */
 export function configSchema(places: ConfigPlaces = {}) {
   const exists = places.exists ?? existsSync;
-  return EnvSchema.transform((e) => ({
+  const guard = path.join(places.root ?? PACKAGE_ROOT, path.relative(PACKAGE_ROOT, CONNECT_GUARD));
+  return EnvSchema.superRefine((e, ctx) => {
+    // Pulling without the guard would leave libav free to connect where a source's server points it.
+    if (e.PULL_SCHEMES.length > 0 && !exists(guard)) ctx.addIssue({ code: 'custom', path: ['PULL_SCHEMES'], message: `pulling needs the connect guard ${guard}, which is missing (make build compiles it)` });
+  }).transform((e) => ({
     port: e.PORT,
     host: e.HOST,
     /** 0: no gRPC server. */
@@ -191,7 +195,8 @@ export function configSchema(places: ConfigPlaces = {}) {
         maxDurationS: e.STREAM_MAX_DURATION_S,
         pull: { backoffMinS: e.STREAM_RECONNECT_MIN_S, backoffMaxS: Math.max(e.STREAM_RECONNECT_MIN_S, e.STREAM_RECONNECT_MAX_S), connectTimeoutS: e.STREAM_CONNECT_TIMEOUT_S, events: e.STREAM_EVENTS_KEPT, keepEnded: 32 },
       },
-      sources: { schemes: e.PULL_SCHEMES, allow: e.PULL_ALLOW },
+      /** `guard`: the connect guard (src/native/connect-guard.c) every pulled decoder loads. */
+      sources: { schemes: e.PULL_SCHEMES, allow: e.PULL_ALLOW, guard },
     },
     http: { requestTimeoutMs: e.REQUEST_TIMEOUT_MS, retryAfterS: e.RETRY_AFTER_S },
     logLevel: e.LOG_LEVEL,

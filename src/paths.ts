@@ -9,6 +9,9 @@ import { fileURLToPath } from 'node:url';
 /** The package root: src/ or dist/ sits right under it. */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
+/** The connect guard pulled streams' decoders load (src/native/connect-guard.c, built by `make build`). */
+export const CONNECT_GUARD = path.join(PACKAGE_ROOT, 'dist', 'native', 'connect-guard.so');
+
 /**
  * The embedded default model (models/default) under the first root that has one, else the tiny test
  * fixture (models/fixtures/tiny) under the first root that has it, else models/default under the

@@ -33,7 +33,7 @@ import { PACKAGE_ROOT } from '../paths.js';
 import { asServiceError, logFailure, oneLine } from '../service/errors.js';
 import type { Service } from '../service/index.js';
 import { toGrpcError } from './status.js';
-import { handleStreamCall, STREAMS_SERVICE, type StreamCall } from './streams.js';
+import { handleStreamCall, handleWatchCall, STREAMS_SERVICE, type StreamCall, type StreamCallDeps, type WatchCall } from './streams.js';
 import { fromWire, toWire, type WireInferRequest, type WireInferResponse } from './wire.js';
 
 export const PROTO_FILE = path.join(PACKAGE_ROOT, 'proto', 'inference.proto');
@@ -155,23 +155,24 @@ export function createGrpcService(deps: GrpcDeps): GrpcService {
     },
   };
   server.addService(inference.service, implementation);
-  const streamRpc = `/${STREAMS_SERVICE}/Classify`;
+  /** A Streams call's ends: a refusal (counted, logged, the call's status) or its finish, counted. */
+  const streamCallEnds = (rpc: string): Pick<StreamCallDeps, 'refuse' | 'done'> => {
+    const path = `/${STREAMS_SERVICE}/${rpc}`;
+    const startedAt = performance.now();
+    return {
+      refuse: (refused, err) => {
+        const error = asServiceError(err);
+        metrics.error(error);
+        logFailure(logger, error, { rpc: path }, 'gRPC call');
+        metrics.observeRequest('grpc', path, 'POST', error.status, (performance.now() - startedAt) / 1000);
+        refused.emit('error', toGrpcError(error));
+      },
+      done: (status) => metrics.observeRequest('grpc', path, 'POST', status, (performance.now() - startedAt) / 1000),
+    };
+  };
   const streamImplementation: UntypedServiceImplementation = {
-    Classify: (call: StreamCall) => {
-      const startedAt = performance.now();
-      handleStreamCall(call, {
-        service,
-        logger,
-        refuse: (refused, err) => {
-          const error = asServiceError(err);
-          metrics.error(error);
-          logFailure(logger, error, { rpc: streamRpc }, 'gRPC call');
-          metrics.observeRequest('grpc', streamRpc, 'POST', error.status, (performance.now() - startedAt) / 1000);
-          refused.emit('error', toGrpcError(error));
-        },
-        done: (status) => metrics.observeRequest('grpc', streamRpc, 'POST', status, (performance.now() - startedAt) / 1000),
-      });
-    },
+    Classify: (call: StreamCall) => handleStreamCall(call, { service, logger, ...streamCallEnds('Classify') }),
+    Watch: (call: WatchCall) => handleWatchCall(call, { service, ...streamCallEnds('Watch') }),
   };
   server.addService(streams.service, streamImplementation);
   health.addToServer(server);

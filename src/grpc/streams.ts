@@ -6,7 +6,7 @@
  * HTTP/2 flow control.
  */
 import { Transform } from 'node:stream';
-import type { ServerDuplexStream } from '@grpc/grpc-js';
+import type { ServerDuplexStream, ServerWritableStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { EngineError } from '../errors.js';
 import type { Service } from '../service/index.js';
@@ -34,8 +34,8 @@ export type StreamCall = ServerDuplexStream<WireMessage, unknown>;
 export interface StreamCallDeps {
   service: Service;
   logger: Logger;
-  /** Counts the call once it ends (0: OK) and turns a refusal into the call's status. */
-  refuse(call: StreamCall, err: unknown): void;
+  /** Counts the call once it ends (0: OK) and turns a refusal into the call's status (an `error` the call emits). */
+  refuse(call: Pick<StreamCall, 'emit'>, err: unknown): void;
   done(status: number): void;
 }
 
@@ -83,10 +83,35 @@ export function handleStreamCall(call: StreamCall, deps: StreamCallDeps): void {
   });
 }
 
-function toWire(event: StreamEvent): Record<string, unknown> {
+export type WatchCall = ServerWritableStream<{ id: string; after_id?: number | null }, unknown>;
+
+/**
+ * haltingvt.v1.Streams/Watch: a pulled stream's events from its event log, the kept ones after
+ * `after_id` first; the call ends when the log closes (after `ended`) or the client cancels.
+ */
+export function handleWatchCall(call: WatchCall, deps: Pick<StreamCallDeps, 'service' | 'refuse' | 'done'>): void {
+  let stream;
+  try {
+    deps.service.authorize(call.metadata.get('authorization')[0]);
+    stream = deps.service.streams.get(call.request.id);
+  } catch (err) {
+    deps.refuse(call, err);
+    return;
+  }
+  const after = call.request.after_id ?? undefined;
+  const { replay, stop } = stream.events.watch(after, ({ id, event }) => call.write(toWire(event, id)), () => {
+    deps.done(200);
+    call.end();
+  });
+  call.on('cancelled', stop);
+  for (const { id, event } of replay) call.write(toWire(event, id));
+}
+
+function toWire(event: StreamEvent, id = 0): Record<string, unknown> {
   const json = JSON.stringify(event);
-  if (event.event !== 'window') return { event: event.event, json };
+  if (event.event !== 'window') return { event: event.event, json, id };
   return {
+    id,
     event: 'window',
     seq: event.seq,
     start_s: event.start_s,

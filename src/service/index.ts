@@ -208,7 +208,7 @@ export function createService(deps: ServiceDeps): Service {
   const authorize = createAuthorizationCheck(config.authToken);
   const wallClock = deps.wallClock ?? (() => performance.timeOrigin + performance.now());
   const sourcePolicy = createSourcePolicy(config.sources, deps.resolve ?? resolveAll);
-  const streams = createStreams({ config: config.streams, lifecycle, uploads, metrics, wallClock, sourcePolicy });
+  const streams = createStreams({ config: config.streams, lifecycle, uploads, metrics, wallClock, sourcePolicy, connectGuard: config.sources.guard });
 
   return {
     lifecycle,

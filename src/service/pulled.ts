@@ -63,11 +63,14 @@ export interface PulledDeps {
   metrics: Metrics;
   temps: TempFiles;
   wallClock: () => number;
-  /** STREAM_MAX_DURATION_S, RECONNECT backoff bounds, the event log's size. */
-  limits: { maxDurationS: number; backoffMinS: number; backoffMaxS: number; connectTimeoutS: number; events: number };
+  /** STREAM_MAX_DURATION_S, RECONNECT backoff bounds, the event log's size; the connect guard's path. */
+  limits: { maxDurationS: number; backoffMinS: number; backoffMaxS: number; connectTimeoutS: number; events: number; guard: string };
   /** Called once the stream has ended and released its decoder (the registry frees its place). */
   ended: () => void;
 }
+
+/** libav's AVERROR(EACCES): what a connection the connect guard refuses fails with. */
+const EACCES_AVERROR = -13;
 
 export function startPulledStream(deps: PulledDeps): PulledStream {
   const { id, request, engine, policy, proxy, metrics, temps, wallClock, limits } = deps;
@@ -128,7 +131,7 @@ export function startPulledStream(deps: PulledDeps): PulledStream {
   const connectOnce = async (attempt: number): Promise<'finished' | { reason: 'lost' | 'stalled' | 'unreachable' | 'failed'; error: EngineError }> => {
     let prepared;
     try {
-      prepared = await prepareSource(request.source, policy, proxy, id, { readS: pull.stall_s });
+      prepared = await prepareSource(request.source, policy, proxy, id, { readS: pull.stall_s, guard: limits.guard });
     } catch (err) {
       const error = asServiceError(err);
       error.message = scrub(error.message, secrets);
@@ -193,8 +196,14 @@ export function startPulledStream(deps: PulledDeps): PulledStream {
       if (live === false && summary.clean) return 'finished';
       return { reason: 'lost', error: new EngineError('SOURCE_UNREACHABLE', summary.clean ? 'the live source ended its stream' : 'the connection to the source broke', {}) };
     } catch (err) {
-      const error = asServiceError(err);
+      let error = asServiceError(err);
       error.message = scrub(error.message, secrets); // libav's own words may quote the URL
+      // EACCES from a connection: the connect guard refused an address libav was sent to (an RTSP
+      // redirect, a peer the source named). The policy will not change on a retry.
+      if (error.details?.libav === EACCES_AVERROR) {
+        metrics.sourceRefused('egress');
+        error = new EngineError('SOURCE_NOT_ALLOWED', `the decoder was refused an address the source sent it to (${error.message})`, {});
+      }
       if (stalled) return { reason: startedHere ? 'stalled' : 'unreachable', error: startedHere ? error : new EngineError('SOURCE_UNREACHABLE', `the source did not answer within ${limits.connectTimeoutS} s`, {}) };
       return { reason: error.code === 'SOURCE_UNREACHABLE' ? 'unreachable' : 'failed', error };
     } finally {

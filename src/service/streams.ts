@@ -96,6 +96,8 @@ export interface StreamsDeps {
   wallClock: () => number;
   /** What may be pulled; the egress proxy for HTTP(S) sources is started with the first. */
   sourcePolicy: SourcePolicy;
+  /** The connect guard pulled decoders load (src/native/connect-guard.c). */
+  connectGuard: string;
 }
 
 type EndReason = Extract<StreamEvent, { event: 'ended' }>['reason'];
@@ -139,7 +141,7 @@ export function createStreams(deps: StreamsDeps): Streams {
         metrics,
         temps: uploads.session(),
         wallClock,
-        limits: { maxDurationS: config.maxDurationS, ...config.pull },
+        limits: { maxDurationS: config.maxDurationS, ...config.pull, guard: deps.connectGuard },
         ended: () => {
           running.delete(id);
           leave();

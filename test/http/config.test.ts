@@ -27,7 +27,7 @@ describe('loadConfig', () => {
       uploadDir: '/scratch',
       authToken: undefined,
       streams: { max: 8, idleTimeoutMs: 10_000, maxDurationS: 4 * 3600, pull: { backoffMinS: 0.5, backoffMaxS: 30, connectTimeoutS: 15, events: 256, keepEnded: 32 } },
-      sources: { schemes: [], allow: [] },
+      sources: { schemes: [], allow: [], guard: path.join(root, 'dist/native/connect-guard.so') },
     });
     expect(c.http).toEqual({ requestTimeoutMs: 300_000, retryAfterS: 2 });
     // The engine's part is the engine's own config with its own defaults, but one decode worker per queue slot.
@@ -78,7 +78,7 @@ describe('loadConfig', () => {
         PULL_ALLOW: '10.20.0.0/16,cam.example.com,*.cams.example.org',
         UNRELATED: 'ignored',
       },
-      { root, exists: none },
+      { root, exists: (f) => f === path.join(root, 'dist/native/connect-guard.so') },
     );
     expect(c).toMatchObject({
       port: 9000,
@@ -138,6 +138,7 @@ describe('loadConfig', () => {
     for (const [name, value] of Object.entries(bad)) expect(message).toContain(`${name}=${JSON.stringify(value)}`);
     expect(() => loadConfig({ PORT: '70000' }, { root, exists: none })).toThrow(/PORT="70000"/);
     expect(() => loadConfig({ PULL_SCHEMES: 'rtsp,file' }, { root, exists: none })).toThrow(/PULL_SCHEMES="rtsp,file": unknown scheme\(s\) file/);
+    expect(() => loadConfig({ PULL_SCHEMES: 'rtsp' }, { root, exists: none })).toThrow(/PULL_SCHEMES="rtsp": pulling needs the connect guard .*connect-guard.so, which is missing/);
     expect(() => loadConfig({ PULL_ALLOW: '10.0.0.0/8,bad host!' }, { root, exists: none })).toThrow(/PULL_ALLOW=.*not a host name, address or CIDR range: bad host!/);
     expect(() => loadConfig({ CONCURRENCY: '1.5' }, { root, exists: none })).toThrow(/CONCURRENCY/);
     expect(() => loadConfig({ SHUTDOWN_DELAY_MS: '30000' }, { root, exists: none })).toThrow(/SHUTDOWN_DELAY_MS="30000": must be less than SHUTDOWN_GRACE_MS/);

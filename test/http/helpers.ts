@@ -12,6 +12,7 @@ import type { Registry } from 'prom-client';
 import { buildApp } from '../../src/app.js';
 import type { AppConfig, HttpConfig, ServiceConfig } from '../../src/config.js';
 import { createEngine, type Engine } from '../../src/engine/index.js';
+import { CONNECT_GUARD } from '../../src/paths.js';
 import { createService, type EnginePort, type Service } from '../../src/service/index.js';
 import { createRegistry } from '../../src/service/metrics.js';
 import type { UploadArea } from '../../src/service/uploads.js';
@@ -101,13 +102,17 @@ export const DEFAULT_SERVICE: Omit<ServiceConfig, 'uploadDir'> = {
   concurrency: 2,
   authToken: undefined,
   streams: { max: 4, idleTimeoutMs: 5000, maxDurationS: 600, pull: DEFAULT_PULL },
-  sources: { schemes: [], allow: [] },
+  sources: { schemes: [], allow: [], guard: CONNECT_GUARD },
 };
 export const DEFAULT_HTTP: HttpConfig = { requestTimeoutMs: 300_000, retryAfterS: 2 };
 
 export interface AppOverrides {
   /** `streams` without `pull` takes DEFAULT_PULL. */
-  service?: Partial<Omit<ServiceConfig, 'streams'>> & { streams?: Omit<ServiceConfig['streams'], 'pull'> & { pull?: ServiceConfig['streams']['pull'] } };
+  service?: Partial<Omit<ServiceConfig, 'streams' | 'sources'>> & {
+    streams?: Omit<ServiceConfig['streams'], 'pull'> & { pull?: ServiceConfig['streams']['pull'] };
+    /** Without `guard`: the one `make build` compiles. */
+    sources?: Omit<ServiceConfig['sources'], 'guard'> & { guard?: string };
+  };
   /** Name resolution for pulled sources (tests name hosts that resolve where they like). */
   resolve?: Resolve;
   http?: Partial<HttpConfig>;
@@ -124,7 +129,7 @@ export function makeApp(engine: EnginePort | Promise<EnginePort>, overrides: App
   const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
   const registry = createRegistry({ defaultMetrics: overrides.defaultMetrics ?? false });
   const service = createService({
-    config: { ...DEFAULT_SERVICE, uploadDir: uploadRoot, ...overrides.service, streams: { ...DEFAULT_SERVICE.streams, ...overrides.service?.streams, pull: overrides.service?.streams?.pull ?? DEFAULT_PULL } },
+    config: { ...DEFAULT_SERVICE, uploadDir: uploadRoot, ...overrides.service, streams: { ...DEFAULT_SERVICE.streams, ...overrides.service?.streams, pull: overrides.service?.streams?.pull ?? DEFAULT_PULL }, sources: { ...DEFAULT_SERVICE.sources, ...overrides.service?.sources } },
     engine,
     logger,
     registry,

@@ -9,13 +9,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { credentials, loadPackageDefinition, status as Code, type ClientReadableStream, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type Engine } from '../../src/engine/index.js';
 import type { PulledStatus } from '../../src/service/pulled.js';
 import { StreamEvent } from '../../src/service/stream-events.js';
+import { STREAMS_PROTO_FILE } from '../../src/grpc/server.js';
+import { serveGrpc } from '../grpc/helpers.js';
 import { fixture } from '../helpers/media.js';
 import { makeApp, TINY_MODEL, type TestApp } from './helpers.js';
 
@@ -50,6 +54,8 @@ beforeAll(async () => {
     leaked.push(req.url ?? '');
     res.end('secret');
   });
+  // Any connection at all, HTTP or not (an RTSP client's), is a leak.
+  secret.on('connection', (socket: Socket) => leaked.push(`a connection from port ${socket.remotePort}`));
   await listen(secret, '127.0.0.2');
   servers.push(secret);
 });
@@ -230,6 +236,49 @@ describe('pulled streams', () => {
   }, 120_000);
 });
 
+describe('haltingvt.v1.Streams/Watch (grpc-js as the client)', () => {
+  it('sends a pulled stream\'s events after after_id, then each new one, and ends after `ended`; NOT_FOUND for an unknown id', async () => {
+    const definition = loadSync(STREAMS_PROTO_FILE, { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
+    const Streams = ((loadPackageDefinition(definition).haltingvt as GrpcObject).v1 as GrpcObject).Streams as ServiceClientConstructor;
+    const { grpc, address } = await serveGrpc(t);
+    const client = new Streams(address, credentials.createInsecure());
+    const watch = (request: { id: string; after_id?: number }): ClientReadableStream<{ id: number; json: string }> =>
+      (client as unknown as { Watch(r: typeof request): ClientReadableStream<{ id: number; json: string }> }).Watch(request);
+    try {
+      const port = await freePort();
+      httpPublisher(port);
+      await new Promise((r) => setTimeout(r, 500));
+      const id = (await pull({ source: { url: `http://127.0.0.1:${port}/live.ts` }, window_s: 1 })).json.id as string;
+      await eventsUntil(id, (e) => count(e, 'window') >= 1);
+      const call = watch({ id, after_id: 1 });
+      const got: Array<{ id: number; event: StreamEvent }> = [];
+      let deleting: Promise<void> | undefined;
+      const finished = new Promise<void>((resolve, reject) => {
+        call.on('data', (m) => {
+          got.push({ id: m.id, event: StreamEvent.parse(JSON.parse(m.json)) });
+          if (got.filter((g) => g.event.event === 'window').length === 3 && !deleting) deleting = t.service.streams.remove(id);
+        });
+        call.on('end', resolve);
+        call.on('error', reject);
+      });
+      await finished;
+      await deleting;
+      expect(got[0]?.id).toBe(2);
+      expect(got.map((g) => g.id)).toEqual(got.map((_, i) => i + 2));
+      expect(got.at(-1)?.event).toMatchObject({ event: 'ended', reason: 'deleted' });
+      const missing = await new Promise<ServiceError>((resolve) => {
+        const c = watch({ id: '0123456789abcdef' });
+        c.on('data', () => undefined);
+        c.on('error', resolve);
+      });
+      expect(missing.code).toBe(Code.NOT_FOUND);
+    } finally {
+      client.close();
+      await grpc.close(1000);
+    }
+  }, 60_000);
+});
+
 describe('the source policy holds below the decoder', () => {
   it('refuses schemes and addresses before connecting: file:, concat:, a refused address, a name that resolves to one', async () => {
     for (const url of ['file:///etc/passwd', 'concat:http://127.0.0.1/a.ts|http://127.0.0.1/b.ts', 'gopher://127.0.0.1/x', 'http://127.0.0.2:80/x.ts', 'http://[::ffff:127.0.0.2]/x.ts', 'http://inside.test/x.ts', 'rtsp://169.254.169.254/x']) {
@@ -241,7 +290,7 @@ describe('the source policy holds below the decoder', () => {
     expect(leaked).toEqual([]);
   });
 
-  it('refuses what the decoder opens later: a playlist\'s segment and a redirect to a refused address, and a name rebound to one', async () => {
+  it('refuses what the decoder opens later: a playlist\'s segment, an HTTP and an RTSP redirect to a refused address, and a name rebound to one', async () => {
     const secretPort = (servers[0]?.address() as AddressInfo).port;
     const target = `http://127.0.0.2:${secretPort}/secret.ts`;
     const port = await serve(scratch, {
@@ -255,6 +304,20 @@ describe('the source policy holds below the decoder', () => {
       expect(events.find((e) => e.event === 'error'), url).toMatchObject({ code: 'SOURCE_NOT_ALLOWED' });
       expect(ended(events)?.reason).toBe('error');
     }
+    // An RTSP server that redirects: libav follows it on its own, below any proxy; the connect guard refuses it.
+    const rtsp = net.createServer((socket) =>
+      socket.on('data', (data) => {
+        const cseq = /CSeq: *(\d+)/i.exec(data.toString())?.[1] ?? '1';
+        socket.write(`RTSP/1.0 302 Moved Temporarily\r\nCSeq: ${cseq}\r\nLocation: rtsp://127.0.0.2:${secretPort}/secret\r\n\r\n`);
+      }),
+    );
+    const rtspPort = await new Promise<number>((resolve) => rtsp.listen(0, '127.0.0.1', () => resolve((rtsp.address() as AddressInfo).port)));
+    const redirected = await pull({ source: { url: `rtsp://127.0.0.1:${rtspPort}/live` }, give_up_s: 5 });
+    expect(redirected.status).toBe(201);
+    const rtspEvents = await eventsUntil(redirected.json.id as string, (e) => ended(e) !== undefined, 30);
+    expect(rtspEvents.find((e) => e.event === 'error')).toMatchObject({ code: 'SOURCE_NOT_ALLOWED' });
+    expect(ended(rtspEvents)?.reason).toBe('error');
+    rtsp.close();
     // The rebound name was looked up again by the proxy itself, which connected to what it checked.
     expect(lookups.filter((h) => h === 'rebind.test').length).toBeGreaterThanOrEqual(3);
     expect(leaked).toEqual([]);

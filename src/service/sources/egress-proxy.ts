@@ -25,6 +25,8 @@ import { redactSource, type SourcePolicy } from './policy.js';
 export interface EgressProxy {
   /** The proxy URL a stream's decoder is given (its credentials in it). */
   urlFor(streamId: string): string;
+  /** Where it listens: the one address an HTTP(S) source's decoder may connect to. */
+  readonly address: { host: string; port: number };
   /** Calls `refused` for every request of this stream that the policy refuses, until `forget`. */
   watch(streamId: string, refused: (target: string, why: string) => void): void;
   forget(streamId: string): void;
@@ -138,6 +140,7 @@ export async function startEgressProxy(policy: SourcePolicy): Promise<EgressProx
 
   return {
     urlFor: (streamId) => `http://${streamId}:${secret}@127.0.0.1:${port}`,
+    address: { host: '127.0.0.1', port },
     watch: (streamId, refused) => void watchers.set(streamId, refused),
     forget: (streamId) => void watchers.delete(streamId),
     close: async () => {

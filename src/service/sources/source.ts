@@ -1,8 +1,11 @@
 /**
  * A source URL → what a pulled stream's decoder is started with: the URL (RTSP and SRT with their
  * host replaced by the address the policy checked, so the decoder resolves nothing), libav's
- * options (what protocols it may open, timeouts, transport, the proxy), the worker's environment,
- * and the URL as it may be shown. Called at every (re)connection: a name is checked again each time.
+ * options (what protocols it may open, timeouts, transport, the proxy), and the worker's
+ * environment: the connect guard (src/native/connect-guard.c), which lets the decoder's sockets
+ * reach that checked address or the egress proxy and nothing else, whatever libav is told by the
+ * source (an RTSP redirect, which no proxy sees). Called at every (re)connection: a name is
+ * checked again each time.
  */
 import { isIP } from 'node:net';
 import { EngineError } from '../../errors.js';
@@ -44,10 +47,14 @@ export function parseSource(raw: string, policy: SourcePolicy): { url: URL; sche
   return { url, scheme };
 }
 
-export async function prepareSource(spec: SourceSpec, policy: SourcePolicy, proxy: EgressProxy, streamId: string, timeouts: { readS: number }): Promise<PreparedSource> {
+export async function prepareSource(spec: SourceSpec, policy: SourcePolicy, proxy: EgressProxy, streamId: string, options: { readS: number; guard: string }): Promise<PreparedSource> {
+  const guarded = (allow: string): Record<string, string> => ({
+    LD_PRELOAD: [options.guard, process.env.LD_PRELOAD].filter(Boolean).join(':'),
+    HALTINGVT_CONNECT_ALLOW: allow,
+  });
   const { url, scheme } = parseSource(spec.url, policy);
   const addresses = await policy.check(scheme, url.hostname);
-  const micros = String(Math.round(timeouts.readS * 1e6));
+  const micros = String(Math.round(options.readS * 1e6));
   const base = { protocol_whitelist: WHITELIST[scheme] as string };
   if (scheme === 'http' || scheme === 'https') {
     // The host is checked again, per request, by the proxy (it pins what it checked); so are the
@@ -55,7 +62,7 @@ export async function prepareSource(spec: SourceSpec, policy: SourcePolicy, prox
     const proxyUrl = proxy.urlFor(streamId);
     return {
       source: { kind: 'url', url: spec.url, format: undefined, options: { ...base, http_proxy: proxyUrl, rw_timeout: micros, reconnect: '0', live_start_index: '-1' } },
-      env: { http_proxy: proxyUrl, no_proxy: '', NO_PROXY: '' },
+      env: { http_proxy: proxyUrl, no_proxy: '', NO_PROXY: '', ...guarded(`${proxy.address.host}/${proxy.address.port}`) },
     };
   }
   const pinned = new URL(url.href);
@@ -63,7 +70,8 @@ export async function prepareSource(spec: SourceSpec, policy: SourcePolicy, prox
   pinned.hostname = isIP(address) === 6 ? `[${address}]` : address;
   if (scheme === 'srt') {
     pinned.searchParams.delete('mode'); // a caller only: a source is not a port the service opens
-    return { source: { kind: 'url', url: pinned.href, format: undefined, options: { ...base, mode: 'caller', timeout: micros, connect_timeout: String(Math.round(timeouts.readS * 1000)) } }, env: {} };
+    return { source: { kind: 'url', url: pinned.href, format: undefined, options: { ...base, mode: 'caller', timeout: micros, connect_timeout: String(Math.round(options.readS * 1000)) } }, env: guarded(address) };
   }
-  return { source: { kind: 'url', url: pinned.href, format: undefined, options: { ...base, rtsp_transport: spec.rtsp_transport, timeout: micros } }, env: {} };
+  // Any port of the checked address: RTP and RTCP over UDP use ports the server names.
+  return { source: { kind: 'url', url: pinned.href, format: undefined, options: { ...base, rtsp_transport: spec.rtsp_transport, timeout: micros } }, env: guarded(address) };
 }
