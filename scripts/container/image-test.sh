@@ -88,6 +88,12 @@ pass "non-root: $(echo "$users" | wc -l) processes, all uid 10001, tini first"
 engine exec "$name" sh -c 'touch /app/x' 2>/dev/null && fail "root filesystem is writable"
 pass "read-only root filesystem (writes to /app fail)"
 
+# Pulled streams' decoders load the connect guard: it must be in the image and load with its glibc.
+probe='const net = require("node:net"); const go = (h) => new Promise((r) => { const s = net.connect(8080, h); s.on("connect", () => { s.destroy(); r("connected"); }); s.on("error", (e) => r(e.code)); }); Promise.all([go("127.0.0.1"), go("127.0.0.2")]).then((o) => console.log(o.join(" ")));'
+guarded=$(engine exec -e HALTINGVT_CONNECT_ALLOW=127.0.0.1 -e LD_PRELOAD=/app/dist/native/connect-guard.so "$name" node -e "$probe") || fail "node under the connect guard"
+[ "$guarded" = "connected EACCES" ] || fail "connect guard: allowed / other address gave $guarded"
+pass "connect guard loads: 127.0.0.1 connected, 127.0.0.2 refused (EACCES)"
+
 # SIGTERM while an upload is in flight: that request still gets its 200, then the process exits 0.
 curl -sS -o "$work/slow.json" -w '%{http_code}' --limit-rate 2M -F "file=@$work/slow.mp4" \
   "$base/v1/classify" > "$work/slow.code" 2>"$work/slow.err" &
