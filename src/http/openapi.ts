@@ -278,6 +278,14 @@ export function buildOpenApiDocument(): Json {
           responses: { '200': { description: 'an HTML page', content: { 'text/html': { schema: { type: 'string' } } } } },
         },
       },
+      '/live': {
+        get: {
+          operationId: 'liveView',
+          summary: 'Pulled streams live: list them, start one from a URL, and plot per window the top label and its probability, tokens and GFLOPs against stream time (self-contained HTML over /v1/streams)',
+          tags: ['service'],
+          responses: { '200': { description: 'an HTML page', content: { 'text/html': { schema: { type: 'string' } } } } },
+        },
+      },
     },
     components: {
       schemas: componentSchemas(),

@@ -268,6 +268,8 @@ export function startPulledStream(deps: PulledDeps): PulledStream {
     } finally {
       clearTimeout(longest);
       proxy.forget(id);
+      // A source read to its end has its last windows answered; any other end stops what is in flight.
+      if (reason === 'end_of_stream') await windows.settled();
       abort.abort();
       windows.stop();
       await windows.settled();

@@ -171,7 +171,7 @@ describe('responses conform to openapi.yaml', () => {
     conforms('GET', '/v1/models', await get('/v1/models'));
     conforms('GET', '/v1/models/{name}', await get('/v1/models/tiny'));
     conforms('GET', '/v1/models/{name}', await get('/v1/models/other'));
-    for (const url of ['/healthz', '/readyz', '/v2/health/live', '/v2/health/ready', '/metrics', '/openapi.yaml', '/docs', '/demo']) conforms('GET', url, await get(url));
+    for (const url of ['/healthz', '/readyz', '/v2/health/live', '/v2/health/ready', '/metrics', '/openapi.yaml', '/docs', '/demo', '/live']) conforms('GET', url, await get(url));
   });
 
   it('OIP /v2: metadata, readiness, infer in JSON and binary, errors in the OIP shape', async () => {

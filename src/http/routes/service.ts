@@ -1,8 +1,9 @@
-/** GET /metrics, /openapi.yaml, /docs and /demo. */
+/** GET /metrics, /openapi.yaml, /docs, /demo and /live. */
 import type { FastifyPluginAsync } from 'fastify';
 import type { Registry } from 'prom-client';
 import { DEMO_CSP, DEMO_PAGE } from '../demo-page.js';
 import { DOCS_CSP, renderDocsPage } from '../docs-page.js';
+import { LIVE_CSP, LIVE_PAGE } from '../live-page.js';
 import { buildOpenApiDocument, openApiYaml } from '../openapi.js';
 
 export const serviceRoutes: FastifyPluginAsync<{ registry: Registry }> = async (app, { registry }) => {
@@ -20,5 +21,8 @@ export const serviceRoutes: FastifyPluginAsync<{ registry: Registry }> = async (
   );
   app.get('/demo', async (_request, reply) =>
     reply.type('text/html; charset=utf-8').header('content-security-policy', DEMO_CSP).header('x-content-type-options', 'nosniff').send(DEMO_PAGE),
+  );
+  app.get('/live', async (_request, reply) =>
+    reply.type('text/html; charset=utf-8').header('content-security-policy', LIVE_CSP).header('x-content-type-options', 'nosniff').send(LIVE_PAGE),
   );
 };
