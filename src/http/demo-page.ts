@@ -8,7 +8,7 @@
  * Policy allows exactly those two (no 'unsafe-inline'), images only from data: URLs (the thumbnails)
  * and requests only to this origin.
  */
-import { createHash } from 'node:crypto';
+import { selfContainedPage } from './page.js';
 import { STOP_COLOURS } from '../figure/colours.js';
 
 const STYLE = `
@@ -307,24 +307,4 @@ const BODY = `<main>
 </div>
 </main>`;
 
-const sha256 = (text: string): string => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
-
-export const DEMO_CSP = [
-  "default-src 'none'",
-  `script-src ${sha256(SCRIPT)}`,
-  `style-src ${sha256(STYLE)}`,
-  'img-src data:',
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
-
-export const DEMO_PAGE = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>HaltingVT: see where the compute went</title>
-<style>${STYLE}</style></head><body>
-${BODY}
-<script>${SCRIPT}</script>
-</body></html>
-`;
+export const DEMO_PAGE = selfContainedPage({ title: 'HaltingVT: see where the compute went', style: STYLE, body: BODY, script: SCRIPT, images: 'data:' });

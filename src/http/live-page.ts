@@ -8,7 +8,7 @@
  * The script and stylesheet are hashed into the Content-Security-Policy (no 'unsafe-inline');
  * requests go only to this origin.
  */
-import { createHash } from 'node:crypto';
+import { selfContainedPage } from './page.js';
 
 const STYLE = `
 *{box-sizing:border-box}
@@ -214,23 +214,4 @@ const BODY = `<main>
 </div>
 </main>`;
 
-const sha256 = (text: string): string => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
-
-export const LIVE_CSP = [
-  "default-src 'none'",
-  `script-src ${sha256(SCRIPT)}`,
-  `style-src ${sha256(STYLE)}`,
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
-
-export const LIVE_PAGE = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>HaltingVT: live streams</title>
-<style>${STYLE}</style></head><body>
-${BODY}
-<script>${SCRIPT}</script>
-</body></html>
-`;
+export const LIVE_PAGE = selfContainedPage({ title: 'HaltingVT: live streams', style: STYLE, body: BODY, script: SCRIPT });

@@ -3,16 +3,13 @@
  * playwright-core, against the real server process with the default model and AUTH_TOKEN set.
  * Screenshots go to test/.artifacts/browser/ (ignored by git).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import os from 'node:os';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClassifyResponse } from '../../src/http/schemas.js';
 import { fixture } from '../helpers/media.js';
-import { ROOT } from '../http/helpers.js';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { freePort, status } from '../http/server-process.js';
+import { ARTIFACTS, launchChromium, startBrowserServer, type BrowserServer } from './harness.js';
 
 // The page-side callbacks run in chromium; the test program has no DOM types (adding them for the
 // whole program would change what fetch and Buffer accept elsewhere), so they are typed loosely here.
@@ -21,67 +18,23 @@ declare const document: any;
 declare const window: any;
 declare const Image: any;
 
-const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'demo-token-for-the-browser-test';
-const ARTIFACTS = path.join(ROOT, 'test', '.artifacts', 'browser');
 const CLIP = fixture('clip.mp4');
 
-/** The real server for every test of this file (server-process.ts's startServer stops its children after each test). */
-let server: { child: ChildProcess; base: string; exited: Promise<unknown>; log: () => string };
+/** The real server for every test of this file. */
+let server: BrowserServer;
 let browser: BrowserContext;
-let profile: string;
+let closeBrowser: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run \`make test\` as root (it installs Debian's chromium), or apt-get install chromium`);
-  mkdirSync(ARTIFACTS, { recursive: true });
-  const port = await freePort();
-  const uploadDir = mkdtempSync(path.join(os.tmpdir(), 'haltingvt-demo-uploads-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'server.ts')], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      GRPC_PORT: '0',
-      MODEL_DIR: path.join(ROOT, 'models', 'default'),
-      EXECUTION_PROVIDERS: 'cpu',
-      INTRA_OP_THREADS: '1',
-      UPLOAD_DIR: uploadDir,
-      SHUTDOWN_DELAY_MS: '0',
-      AUTH_TOKEN: TOKEN,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  const exited = new Promise((resolve) => child.on('exit', resolve)).finally(() => rmSync(uploadDir, { recursive: true, force: true }));
-  server = { child, base: `http://127.0.0.1:${port}`, exited, log: () => log };
-  for (let i = 0; i < 300 && (await status(`${server.base}/readyz`)) !== 200; i++) await new Promise((r) => setTimeout(r, 200));
-  expect(await status(`${server.base}/readyz`), server.log()).toBe(200);
-  profile = mkdtempSync(path.join(os.tmpdir(), 'haltingvt-chromium-'));
-  // A persistent context is how playwright takes a fresh --user-data-dir (it passes the flag itself).
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  ({ browser, close: closeBrowser } = await launchChromium());
+  server = await startBrowserServer({ AUTH_TOKEN: TOKEN });
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
+  await closeBrowser?.();
   server?.child.kill('SIGTERM');
   await server?.exited;
-  if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
 /** A page on /demo that records console errors and CSP refusals (a page that breaks its own policy fails). */

@@ -5,31 +5,26 @@
  * on loopback. The page starts the stream from its form and must plot, per window, what the
  * service's own events say, the label change included. Screenshot in test/.artifacts/browser/.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StreamEvent } from '../../src/service/stream-events.js';
 import { CACHE, ffmpeg } from '../helpers/media.js';
-import { ROOT } from '../http/helpers.js';
-import { freePort, status } from '../http/server-process.js';
+import { ARTIFACTS, launchChromium, startBrowserServer, type BrowserServer } from './harness.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 declare const document: any;
 
-const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'live-token-for-the-browser-test';
-const ARTIFACTS = path.join(ROOT, 'test', '.artifacts', 'browser');
 
-let server: { child: ChildProcess; base: string; exited: Promise<unknown>; log: () => string };
+let server: BrowserServer;
 let publisher: http.Server;
 let clipUrl: string;
 let browser: BrowserContext;
-let profile: string;
+let closeBrowser: (() => Promise<void>) | undefined;
 
 /** 8 s, its content changing at 4 s; keyframes every second, B-frames, as a camera's encoder sends. */
 function changingClip(): string {
@@ -48,8 +43,6 @@ function changingClip(): string {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run \`make test\` as root (it installs Debian's chromium), or apt-get install chromium`);
-  mkdirSync(ARTIFACTS, { recursive: true });
   const clip = readFileSync(changingClip());
   // A file server as any is: byte ranges answered, so that libav can read the end and know the duration.
   publisher = http.createServer((req, res) => {
@@ -63,47 +56,15 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => publisher.listen(0, '127.0.0.1', resolve));
   clipUrl = `http://127.0.0.1:${(publisher.address() as AddressInfo).port}/changes.ts`;
 
-  const port = await freePort();
-  const uploadDir = mkdtempSync(path.join(os.tmpdir(), 'haltingvt-live-uploads-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'server.ts')], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      GRPC_PORT: '0',
-      MODEL_DIR: path.join(ROOT, 'models', 'default'),
-      EXECUTION_PROVIDERS: 'cpu',
-      INTRA_OP_THREADS: '1',
-      UPLOAD_DIR: uploadDir,
-      SHUTDOWN_DELAY_MS: '0',
-      AUTH_TOKEN: TOKEN,
-      PULL_SCHEMES: 'http',
-      PULL_ALLOW: '127.0.0.1/32',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  const exited = new Promise((resolve) => child.on('exit', resolve)).finally(() => rmSync(uploadDir, { recursive: true, force: true }));
-  server = { child, base: `http://127.0.0.1:${port}`, exited, log: () => log };
-  for (let i = 0; i < 300 && (await status(`${server.base}/readyz`)) !== 200; i++) await new Promise((r) => setTimeout(r, 200));
-  expect(await status(`${server.base}/readyz`), server.log()).toBe(200);
-  profile = mkdtempSync(path.join(os.tmpdir(), 'haltingvt-chromium-'));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  ({ browser, close: closeBrowser } = await launchChromium());
+  server = await startBrowserServer({ AUTH_TOKEN: TOKEN, PULL_SCHEMES: 'http', PULL_ALLOW: '127.0.0.1/32' });
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
+  await closeBrowser?.();
   server?.child.kill('SIGTERM');
   await server?.exited;
   publisher?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
 describe('/live in chromium', () => {
