@@ -13,7 +13,7 @@ export ONNXRUNTIME_NODE_INSTALL = skip   # the CUDA libraries come from NuGet, w
 export SKIP_FFMPEG = true
 export PYTHONPATH := $(CURDIR)/models
 
-.PHONY: run test test-python test-ts test-oip bench-oip bench-streams bench-precision fp16-model build deps python-env python-test-deps node-deps ffmpeg chromium promtool rtsp-server bench bench-deps golden default-model clean image image-test gpu-bundle
+.PHONY: run test test-python test-ts test-oip bench-oip bench-streams bench-precision fp16-model build deps python-env python-test-deps node-deps ffmpeg chromium promtool rtsp-server bench bench-deps golden default-model clean image image-test k8s-test k8s-deps gpu-bundle
 
 run: build  ## install what is needed and serve the embedded default model on :8080 (no ffmpeg CLI: node-av decodes)
 	node dist/server.js
@@ -32,7 +32,7 @@ test-python: python-env
 # (test/helpers/needs.ts).
 test-ts: node-deps python-test-deps
 	npx tsc --noEmit -p tsconfig.test.json
-	kustomize=$$(./scripts/k8s-tools.sh)
+	kustomize=$$(./scripts/k8s/kustomize.sh)
 	HALTINGVT_ALL_SUITES=1 HALTINGVT_PYTHON=$(PY) KUSTOMIZE="$$kustomize" npx vitest run
 
 # Stock OIP clients (tritonclient HTTP and gRPC, grpcio-health-checking, grpcio-reflection) against the
@@ -114,6 +114,15 @@ image:  ## build the container image (podman, else docker; local base images whe
 
 image-test: ffmpeg  ## build the image and smoke-test the real container (read-only, non-root, SIGTERM)
 	./scripts/container/image-test.sh
+
+k8s-test: image node-deps k8s-deps  ## opt-in: the manifests on a real one-node k3s built here (about 17 minutes of build the first time, then ~6 minutes; needs root; deploy/README.md)
+	./scripts/k8s/k8s-test.sh
+
+k8s-deps:  ## what k8s-test needs from Debian (runc, CNI plugins, iptables, Prometheus, a static libc), installed like chromium
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! { command -v runc && command -v prometheus && command -v jq && [ -x /usr/lib/cni/bridge ] && [ -f /usr/lib/x86_64-linux-gnu/libc.a ]; } >/dev/null; then
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends runc containernetworking-plugins iptables conntrack prometheus jq gcc libc6-dev >/dev/null
+	fi
 
 bench-deps: python-env  ## PyAV and decord, the decode section's anchors (pip skips what is installed)
 	$(PY) -m pip install -q -r bench/requirements-decode.txt

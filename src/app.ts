@@ -22,6 +22,9 @@ import { pulledStreamRoutes } from './http/routes/pulled-streams.js';
 import { createOipProtocol } from './oip/protocol.js';
 import type { Service } from './service/index.js';
 
+/** Names the instance that answered, when the operator turns it on (SERVED_BY_HEADER). */
+const SERVED_BY_HEADER = 'x-served-by';
+
 export interface AppDeps {
   service: Service;
   config: HttpConfig;
@@ -85,8 +88,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     done();
   });
 
+  const { servedBy } = config;
   app.addHook('onSend', async (request, reply) => {
     reply.header(REQUEST_ID_HEADER, request.id);
+    if (servedBy !== undefined) reply.header(SERVED_BY_HEADER, servedBy);
+    // A keep-alive client of a draining instance would send its next request here and get DRAINING;
+    // closed, its connection is made again through the load balancer, to an instance that stays.
+    if (service.lifecycle.status() === 'draining') reply.header('connection', 'close');
   });
   app.addHook('onResponse', async (request, reply) => {
     // The route pattern, never the raw URL: unknown paths must not create label values. `::` is the

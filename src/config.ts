@@ -107,6 +107,11 @@ export const EnvSchema = z.object({
   STREAM_RECONNECT_MAX_S: positive().default(30).describe('longest wait between reconnection attempts'),
   STREAM_EVENTS_KEPT: int(16, 65_536).default(256).describe('events kept per pulled stream, replayed to a watcher that reconnects with Last-Event-ID'),
   RETRY_AFTER_S: int(1, 3600).default(2).describe('`Retry-After` seconds sent with 429, 503 and 507'),
+  SERVED_BY_HEADER: z
+    .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
+    .transform((v) => v === 'true' || v === '1')
+    .default(false)
+    .describe('whether every HTTP answer names the host that served it (`x-served-by`; a pod\'s name on Kubernetes), to see how a load balancer spreads requests; off because it tells clients the host name'),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
@@ -141,6 +146,8 @@ export interface ConfigPlaces {
   root?: string;
   /** Where uploads go when UPLOAD_DIR is unset; defaults to the system temp folder. */
   tmpdir?: string;
+  /** What SERVED_BY_HEADER sends; defaults to the host name. */
+  hostname?: string;
 }
 
 /**
@@ -198,7 +205,8 @@ export function configSchema(places: ConfigPlaces = {}) {
       /** `guard`: the connect guard (src/native/connect-guard.c) every pulled decoder loads. */
       sources: { schemes: e.PULL_SCHEMES, allow: e.PULL_ALLOW, guard },
     },
-    http: { requestTimeoutMs: e.REQUEST_TIMEOUT_MS, retryAfterS: e.RETRY_AFTER_S },
+    /** `servedBy`: the `x-served-by` value, when SERVED_BY_HEADER is on. */
+    http: { requestTimeoutMs: e.REQUEST_TIMEOUT_MS, retryAfterS: e.RETRY_AFTER_S, servedBy: e.SERVED_BY_HEADER ? (places.hostname ?? os.hostname()) : undefined },
     logLevel: e.LOG_LEVEL,
     shutdown: { delayMs: e.SHUTDOWN_DELAY_MS, graceMs: e.SHUTDOWN_GRACE_MS },
   }));

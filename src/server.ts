@@ -87,6 +87,9 @@ async function main(): Promise<void> {
     logger.info({ reason, inflight: lifecycle.inflight(), delayMs, graceMs }, 'draining');
     // Readiness is 503 from here on; the delay gives load balancers time to notice before the listener closes.
     const drained = lifecycle.drain();
+    // Idle keep-alive connections would bring their next request here; closed now, they reconnect
+    // through the load balancer. Busy ones close after their answer (app.ts).
+    app.server.closeIdleConnections();
     // A live stream has no end of its own to wait for: each ends now with its final event, so that
     // its client can reconnect elsewhere while this instance drains.
     if (service.streams.active() > 0) logger.info({ streams: service.streams.active() }, 'ending the live streams');

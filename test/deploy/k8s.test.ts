@@ -50,6 +50,11 @@ const quantityBytes = (q: string): number => {
   if (!m) throw new Error(`unsupported quantity ${q}`);
   return Number(m[1]) * (m[2] ? units[m[2]]! : 1);
 };
+const quantityCores = (q: string | number): number => {
+  const m = /^(\d+(?:\.\d+)?)(m)?$/.exec(String(q));
+  if (!m) throw new Error(`unsupported CPU quantity ${q}`);
+  return Number(m[1]) / (m[2] ? 1000 : 1);
+};
 /** A rendered kustomization and the parts the checks read. */
 function inspect(kustomization: string) {
   const { text, docs } = render(kustomization);
@@ -63,7 +68,7 @@ function inspect(kustomization: string) {
 const openApiPaths = Object.keys((parse(readFileSync(path.join(ROOT, 'openapi.yaml'), 'utf8')) as { paths: object }).paths);
 
 const canRun = suiteNeeds({
-  'KUSTOMIZE (the kustomize binary, from scripts/k8s-tools.sh)': KUSTOMIZE,
+  'KUSTOMIZE (the kustomize binary, from scripts/k8s/kustomize.sh)': KUSTOMIZE,
   'HALTINGVT_PYTHON (a Python with kubernetes-validate, from make python-test-deps)': PYTHON,
 });
 
@@ -83,12 +88,12 @@ describe.runIf(canRun)('Kubernetes manifests', () => {
 
       it('renders the built-in resources valid against the Kubernetes 1.37 schemas', () => {
         const { text, docs } = get();
-        expect(docs.map((d) => d.kind).sort()).toEqual(['Deployment', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'PodMonitor', 'Service']);
+        expect(docs.map((d) => d.kind).sort()).toEqual(['Deployment', 'HorizontalPodAutoscaler', 'Namespace', 'PodDisruptionBudget', 'PodMonitor', 'Service']);
         const builtIn = docs.filter((d) => BUILT_IN.test(d.apiVersion));
-        expect(builtIn).toHaveLength(4);
+        expect(builtIn).toHaveLength(5);
         const result = validate(text);
         expect(result.ok, result.output).toBe(true);
-        expect(result.output.match(/passed for resource/g)).toHaveLength(4);
+        expect(result.output.match(/passed for resource/g)).toHaveLength(5);
       });
 
       it('sets only variables the config schema knows, with values it accepts', () => {
@@ -133,6 +138,30 @@ describe.runIf(canRun)('Kubernetes manifests', () => {
         const admitted = config.service.maxUploadBytes * (config.service.queueSize + config.service.concurrency);
         expect(quantityBytes(uploads.emptyDir.sizeLimit)).toBeGreaterThanOrEqual(admitted);
         expect(quantityBytes(container.resources.limits['ephemeral-storage'])).toBeGreaterThanOrEqual(quantityBytes(uploads.emptyDir.sizeLimit));
+      });
+
+      // What offline validation let through and a real cluster refused (make k8s-test runs it there).
+      it('can start from a node-loaded image, schedules two replicas plus a surge pod on small nodes, and lets one pod go', () => {
+        const { docs, container, deployment } = get();
+        expect(container.imagePullPolicy).toBe('IfNotPresent');
+        const hpa = only(docs, 'HorizontalPodAutoscaler');
+        const pods = hpa.spec.minReplicas + Number(deployment.spec.strategy.rollingUpdate.maxSurge);
+        // The smallest nodes they will meet: 2 cores (about 1.9 allocatable on managed clusters); GPU
+        // nodes with 8. A pod fits on one, and a rollout (replicas + surge) on two.
+        const allocatable = (kustomization === 'overlays/gpu' ? 8 : 2) * 0.95;
+        const request = quantityCores(container.resources.requests.cpu);
+        expect(request).toBeLessThanOrEqual(allocatable);
+        expect(pods * request).toBeLessThanOrEqual(2 * allocatable);
+        const pdb = only(docs, 'PodDisruptionBudget').spec;
+        const allowed = pdb.maxUnavailable ?? hpa.spec.minReplicas - pdb.minAvailable;
+        expect(allowed).toBeGreaterThanOrEqual(1);
+      });
+
+      it('puts the pods in a namespace that enforces the restricted Pod Security Standard', () => {
+        const { docs, deployment } = get();
+        const namespace = only(docs, 'Namespace');
+        expect(namespace.metadata.labels['pod-security.kubernetes.io/enforce']).toBe('restricted');
+        expect(deployment.metadata.namespace).toBe(namespace.metadata.name);
       });
 
       it('autoscales on a queue gauge the service exports', async () => {

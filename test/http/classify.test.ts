@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ClassifyResponse, ErrorBody } from '../../src/http/schemas.js';
-import { fixture, form, useTinyApp, videoPart } from './helpers.js';
+import { DEFAULT_HTTP, fixture, form, makeApp, useTinyApp, videoPart } from './helpers.js';
 
 const t = useTinyApp();
 
@@ -114,6 +114,18 @@ describe('request ids', () => {
     expect(res.headers['x-request-id']).toBe('abc-123');
     expect(expectError(res, 415, 'UNSUPPORTED_MEDIA_TYPE').request_id).toBe('abc-123');
     expect(t.logs.some((l) => l.request_id === 'abc-123')).toBe(true);
+  });
+
+  it('names the instance that answered only when SERVED_BY_HEADER is on', async () => {
+    expect((await t.app.inject({ method: 'GET', url: '/healthz' })).headers['x-served-by']).toBeUndefined();
+    const named = makeApp(t.engine, { http: { ...DEFAULT_HTTP, servedBy: 'haltingvt-7c9d-x2' } });
+    try {
+      const res = await named.app.inject({ method: 'POST', url: '/v1/classify', headers: { 'content-type': 'application/json' }, payload: '{}' });
+      expect(res.statusCode).toBe(415);
+      expect(res.headers['x-served-by']).toBe('haltingvt-7c9d-x2');
+    } finally {
+      await named.app.close();
+    }
   });
 
   it('replaces an id that does not look like one', async () => {

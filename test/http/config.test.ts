@@ -29,7 +29,7 @@ describe('loadConfig', () => {
       streams: { max: 8, idleTimeoutMs: 10_000, maxDurationS: 4 * 3600, pull: { backoffMinS: 0.5, backoffMaxS: 30, connectTimeoutS: 15, events: 256, keepEnded: 32 } },
       sources: { schemes: [], allow: [], guard: path.join(root, 'dist/native/connect-guard.so') },
     });
-    expect(c.http).toEqual({ requestTimeoutMs: 300_000, retryAfterS: 2 });
+    expect(c.http).toEqual({ requestTimeoutMs: 300_000, retryAfterS: 2, servedBy: undefined });
     // The engine's part is the engine's own config with its own defaults, but one decode worker per queue slot.
     expect(c.engine).toEqual(engineConfig({ decodeWorkers: 2 }));
     expect(c.engine).toMatchObject({ executionProviders: ['cuda', 'cpu'], intraOpNumThreads: 0, intraOpSpinning: false, decodeThreads: 0, decodeHwaccel: 'auto', batchMaxSize: 1, batchMaxDelayMs: 0, workerRestartBackoffMs: 500, workerRestartBackoffMaxMs: 30_000, workerMaxDownMs: 60_000, maxDurationS: 600, maxPixels: 3840 * 2160, decodeTimeoutMs: 60_000 });
@@ -61,6 +61,7 @@ describe('loadConfig', () => {
         QUEUE_SIZE: '0',
         CONCURRENCY: '1',
         RETRY_AFTER_S: '9',
+        SERVED_BY_HEADER: 'true',
         LOG_LEVEL: 'warn',
         AUTH_TOKEN: 'sixteen-chars-at-least',
         UPLOAD_DIR: '/var/tmp',
@@ -78,7 +79,7 @@ describe('loadConfig', () => {
         PULL_ALLOW: '10.20.0.0/16,cam.example.com,*.cams.example.org',
         UNRELATED: 'ignored',
       },
-      { root, exists: (f) => f === path.join(root, 'dist/native/connect-guard.so') },
+      { root, exists: (f) => f === path.join(root, 'dist/native/connect-guard.so'), hostname: 'pod-a' },
     );
     expect(c).toMatchObject({
       port: 9000,
@@ -109,7 +110,7 @@ describe('loadConfig', () => {
         streams: { max: 3, idleTimeoutMs: 700, maxDurationS: 60 },
         sources: { schemes: ['rtsp', 'srt'], allow: ['10.20.0.0/16', 'cam.example.com', '*.cams.example.org'] },
       },
-      http: { requestTimeoutMs: 0, retryAfterS: 9 },
+      http: { requestTimeoutMs: 0, retryAfterS: 9, servedBy: 'pod-a' },
       logLevel: 'warn',
       shutdown: { delayMs: 100, graceMs: 200 },
     });

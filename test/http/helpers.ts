@@ -104,7 +104,7 @@ export const DEFAULT_SERVICE: Omit<ServiceConfig, 'uploadDir'> = {
   streams: { max: 4, idleTimeoutMs: 5000, maxDurationS: 600, pull: DEFAULT_PULL },
   sources: { schemes: [], allow: [], guard: CONNECT_GUARD },
 };
-export const DEFAULT_HTTP: HttpConfig = { requestTimeoutMs: 300_000, retryAfterS: 2 };
+export const DEFAULT_HTTP: HttpConfig = { requestTimeoutMs: 300_000, retryAfterS: 2, servedBy: undefined };
 
 export interface AppOverrides {
   /** `streams` without `pull` takes DEFAULT_PULL. */

@@ -172,9 +172,10 @@ describe('readiness and draining (503)', () => {
     expect(errorOf(await t.app.inject({ method: 'POST', url: '/v1/classify', ...clipForm() })).code).toBe('NOT_READY');
   });
 
-  it('draining: readiness 503, new work 503 DRAINING, the request in flight finishes, then drain() resolves', async () => {
+  it('draining: readiness 503, new work 503 DRAINING, the request in flight finishes (closing its connection), then drain() resolves', async () => {
     const g = gated();
     const t = app(g.port);
+    expect((await t.app.inject({ method: 'GET', url: '/healthz' })).headers.connection).not.toBe('close');
     const inflight = t.app.inject({ method: 'POST', url: '/v1/classify', ...clipForm() });
     await until(() => g.entered() === 1, 'the request to reach the engine');
     let drained = false;
@@ -185,8 +186,12 @@ describe('readiness and draining (503)', () => {
     expect(refused.headers['retry-after']).toBeDefined();
     expect(errorOf(refused).code).toBe('DRAINING');
     expect(drained).toBe(false);
+    expect((await t.app.inject({ method: 'GET', url: '/healthz' })).headers.connection).toBe('close');
     g.open();
-    expect((await inflight).statusCode).toBe(200);
+    const finished = await inflight;
+    expect(finished.statusCode).toBe(200);
+    // Its client reconnects, through its load balancer, to an instance that is not going away.
+    expect(finished.headers.connection).toBe('close');
     await drain;
     expect(drained).toBe(true);
     // Model metadata stays readable while draining.

@@ -164,7 +164,7 @@ describe('POST /v1/streams', () => {
   }, 30_000);
 
   it('goes on past REQUEST_TIMEOUT_MS, which bounds file uploads, not live ones', async () => {
-    const short = makeApp(engine, { http: { requestTimeoutMs: 1500, retryAfterS: 2 } });
+    const short = makeApp(engine, { http: { requestTimeoutMs: 1500, retryAfterS: 2, servedBy: undefined } });
     try {
       await short.app.listen({ host: '127.0.0.1', port: 0 });
       const url = `http://127.0.0.1:${(short.app.server.address() as AddressInfo).port}`;
