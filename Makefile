@@ -13,7 +13,7 @@ export ONNXRUNTIME_NODE_INSTALL = skip   # the CUDA libraries come from NuGet, w
 export SKIP_FFMPEG = true
 export PYTHONPATH := $(CURDIR)/models
 
-.PHONY: run test test-python test-ts test-oip bench-oip bench-streams bench-precision fp16-model build deps python-env python-test-deps node-deps ffmpeg chromium promtool rtsp-server bench bench-deps golden default-model clean image image-test k8s-test k8s-deps gpu-bundle
+.PHONY: run test test-python test-ts test-oip bench-oip bench-streams bench-pulled bench-precision fp16-model build deps python-env python-test-deps node-deps ffmpeg chromium promtool rtsp-server bench bench-deps golden default-model clean image image-test k8s-test k8s-deps gpu-bundle
 
 run: build  ## install what is needed and serve the embedded default model on :8080 (no ffmpeg CLI: node-av decodes)
 	node dist/server.js
@@ -89,10 +89,11 @@ rtsp-server:  ## Debian's GStreamer RTSP server (with python3-gi) for the pulled
 golden: python-env  ## regenerate the cases shared by the Python and TypeScript tests
 	cd models && $(PY) -m haltingvt golden
 
-bench: deps build bench-deps  ## every benchmark side by side (bench/results.md), then the protocol one (bench/results-oip.md) and live streams (bench/results-streams.md)
+bench: deps build bench-deps  ## every benchmark side by side (bench/results.md), then the protocol one (bench/results-oip.md) and live streams (bench/results-streams.md, bench/results-pulled.md)
 	node --import tsx bench/run.ts $(BENCH_ARGS)
 	if [[ "$(BENCH_ARGS)" != *--quick* ]]; then node --import tsx bench/oip.ts | tee bench/results-oip.md; fi
 	node --import tsx bench/streams.ts $(if $(findstring --quick,$(BENCH_ARGS)),--quick,)
+	node --import tsx bench/pulled.ts $(if $(findstring --quick,$(BENCH_ARGS)),--quick,)
 
 bench-precision: node-deps python-env  ## only section 6 of make bench: fp32 vs int8 and batch 8 vs 1 on both models, test-split top-1 (results in bench/out/precision)
 	node --import tsx bench/run.ts --skip halting,decode,service --results bench/out/precision $(BENCH_ARGS)
@@ -106,8 +107,12 @@ fp16-model: python-env  ## models/default plus its fp16 variant, in models/.cach
 bench-oip: deps build  ## batch vs one by one per route, gRPC vs HTTP, dynamic batching off/on (about 2 minutes)
 	node --import tsx bench/oip.ts $(BENCH_ARGS)
 
-bench-streams: deps build  ## live streams only: streams per 2 cores against the limit, window latency, RSS over 200 streams and a 10-minute stream (about 17 minutes; BENCH_ARGS=--quick: 5)
+bench-streams: deps build  ## live streams only: streams per 2 cores against the limit, window latency, RSS over 200 streams and a 10-minute stream (about 17 minutes; BENCH_ARGS=--quick: 5), then bench-pulled
 	node --import tsx bench/streams.ts $(BENCH_ARGS)
+	node --import tsx bench/pulled.ts $(BENCH_ARGS)
+
+bench-pulled: deps build  ## pulled streams only: CPU-seconds and GFLOPs per hour of a quiet and a busy stream, RSS over 200 pulled streams added and removed (about 8 minutes; BENCH_ARGS=--quick: 3)
+	node --import tsx bench/pulled.ts $(BENCH_ARGS)
 
 image:  ## build the container image (podman, else docker; local base images when no registry answers)
 	./scripts/container/build.sh
@@ -115,7 +120,7 @@ image:  ## build the container image (podman, else docker; local base images whe
 image-test: ffmpeg  ## build the image and smoke-test the real container (read-only, non-root, SIGTERM)
 	./scripts/container/image-test.sh
 
-k8s-test: image node-deps k8s-deps  ## opt-in: the manifests on a real one-node k3s built here (about 17 minutes of build the first time, then ~6 minutes; needs root; deploy/README.md)
+k8s-test: image node-deps ffmpeg k8s-deps  ## opt-in: the manifests on a real one-node k3s built here (about 12 minutes of builds the first time, then ~3 minutes; needs root; deploy/README.md)
 	./scripts/k8s/k8s-test.sh
 
 k8s-deps:  ## what k8s-test needs from Debian (runc, CNI plugins, iptables, Prometheus, a static libc), installed like chromium

@@ -102,6 +102,15 @@ export const EnvSchema = z.object({
       return entries;
     })
     .describe('hosts pulled sources may come from, comma-separated: names (`cam.example.com`, `*.example.com`), addresses and CIDR ranges (`10.20.0.0/16`); `*`: any public address. Loopback, private, link-local, CGNAT, multicast and IPv6 local addresses are refused unless inside a listed address or range, whatever name leads to them'),
+  STREAM_ROUTING_KEY: z
+    .string()
+    .min(32, 'must be at least 32 characters')
+    .optional()
+    .describe('a secret shared by every replica (≥ 32 characters): pulled streams\' ids then carry the address of the replica that holds them, signed with it, and any replica answers GET, DELETE and events for any stream by forwarding to that replica; needs `INSTANCE_URL`'),
+  INSTANCE_URL: z
+    .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+    .optional()
+    .describe('how the other replicas reach this one, e.g. `http://$(POD_IP):8080` on Kubernetes; written into pulled streams\' ids when `STREAM_ROUTING_KEY` is set'),
   STREAM_CONNECT_TIMEOUT_S: positive().default(15).describe('a pulled source that gives no packet this long after a (re)connection is retried'),
   STREAM_RECONNECT_MIN_S: positive().default(0.5).describe('first wait before reconnecting a pulled source; it doubles per failed attempt, with ±25% jitter'),
   STREAM_RECONNECT_MAX_S: positive().default(30).describe('longest wait between reconnection attempts'),
@@ -160,6 +169,7 @@ export function configSchema(places: ConfigPlaces = {}) {
   const exists = places.exists ?? existsSync;
   const guard = path.join(places.root ?? PACKAGE_ROOT, path.relative(PACKAGE_ROOT, CONNECT_GUARD));
   return EnvSchema.superRefine((e, ctx) => {
+    if (e.STREAM_ROUTING_KEY !== undefined && e.INSTANCE_URL === undefined) ctx.addIssue({ code: 'custom', path: ['INSTANCE_URL'], message: 'is needed with STREAM_ROUTING_KEY: the address other replicas forward to' });
     // Pulling without the guard would leave libav free to connect where a source's server points it.
     if (e.PULL_SCHEMES.length > 0 && !exists(guard)) ctx.addIssue({ code: 'custom', path: ['PULL_SCHEMES'], message: `pulling needs the connect guard ${guard}, which is missing (make build compiles it)` });
   }).transform((e) => ({
@@ -200,6 +210,8 @@ export function configSchema(places: ConfigPlaces = {}) {
         max: e.MAX_STREAMS,
         idleTimeoutMs: e.STREAM_IDLE_TIMEOUT_MS,
         maxDurationS: e.STREAM_MAX_DURATION_S,
+        // Pulled streams reachable through any replica (src/service/stream-ids.ts); absent: each replica answers for its own.
+        ...(e.STREAM_ROUTING_KEY !== undefined && e.INSTANCE_URL !== undefined ? { routing: { key: e.STREAM_ROUTING_KEY, selfUrl: e.INSTANCE_URL.replace(/\/+$/, '') } } : {}),
         pull: { backoffMinS: e.STREAM_RECONNECT_MIN_S, backoffMaxS: Math.max(e.STREAM_RECONNECT_MIN_S, e.STREAM_RECONNECT_MAX_S), connectTimeoutS: e.STREAM_CONNECT_TIMEOUT_S, events: e.STREAM_EVENTS_KEPT, keepEnded: 32 },
       },
       /** `guard`: the connect guard (src/native/connect-guard.c) every pulled decoder loads. */

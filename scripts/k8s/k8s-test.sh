@@ -29,7 +29,7 @@ die() { log "ERROR $*"; exit 2; }
 report() { echo "$1" >> "$W/report.txt"; log "$1"; }
 
 [ "$(id -u)" = 0 ] || { echo "make k8s-test needs root (iptables, mounts, network namespaces)" >&2; exit 2; }
-for tool in runc iptables podman gcc jq curl prometheus; do
+for tool in runc iptables podman gcc jq curl prometheus ffmpeg node; do
   command -v "$tool" >/dev/null || { echo "make k8s-test needs $tool (Debian: runc iptables podman gcc jq curl prometheus containernetworking-plugins)" >&2; exit 2; }
 done
 [ -x /usr/lib/cni/bridge ] || { echo "make k8s-test needs the CNI plugins in /usr/lib/cni (Debian: containernetworking-plugins)" >&2; exit 2; }
@@ -125,7 +125,12 @@ podman save -q -o "$W/data/agent/images/haltingvt.tar" localhost/haltingvt:k8s-t
 log "images saved for import ($(du -sh "$W/data/agent/images" | cut -f1))"
 
 "$KUSTOMIZE" build "$root/test/k8s/overlay" > "$W/rendered.yaml" || die "the test overlay does not render"
-"$KUSTOMIZE" build "$root/deploy/k8s/overlays/gpu" > "$W/rendered-gpu.yaml" || die "the GPU overlay does not render"
+# Without the PrometheusRule: its CRD is not available offline (promtool checks the rules in make test).
+"$KUSTOMIZE" build "$root/deploy/k8s/overlays/gpu" | (cd "$root" && node -e '
+  const yaml = require("yaml");
+  const docs = yaml.parseAllDocuments(require("fs").readFileSync(0, "utf8")).filter((d) => d.get("kind") !== "PrometheusRule");
+  process.stdout.write(docs.map(String).join("---\n"));
+') > "$W/rendered-gpu.yaml" || die "the GPU overlay does not render"
 
 # --- The cluster ---------------------------------------------------------------------------
 started=$(ms)
@@ -207,6 +212,35 @@ for ip in $pod_ips; do
 done
 report "load spread over the two pods, from their /metrics: $shares"
 check "two replicas share load (each answered at least a fifth)" $spread_ok
+
+# --- A pulled stream answered through either replica --------------------------------------------
+# The source: a live MPEG-TS over HTTP on the bridge's address (allowed by the overlay's PULL_ALLOW).
+ffmpeg -v error -y -f lavfi -i testsrc2=size=320x240:rate=25 -t 10 -c:v libx264 -preset veryfast -g 25 -pix_fmt yuv420p -f mpegts "$W/live.ts" || die "the test clip could not be made"
+ffmpeg -v error -re -stream_loop -1 -i "$W/live.ts" -c copy -f mpegts -listen 1 http://10.42.0.1:18090/live.ts > "$W/publisher.log" 2>&1 &
+pids+=($!)
+sleep 1
+stream_id=$(curl -fsS -m 10 -H 'content-type: application/json' -d '{"source":{"url":"http://10.42.0.1:18090/live.ts"},"window_s":1}' "http://$SVC:8080/v1/streams" | jq -r .id)
+check "a stream pulled through the Service (201, a routed id)" [ "$(tr -cd . <<< "$stream_id")" = .. ]
+owner_ip=$(node -e 'console.log(new URL(Buffer.from(process.argv[1].split(".")[1], "base64url").toString()).hostname)' "$stream_id")
+: > "$W/stream-gets.log"
+for _ in $(seq 1 20); do
+  curl -sS -m 10 -o /dev/null -D - "http://$SVC:8080/v1/streams/$stream_id" | tr -d '\r' \
+    | awk 'NR == 1 { status = $2 } tolower($1) == "x-served-by:" { pod = $2 } END { print status, pod }' >> "$W/stream-gets.log"
+done
+answered=$(awk '$1 == 200' "$W/stream-gets.log" | wc -l)
+fronts=$(awk '$1 == 200 { print $2 }' "$W/stream-gets.log" | sort -u | wc -l)
+forwarded=0
+for ip in $pod_ips; do
+  [ "$ip" = "$owner_ip" ] && continue
+  forwarded=$(curl -fsS -m 5 "http://$ip:8080/metrics" | awk '/^haltingvt_stream_forwards_total\{outcome="answered"\}/ { print $NF }')
+done
+report "pulled stream $stream_id (held by $owner_ip): 20 GETs through the Service, $answered answered 200, by $fronts pods; the other pod forwarded ${forwarded:-0}"
+check "a pulled stream answers through either replica (every GET 200, both pods reached, the other one forwarded)" \
+  bash -c "[ $answered = 20 ] && [ $fronts = 2 ] && [ \"${forwarded:-0}\" -ge 1 ]"
+windows=$(curl -sS -N -m 8 "http://$SVC:8080/v1/streams/$stream_id/events" 2>/dev/null | grep -c '^event: window')
+check "its events through the Service as server-sent events (windows within 8 s)" [ "$windows" -ge 1 ]
+check "deleted through the Service" \
+  bash -c "[ \"\$(curl -sS -m 10 -o /dev/null -w '%{http_code}' -X DELETE http://$SVC:8080/v1/streams/$stream_id)\" = 204 ]"
 
 # --- Rolling update under load ---------------------------------------------------------------
 watch_ready() { # a line per pod event: epoch ms, pod, Ready
@@ -305,7 +339,7 @@ sed 's/^/    /' "$W/replicas.log" >> "$W/report.txt"
 
 # --- The other manifests against the real API server ----------------------------------------------
 check "KServe InferenceService accepted by its CRD on the API server" \
-  kubectl -n "$NS" apply --server-side --dry-run=server -f "$root/deploy/kserve/inferenceservice.yaml"
+  bash -c "kubectl -n $NS apply --server-side --dry-run=server -f '$root/deploy/kserve/inferenceservice.yaml' >/dev/null"
 # Its namespace (the base's, first in the rendering) must exist for a dry run of what goes in it.
 awk '/^---$/ { exit } { print }' "$W/rendered-gpu.yaml" | kubectl apply --server-side -f - >/dev/null
 check "the GPU overlay accepted by the API server (dry run)" \

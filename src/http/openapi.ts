@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { ERRORS, type ErrorCode } from '../errors.js';
 import { MERGE_MODES } from '../engine/merging.js';
 import { EMIT_MODES, STREAM_FORMATS, STREAM_POLICIES, StreamSettingsFields } from '../service/stream-events.js';
+import { STREAM_ID_PATTERN } from '../service/stream-ids.js';
 import { apiSchemas, ExplainField, KnobFields } from './schemas.js';
 // Registers the OIP schemas in apiSchemas whatever the import order.
 import './oip-schemas.js';
@@ -177,7 +178,15 @@ export function buildOpenApiDocument(): Json {
     responses: { ...(operation.responses as Json), '201': { description: 'a pulled stream, started', headers: { Location: { schema: { type: 'string' } } }, content: json(ref('PulledStream')) }, ...errorResponses([403, 502]) },
   });
   const streams = { post: withPull(streamOperation('classifyStream')), put: withPull(streamOperation('classifyStreamPut')), ...get('listStreams', 'Pulled streams on this instance (ended ones kept a while), and how many pushed ones are open', 'PulledStreamList', [401], { tags: ['streams'], security: secured }) };
-  const idParam = [{ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-f]{16}$' } }];
+  const idParam = [
+    {
+      name: 'id',
+      in: 'path',
+      required: true,
+      description: 'As created. With STREAM_ROUTING_KEY set, ids name the replica that holds the stream, and any replica answers for it by forwarding there.',
+      schema: { type: 'string', pattern: STREAM_ID_PATTERN.source },
+    },
+  ];
   const streamById = {
     get: { operationId: 'getStream', summary: 'A pulled stream: state, uptime, windows, lag, reconnects, last error', tags: ['streams'], security: secured, parameters: idParam, responses: { '200': { description: 'its status', content: json(ref('PulledStream')) }, ...errorResponses([401, 404]) } },
     delete: { operationId: 'deleteStream', summary: 'Ends a pulled stream (an `ended` event, reason deleted) and forgets it', tags: ['streams'], security: secured, parameters: idParam, responses: { '204': { description: 'ended' }, ...errorResponses([401, 404]) } },

@@ -66,6 +66,8 @@ export interface Metrics {
   sourceGap(seconds: number): void;
   /** A source refused by the operator's policy: when asked for (`admission`) or by the decoder's proxy (`egress`: a playlist segment, a redirect). */
   sourceRefused(stage: 'admission' | 'egress'): void;
+  /** A request for a pulled stream held by another replica, sent there (`answered`) or not (`unreachable`). */
+  streamForwarded(outcome: 'answered' | 'unreachable'): void;
 }
 
 /** A registry with the process and Node.js default metrics, as the server uses. */
@@ -242,6 +244,13 @@ export function createMetrics(registry: Registry): Metrics {
     labelNames: ['stage'] as const,
     registers,
   });
+  const forwards = new Counter({
+    name: `${PREFIX}stream_forwards_total`,
+    help: 'Requests for pulled streams held by another replica (STREAM_ROUTING_KEY), by outcome: answered by that replica, or unreachable',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  for (const outcome of ['answered', 'unreachable']) forwards.inc({ outcome }, 0);
   for (const reason of ['lost', 'stalled', 'unreachable', 'failed']) reconnects.inc({ reason }, 0);
   for (const stage of ['admission', 'egress']) refusals.inc({ stage }, 0);
   streamsActive.set(0);
@@ -317,6 +326,9 @@ export function createMetrics(registry: Registry): Metrics {
     },
     sourceRefused(stage) {
       refusals.inc({ stage });
+    },
+    streamForwarded(outcome) {
+      forwards.inc({ outcome });
     },
     windowFailed() {
       windows.inc({ outcome: 'failed' });

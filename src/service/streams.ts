@@ -25,6 +25,7 @@ import { startPulledStream, type PullRequest, type PulledStream } from './pulled
 import { startEgressProxy, type EgressProxy } from './sources/egress-proxy.js';
 import type { SourcePolicy } from './sources/policy.js';
 import { parseSource } from './sources/source.js';
+import { createStreamIds, type StreamRouting } from './stream-ids.js';
 import type { Metrics } from './metrics.js';
 import { STREAM_FORMATS, type StreamEvent, type StreamSettings } from './stream-events.js';
 import { createWindowFlow, startedEvent, wireError } from './stream-windows.js';
@@ -35,6 +36,8 @@ export interface StreamsConfig {
   max: number;
   idleTimeoutMs: number;
   maxDurationS: number;
+  /** Pulled streams reachable through any replica (stream-ids.ts); absent: each replica answers for its own. */
+  routing?: StreamRouting | undefined;
   pull: {
     /** Backoff between reconnection attempts: doubles from min to max, with ±25% jitter. */
     backoffMinS: number;
@@ -76,6 +79,8 @@ export interface Streams {
   pull(request: PullRequest): Promise<PulledStream>;
   /** A pulled stream by id (ended ones are kept a while); STREAM_NOT_FOUND. */
   get(id: string): PulledStream;
+  /** The replica that holds a pulled stream this one does not, when its id says so (STREAM_ROUTING_KEY); a base URL. */
+  owner(id: string): string | undefined;
   /** Pulled streams, oldest first, and how many pushed ones are open. */
   list(): { pulled: PulledStream[]; pushed: number; max: number };
   /** Ends a pulled stream (`ended: deleted`) and forgets it; STREAM_NOT_FOUND. */
@@ -110,6 +115,7 @@ export function createStreams(deps: StreamsDeps): Streams {
   const running = new Map<string, (reason: EndReason) => void>();
   const finished = new Set<Promise<void>>();
   const pulled = new Map<string, PulledStream>();
+  const ids = createStreamIds(config.routing);
   let proxy: Promise<EgressProxy> | undefined;
 
   const admit = (): EnginePort => {
@@ -122,7 +128,7 @@ export function createStreams(deps: StreamsDeps): Streams {
   const pull = async (request: PullRequest): Promise<PulledStream> => {
     const { url, scheme } = parseSource(request.source.url, deps.sourcePolicy);
     admit();
-    const id = randomBytes(8).toString('hex');
+    const id = ids.mint();
     running.set(id, () => undefined); // the place is taken while the source is checked
     let stream: PulledStream;
     try {
@@ -317,6 +323,7 @@ export function createStreams(deps: StreamsDeps): Streams {
     open,
     pull,
     get,
+    owner: (id) => (pulled.has(id) ? undefined : ids.owner(id)),
     list: () => {
       const list = [...pulled.values()];
       return { pulled: list, pushed: running.size - list.filter((s) => s.status().state !== 'ended').length, max: config.max };

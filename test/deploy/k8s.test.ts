@@ -23,7 +23,7 @@ const DEPLOY = path.join(ROOT, 'deploy', 'k8s');
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'haltingvt-k8s-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-type Doc = { apiVersion: string; kind: string; metadata: { name: string }; spec: any };
+type Doc = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; spec: any };
 
 function render(kustomization: string): { text: string; docs: Doc[] } {
   const text = execFileSync(KUSTOMIZE!, ['build', path.join(DEPLOY, kustomization)], { encoding: 'utf8' });
@@ -55,13 +55,28 @@ const quantityCores = (q: string | number): number => {
   if (!m) throw new Error(`unsupported CPU quantity ${q}`);
   return Number(m[1]) / (m[2] ? 1000 : 1);
 };
+/** Kubernetes sets: `valueFrom` values stand in for what the cluster fills in, then `$(NAME)` references are expanded. */
+const FILLED_IN: Record<string, string> = { 'status.podIP': '10.42.0.17', 'haltingvt-stream-routing/key': 'k'.repeat(64) };
+type EnvVar = { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string } } };
+function podEnv(vars: EnvVar[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const v of vars) {
+    const from = v.valueFrom?.fieldRef?.fieldPath ?? (v.valueFrom?.secretKeyRef && `${v.valueFrom.secretKeyRef.name}/${v.valueFrom.secretKeyRef.key}`);
+    const value = from === undefined ? v.value : FILLED_IN[from];
+    if (value === undefined) throw new Error(`env ${v.name}: no value and nothing this test fills in for ${from}`);
+    env[v.name] = value.replace(/\$\((\w+)\)/g, (_, name: string) => env[name] ?? `$(${name})`);
+  }
+  return env;
+}
+/** Variables only there to be referenced by another's `$(NAME)`, which the service never reads. */
+const referenced = (vars: EnvVar[]): string[] => vars.map((v) => v.name).filter((name) => vars.some((o) => o.value?.includes(`$(${name})`)));
 /** A rendered kustomization and the parts the checks read. */
 function inspect(kustomization: string) {
   const { text, docs } = render(kustomization);
   const deployment = only(docs, 'Deployment');
   const pod = deployment.spec.template.spec;
   const container = pod.containers[0];
-  const env: Record<string, string> = Object.fromEntries(container.env.map((e: { name: string; value: string }) => [e.name, e.value]));
+  const env = podEnv(container.env);
   return { text, docs, deployment, pod, container, env, config: loadConfig(env) };
 }
 
@@ -88,18 +103,21 @@ describe.runIf(canRun)('Kubernetes manifests', () => {
 
       it('renders the built-in resources valid against the Kubernetes 1.37 schemas', () => {
         const { text, docs } = get();
-        expect(docs.map((d) => d.kind).sort()).toEqual(['Deployment', 'HorizontalPodAutoscaler', 'Namespace', 'PodDisruptionBudget', 'PodMonitor', 'Service']);
+        expect(docs.map((d) => d.kind).sort()).toEqual(['ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'Namespace', 'PodDisruptionBudget', 'PodMonitor', 'PrometheusRule', 'Service']);
         const builtIn = docs.filter((d) => BUILT_IN.test(d.apiVersion));
-        expect(builtIn).toHaveLength(5);
+        expect(builtIn).toHaveLength(6);
         const result = validate(text);
         expect(result.ok, result.output).toBe(true);
-        expect(result.output.match(/passed for resource/g)).toHaveLength(5);
+        expect(result.output.match(/passed for resource/g)).toHaveLength(6);
       });
 
       it('sets only variables the config schema knows, with values it accepts', () => {
         const { container, env, config } = get();
-        const unknown = Object.keys(env).filter((name) => !(name in EnvSchema.shape));
+        const inputs = referenced(container.env);
+        const unknown = Object.keys(env).filter((name) => !(name in EnvSchema.shape) && !inputs.includes(name));
         expect(unknown).toEqual([]);
+        // With the routing Secret in place, pulled streams answer through any replica, at this pod's address.
+        expect(config.service.streams.routing?.selfUrl).toBe(`http://${FILLED_IN['status.podIP']}:${config.port}`);
         const port = (name: string) => container.ports.find((p: { name: string }) => p.name === name)?.containerPort;
         expect(config.port).toBe(port('http'));
         expect(config.grpcPort).toBe(port('grpc'));
@@ -157,10 +175,20 @@ describe.runIf(canRun)('Kubernetes manifests', () => {
         expect(allowed).toBeGreaterThanOrEqual(1);
       });
 
+      it('ships the dashboard for Grafana\'s sidecar and the alerts beside the pods', () => {
+        const { docs, deployment } = get();
+        const dashboard = only(docs, 'ConfigMap') as Doc & { data: Record<string, string> };
+        expect(dashboard.metadata.labels?.grafana_dashboard).toBe('1');
+        expect(dashboard.data['dashboard.json']).toBe(readFileSync(path.join(DEPLOY, 'base', 'monitoring', 'dashboard.json'), 'utf8'));
+        const rules = only(docs, 'PrometheusRule');
+        expect(rules.metadata.namespace).toBe(deployment.metadata.namespace);
+        expect(rules.spec.groups[0].rules.length).toBeGreaterThanOrEqual(6);
+      });
+
       it('puts the pods in a namespace that enforces the restricted Pod Security Standard', () => {
         const { docs, deployment } = get();
         const namespace = only(docs, 'Namespace');
-        expect(namespace.metadata.labels['pod-security.kubernetes.io/enforce']).toBe('restricted');
+        expect(namespace.metadata.labels?.['pod-security.kubernetes.io/enforce']).toBe('restricted');
         expect(deployment.metadata.namespace).toBe(namespace.metadata.name);
       });
 

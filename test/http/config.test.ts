@@ -142,6 +142,11 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ PULL_SCHEMES: 'rtsp' }, { root, exists: none })).toThrow(/PULL_SCHEMES="rtsp": pulling needs the connect guard .*connect-guard.so, which is missing/);
     expect(() => loadConfig({ PULL_ALLOW: '10.0.0.0/8,bad host!' }, { root, exists: none })).toThrow(/PULL_ALLOW=.*not a host name, address or CIDR range: bad host!/);
     expect(() => loadConfig({ CONCURRENCY: '1.5' }, { root, exists: none })).toThrow(/CONCURRENCY/);
+    expect(() => loadConfig({ STREAM_ROUTING_KEY: 'short' }, { root, exists: none })).toThrow(/STREAM_ROUTING_KEY=.*at least 32 characters/);
+    expect(() => loadConfig({ STREAM_ROUTING_KEY: 'k'.repeat(32) }, { root, exists: none })).toThrow(/INSTANCE_URL.*is needed with STREAM_ROUTING_KEY/);
+    expect(() => loadConfig({ INSTANCE_URL: 'ftp://10.0.0.1' }, { root, exists: none })).toThrow(/INSTANCE_URL=.*http\(s\) URL/);
+    expect(loadConfig({ STREAM_ROUTING_KEY: 'k'.repeat(32), INSTANCE_URL: 'http://10.1.2.3:8080/' }, { root, exists: none }).service.streams.routing).toEqual({ key: 'k'.repeat(32), selfUrl: 'http://10.1.2.3:8080' });
+    expect(loadConfig({ INSTANCE_URL: 'http://10.1.2.3:8080' }, { root, exists: none }).service.streams.routing).toBeUndefined();
     expect(() => loadConfig({ SHUTDOWN_DELAY_MS: '30000' }, { root, exists: none })).toThrow(/SHUTDOWN_DELAY_MS="30000": must be less than SHUTDOWN_GRACE_MS/);
   });
 });

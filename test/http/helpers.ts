@@ -101,7 +101,7 @@ export const DEFAULT_SERVICE: Omit<ServiceConfig, 'uploadDir'> = {
   queueSize: 16,
   concurrency: 2,
   authToken: undefined,
-  streams: { max: 4, idleTimeoutMs: 5000, maxDurationS: 600, pull: DEFAULT_PULL },
+  streams: { max: 4, idleTimeoutMs: 5000, maxDurationS: 600, routing: undefined, pull: DEFAULT_PULL },
   sources: { schemes: [], allow: [], guard: CONNECT_GUARD },
 };
 export const DEFAULT_HTTP: HttpConfig = { requestTimeoutMs: 300_000, retryAfterS: 2, servedBy: undefined };
