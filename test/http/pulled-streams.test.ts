@@ -21,6 +21,7 @@ import { StreamEvent } from '../../src/service/stream-events.js';
 import { STREAMS_PROTO_FILE } from '../../src/grpc/server.js';
 import { serveGrpc } from '../grpc/helpers.js';
 import { fixture } from '../helpers/media.js';
+import { freePort, listen } from '../helpers/net.js';
 import { makeApp, TINY_MODEL, type TestApp } from './helpers.js';
 
 const SECRET = 'hunter2-camera-password';
@@ -66,18 +67,6 @@ afterAll(async () => {
   for (const s of servers) s.close();
   rmSync(scratch, { recursive: true, force: true });
 });
-
-function listen(server: http.Server, host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve) => server.listen(0, host, () => resolve((server.address() as AddressInfo).port)));
-}
-
-/** A free TCP port on 127.0.0.1 (for publishers that listen themselves). */
-async function freePort(): Promise<number> {
-  const s = http.createServer();
-  const port = await listen(s);
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 function start(command: string, args: string[]): ChildProcess {
   const child = spawn(command, args, { stdio: 'ignore' });

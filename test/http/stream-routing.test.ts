@@ -10,6 +10,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type Engine } from '../../src/engine/index.js';
 import { fixture } from '../helpers/media.js';
+import { freePort, listen } from '../helpers/net.js';
 import { makeApp, TINY_MODEL, type TestApp } from './helpers.js';
 
 const KEY = 'replicas-share-this-key-0123456789';
@@ -23,15 +24,6 @@ let sourcePort: number;
 const trap = http.createServer((_req, res) => res.end('secret'));
 const trapped: string[] = [];
 
-function listen(server: http.Server, host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve) => server.listen(0, host, () => resolve((server.address() as AddressInfo).port)));
-}
-async function freePort(): Promise<number> {
-  const s = http.createServer();
-  const port = await listen(s);
-  await new Promise((r) => s.close(r));
-  return port;
-}
 async function replica(port: number): Promise<TestApp> {
   const t = makeApp(engine, {
     service: {
