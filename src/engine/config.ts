@@ -82,9 +82,14 @@ export const EngineConfigSchema = z.strictObject({
   /**
    * How much lower live stream decoders run than the rest of the service (nice, 0..19): the inference
    * worker, which every stream shares and whose delay is every stream's lag, goes first; a decoder
-   * that waits has its pipe to buffer in. Measured with the batch above: 47 streams held at 5, not at 0.
+   * that waits has its pipe to buffer in. Nice is a weight, not a priority: at 5 (weight 335 against
+   * 1024) fifty runnable decoders still hold the inference worker to a few percent of a core, at 19
+   * (weight 15) to most of one. Measured with the batch above (`bench/streams.ts --trial N`, 2 cores,
+   * 2026-12-07, runs alternated): 50 streams held at 19 twice (lag p50 0.36-0.40 s, p99 1.3-1.9 s, the
+   * windows' inference wait p99 0.10-0.16 s), not at 5 (p50 1.5-3.8 s, wait p99 2.0-4.5 s, 0 and 187
+   * windows dropped); at 58 streams 0-1 dropped at 19 against 104-139 at 5. (Earlier: 47 held at 5, not at 0.)
    */
-  streamDecoderNice: z.number().int().min(0).max(19).default(5),
+  streamDecoderNice: z.number().int().min(0).max(19).default(19),
   /** Limit for the worker to load the model and finish its warm-up run. */
   workerStartTimeoutMs: z.number().int().positive().default(120_000),
   /** First delay before starting the worker again after it died while starting; doubles per failure in a row. */
