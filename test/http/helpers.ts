@@ -30,8 +30,14 @@ export function engineFromConfig(config: AppConfig, logger: Logger): Promise<Eng
   return createEngine({ modelDir: config.modelDir, config: config.engine, logger });
 }
 
+/**
+ * Stream decoders a little below the service, not the production default (19): tests bound windows'
+ * lag, and vitest runs other test files beside them, whose work a decoder at 19 would wait behind.
+ */
+export const TEST_DECODER_NICE = 2;
+
 export function openTinyEngine(): Promise<Engine> {
-  return createEngine({ modelDir: TINY_MODEL, config: { executionProviders: ['cpu'], intraOpNumThreads: 1 } });
+  return createEngine({ modelDir: TINY_MODEL, config: { executionProviders: ['cpu'], intraOpNumThreads: 1, streamDecoderNice: TEST_DECODER_NICE } });
 }
 
 /**

@@ -15,14 +15,14 @@ import path from 'node:path';
 import { credentials, loadPackageDefinition, status as Code, type ClientReadableStream, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEngine, type Engine } from '../../src/engine/index.js';
+import type { Engine } from '../../src/engine/index.js';
 import type { PulledStatus } from '../../src/service/pulled.js';
 import { StreamEvent } from '../../src/service/stream-events.js';
 import { STREAMS_PROTO_FILE } from '../../src/grpc/server.js';
 import { serveGrpc } from '../grpc/helpers.js';
 import { fixture } from '../helpers/media.js';
 import { freePort, listen } from '../helpers/net.js';
-import { makeApp, TINY_MODEL, type TestApp } from './helpers.js';
+import { makeApp, openTinyEngine, type TestApp } from './helpers.js';
 
 const SECRET = 'hunter2-camera-password';
 let engine: Engine;
@@ -38,7 +38,7 @@ const scratch = mkdtempSync(path.join(os.tmpdir(), 'pulled-'));
 const leaked: string[] = [];
 
 beforeAll(async () => {
-  engine = await createEngine({ modelDir: TINY_MODEL, config: { executionProviders: ['cpu'], intraOpNumThreads: 1 } });
+  engine = await openTinyEngine();
   t = makeApp(engine, {
     service: { streams: { max: 4, idleTimeoutMs: 5000, maxDurationS: 600 }, sources: { schemes: ['http', 'srt', 'rtsp'], allow: ['127.0.0.1/32'] } },
     resolve: async (host) => {

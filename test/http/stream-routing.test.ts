@@ -8,10 +8,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEngine, type Engine } from '../../src/engine/index.js';
+import type { Engine } from '../../src/engine/index.js';
 import { fixture } from '../helpers/media.js';
 import { freePort, listen } from '../helpers/net.js';
-import { makeApp, TINY_MODEL, type TestApp } from './helpers.js';
+import { makeApp, openTinyEngine, type TestApp } from './helpers.js';
 
 const KEY = 'replicas-share-this-key-0123456789';
 let engine: Engine;
@@ -38,7 +38,7 @@ const forwards = async (t: TestApp, outcome: string): Promise<number> =>
   (await t.registry.getSingleMetric('haltingvt_stream_forwards_total')!.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
 
 beforeAll(async () => {
-  engine = await createEngine({ modelDir: TINY_MODEL, config: { executionProviders: ['cpu'], intraOpNumThreads: 1 } });
+  engine = await openTinyEngine();
   const [portA, portB] = [await freePort(), await freePort()];
   [urlA, urlB] = [`http://127.0.0.1:${portA}`, `http://127.0.0.1:${portB}`];
   a = await replica(portA);

@@ -9,17 +9,17 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEngine, type Engine } from '../../src/engine/index.js';
+import type { Engine } from '../../src/engine/index.js';
 import { StreamEvent } from '../../src/service/stream-events.js';
 import { fixture } from '../helpers/media.js';
-import { makeApp, TINY_MODEL, type TestApp } from './helpers.js';
+import { makeApp, openTinyEngine, TEST_DECODER_NICE, type TestApp } from './helpers.js';
 
 let engine: Engine;
 let t: TestApp;
 let base: string;
 
 beforeAll(async () => {
-  engine = await createEngine({ modelDir: TINY_MODEL, config: { executionProviders: ['cpu'], intraOpNumThreads: 1 } });
+  engine = await openTinyEngine();
   t = makeApp(engine, { service: { streams: { max: 2, idleTimeoutMs: 1500, maxDurationS: 600 } } });
   await t.app.listen({ host: '127.0.0.1', port: 0 });
   base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
@@ -209,8 +209,8 @@ describe('POST /v1/streams', () => {
     leaving.on('error', () => undefined);
     leaving.write(clip.subarray(0, 100_000));
     await until(() => t.service.streams.active() === 1 && liveWorkers() === 1, 'the stream to start');
-    // Below the service by STREAM_DECODER_NICE (5 by default): the shared inference goes first.
-    expect(os.getPriority(liveWorkerPids()[0])).toBe(Math.min(19, os.getPriority() + 5));
+    // Below the service by STREAM_DECODER_NICE: the shared inference goes first.
+    expect(os.getPriority(liveWorkerPids()[0])).toBe(Math.min(19, os.getPriority() + TEST_DECODER_NICE));
     leaving.destroy();
     await until(() => t.service.streams.active() === 0 && liveWorkers() === 0 && t.tempFiles().length === 0, 'the stream, its worker and its files to go');
     expect(await t.registry.getSingleMetricAsString('haltingvt_streams_total')).toMatch(/end="client_gone"\} 1/);
