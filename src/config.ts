@@ -108,9 +108,11 @@ export const EnvSchema = z.object({
     .optional()
     .describe('a secret shared by every replica (≥ 32 characters): pulled streams\' ids then carry the address of the replica that holds them, signed with it, and any replica answers GET, DELETE and events for any stream by forwarding to that replica; needs `INSTANCE_URL`'),
   INSTANCE_URL: z
-    .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+    .url({ protocol: /^http$/, error: 'must be an http URL' })
+    .max(200, 'must be at most 200 characters (it is written into every pulled stream\'s id)')
+    .refine((u) => new URL(u).origin === u.replace(/\/+$/, ''), 'must be an origin only (http://host:port): no path, query or credentials')
     .optional()
-    .describe('how the other replicas reach this one, e.g. `http://$(POD_IP):8080` on Kubernetes; written into pulled streams\' ids when `STREAM_ROUTING_KEY` is set'),
+    .describe('how the other replicas reach this one, an http origin such as `http://$(POD_IP):8080` on Kubernetes; written into pulled streams\' ids when `STREAM_ROUTING_KEY` is set'),
   STREAM_CONNECT_TIMEOUT_S: positive().default(15).describe('a pulled source that gives no packet this long after a (re)connection is retried'),
   STREAM_RECONNECT_MIN_S: positive().default(0.5).describe('first wait before reconnecting a pulled source; it doubles per failed attempt, with ±25% jitter'),
   STREAM_RECONNECT_MAX_S: positive().default(30).describe('longest wait between reconnection attempts'),

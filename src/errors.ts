@@ -21,6 +21,7 @@ export const ERRORS = {
   SOURCE_NOT_ALLOWED: { status: 403, title: 'the operator does not allow pulling this source (scheme, host or address)' },
   SOURCE_UNREACHABLE: { status: 502, title: 'the live source cannot be reached or opened' },
   SOURCE_STALLED: { status: 504, title: 'the live source sent nothing for longer than its stall limit' },
+  STREAM_REPLICA_BUSY: { status: 503, title: 'the replica that holds the stream did not answer in time; retry later' },
 
   // Decoding
   DECODE_TIMEOUT: { status: 504, title: 'decoding took longer than the time limit' },

@@ -31,22 +31,35 @@ export function forwardToOwner(request: FastifyRequest, reply: FastifyReply, own
   }
   // One id follows the request through both replicas' logs.
   headers['x-request-id'] = request.id;
+  const target = ownerTarget(owner, request.url);
+  const stream = (request.params as { id?: string }).id;
   return new Promise((resolve, reject) => {
-    const upstream = http.request(new URL(request.url, owner), { method: request.method, headers });
-    const timer = setTimeout(() => upstream.destroy(new Error(`no answer within ${ANSWER_TIMEOUT_MS} ms`)), ANSWER_TIMEOUT_MS);
+    const upstream = http.request(target, { method: request.method, headers });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      upstream.destroy(new Error(`no answer within ${ANSWER_TIMEOUT_MS} ms`));
+    }, ANSWER_TIMEOUT_MS);
+    // The client leaving ends the request to the owner, before its answer as after.
+    reply.raw.once('close', () => upstream.destroy());
     upstream.once('error', (err) => {
       clearTimeout(timer);
       metrics.streamForwarded('unreachable');
       request.log.warn({ owner, err: err.message }, 'the replica holding this stream cannot be reached');
-      reject(new EngineError('STREAM_NOT_FOUND', 'the stream\'s replica cannot be reached (it may have stopped, and its streams with it)', { stream: (request.params as { id?: string }).id }));
+      // Refused or unroutable: the replica is gone, and its streams with it. Slow: it may answer later.
+      reject(
+        timedOut
+          ? new EngineError('STREAM_REPLICA_BUSY', `the replica holding stream ${stream} did not answer within ${ANSWER_TIMEOUT_MS / 1000} s`, { stream })
+          : new EngineError('STREAM_NOT_FOUND', 'the stream\'s replica cannot be reached (it may have stopped, and its streams with it)', { stream }),
+      );
     });
     upstream.once('response', (answer) => {
       clearTimeout(timer);
       metrics.streamForwarded('answered');
       upstream.removeAllListeners('error');
       upstream.on('error', () => answer.destroy());
-      // The client leaving ends the relay and the request to the owner.
-      reply.raw.once('close', () => upstream.destroy());
+      // A relayed stream of events whose replica vanishes without closing its connection ends too.
+      upstream.socket?.setKeepAlive(true, 10_000);
       for (const name of RELAYED) if (answer.headers[name] !== undefined) reply.header(name, answer.headers[name]);
       const status = answer.statusCode ?? 502;
       if (status === 204) {
@@ -57,4 +70,16 @@ export function forwardToOwner(request: FastifyRequest, reply: FastifyReply, own
     });
     upstream.end();
   });
+}
+
+/**
+ * The owner's address with the request's path and query. Only those: a request line may carry an
+ * absolute URL (`GET http://elsewhere/v1/streams/…`), and its host must never become the target.
+ */
+export function ownerTarget(owner: string, requestUrl: string): URL {
+  const { pathname, search } = new URL(requestUrl, 'http://request.invalid');
+  const target = new URL(owner);
+  target.pathname = pathname;
+  target.search = search;
+  return target;
 }

@@ -144,7 +144,11 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ CONCURRENCY: '1.5' }, { root, exists: none })).toThrow(/CONCURRENCY/);
     expect(() => loadConfig({ STREAM_ROUTING_KEY: 'short' }, { root, exists: none })).toThrow(/STREAM_ROUTING_KEY=.*at least 32 characters/);
     expect(() => loadConfig({ STREAM_ROUTING_KEY: 'k'.repeat(32) }, { root, exists: none })).toThrow(/INSTANCE_URL.*is needed with STREAM_ROUTING_KEY/);
-    expect(() => loadConfig({ INSTANCE_URL: 'ftp://10.0.0.1' }, { root, exists: none })).toThrow(/INSTANCE_URL=.*http\(s\) URL/);
+    expect(() => loadConfig({ INSTANCE_URL: 'ftp://10.0.0.1' }, { root, exists: none })).toThrow(/INSTANCE_URL=.*an http URL/);
+    expect(() => loadConfig({ INSTANCE_URL: 'https://10.0.0.1' }, { root, exists: none })).toThrow(/INSTANCE_URL=.*an http URL/);
+    expect(() => loadConfig({ INSTANCE_URL: 'http://10.0.0.1:8080/prefix' }, { root, exists: none })).toThrow(/INSTANCE_URL=.*an origin only/);
+    expect(() => loadConfig({ INSTANCE_URL: 'http://u:p@10.0.0.1:8080' }, { root, exists: none })).toThrow(/INSTANCE_URL=.*an origin only/);
+    expect(() => loadConfig({ INSTANCE_URL: `http://${'a'.repeat(200)}.example` }, { root, exists: none })).toThrow(/INSTANCE_URL=.*at most 200/);
     expect(loadConfig({ STREAM_ROUTING_KEY: 'k'.repeat(32), INSTANCE_URL: 'http://10.1.2.3:8080/' }, { root, exists: none }).service.streams.routing).toEqual({ key: 'k'.repeat(32), selfUrl: 'http://10.1.2.3:8080' });
     expect(loadConfig({ INSTANCE_URL: 'http://10.1.2.3:8080' }, { root, exists: none }).service.streams.routing).toBeUndefined();
     expect(() => loadConfig({ SHUTDOWN_DELAY_MS: '30000' }, { root, exists: none })).toThrow(/SHUTDOWN_DELAY_MS="30000": must be less than SHUTDOWN_GRACE_MS/);

@@ -6,9 +6,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/index.js';
+import { createStreamIds } from '../../src/service/stream-ids.js';
 import { fixture } from '../helpers/media.js';
 import { freePort, listen } from '../helpers/net.js';
 import { makeApp, openTinyEngine, type TestApp } from './helpers.js';
@@ -57,7 +58,34 @@ afterAll(async () => {
   await engine?.close();
 });
 
+/** One GET with `target` as the request line's target, as a client may write it; the answer's head and body. */
+function rawGet(base: string, target: string): Promise<string> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname, () => socket.write(`GET ${target} HTTP/1.1\r\nHost: ${hostname}\r\nConnection: close\r\n\r\n`));
+    let text = '';
+    socket.on('data', (d) => (text += d.toString()));
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+  });
+}
+
 describe('pulled streams across replicas (STREAM_ROUTING_KEY)', () => {
+  it('answers 503 when the holding replica accepts but does not answer, and no more than that', async () => {
+    const silent = net.createServer(() => undefined);
+    const port = await new Promise<number>((resolve) => silent.listen(0, '127.0.0.1', () => resolve((silent.address() as AddressInfo).port)));
+    try {
+      const id = createStreamIds({ key: KEY, selfUrl: `http://127.0.0.1:${port}` }).mint();
+      const started = performance.now();
+      const res = await fetch(`${urlB}/v1/streams/${id}`);
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('STREAM_REPLICA_BUSY');
+      expect(performance.now() - started).toBeLessThan(8000);
+    } finally {
+      silent.close();
+    }
+  }, 15_000);
+
   it('answers through either replica, follows only ids a replica signed, and forgets a stopped one', async () => {
     const created = await fetch(`${urlA}/v1/streams`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ source: { url: `http://127.0.0.1:${sourcePort}/live.ts` }, window_s: 1 }) });
     expect(created.status).toBe(201);
@@ -89,6 +117,12 @@ describe('pulled streams across replicas (STREAM_ROUTING_KEY)', () => {
     expect(((await altered.json()) as { error: { code: string } }).error.code).toBe('STREAM_NOT_FOUND');
     expect(trapped).toEqual([]);
 
+    // A request line with an absolute URL (which the router accepts) still goes to the owner, never to its host.
+    const absolute = await rawGet(urlB, `http://127.0.0.2:${(trap.address() as AddressInfo).port}/v1/streams/${id}`);
+    expect(absolute).toMatch(/^HTTP\/1\.1 200 /);
+    expect(absolute).toContain(`"id":"${id}"`);
+    expect(trapped).toEqual([]);
+
     // A request already forwarded is answered where it lands (two replicas cannot bounce it).
     expect((await fetch(`${urlB}/v1/streams/${id}`, { headers: { 'x-haltingvt-forwarded': '1' } })).status).toBe(404);
 
@@ -102,10 +136,11 @@ describe('pulled streams across replicas (STREAM_ROUTING_KEY)', () => {
     // A stops: its streams went with it.
     const second = await fetch(`${urlA}/v1/streams`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ source: { url: `http://127.0.0.1:${sourcePort}/live.ts` } }) });
     const { id: orphan } = (await second.json()) as { id: string };
+    const unreachable = await forwards(b, 'unreachable');
     await a.app.close();
     const gone = await fetch(`${urlB}/v1/streams/${orphan}`);
     expect(gone.status).toBe(404);
     expect(((await gone.json()) as { error: { message: string } }).error.message).toMatch(/cannot be reached/);
-    expect(await forwards(b, 'unreachable')).toBe(1);
+    expect(await forwards(b, 'unreachable')).toBe(unreachable + 1);
   }, 60_000);
 });
