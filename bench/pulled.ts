@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { defaultModelDir } from '../src/paths.js';
 import { log, ROOT, sleep } from './lib/env.js';
 import { cpuSecondsOf, freePort, rssOf, startServer, type ServerHandle } from './lib/service.js';
-import { percentile } from './lib/stats.js';
+import { peakGrowth, percentile } from './lib/stats.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, model: { type: 'string' } } });
 const quick = values.quick ?? false;
@@ -191,14 +191,6 @@ async function churn(server: ServerHandle): Promise<Array<{ streams: number; mai
   return samples;
 }
 
-/** Peak of the last third of the samples over the peak of the first (the first sample left out as warm-up). */
-function growth(xs: number[]): number {
-  const rest = xs.slice(1);
-  if (rest.length < 3) return 0;
-  const third = Math.max(1, Math.floor(rest.length / 3));
-  return Math.max(...rest.slice(-third)) / Math.max(...rest.slice(0, third)) - 1;
-}
-
 async function main(): Promise<void> {
   mkdirSync(OUT, { recursive: true });
   const started = new Date().toISOString();
@@ -215,7 +207,7 @@ async function main(): Promise<void> {
       duration_s: DURATION_S,
       costs,
       churn: samples,
-      churn_growth: { main: growth(samples.map((s) => s.main_mib)), inference: growth(samples.map((s) => s.inference_mib)) },
+      churn_growth: { main: peakGrowth(samples.map((s) => s.main_mib)), inference: peakGrowth(samples.map((s) => s.inference_mib)) },
     };
     writeFileSync(path.join(OUT, 'pulled.json'), `${JSON.stringify(results, null, 2)}\n`);
     writeFileSync(path.join(ROOT, 'bench', 'results-pulled.md'), report(results));

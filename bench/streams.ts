@@ -30,7 +30,7 @@ import { cpuSecondsOf, machineCpu, rssOf, startServer, type ServerHandle } from 
 
 /** Busy CPU seconds of the machine, niced work included. */
 const busy = (m: ReturnType<typeof machineCpu>): number => m.busy + m.niced;
-import { percentile } from './lib/stats.js';
+import { peakGrowth, percentile } from './lib/stats.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, model: { type: 'string' }, trial: { type: 'string' } } });
 const quick = values.quick ?? false;
@@ -236,16 +236,8 @@ async function main(): Promise<void> {
     const soakEnded = endedOf(soakEvents);
     log(`soak: ${soak.map((x) => `${x.s}s main ${x.main_mib.toFixed(1)} decoder ${x.decoder_mib.toFixed(1)} inference ${x.inference_mib.toFixed(1)}`).join('; ')}; ended ${JSON.stringify(soakEnded?.summary ?? soakEnded)}`);
 
-    // Peak of the last third of the samples against the peak of the first: a garbage collector lets
-    // RSS rise and fall in between, and the peak is what a memory limit meets.
-    const growth = (xs: number[]): number => {
-      if (xs.length < 3) return 0;
-      const third = Math.max(1, Math.floor(xs.length / 3));
-      return Math.max(...xs.slice(-third)) / Math.max(...xs.slice(0, third)) - 1;
-    };
-    // The first sample is warm-up.
-    const churnGrowth = { main: growth(churn.slice(1).map((c) => c.main_mib)), inference: growth(churn.slice(1).map((c) => c.inference_mib)) };
-    const soakGrowth = { main: growth(soak.slice(1).map((x) => x.main_mib)), inference: growth(soak.slice(1).map((x) => x.inference_mib)), decoder: growth(soak.slice(1).map((x) => x.decoder_mib)) };
+    const churnGrowth = { main: peakGrowth(churn.map((c) => c.main_mib)), inference: peakGrowth(churn.map((c) => c.inference_mib)) };
+    const soakGrowth = { main: peakGrowth(soak.map((x) => x.main_mib)), inference: peakGrowth(soak.map((x) => x.inference_mib)), decoder: peakGrowth(soak.map((x) => x.decoder_mib)) };
     const results = {
       started,
       command: `node --import tsx bench/streams.ts${quick ? ' --quick' : ''}`,

@@ -213,7 +213,7 @@ export function configSchema(places: ConfigPlaces = {}) {
         idleTimeoutMs: e.STREAM_IDLE_TIMEOUT_MS,
         maxDurationS: e.STREAM_MAX_DURATION_S,
         // Pulled streams reachable through any replica (src/service/stream-ids.ts); absent: each replica answers for its own.
-        ...(e.STREAM_ROUTING_KEY !== undefined && e.INSTANCE_URL !== undefined ? { routing: { key: e.STREAM_ROUTING_KEY, selfUrl: e.INSTANCE_URL.replace(/\/+$/, '') } } : {}),
+        ...(e.STREAM_ROUTING_KEY !== undefined && e.INSTANCE_URL !== undefined ? { routing: { key: e.STREAM_ROUTING_KEY, selfUrl: new URL(e.INSTANCE_URL).origin } } : {}),
         pull: { backoffMinS: e.STREAM_RECONNECT_MIN_S, backoffMaxS: Math.max(e.STREAM_RECONNECT_MIN_S, e.STREAM_RECONNECT_MAX_S), connectTimeoutS: e.STREAM_CONNECT_TIMEOUT_S, events: e.STREAM_EVENTS_KEPT, keepEnded: 32 },
       },
       /** `guard`: the connect guard (src/native/connect-guard.c) every pulled decoder loads. */

@@ -15,6 +15,18 @@ export function percentile(xs: readonly number[], p: number): number {
   return s[rank - 1] as number;
 }
 
+/**
+ * Growth of RSS samples: the peak of the last third over the peak of the first, the first sample left
+ * out as warm-up (0 with fewer than 4). A garbage collector lets RSS rise and fall in between, and the
+ * peak is what a memory limit meets.
+ */
+export function peakGrowth(samples: readonly number[]): number {
+  const rest = samples.slice(1);
+  if (rest.length < 3) return 0;
+  const third = Math.max(1, Math.floor(rest.length / 3));
+  return Math.max(...rest.slice(-third)) / Math.max(...rest.slice(0, third)) - 1;
+}
+
 export function mean(xs: readonly number[]): number {
   return xs.length === 0 ? Number.NaN : sum(xs) / xs.length;
 }

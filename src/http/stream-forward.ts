@@ -41,9 +41,15 @@ export function forwardToOwner(request: FastifyRequest, reply: FastifyReply, own
       upstream.destroy(new Error(`no answer within ${ANSWER_TIMEOUT_MS} ms`));
     }, ANSWER_TIMEOUT_MS);
     // The client leaving ends the request to the owner, before its answer as after.
-    reply.raw.once('close', () => upstream.destroy());
+    let clientGone = false;
+    reply.raw.once('close', () => {
+      clientGone = !reply.raw.writableFinished;
+      upstream.destroy();
+    });
     upstream.once('error', (err) => {
       clearTimeout(timer);
+      // Ended because the client left: nothing to answer, and nothing wrong with the owner.
+      if (clientGone) return resolve(reply.hijack());
       metrics.streamForwarded('unreachable');
       request.log.warn({ owner, err: err.message }, 'the replica holding this stream cannot be reached');
       // Refused or unroutable: the replica is gone, and its streams with it. Slow: it may answer later.
@@ -76,7 +82,7 @@ export function forwardToOwner(request: FastifyRequest, reply: FastifyReply, own
  * The owner's address with the request's path and query. Only those: a request line may carry an
  * absolute URL (`GET http://elsewhere/v1/streams/…`), and its host must never become the target.
  */
-export function ownerTarget(owner: string, requestUrl: string): URL {
+function ownerTarget(owner: string, requestUrl: string): URL {
   const { pathname, search } = new URL(requestUrl, 'http://request.invalid');
   const target = new URL(owner);
   target.pathname = pathname;

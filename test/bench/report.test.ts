@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { renderMarkdown, TABLES_END, TABLES_START, withTables, writeResults, type Results, type RunStats } from '../../bench/lib/report.js';
-import { fmt, median, percentile, summarize } from '../../bench/lib/stats.js';
+import { fmt, median, peakGrowth, percentile, summarize } from '../../bench/lib/stats.js';
 import { buildTargets } from '../../bench/lib/targets.js';
 
 const run = (ms: number[], gflops: number[], keep: number, thr: number): RunStats => ({
@@ -101,6 +101,9 @@ describe('bench statistics', () => {
     expect(summarize([1, 2, 3])).toMatchObject({ n: 3, median: 2, min: 1, max: 3, mean: 2 });
     expect(fmt(Number.NaN)).toBe('–');
     expect(fmt(0.0012345)).toBe('0.00123');
+    // The first sample is warm-up; then the last third's peak over the first third's.
+    expect(peakGrowth([500, 100, 110, 100, 105, 120, 115])).toBeCloseTo(120 / 110 - 1, 12);
+    expect(peakGrowth([500, 100, 100])).toBe(0);
   });
 });
 

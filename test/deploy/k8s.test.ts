@@ -13,7 +13,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { EnvSchema, loadConfig } from '../../src/config.js';
-import { createMetrics, createRegistry } from '../../src/service/metrics.js';
+import { exportedMetricNames } from '../helpers/metrics.js';
 import { suiteNeeds } from '../helpers/needs.js';
 import { ROOT } from '../helpers/paths.js';
 
@@ -194,9 +194,7 @@ describe.runIf(canRun)('Kubernetes manifests', () => {
 
       it('autoscales on a queue gauge the service exports', async () => {
         const { docs, deployment } = get();
-        const registry = createRegistry({ defaultMetrics: false });
-        createMetrics(registry);
-        const exported = (await registry.getMetricsAsJSON()).map((m) => m.name);
+        const exported = await exportedMetricNames();
         const hpa = only(docs, 'HorizontalPodAutoscaler');
         const custom = hpa.spec.metrics.find((m: { type: string }) => m.type === 'Pods').pods.metric.name;
         expect(exported).toContain(custom);
