@@ -13,7 +13,7 @@ export ONNXRUNTIME_NODE_INSTALL = skip   # the CUDA libraries come from NuGet, w
 export SKIP_FFMPEG = true
 export PYTHONPATH := $(CURDIR)/models
 
-.PHONY: run test test-python test-ts test-oip bench-oip bench-streams bench-pulled bench-precision fp16-model build deps python-env python-test-deps node-deps ffmpeg chromium promtool rtsp-server bench bench-deps golden default-model clean image image-test k8s-test k8s-deps gpu-bundle
+.PHONY: run test test-python test-ts test-oip bench-oip bench-streams bench-pulled bench-precision bench-tracing fp16-model build deps python-env python-test-deps node-deps ffmpeg chromium promtool rtsp-server bench bench-deps golden default-model clean image image-test k8s-test k8s-deps gpu-bundle
 
 run: build  ## install what is needed and serve the embedded default model on :8080 (no ffmpeg CLI: node-av decodes)
 	node dist/server.js
@@ -26,14 +26,16 @@ test: deps  ## install what is needed and run every test, TypeScript and Python
 test-python: python-env
 	cd models && $(PY) -m pytest -q tests
 
-# kustomize is found on a line of its own: a command substitution inside an environment prefix cannot
-# stop the recipe, so a failed build would only leave KUSTOMIZE empty and the k8s suite skipped.
+# kustomize and Jaeger (the tracing test's collector, built from the Go module proxy on the first run:
+# about 4 minutes on 2 cores) are found on lines of their own: a command substitution inside an
+# environment prefix cannot stop the recipe, so a failed build would only leave the variable empty.
 # HALTINGVT_ALL_SUITES=1: a suite missing its tool or environment fails rather than skips
 # (test/helpers/needs.ts).
 test-ts: node-deps python-test-deps
 	npx tsc --noEmit -p tsconfig.test.json
 	kustomize=$$(./scripts/k8s/kustomize.sh)
-	HALTINGVT_ALL_SUITES=1 HALTINGVT_PYTHON=$(PY) KUSTOMIZE="$$kustomize" npx vitest run
+	jaeger=$$(./scripts/monitoring/build-jaeger.sh)
+	HALTINGVT_ALL_SUITES=1 HALTINGVT_PYTHON=$(PY) KUSTOMIZE="$$kustomize" JAEGER="$$jaeger" npx vitest run
 
 # Stock OIP clients (tritonclient HTTP and gRPC, grpcio-health-checking, grpcio-reflection) against the
 # real server. Their own small cached venv (scripts/python-clients-env.sh, test/oip/requirements.txt),
@@ -113,6 +115,9 @@ bench-streams: deps build  ## live streams only: streams per 2 cores against the
 
 bench-pulled: deps build  ## pulled streams only: CPU-seconds and GFLOPs per hour of a quiet and a busy stream, RSS over 200 pulled streams added and removed (about 8 minutes; BENCH_ARGS=--quick: 3)
 	node --import tsx bench/pulled.ts $(BENCH_ARGS)
+
+bench-tracing: deps build  ## what tracing costs: CPU per video by process and videos/s, tracing off and on (spans to Jaeger on loopback), interleaved; BASE=DIR (a checkout with dist/ built) adds that build beside them (about 5 minutes)
+	node --import tsx bench/ab.ts --jaeger $(if $(BASE),--base $(BASE),) --variant 'tracing off:' --variant 'tracing on:OTEL_EXPORTER_OTLP_ENDPOINT=$$JAEGER' $(BENCH_ARGS)
 
 image:  ## build the container image (podman, else docker; local base images when no registry answers)
 	./scripts/container/build.sh

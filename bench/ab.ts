@@ -5,14 +5,19 @@
  *
  *   node --import tsx bench/ab.ts --base DIR [--seconds 20] [--rounds 2] [--clients 6]
  *   node --import tsx bench/ab.ts --variant 'one thread:INTRA_OP_THREADS=1' --variant 'two:INTRA_OP_THREADS=2'
+ *   node --import tsx bench/ab.ts --jaeger --variant 'tracing off:' --variant 'tracing on:OTEL_EXPORTER_OTLP_ENDPOINT=$JAEGER' [--base DIR]
  *
  * DIR is another checkout with its dist/ built (`git worktree add DIR REV && (cd DIR && npx tsc)`,
  * node_modules linked in). With --base the variants are that build ("base"), this tree with ORT's
  * threads spinning (INTRA_OP_SPINNING=true), and this tree as configured by default; with --variant
- * (repeatable, `label:VAR=value,VAR=value`) they are this tree under each environment. The clip is a
+ * (repeatable, `label:VAR=value,VAR=value`) they are this tree under each environment; with both,
+ * the base build and then the variants. --jaeger starts Jaeger v2 on loopback (scripts/monitoring/
+ * stack.ts) and puts its OTLP endpoint wherever a variant's value says $JAEGER: its own CPU is not
+ * counted in the service's, but it shares the machine with it under load. The clip is a
  * 4 s 640×360 H.264 testsrc2 clip, generated on demand into bench/out/clips. Results: a Markdown
  * table on stdout and bench/out/ab.json.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,6 +25,7 @@ import { parseArgs } from 'node:util';
 import { syntheticClip } from './lib/decode.js';
 import { log, ROOT, sleep } from './lib/env.js';
 import { cpuSecondsOf, load, startServer, type ServerHandle } from './lib/service.js';
+import { startJaeger, stopAll } from '../scripts/monitoring/stack.js';
 
 const { values } = parseArgs({
   options: {
@@ -29,6 +35,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '2' },
     clients: { type: 'string', default: '6' },
     model: { type: 'string', default: path.join(ROOT, 'models', 'default') },
+    jaeger: { type: 'boolean', default: false },
   },
 });
 if (!values.base && !values.variant?.length) throw new Error('--base DIR (a checkout of the build to compare against, with dist/ built) or --variant LABEL:VAR=value,...');
@@ -52,13 +59,15 @@ function parseVariant(text: string): Variant {
   const pairs = (at < 0 ? '' : text.slice(at + 1)).split(',').filter(Boolean);
   return { name: at < 0 ? text : text.slice(0, at), env: Object.fromEntries(pairs.map((p) => p.split('=') as [string, string])) };
 }
-const variants: Variant[] = values.base
-  ? [
-      { name: 'base', root: path.resolve(values.base), env: {} },
-      { name: 'this tree, threads spinning', env: { INTRA_OP_SPINNING: 'true' } },
-      { name: 'this tree, defaults', env: {} },
-    ]
-  : (values.variant ?? []).map(parseVariant);
+const base: Variant[] = values.base ? [{ name: 'base', root: path.resolve(values.base), env: {} }] : [];
+const variants: Variant[] = values.variant?.length
+  ? [...base, ...values.variant.map(parseVariant)]
+  : [...base, { name: 'this tree, threads spinning', env: { INTRA_OP_SPINNING: 'true' } }, { name: 'this tree, defaults', env: {} }];
+if (values.jaeger) {
+  const jaeger = await startJaeger(execFileSync(path.join(ROOT, 'scripts', 'monitoring', 'build-jaeger.sh'), { encoding: 'utf8' }).trim());
+  process.on('exit', stopAll);
+  for (const v of variants) for (const [k, value] of Object.entries(v.env)) v.env[k] = value.replaceAll('$JAEGER', jaeger.otlpHttp);
+}
 
 interface Measure {
   videos: number;

@@ -21,6 +21,7 @@ import { streamRoutes } from './http/routes/streams.js';
 import { pulledStreamRoutes } from './http/routes/pulled-streams.js';
 import { createOipProtocol } from './oip/protocol.js';
 import type { Service } from './service/index.js';
+import type { HttpTracing } from './http/tracing.js';
 
 /** Names the instance that answered, when the operator turns it on (SERVED_BY_HEADER). */
 const SERVED_BY_HEADER = 'x-served-by';
@@ -30,7 +31,12 @@ export interface AppDeps {
   config: HttpConfig;
   logger: FastifyBaseLogger;
   makeRequestId?: (() => string) | undefined;
+  /** Only when tracing is on (http/tracing.ts createHttpTracing). */
+  tracing?: HttpTracing | undefined;
 }
+
+/** What the request logs call the request id. */
+export const REQUEST_ID_LOG_LABEL = 'request_id';
 
 export function buildApp(deps: AppDeps): FastifyInstance {
   const { config, service } = deps;
@@ -40,7 +46,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const app = fastify({
     loggerInstance: deps.logger,
     genReqId: createRequestIdGenerator(deps.makeRequestId),
-    logController: new LogController({ requestIdLogLabel: 'request_id' }),
+    logController: deps.tracing?.logController ?? new LogController({ requestIdLogLabel: REQUEST_ID_LOG_LABEL }),
     // Requests arriving once app.close() has begun are answered 503 DRAINING by the onRequest hook
     // below, in the error format; fastify's own 503 has neither our body nor Retry-After.
     return503OnClosing: false,
@@ -64,6 +70,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // and serialised by them, and handlers typed from them (fastify-type-provider-zod).
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  // Applied to the root at once rather than registered: a registered plugin loads at ready(), after
+  // the hooks below, and the request's span must exist before any of them runs (a DRAINING refusal
+  // is traced too).
+  deps.tracing?.plugin(app, {}, () => undefined);
 
   let closing = false;
   app.addHook('preClose', async () => {
@@ -100,7 +110,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // The route pattern, never the raw URL: unknown paths must not create label values. `::` is the
     // router's escape for a literal colon (/v1/classify::batch); the label shows the path as served.
     const route = request.routeOptions.url?.replaceAll('::', ':') ?? 'unmatched';
-    metrics.observeRequest('http', route, request.method, reply.statusCode, reply.elapsedTime / 1000);
+    metrics.observeRequest('http', route, request.method, reply.statusCode, reply.elapsedTime / 1000, deps.tracing?.ids(request));
   });
   app.setErrorHandler(async (err, request, reply) => sendError(request, reply, toServiceError(err), errorDeps));
   app.setNotFoundHandler(async (request, reply) => sendError(request, reply, new EngineError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`), errorDeps));

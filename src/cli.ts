@@ -13,9 +13,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { Registry } from 'prom-client';
 import { createEngine, EngineError, isEngineError, PRECISIONS, type ClassifyResult, type Engine, type EngineOptions, type Knobs, type Precision } from './engine/index.js';
 import { createService, type VideoOutcome } from './service/index.js';
+import { createRegistry } from './service/metrics.js';
 import { CONNECT_GUARD, defaultModelDir, PACKAGE_ROOT } from './paths.js';
 import { renderFigure, type ExplainedResult } from './figure/render.js';
 
@@ -129,7 +129,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     config: { maxUploadBytes: Number.MAX_SAFE_INTEGER, maxBatchItems: 1, queueSize: 0, concurrency: 1, uploadDir: os.tmpdir(), authToken: undefined, streams: { max: 0, idleTimeoutMs: 1, maxDurationS: 1, pull: { backoffMinS: 1, backoffMaxS: 1, connectTimeoutS: 1, events: 16, keepEnded: 0 } }, sources: { schemes: [], allow: [], guard: CONNECT_GUARD } },
     engine,
     logger,
-    registry: new Registry(),
+    registry: createRegistry({ defaultMetrics: false }),
   });
   const rows: Row[] = [];
   let failed = 0;

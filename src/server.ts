@@ -17,10 +17,13 @@
  * hangs, the process removes its upload folder and exits 1 at the grace period. A second signal
  * does the same at once. When no inference or decode worker can run for WORKER_MAX_DOWN_MS, the
  * process shuts down the same way and exits 1, for its orchestrator to replace it.
+ *
+ * Tracing (telemetry/tracing.ts) starts here when the OTEL_* variables ask for it, and its last
+ * spans are exported before the process exits.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
-import { buildApp } from './app.js';
+import { buildApp, REQUEST_ID_LOG_LABEL } from './app.js';
 import { ConfigError, loadConfig, type AppConfig } from './config.js';
 import { createEngine, type Engine } from './engine/index.js';
 import { createGrpcService, type GrpcService } from './grpc/server.js';
@@ -28,6 +31,8 @@ import { API_VERSION } from './http/openapi.js';
 import { createService } from './service/index.js';
 import { createRegistry } from './service/metrics.js';
 import { createUploadArea, sweepLeftovers } from './service/uploads.js';
+import { createHttpTracing } from './http/tracing.js';
+import { startTracing } from './telemetry/tracing.js';
 
 async function main(): Promise<void> {
   let config: AppConfig;
@@ -42,6 +47,10 @@ async function main(): Promise<void> {
   const { authToken, ...serviceSettings } = config.service;
   logger.info({ modelDir: config.modelDir, engine: config.engine, service: { ...serviceSettings, auth: authToken !== undefined }, http: config.http }, 'starting');
 
+  const tracing = await startTracing({ process: 'main' });
+  if (tracing) logger.info('tracing on: spans are exported as the OTEL_* variables say');
+  const tracer = tracing?.tracer;
+
   const swept = sweepLeftovers(config.service.uploadDir);
   if (swept.length > 0) logger.warn({ folders: swept }, 'removed upload folders left by processes that died');
 
@@ -54,11 +63,14 @@ async function main(): Promise<void> {
       logger.fatal({ err }, 'the engine stopped for good; shutting down to be replaced');
       if (!stopping) void exit(1, 'no inference or decode worker');
     },
+    tracer,
   });
-  const service = createService({ config: config.service, engine, logger, registry: createRegistry(), uploads: createUploadArea(config.service.uploadDir) });
+  const service = createService({ config: config.service, engine, logger, registry: createRegistry(), uploads: createUploadArea(config.service.uploadDir), tracer });
   const { lifecycle } = service;
-  const app = buildApp({ service, config: config.http, logger });
-  const grpc: GrpcService | undefined = config.grpcPort === 0 ? undefined : createGrpcService({ service, serverVersion: API_VERSION, logger: logger.child({ component: 'grpc' }) });
+  const httpTracing = tracing && (await createHttpTracing(tracing.provider, { requestIdLogLabel: REQUEST_ID_LOG_LABEL }));
+  const app = buildApp({ service, config: config.http, logger, tracing: httpTracing });
+  const grpc: GrpcService | undefined =
+    config.grpcPort === 0 ? undefined : createGrpcService({ service, serverVersion: API_VERSION, logger: logger.child({ component: 'grpc' }), tracer });
   let opened: Engine | undefined;
 
   /** The last resort: whatever still runs, the upload folder goes and the process ends. */
@@ -102,6 +114,7 @@ async function main(): Promise<void> {
     clearTimeout(cutTimer);
     await opened?.close();
     service.close();
+    await tracing?.shutdown().catch((err: unknown) => logger.warn({ err }, 'the last spans could not be exported'));
     logger.info({ code }, 'stopped');
     process.exit(code);
   };

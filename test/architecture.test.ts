@@ -71,4 +71,14 @@ describe('the import graph of src/', () => {
     expect(importers('node-av')).toEqual(['engine/decode/libav.ts']);
     expect(importers('node:child_process')).toEqual(['engine/workers/fork.ts']);
   });
+
+  it('one loader each for the OpenTelemetry SDK and the fastify instrumentation, loaded only when tracing is on (dynamic imports)', () => {
+    const loaders = (name: string): string[] => files(SRC).filter((file) => readFileSync(file, 'utf8').includes(`'${name}'`)).map((file) => path.relative(SRC, file));
+    expect(loaders('@opentelemetry/sdk-node')).toEqual(['telemetry/tracing.ts']);
+    expect(loaders('@fastify/otel')).toEqual(['http/tracing.ts']);
+    for (const [file, name] of [['telemetry/tracing.ts', '@opentelemetry/sdk-node'], ['http/tracing.ts', '@fastify/otel']] as const) {
+      expect(graph.get(file), `${file} imports ${name} statically`).not.toContain(name);
+      expect(readFileSync(path.join(SRC, file), 'utf8')).toContain(`await import('${name}')`);
+    }
+  });
 });

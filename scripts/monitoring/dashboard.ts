@@ -140,6 +140,8 @@ export const ROWS: Row[] = [
   },
 ];
 
+const EXEMPLARS = /haltingvt_(request|stage)_duration_seconds_bucket/;
+
 /** Grafana's JSON model (schemaVersion 39): rows of timeseries panels, 3 to a row. */
 export function buildDashboard(): Record<string, unknown> {
   const panels: Array<Record<string, unknown>> = [];
@@ -159,7 +161,9 @@ export function buildDashboard(): Record<string, unknown> {
         gridPos: { h: 8, w: width, x: (i % 3) * width, y: y + Math.floor(i / 3) * 8 },
         fieldConfig: { defaults: { unit: p.unit, custom: { fillOpacity: p.stacked ? 30 : 0, stacking: { mode: p.stacked ? 'normal' : 'none' } } }, overrides: [] },
         options: { legend: { displayMode: 'list', placement: 'bottom', showLegend: true }, tooltip: { mode: 'multi', sort: 'desc' } },
-        targets: p.queries.map((q, j) => ({ refId: String.fromCharCode(65 + j), datasource: { type: 'prometheus', uid: '${datasource}' }, expr: q.expr, legendFormat: q.legend })),
+        // The duration histograms carry trace ids as exemplars when tracing is on: Grafana shows
+        // them as points on these panels, each a link to its trace (docs/operations.md, Tracing).
+        targets: p.queries.map((q, j) => ({ refId: String.fromCharCode(65 + j), datasource: { type: 'prometheus', uid: '${datasource}' }, expr: q.expr, legendFormat: q.legend, ...(EXEMPLARS.test(q.expr) ? { exemplar: true } : {}) })),
       });
     });
     y += Math.ceil(row.panels.length / 3) * 8;

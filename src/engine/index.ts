@@ -28,6 +28,7 @@ import { startLiveProcess, type LiveHandlers, type LiveProcess } from './live/pr
 import type { LiveSource } from './live/worker.js';
 import { createPipeline, type ClassifyFrames, type ClassifyOptions, type ClassifyResult } from './pipeline.js';
 import type { WorkerPoolStats } from './workers/pool.js';
+import type { Tracer } from '../telemetry/spans.js';
 
 export { EngineError, ERRORS, isEngineError, type ErrorCode } from '../errors.js';
 export type { ClassifyOptions, ClassifyResult, DecodedFrames, FramesAnswer } from './pipeline.js';
@@ -64,6 +65,8 @@ export interface EngineOptions {
    * workerMaxDownMs): the service should exit so that its orchestrator replaces it.
    */
   onFatal?: ((error: EngineError) => void) | undefined;
+  /** Spans for the pipeline's own stages; only when tracing is on (the workers start their own). */
+  tracer?: Tracer | undefined;
 }
 
 export interface LiveStreamRequest {
@@ -143,7 +146,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     throw err;
   }
   const validateKnobs = createKnobValidator(manifest);
-  const { classify, classifyFrames } = createPipeline({ model, config, decoder, host, now, logger });
+  const { classify, classifyFrames } = createPipeline({ model, config, decoder, host, now, logger, tracer: options.tracer });
   const { frames, size, resize_short_side: resizeShortSide, scale_flags: scaleFlags } = manifest.input;
   return {
     manifest,

@@ -53,7 +53,9 @@ export function scalarFeeds(knobs: GraphKnobs): Record<string, PlainTensor> {
 /** One run of `videos` (a batch when several) with the same graph knobs. */
 export async function infer(host: SessionHost, videos: readonly VideoFrames[], knobs: Knobs, signal?: AbortSignal): Promise<InferResult> {
   const batch = videos.length;
-  const { outputs, queueS, inferS } = await host.run({ feeds: scalarFeeds(knobs), videos }, signal);
+  // Each traced video's inference span is made in the worker, under the video's span.
+  const trace = videos.some((v) => v.trace !== undefined) ? videos.map((v) => v.trace) : undefined;
+  const { outputs, queueS, inferS } = await host.run({ feeds: scalarFeeds(knobs), videos }, signal, trace);
   return {
     outputs: {
       logits: expect(outputs, 'logits', 'float32', batch).data as Float32Array,

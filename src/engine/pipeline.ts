@@ -16,6 +16,7 @@ import type { LoadedModel } from './model.js';
 import { postprocess, round6, type Postprocessed } from './postprocess.js';
 import type { ClassifyResult } from './result.js';
 import type { SessionHost } from './inference/host.js';
+import { startSpan, traceparentOf, type Span, type Tracer } from '../telemetry/spans.js';
 
 export type { ClassifyResult } from './result.js';
 
@@ -38,6 +39,11 @@ export interface ClassifyOptions {
    * they travel through it over IPC.
    */
   framesFile?: string | undefined;
+  /**
+   * The video's span when the request is traced (the service's): decode and inference spans are
+   * made under it in their workers, and postprocess here.
+   */
+  span?: Span | undefined;
 }
 
 export interface PipelineDeps {
@@ -48,6 +54,8 @@ export interface PipelineDeps {
   /** Milliseconds, monotonic. */
   now: () => number;
   logger: Logger;
+  /** Only when tracing is on. */
+  tracer?: Tracer | undefined;
 }
 
 export type Classify = (file: string, knobs: Knobs, options?: ClassifyOptions) => Promise<ClassifyResult>;
@@ -61,7 +69,7 @@ export interface DecodedFrames {
 /** What the model said of decoded frames: the result without the video's facts, with every class's probability. */
 export type FramesAnswer = Postprocessed & { timings_s: { queue: number; infer: number; post: number } };
 
-export type ClassifyFrames = (frames: DecodedFrames, knobs: Knobs, options?: { signal?: AbortSignal | undefined }) => Promise<FramesAnswer>;
+export type ClassifyFrames = (frames: DecodedFrames, knobs: Knobs, options?: { signal?: AbortSignal | undefined; span?: Span | undefined }) => Promise<FramesAnswer>;
 
 export function createPipeline(deps: PipelineDeps): { classify: Classify; classifyFrames: ClassifyFrames } {
   const { model, config, decoder, host, now } = deps;
@@ -74,9 +82,12 @@ export function createPipeline(deps: PipelineDeps): { classify: Classify; classi
 
   const classifyFrames: ClassifyFrames = async (frames, knobs, options = {}) => {
     // The inference worker is the files': windows of many streams share it in arrival order.
-    const { outputs, queueS, inferS } = await inferWindows({ rgb: new Uint8Array(0), file: frames.file, slotToFrame: frames.slotToFrame }, knobs, options.signal);
+    const trace = options.span && traceparentOf(options.span);
+    const { outputs, queueS, inferS } = await inferWindows({ rgb: new Uint8Array(0), file: frames.file, slotToFrame: frames.slotToFrame, trace }, knobs, options.signal);
     const postStarted = now();
+    const postSpan = deps.tracer && options.span && startSpan(deps.tracer, 'postprocess', options.span);
     const post = postprocess(manifest, outputs, knobs);
+    postSpan?.end();
     return { ...post, timings_s: { queue: round6(queueS), infer: round6(inferS), post: round6((now() - postStarted) / 1000) } };
   };
 
@@ -88,14 +99,16 @@ export function createPipeline(deps: PipelineDeps): { classify: Classify; classi
     await readable(file, name);
 
     const job = { file, name, frames, size, resizeShortSide: shortSide, scaleFlags, limits, thumbnails: options.explain === true, framesFile: options.framesFile };
-    const decoded = await decoder.run(job, signal);
+    const trace = options.span && traceparentOf(options.span);
+    const decoded = await decoder.run(job, signal, trace === undefined ? undefined : [trace]);
     const { info } = decoded;
     if (decoded.padded > 0) deps.logger.warn({ video: name, padded: decoded.padded, frameCount: decoded.frameCount }, 'frames missing from the video; repeating their neighbours');
     const decodeS = (now() - started) / 1000;
 
     // The frames go to the inference worker as they came, bytes (or the file holding them); it normalises them there.
-    const { outputs, queueS, inferS } = await infer({ rgb: decoded.rgb, file: decoded.framesFile, slotToFrame: decoded.slotToFrame }, knobs, signal);
+    const { outputs, queueS, inferS } = await infer({ rgb: decoded.rgb, file: decoded.framesFile, slotToFrame: decoded.slotToFrame, trace }, knobs, signal);
     const postStarted = now();
+    const postSpan = deps.tracer && options.span && startSpan(deps.tracer, 'postprocess', options.span);
     const { probabilities, ...post } = postprocess(manifest, outputs, knobs);
     const explanation = options.explain
       ? explain({
@@ -108,6 +121,7 @@ export function createPipeline(deps: PipelineDeps): { classify: Classify; classi
         })
       : undefined;
     const finished = now();
+    postSpan?.end();
     return {
       ...post,
       knobs,

@@ -35,6 +35,9 @@ import type { Service } from '../service/index.js';
 import { toGrpcError } from './status.js';
 import { handleStreamCall, handleWatchCall, STREAMS_SERVICE, type StreamCall, type StreamCallDeps, type WatchCall } from './streams.js';
 import { fromWire, toWire, type WireInferRequest, type WireInferResponse } from './wire.js';
+import { startCallSpan, type CallSpan } from './tracing.js';
+import type { Tracer } from '../telemetry/spans.js';
+import type { Exemplar } from '../service/metrics.js';
 
 export const PROTO_FILE = path.join(PACKAGE_ROOT, 'proto', 'inference.proto');
 export const STREAMS_PROTO_FILE = path.join(PACKAGE_ROOT, 'proto', 'streams.proto');
@@ -49,6 +52,8 @@ export interface GrpcDeps {
   /** The server version OIP's ServerMetadata reports. */
   serverVersion: string;
   logger: Logger;
+  /** Only when tracing is on: a span per call (tracing.ts). */
+  tracer?: Tracer | undefined;
 }
 
 export interface GrpcService {
@@ -71,18 +76,25 @@ export function createGrpcService(deps: GrpcDeps): GrpcService {
   // grpc-js takes a 32-bit signed limit, and protobuf caps a message at 2 GiB anyway.
   const server = new Server({ 'grpc.max_receive_message_length': Math.min(service.limits.maxUploadBytes + HEADER_ROOM, 2 ** 31 - 1) });
   const checkToken = (metadata: Metadata): void => service.authorize(metadata.get('authorization')[0]);
+  const { tracer } = deps;
   // Every call answered is counted with HTTP's requests (status: its error's, 200 when OK).
-  const observe = (rpc: string, startedAt: number, status: number): void =>
-    metrics.observeRequest('grpc', `/${SERVICE_NAME}/${rpc}`, 'POST', status, (performance.now() - startedAt) / 1000);
-  const succeeded = (rpc: string, startedAt: number): void => observe(rpc, startedAt, 200);
+  const observe = (rpc: string, startedAt: number, status: number, exemplar: Exemplar): void =>
+    metrics.observeRequest('grpc', `/${SERVICE_NAME}/${rpc}`, 'POST', status, (performance.now() - startedAt) / 1000, exemplar);
+  const succeeded = (rpc: string, startedAt: number, span?: CallSpan): void => {
+    span?.ok();
+    observe(rpc, startedAt, 200, span?.ids);
+  };
   /** A failed call: counted, logged as its status deserves, and returned as the catalogue error to answer. */
-  const failed = (rpc: string, startedAt: number, err: unknown): EngineError => {
+  const failed = (rpc: string, startedAt: number, err: unknown, span?: CallSpan): EngineError => {
     const error = asServiceError(err);
     metrics.error(error);
-    logFailure(logger, error, { rpc }, 'gRPC call');
-    observe(rpc, startedAt, error.status);
+    logFailure(span?.ids ? logger.child(span.ids) : logger, error, { rpc }, 'gRPC call');
+    span?.failed(error);
+    observe(rpc, startedAt, error.status, span?.ids);
     return error;
   };
+  /** The call's span when tracing is on and the method is worth a trace (inference, not probes). */
+  const callSpan = (rpc: string, metadata: Metadata): CallSpan | undefined => (tracer ? startCallSpan(tracer, SERVICE_NAME, rpc, metadata) : undefined);
 
   const health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING', [STREAMS_SERVICE]: 'NOT_SERVING' });
   const syncHealth = (): void => {
@@ -94,23 +106,24 @@ export function createGrpcService(deps: GrpcDeps): GrpcService {
   const poll = setInterval(syncHealth, HEALTH_POLL_MS);
   poll.unref();
 
-  /** A unary handler whose thrown errors become gRPC statuses. */
+  /** A unary handler whose thrown errors become gRPC statuses; `traced`: a span per call when tracing is on. */
   const unary =
-    <Req, Res>(name: string, handler: (request: Req, call: ServerUnaryCall<Req, Res>) => Res | Promise<Res>) =>
+    <Req, Res>(name: string, handler: (request: Req, call: ServerUnaryCall<Req, Res>, span: CallSpan | undefined) => Res | Promise<Res>, traced = false) =>
     (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
       const startedAt = performance.now();
-      Promise.resolve()
-        .then(() => handler(call.request, call))
-        .then(
-          (response) => {
-            succeeded(name, startedAt);
-            callback(null, response);
-          },
-          (err: unknown) => callback(toGrpcError(failed(name, startedAt, err)) as Parameters<sendUnaryData<Res>>[0]),
-        );
+      const span = traced ? callSpan(name, call.metadata) : undefined;
+      const run = (): Promise<Res> => Promise.resolve().then(() => handler(call.request, call, span));
+      (span ? span.within(run) : run()).then(
+        (response) => {
+          succeeded(name, startedAt, span);
+          callback(null, response);
+        },
+        (err: unknown) => callback(toGrpcError(failed(name, startedAt, err, span)) as Parameters<sendUnaryData<Res>>[0]),
+      );
     };
 
-  const infer = async (request: WireInferRequest, signal: AbortSignal): Promise<WireInferResponse> => toWire(await oip.infer(fromWire(request), signal, logger));
+  const infer = async (request: WireInferRequest, signal: AbortSignal, span?: CallSpan): Promise<WireInferResponse> =>
+    toWire(await oip.infer(fromWire(request), signal, span?.ids ? logger.child(span.ids) : logger));
 
   const implementation: UntypedServiceImplementation = {
     ServerLive: unary('ServerLive', () => ({ live: oip.live() })),
@@ -118,10 +131,14 @@ export function createGrpcService(deps: GrpcDeps): GrpcService {
     ModelReady: unary('ModelReady', (r: { name: string; version: string }) => ({ ready: oip.modelReady(r.name, r.version || undefined) })),
     ServerMetadata: unary('ServerMetadata', () => oip.serverMetadata()),
     ModelMetadata: unary('ModelMetadata', (r: { name: string; version: string }) => oip.modelMetadata(r.name, r.version || undefined)),
-    ModelInfer: unary('ModelInfer', (request: WireInferRequest, call) => {
-      checkToken(call.metadata);
-      return infer(request, cancelled(call));
-    }),
+    ModelInfer: unary(
+      'ModelInfer',
+      (request: WireInferRequest, call, span) => {
+        checkToken(call.metadata);
+        return infer(request, cancelled(call), span);
+      },
+      true,
+    ),
     ModelStreamInfer: (call: ServerDuplexStream<WireInferRequest, unknown>) => {
       try {
         checkToken(call.metadata);
@@ -136,13 +153,15 @@ export function createGrpcService(deps: GrpcDeps): GrpcService {
       // Each request of the stream is counted as one call.
       call.on('data', (request: WireInferRequest) => {
         const startedAt = performance.now();
-        const done = infer(request, signal).then(
+        const span = callSpan('ModelStreamInfer', call.metadata);
+        const run = (): Promise<WireInferResponse> => infer(request, signal, span);
+        const done = (span ? span.within(run) : run()).then(
           (response) => {
-            succeeded('ModelStreamInfer', startedAt);
+            succeeded('ModelStreamInfer', startedAt, span);
             call.write({ error_message: '', infer_response: response });
           },
           (err: unknown) => {
-            const error = failed('ModelStreamInfer', startedAt, err);
+            const error = failed('ModelStreamInfer', startedAt, err, span);
             if (!signal.aborted) call.write({ error_message: oneLine(error), infer_response: { id: request.id, model_name: request.model_name } });
           },
         );

@@ -19,7 +19,6 @@
 import { lookup } from 'node:dns/promises';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
 import type { ServiceConfig } from '../config.js';
 import type { ClassifyResult, Knobs } from '../engine/index.js';
 import { EngineError, isEngineError } from '../errors.js';
@@ -27,11 +26,13 @@ import { createAuthorizationCheck } from './auth.js';
 import { asServiceError, logFailure, type FailureLog } from './errors.js';
 import { inLanes } from './lanes.js';
 import { createLifecycle, type EnginePort, type Lifecycle } from './lifecycle.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import { createMetrics, type Metrics, type MetricsRegistry } from './metrics.js';
 import { createWorkQueue, type WorkQueue } from './queue.js';
 import { createSourcePolicy, type Resolve } from './sources/policy.js';
 import { createStreams, type Streams } from './streams.js';
 import { createUploadArea, type TempFiles, type UploadArea } from './uploads.js';
+import { videoSpanAttributes } from './tracing.js';
+import { endFailed, startSpan, traceIds, type Span, type Tracer } from '../telemetry/spans.js';
 
 export type { EnginePort, Lifecycle } from './lifecycle.js';
 export type { Metrics, Protocol } from './metrics.js';
@@ -43,7 +44,7 @@ export interface ServiceDeps {
   /** The engine, or the promise of one still loading: readiness turns true when it resolves. */
   engine: EnginePort | Promise<EnginePort>;
   logger: Logger;
-  registry: Registry;
+  registry: MetricsRegistry;
   /** Milliseconds, monotonic: the engine's clock (performance.now), since queue waits are handed to it. */
   now?: (() => number) | undefined;
   /** Where uploads are spooled; defaults to a fresh folder in config.uploadDir (tests inject a full disk). */
@@ -52,6 +53,11 @@ export interface ServiceDeps {
   wallClock?: (() => number) | undefined;
   /** Name resolution for pulled sources' hosts (the policy's and the egress proxy's); defaults to the system's. */
   resolve?: Resolve | undefined;
+  /**
+   * Only when tracing is on (telemetry/tracing.ts): a span per video under the transport's active
+   * span, with its queue wait and the engine's stages under it, and one trace per live stream.
+   */
+  tracer?: Tracer | undefined;
 }
 
 const resolveAll: Resolve = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
@@ -118,7 +124,7 @@ export function videoName(filename: string | null, index: number, count: number)
 }
 
 export function createService(deps: ServiceDeps): Service {
-  const { config, logger } = deps;
+  const { config, logger, tracer } = deps;
   const now = deps.now ?? (() => performance.now());
   const metrics = createMetrics(deps.registry);
   const lifecycle = createLifecycle(deps.engine, {
@@ -160,12 +166,24 @@ export function createService(deps: ServiceDeps): Service {
     const enqueuedAt = now();
     // The frames' scratch file is the request's, removed with its other temp files.
     const framesFile = temps.path();
+    // Under the transport's active span; the queue span ends when a slot is free.
+    const span = tracer && startSpan(tracer, 'classify video', undefined);
+    let queueSpan: Span | undefined = span && startSpan(tracer, 'queue', span);
+    const run = (): Promise<ClassifyResult> => {
+      queueSpan?.end();
+      queueSpan = undefined;
+      return engine.classify(file, knobs, { signal, explain, probabilities, name, enqueuedAt, framesFile, span });
+    };
     try {
-      const { value } = await queue.run(() => engine.classify(file, knobs, { signal, explain, probabilities, name, enqueuedAt, framesFile }), signal);
-      metrics.observeVideo(value);
+      const { value } = await queue.run(run, signal);
+      metrics.observeVideo(value, traceIds(span));
+      span?.setAttributes(videoSpanAttributes(engine.info.model, value));
+      span?.end();
       return value;
     } catch (err) {
       if (!isEngineError(err, 'QUEUE_FULL')) metrics.videoFailed();
+      if (queueSpan) endFailed(queueSpan, asServiceError(err));
+      if (span) endFailed(span, asServiceError(err));
       throw err;
     }
   };
@@ -208,7 +226,7 @@ export function createService(deps: ServiceDeps): Service {
   const authorize = createAuthorizationCheck(config.authToken);
   const wallClock = deps.wallClock ?? (() => performance.timeOrigin + performance.now());
   const sourcePolicy = createSourcePolicy(config.sources, deps.resolve ?? resolveAll);
-  const streams = createStreams({ config: config.streams, lifecycle, uploads, metrics, wallClock, sourcePolicy, connectGuard: config.sources.guard });
+  const streams = createStreams({ config: config.streams, lifecycle, uploads, metrics, wallClock, sourcePolicy, connectGuard: config.sources.guard, tracer });
 
   return {
     lifecycle,

@@ -4,13 +4,21 @@
  * ratios 0..1), `_total` on counters, and never an id or a file name in a label. The buckets are
  * sized for video: a request takes from tens of milliseconds (tiny model) to a minute (long 4K
  * file on CPU), where prom-client's default 5 ms..10 s buckets would lose the tail.
+ *
+ * The registry is an OpenMetrics one so that the request and stage duration histograms can carry
+ * exemplars: the trace and span ids of a traced request that fell in a bucket (only when tracing
+ * is on). /metrics answers OpenMetrics to a scraper that asks for it (Prometheus does) and the
+ * classic text format to everyone else (exposition.ts).
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type OpenMetricsContentType } from 'prom-client';
 import type { WorkerPoolStats } from '../engine/index.js';
 import type { VideoAnswer } from '../engine/result.js';
 import type { EngineError } from '../errors.js';
 
 export const PREFIX = 'haltingvt_';
+
+/** The service's registries write OpenMetrics (exposition.ts serves either format). */
+export type MetricsRegistry = Registry<OpenMetricsContentType>;
 
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60];
 // 10^6 .. 10^12 FLOPs in half decades: the tiny fixture (~2.5 MFLOPs) to the paper's largest model (~55 GFLOPs) and beyond.
@@ -24,6 +32,9 @@ const STREAM_SECONDS = [1, 10, 60, 300, 900, 3600, 4 * 3600, 24 * 3600];
 
 export type Stage = 'queue' | 'decode' | 'infer' | 'post';
 export type Protocol = 'http' | 'grpc';
+/** The ids of the traced request or video an observation came from (telemetry/spans.ts traceIds). */
+export type Exemplar = { trace_id: string; span_id: string } | undefined;
+const NO_EXEMPLAR = {};
 
 /** Values read at each scrape rather than pushed, so they are never stale. */
 export interface ScrapeSources {
@@ -36,14 +47,14 @@ export interface ScrapeSources {
 }
 
 export interface Metrics {
-  registry: Registry;
+  registry: MetricsRegistry;
   /**
    * One answered request or call: `route` is the HTTP route pattern (never the raw URL) or the
    * gRPC method's path; `status` the HTTP status, for gRPC the catalogue status of its error (200: OK).
    */
-  observeRequest(protocol: Protocol, route: string, method: string, status: number, seconds: number): void;
+  observeRequest(protocol: Protocol, route: string, method: string, status: number, seconds: number, exemplar?: Exemplar): void;
   /** One classified video, the engine's answer as it is. */
-  observeVideo(result: VideoAnswer): void;
+  observeVideo(result: VideoAnswer, exemplar?: Exemplar): void;
   videoFailed(): void;
   batch(items: number): void;
   /** One error answered (a batch counts each failed item); the same error object is counted once however many layers report it. */
@@ -71,8 +82,9 @@ export interface Metrics {
 }
 
 /** A registry with the process and Node.js default metrics, as the server uses. */
-export function createRegistry(options: { defaultMetrics?: boolean } = {}): Registry {
-  const registry = new Registry();
+export function createRegistry(options: { defaultMetrics?: boolean } = {}): MetricsRegistry {
+  const registry = new Registry<OpenMetricsContentType>();
+  registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
   if (options.defaultMetrics ?? true) {
     collectDefaultMetrics({ register: registry });
     // Gauges named like counters fail `promtool check metrics`; each is the sum of the per-type
@@ -82,7 +94,7 @@ export function createRegistry(options: { defaultMetrics?: boolean } = {}): Regi
   return registry;
 }
 
-export function createMetrics(registry: Registry): Metrics {
+export function createMetrics(registry: MetricsRegistry): Metrics {
   const registers = [registry];
   const requests = new Counter({
     name: `${PREFIX}requests_total`,
@@ -96,6 +108,7 @@ export function createMetrics(registry: Registry): Metrics {
     labelNames: ['protocol', 'route', 'method'] as const,
     buckets: SECONDS,
     registers,
+    enableExemplars: true,
   });
   const stageDuration = new Histogram({
     name: `${PREFIX}stage_duration_seconds`,
@@ -103,6 +116,7 @@ export function createMetrics(registry: Registry): Metrics {
     labelNames: ['stage'] as const,
     buckets: SECONDS,
     registers,
+    enableExemplars: true,
   });
   const queueDepth = new Gauge({ name: `${PREFIX}queue_depth`, help: 'Videos waiting for a slot in the service queue', registers });
   const running = new Gauge({ name: `${PREFIX}queue_running`, help: 'Videos being decoded or inferred (queue slots in use)', registers });
@@ -263,17 +277,18 @@ export function createMetrics(registry: Registry): Metrics {
 
   return {
     registry,
-    observeRequest(protocol, route, method, status, seconds) {
+    observeRequest(protocol, route, method, status, seconds, exemplar) {
       requests.inc({ protocol, route, method, status: String(status) });
-      requestDuration.observe({ protocol, route, method }, seconds);
+      requestDuration.observe({ labels: { protocol, route, method }, value: seconds, exemplarLabels: exemplar ?? NO_EXEMPLAR });
     },
-    observeVideo(result) {
+    observeVideo(result, exemplar) {
       videos.inc({ outcome: 'ok' });
       const t = result.timings_s;
-      stageDuration.observe({ stage: 'queue' }, t.queue);
-      stageDuration.observe({ stage: 'decode' }, t.decode);
-      stageDuration.observe({ stage: 'infer' }, t.infer);
-      stageDuration.observe({ stage: 'post' }, t.post);
+      const exemplarLabels = exemplar ?? NO_EXEMPLAR;
+      stageDuration.observe({ labels: { stage: 'queue' }, value: t.queue, exemplarLabels });
+      stageDuration.observe({ labels: { stage: 'decode' }, value: t.decode, exemplarLabels });
+      stageDuration.observe({ labels: { stage: 'infer' }, value: t.infer, exemplarLabels });
+      stageDuration.observe({ labels: { stage: 'post' }, value: t.post, exemplarLabels });
       flops.observe(result.gflops * 1e9);
       tokens.observe(result.tokens.total);
       kept.observe(result.tokens.kept_ratio);

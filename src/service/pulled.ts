@@ -25,6 +25,7 @@ import { redactSource, scrub, type SourcePolicy } from './sources/policy.js';
 import { prepareSource, type SourceSpec } from './sources/source.js';
 import type { PulledStreamStatus, StreamEvent, StreamSettings } from './stream-events.js';
 import { createWindowFlow, startedEvent } from './stream-windows.js';
+import type { StreamTrace } from './tracing.js';
 import type { TempFiles } from './uploads.js';
 
 export interface PullSettings {
@@ -67,6 +68,8 @@ export interface PulledDeps {
   limits: { maxDurationS: number; backoffMinS: number; backoffMaxS: number; connectTimeoutS: number; events: number; guard: string };
   /** Called once the stream has ended and released its decoder (the registry frees its place). */
   ended: () => void;
+  /** The stream's trace, when tracing is on. */
+  trace?: StreamTrace | undefined;
 }
 
 /** libav's AVERROR(EACCES): what a connection the connect guard refuses fails with. */
@@ -113,6 +116,7 @@ export function startPulledStream(deps: PulledDeps): PulledStream {
     taken: () => {
       if (settings.policy === 'block') current?.ack();
     },
+    trace: deps.trace,
   });
 
   proxy.watch(id, (target, why) => {
@@ -251,6 +255,7 @@ export function startPulledStream(deps: PulledDeps): PulledStream {
         state = 'reconnecting';
         metrics.sourceReconnect(outcome.reason);
         logFailure(log, outcome.error, { stream: id, attempt }, 'pulled stream connection');
+        deps.trace?.reconnecting(attempt, outcome.reason);
         send({ event: 'reconnecting', attempt, reason: outcome.reason, message: scrub(outcome.error.message, secrets), delay_s: Math.round(delayS * 1000) / 1000, at: new Date(wallClock()).toISOString() });
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, delayS * 1000);
@@ -278,6 +283,7 @@ export function startPulledStream(deps: PulledDeps): PulledStream {
     state = 'ended';
     ended = { reason, at: new Date(wallClock()).toISOString() };
     metrics.streamEnded(reason, (wallClock() - createdAt) / 1000);
+    deps.trace?.end(reason);
     send({ event: 'ended', reason, summary: windows.summary(createdAt, decoders) });
     events.close();
     deps.ended();

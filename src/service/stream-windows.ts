@@ -12,6 +12,8 @@ import type { EnginePort } from './lifecycle.js';
 import type { Metrics } from './metrics.js';
 import type { StreamEvent, StreamSettings } from './stream-events.js';
 import type { TempFiles } from './uploads.js';
+import { answerSpanAttributes, type StreamTrace } from './tracing.js';
+import { endFailed } from '../telemetry/spans.js';
 
 type Ended = Extract<StreamEvent, { event: 'ended' }>;
 
@@ -29,6 +31,8 @@ export interface WindowFlowDeps {
   changed: () => void;
   /** A window went into inference (a paced source may read on). */
   taken?: () => void;
+  /** The stream's trace, when tracing is on: a span per window. */
+  trace?: StreamTrace | undefined;
 }
 
 export interface WindowFlow {
@@ -106,11 +110,17 @@ export function createWindowFlow(deps: WindowFlowDeps): WindowFlow {
     deps.changed();
     if (!w) return;
     deps.taken?.();
+    const span = deps.trace?.window(w.seq, round6(w.startS), round6(w.endS));
     inference = engine
-      .classifyFrames(w, knobs, { signal })
+      .classifyFrames(w, knobs, { signal, span })
       .then(
-        (answer) => answered(w, answer),
+        (answer) => {
+          answered(w, answer);
+          span?.setAttributes({ ...answerSpanAttributes(engine.info.model, { top: answer.top, tokens: answer.tokens, gflops: answer.gflops, knobs }), 'haltingvt.window.lag_s': lagS ?? 0 });
+          span?.end();
+        },
         (err: unknown) => {
+          if (span) endFailed(span, asServiceError(err));
           if (signal.aborted) return;
           metrics.windowFailed();
           const error = asServiceError(err);
@@ -135,6 +145,7 @@ export function createWindowFlow(deps: WindowFlowDeps): WindowFlow {
         for (const o of old) void temps.remove(o.file);
         tally.dropped += old.length;
         metrics.windowsDropped(old.length);
+        deps.trace?.windowsDropped(old.length);
         send({ event: 'dropped', seq: old.map((o) => o.seq), reason: 'behind', total: tally.dropped });
       }
       waiting.push(w);

@@ -30,6 +30,8 @@ import type { Metrics } from './metrics.js';
 import { STREAM_FORMATS, type StreamEvent, type StreamSettings } from './stream-events.js';
 import { createWindowFlow, startedEvent, wireError } from './stream-windows.js';
 import type { UploadArea } from './uploads.js';
+import { startStreamTrace } from './tracing.js';
+import type { Tracer } from '../telemetry/spans.js';
 
 export interface StreamsConfig {
   /** Streams held at once, pushed and pulled together; 0: none. */
@@ -103,6 +105,8 @@ export interface StreamsDeps {
   sourcePolicy: SourcePolicy;
   /** The connect guard pulled decoders load (src/native/connect-guard.c). */
   connectGuard: string;
+  /** Only when tracing is on: one trace per stream (tracing.ts). */
+  tracer?: Tracer | undefined;
 }
 
 type EndReason = Extract<StreamEvent, { event: 'ended' }>['reason'];
@@ -142,6 +146,7 @@ export function createStreams(deps: StreamsDeps): Streams {
         id,
         request,
         engine,
+        trace: deps.tracer && startStreamTrace(deps.tracer, id, 'pulled', { 'haltingvt.stream.source.scheme': scheme }),
         policy: deps.sourcePolicy,
         proxy: egress,
         metrics,
@@ -212,7 +217,8 @@ export function createStreams(deps: StreamsDeps): Streams {
         if (hold !== paused) watchIdle(!hold);
         paused = hold;
       };
-      const windows = createWindowFlow({ engine, settings, knobs, metrics, temps, log, signal, wallClock, send, changed: () => flow() });
+      const trace = deps.tracer && startStreamTrace(deps.tracer, id, 'pushed');
+      const windows = createWindowFlow({ engine, settings, knobs, metrics, temps, log, signal, wallClock, send, changed: () => flow(), trace });
 
       const stop = (reason: EndReason, error?: EngineError): void => {
         if (ending) return;
@@ -304,6 +310,7 @@ export function createStreams(deps: StreamsDeps): Streams {
         send({ event: 'error', ...wireError(failure) });
       }
       metrics.streamEnded(signal.aborted ? 'client_gone' : reason, (wallClock() - startedAt) / 1000);
+      trace?.end(signal.aborted ? 'client_gone' : reason, failure);
       send({ event: 'ended', reason, summary: windows.summary(startedAt, summary ? [summary] : []) });
     };
 

@@ -14,6 +14,7 @@ import { PROTO_FILE, type GrpcService } from '../../src/grpc/server.js';
 import type { EnginePort } from '../../src/service/index.js';
 import { engineWith, fixture, gate, makeApp, openTinyEngine, until, type TestApp } from '../http/helpers.js';
 import { serveGrpc } from './helpers.js';
+import { familyText } from '../helpers/metrics.js';
 
 const definition = loadSync([PROTO_FILE, healthProto], { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
 const loaded = loadPackageDefinition(definition);
@@ -138,7 +139,7 @@ describe('gRPC calls and the work behind them', () => {
     expect(outcome.code).toBe(Code.DEADLINE_EXCEEDED);
     await until(() => t.service.lifecycle.inflight() === 1, 'the late call to leave the service');
     expect(held.entered()).toBe(1); // it never reached the engine
-    expect(await t.registry.getSingleMetricAsString('haltingvt_queue_depth')).toContain('haltingvt_queue_depth 0');
+    expect(await familyText(t.registry, 'haltingvt_queue_depth')).toContain('haltingvt_queue_depth 0');
     // The first call's own deadline is far away: cancelling it aborts the video inside the engine.
     first.cancel();
     expect(((await first.outcome) as ServiceError).code).toBe(Code.CANCELLED);

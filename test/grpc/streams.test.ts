@@ -13,6 +13,7 @@ import { STREAMS_PROTO_FILE, type GrpcService } from '../../src/grpc/server.js';
 import { StreamEvent } from '../../src/service/stream-events.js';
 import { fixture, makeApp, openTinyEngine, type TestApp } from '../http/helpers.js';
 import { serveGrpc } from './helpers.js';
+import { familyText } from '../helpers/metrics.js';
 
 const definition = loadSync(STREAMS_PROTO_FILE, { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
 const Streams = ((loadPackageDefinition(definition).haltingvt as GrpcObject).v1 as GrpcObject).Streams as ServiceClientConstructor;
@@ -87,7 +88,7 @@ describe('haltingvt.v1.Streams/Classify', () => {
       expect(w.gflops).toBe(whole.gflops);
     }
     expect(parsed[parsed.length - 1]).toMatchObject({ event: 'ended', reason: 'end_of_stream', summary: { windows: 5 } });
-    expect(await t.registry.getSingleMetricAsString('haltingvt_requests_total')).toMatch(/protocol="grpc",route="\/haltingvt.v1.Streams\/Classify",method="POST",status="200"} 1/);
+    expect(await familyText(t.registry, 'haltingvt_requests_total')).toMatch(/protocol="grpc",route="\/haltingvt.v1.Streams\/Classify",method="POST",status="200"} 1/);
   }, 30_000);
 
   it('refuses a call whose first message is not its config, and bad settings, with INVALID_ARGUMENT', async () => {

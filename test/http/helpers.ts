@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { afterAll, beforeAll } from 'vitest';
-import type { Registry } from 'prom-client';
+import type { MetricsRegistry as Registry } from '../../src/service/metrics.js';
 import { buildApp } from '../../src/app.js';
 import type { AppConfig, HttpConfig, ServiceConfig } from '../../src/config.js';
 import { createEngine, type Engine } from '../../src/engine/index.js';

@@ -11,6 +11,7 @@ import type { Engine } from '../../src/engine/index.js';
 import type { EnginePort } from '../../src/service/index.js';
 import { ClassifyResponse, ErrorBody, Readiness } from '../../src/http/schemas.js';
 import { engineFromConfig, fixture, form, gatedEngine, longSmallVideo, makeApp, openTinyEngine, TINY_MODEL, until, videoPart, type TestApp } from './helpers.js';
+import { familyText } from '../helpers/metrics.js';
 
 let engine: Engine;
 const apps: TestApp[] = [];
@@ -131,7 +132,7 @@ describe('queue', () => {
     const first = t.app.inject({ method: 'POST', url: '/v1/classify', ...clipForm() });
     await until(() => g.entered() === 1, 'the first request to reach the engine');
     const second = t.app.inject({ method: 'POST', url: '/v1/classify', ...clipForm() });
-    await until(async () => (await t.registry.getSingleMetricAsString('haltingvt_queue_depth')).includes('haltingvt_queue_depth 1'), 'the second request to queue');
+    await until(async () => (await familyText(t.registry, 'haltingvt_queue_depth')).includes('haltingvt_queue_depth 1'), 'the second request to queue');
     const third = await t.app.inject({ method: 'POST', url: '/v1/classify', ...clipForm() });
     expect(third.statusCode).toBe(429);
     g.open();

@@ -6,10 +6,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach } from 'vitest';
+import { afterAll, afterEach } from 'vitest';
+import { freePort } from '../helpers/net.js';
 import { ROOT, TINY_MODEL } from './helpers.js';
 
 export interface Server {
@@ -30,32 +30,30 @@ export interface Server {
 
 const running: ChildProcess[] = [];
 const folders: string[] = [];
-afterEach(() => {
-  for (const child of running.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  for (const dir of folders.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
+const suiteRunning: ChildProcess[] = [];
+const suiteFolders: string[] = [];
+const cleanUp = (children: ChildProcess[], dirs: string[]): void => {
+  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+};
+afterEach(() => cleanUp(running, folders));
+afterAll(() => cleanUp(suiteRunning, suiteFolders));
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-    probe.on('error', reject);
-  });
-}
+export { freePort } from '../helpers/net.js';
 
 /**
  * Starts the server; SHUTDOWN_DELAY_MS is 0 unless `env` says otherwise. `nodeArgs` go before the
  * entry (e.g. --import a fixture); `wrap` is a command that execs the rest (e.g. into a namespace).
+ * The server is killed after the test that started it, or with `forSuite` once the file's tests
+ * are done (a server started in beforeAll).
  */
 export async function startServer(
   env: Record<string, string> = {},
-  options: { uploadDir?: string; nodeArgs?: string[]; wrap?: string[] } = {},
+  options: { uploadDir?: string; nodeArgs?: string[]; wrap?: string[]; forSuite?: boolean } = {},
 ): Promise<Server> {
   const port = await freePort();
   const uploadDir = options.uploadDir ?? mkdtempSync(path.join(os.tmpdir(), 'haltingvt-server-test-'));
-  folders.push(uploadDir);
+  (options.forSuite ? suiteFolders : folders).push(uploadDir);
   const command = [...(options.wrap ?? []), process.execPath, '--import', 'tsx', ...(options.nodeArgs ?? []), path.join(ROOT, 'src', 'server.ts')];
   const child = spawn(command[0] as string, command.slice(1), {
     cwd: ROOT,
@@ -74,7 +72,7 @@ export async function startServer(
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  running.push(child);
+  (options.forSuite ? suiteRunning : running).push(child);
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/index.js';
 import { ClassifyResponse, ErrorBody } from '../../src/http/schemas.js';
 import { fixture, form, gatedEngine, makeApp, openTinyEngine, until, videoPart, type TestApp } from './helpers.js';
+import { familyText } from '../helpers/metrics.js';
 
 let engine: Engine;
 let t: TestApp;
@@ -46,7 +47,7 @@ async function gauge(name: string): Promise<number> {
 
 /** errors_total{code="ABORTED"}, 0 before the first. */
 async function aborts(): Promise<number> {
-  const line = (await t.registry.getSingleMetricAsString('haltingvt_errors_total')).split('\n').find((l) => l.includes('code="ABORTED"'));
+  const line = (await familyText(t.registry, 'haltingvt_errors_total')).split('\n').find((l) => l.includes('code="ABORTED"'));
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
 }
 
@@ -161,8 +162,8 @@ describe('refused before fastify has a request', () => {
       await ended;
       expect(raw.startsWith('HTTP/1.1 408 ')).toBe(true);
       expect(ErrorBody.parse(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4))).error).toMatchObject({ code: 'REQUEST_TIMEOUT', status: 408 });
-      expect(await slow.registry.getSingleMetricAsString('haltingvt_errors_total')).toContain('haltingvt_errors_total{code="REQUEST_TIMEOUT"} 1');
-      expect(await slow.registry.getSingleMetricAsString('haltingvt_requests_total')).toContain('status="408"} 1');
+      expect(await familyText(slow.registry, 'haltingvt_errors_total')).toContain('haltingvt_errors_total{code="REQUEST_TIMEOUT"} 1');
+      expect(await familyText(slow.registry, 'haltingvt_requests_total')).toContain('status="408"} 1');
     } finally {
       await slow.app.close();
     }

@@ -77,7 +77,7 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
   ready.catch(() => undefined); // reported through ready()
   return {
     ready: () => ready,
-    run: async (job, signal) => (await pool.run(job, signal)).result,
+    run: async (job, signal, trace) => (await pool.run(job, signal, trace)).result,
     accepting: () => pool.accepting(),
     stats: () => pool.stats(),
     close: () => pool.close(),

@@ -36,6 +36,19 @@ serveWorker<DecodeInit, DecodeWorkerInfo, DecodeJob, DecodedVideo>({
     return { ...withThumbnails, rgb: new Uint8Array(0), framesFile: job.framesFile };
   },
   fallback: { init: 'DECODE_FAILED', run: 'DECODE_FAILED' },
+  spans: {
+    process: 'decode',
+    name: 'decode',
+    attributes: (job, video) => ({
+      'haltingvt.video.width': video.info.width,
+      'haltingvt.video.height': video.info.height,
+      'haltingvt.frames.sampled': job.frames,
+      'haltingvt.frames.decoded': video.decodedFrames,
+      'haltingvt.frames.padded': video.padded,
+      'haltingvt.decode.seeks': video.seeks,
+      'haltingvt.decode.hardware': decoder?.hardware ? 'cuda' : 'cpu',
+    }),
+  },
   async describeError(err, job, error) {
     // libav's own words ("moov atom not found") say more than its error code. Its lines name the
     // temp path (as the `file:` URL): say the caller's name for the video instead.

@@ -38,6 +38,8 @@ export interface InferenceInit {
  */
 export interface VideoFrames {
   rgb: Uint8Array;
+  /** The video's span, when traced: the parent of its inference span in the worker (a traceparent). */
+  trace?: string | undefined;
   file?: string | undefined;
   slotToFrame: readonly number[];
 }
@@ -137,8 +139,8 @@ export function createSessionHost(options: SessionHostOptions): SessionHost {
   );
   return {
     ready: () => pool.ready(),
-    async run(job, signal) {
-      const { result, waitedS, ranS } = await pool.run(job, signal);
+    async run(job, signal, trace) {
+      const { result, waitedS, ranS } = await pool.run(job, signal, trace);
       return { outputs: result, queueS: waitedS, inferS: ranS };
     },
     accepting: () => pool.accepting(),

@@ -34,12 +34,28 @@ serveWorker<InferenceInit, SessionInfo, InferenceJob, InferenceOutput>({
     return session.run(feeds);
   },
   fallback: { init: 'MODEL_INVALID', run: 'INFERENCE_FAILED' },
+  spans: {
+    process: 'inference',
+    name: 'inference',
+    attributes: (_job, output, index, items) => ({
+      'haltingvt.batch.size': items,
+      'haltingvt.execution_provider': session?.executionProvider ?? 'unknown',
+      'haltingvt.tokens.per_layer': rowOf(output.active_tokens, index),
+    }),
+  },
   async close() {
     const open = session;
     session = undefined;
     await open?.dispose();
   },
 });
+
+/** Row `index` of a (batch, n) output as numbers; empty when the graph has no such output. */
+function rowOf(tensor: PlainTensor | undefined, index: number): number[] {
+  if (!tensor || tensor.dims.length !== 2) return [];
+  const width = Number(tensor.dims[1]);
+  return Array.from(tensor.data.subarray(index * width, (index + 1) * width), Number);
+}
 
 /** Zeros for tensors (symbolic dims become 1) and the given values for scalars. */
 function warmupFeeds(inputs: readonly ValueSpec[], scalars: Record<string, number>): Record<string, PlainTensor> {

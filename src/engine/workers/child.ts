@@ -5,7 +5,18 @@
  * away (the IPC channel closes).
  */
 import type { ErrorCode } from '../../errors.js';
-import { serializeError, type FromWorker, type LogLevel, type ToWorker } from './protocol.js';
+import { endFailed, startSpan, type Span } from '../../telemetry/spans.js';
+import { startTracing, type TracedProcess, type Tracing } from '../../telemetry/tracing.js';
+import { deserializeError, serializeError, type FromWorker, type LogLevel, type ToWorker } from './protocol.js';
+
+/** What a traced job's spans are called and say: one span per item of the job (a video, or each video of a batch). */
+export interface JobSpans<Job, Output> {
+  /** The worker's process, as the spans' resource names it. */
+  process: TracedProcess;
+  name: string;
+  /** The attributes of item `index`'s span once the job succeeded. */
+  attributes?: ((job: Job, output: Output, index: number, items: number) => Record<string, string | number | boolean | number[]>) | undefined;
+}
 
 export interface WorkerHandlers<Init, Info, Job, Output> {
   /** Opens what the worker serves; its answer is the pool's `info`. Throwing is init-failed. */
@@ -17,6 +28,8 @@ export interface WorkerHandlers<Init, Info, Job, Output> {
   describeError?: ((err: unknown, job: Job, serialized: ReturnType<typeof serializeError>) => Promise<void> | void) | undefined;
   /** Releases what init opened before the process exits. */
   close?: (() => Promise<void> | void) | undefined;
+  /** The spans of a traced job (its message carries the parents); tracing itself is on only when OTEL_* say so (telemetry/tracing.ts). */
+  spans: JobSpans<Job, Output>;
 }
 
 /** Log lines for the parent's logger (a worker has no logger of its own). */
@@ -31,13 +44,28 @@ export function serveWorker<Init, Info, Job, Output>(handlers: WorkerHandlers<In
   };
   let busy: Promise<void> = Promise.resolve();
   let closing = false;
+  // Loaded before the first job; a worker whose service does not trace never loads the SDK.
+  const tracing: Promise<Tracing | undefined> = startTracing({ process: handlers.spans.process }).catch((err: unknown) => {
+    parentLogger().warn({ err: String(err) }, 'tracing could not start in this worker; its spans are lost');
+    return undefined;
+  });
 
-  const run = async (id: number, job: Job): Promise<void> => {
+  const run = async (id: number, job: Job, trace: readonly (string | undefined)[] | undefined): Promise<void> => {
+    const tracer = trace && (await tracing)?.tracer;
+    const spans: Array<Span | undefined> = tracer ? trace.map((parent) => (parent === undefined ? undefined : startSpan(tracer, handlers.spans.name, parent))) : [];
     try {
-      send({ type: 'result', id, result: await handlers.run(job) });
+      const result = await handlers.run(job);
+      const { attributes } = handlers.spans;
+      spans.forEach((span, i) => {
+        if (!span) return;
+        if (attributes) span.setAttributes(attributes(job, result, i, spans.length));
+        span.end();
+      });
+      send({ type: 'result', id, result });
     } catch (err) {
       const error = serializeError(err, handlers.fallback.run);
       await handlers.describeError?.(err, job, error);
+      for (const span of spans) if (span) endFailed(span, deserializeError(error));
       send({ type: 'error', id, error });
     }
   };
@@ -47,6 +75,7 @@ export function serveWorker<Init, Info, Job, Output>(handlers: WorkerHandlers<In
     closing = true;
     await busy;
     await Promise.resolve(handlers.close?.()).catch(() => undefined);
+    await (await tracing)?.shutdown().catch(() => undefined);
     process.exit(0);
   };
 
@@ -59,7 +88,7 @@ export function serveWorker<Init, Info, Job, Output>(handlers: WorkerHandlers<In
           (err: unknown) => send({ type: 'init-failed', error: serializeError(err, handlers.fallback.init) }),
         );
     } else if (message.type === 'job') {
-      busy = busy.then(() => run(message.id, message.job));
+      busy = busy.then(() => run(message.id, message.job, message.trace));
     } else void close();
   });
   process.on('disconnect', () => void close());

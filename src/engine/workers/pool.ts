@@ -109,7 +109,8 @@ export interface WorkerPoolStats {
 export interface StagePool<Info, Job, Result> {
   /** Resolves with what the first ready worker said; rejects if the pool fails before one is ready. */
   ready(): Promise<Info>;
-  run(job: Job, signal?: AbortSignal): Promise<Result>;
+  /** `trace`: the parent span of each item of the job, as traceparents (protocol.ts). */
+  run(job: Job, signal?: AbortSignal, trace?: readonly (string | undefined)[]): Promise<Result>;
   /** Readiness: false while no worker can start (or after a fatal failure or close). */
   accepting(): boolean;
   stats(): WorkerPoolStats;
@@ -119,7 +120,7 @@ export interface StagePool<Info, Job, Result> {
 export interface WorkerPool<Info, Job, Output> {
   /** Resolves with the first ready worker's info; rejects if the pool fails before one is ready. */
   ready(): Promise<Info>;
-  run(job: Job, signal?: AbortSignal): Promise<JobResult<Output>>;
+  run(job: Job, signal?: AbortSignal, trace?: readonly (string | undefined)[]): Promise<JobResult<Output>>;
   /** Readiness: false while no slot can take a job because starts keep failing, after a fatal failure or close. */
   accepting(): boolean;
   stats(): WorkerPoolStats;
@@ -130,6 +131,7 @@ export interface WorkerPool<Info, Job, Output> {
 interface Entry<Job, Output> {
   id: number;
   job: Job;
+  trace: readonly (string | undefined)[] | undefined;
   enqueuedAt: number;
   sentAt: number;
   resolve: (r: JobResult<Output>) => void;
@@ -202,7 +204,7 @@ export function createWorkerPool<Init, Info, Job, Output>(options: WorkerPoolOpt
           w.proc.kill('SIGKILL');
         }, timeout.ms);
       }
-      w.proc.send({ type: 'job', id: entry.id, job: entry.job } satisfies ToWorker<Init, Job>);
+      w.proc.send({ type: 'job', id: entry.id, job: entry.job, trace: entry.trace } satisfies ToWorker<Init, Job>);
     }
   };
 
@@ -353,13 +355,13 @@ export function createWorkerPool<Init, Info, Job, Output>(options: WorkerPoolOpt
       return new Promise((resolve, reject) => readyWaiters.push({ resolve, reject }));
     },
 
-    run(job, signal) {
+    run(job, signal, trace) {
       if (closed) return Promise.reject(closedError());
       if (fatal) return Promise.reject(fatal);
       if (!accepting()) return Promise.reject(unavailable());
       if (signal?.aborted) return Promise.reject(new EngineError('ABORTED', 'the request was cancelled'));
       return new Promise<JobResult<Output>>((resolve, reject) => {
-        const entry: Entry<Job, Output> = { id: nextId++, job, enqueuedAt: now(), sentAt: 0, resolve, reject, settled: false, signal, onAbort: undefined };
+        const entry: Entry<Job, Output> = { id: nextId++, job, trace, enqueuedAt: now(), sentAt: 0, resolve, reject, settled: false, signal, onAbort: undefined };
         if (signal) {
           entry.onAbort = () => {
             const at = queue.indexOf(entry);

@@ -3,12 +3,17 @@
  * (child.ts), the same for every kind of worker: the kinds differ only in the payloads. Sent with
  * Node's "advanced" IPC serialization, so typed arrays (frames, tensors) travel as typed arrays.
  *
- *   parent → child   init (once) · job (one at a time) · close
+ *   parent → child   init (once) · job (one at a time, with its trace parents when traced) · close
  *   child → parent   ready (after init) or init-failed · result or error per job · log
  */
 import { EngineError, isEngineError, type ErrorCode } from '../../errors.js';
 
-export type ToWorker<Init, Job> = { type: 'init'; init: Init } | { type: 'job'; id: number; job: Job } | { type: 'close' };
+/**
+ * A job's `trace`, when the request is traced: the parent span of each item the job serves (one for
+ * a decode, one per video of an inference batch; undefined for an item that is not traced), as W3C
+ * traceparents. The worker makes each item's span under its parent.
+ */
+export type ToWorker<Init, Job> = { type: 'init'; init: Init } | { type: 'job'; id: number; job: Job; trace?: readonly (string | undefined)[] | undefined } | { type: 'close' };
 
 export type LogLevel = 'info' | 'warn' | 'error';
 

@@ -1,6 +1,7 @@
 /** GET /metrics, /openapi.yaml, /docs, /demo and /live. */
 import type { FastifyPluginAsync } from 'fastify';
-import type { Registry } from 'prom-client';
+import type { MetricsRegistry as Registry } from '../../service/metrics.js';
+import { exposition } from '../../service/exposition.js';
 import { DEMO_PAGE } from '../demo-page.js';
 import { DOCS_CSP, renderDocsPage } from '../docs-page.js';
 import { LIVE_PAGE } from '../live-page.js';
@@ -13,9 +14,9 @@ export const serviceRoutes: FastifyPluginAsync<{ registry: Registry }> = async (
   const servePage = (url: string, { html, csp }: Page): void =>
     void app.get(url, async (_request, reply) => reply.type('text/html; charset=utf-8').header('content-security-policy', csp).header('x-content-type-options', 'nosniff').send(html));
 
-  app.get('/metrics', async (_request, reply) => {
-    const text = await registry.metrics();
-    return reply.type(registry.contentType).send(text);
+  app.get('/metrics', async (request, reply) => {
+    const { contentType, body } = await exposition(registry, request.headers.accept);
+    return reply.type(contentType).header('vary', 'accept').send(body);
   });
   app.get('/openapi.yaml', async (_request, reply) => reply.type('application/yaml; charset=utf-8').send(yaml));
   servePage('/docs', { html: renderDocsPage(buildOpenApiDocument()), csp: DOCS_CSP });
