@@ -78,9 +78,9 @@ export const EnvSchema = z.object({
     .describe('live streams held at once (each has its own decoder process); more get 429 before any byte is decoded; 0 turns streams off'),
   STREAM_IDLE_TIMEOUT_MS: int(1).default(10_000).describe('a live stream that sends no byte for this long is ended with an error event'),
   STREAM_MAX_DURATION_S: positive().default(4 * 3600).describe('longest a live stream is held, wall clock; it then ends with a final event'),
-  STREAM_BATCH_MAX_SIZE: int(1, 64)
+  STREAM_BATCH_MAX_SIZE: int(0, 64)
     .default(engine.streamBatchMaxSize)
-    .describe('live stream windows waiting for inference together run as one batch of up to this many (1: one at a time; a model whose batches cost more per video wants 1)'),
+    .describe('live stream windows waiting for inference together run as one batch of up to this many (1: one at a time); 0: 8 when one run of the model takes under 100 ms at warm-up, else 1 (a large model\'s batches cost more per video)'),
   STREAM_DECODER_NICE: int(0, 19).default(engine.streamDecoderNice).describe('how much lower (nice) live stream decoders run than the service, so that the shared inference goes first'),
   PULL_SCHEMES: z
     .string()

@@ -44,6 +44,22 @@ function concat(tensors: Float32Array[]): Float32Array {
   return out;
 }
 
+/**
+ * A batch's padding (the graph's compaction cuts the token axis to the batch's longest live count at
+ * each joint layer): Σ over layers of videos × the longest count, over Σ of the counts.
+ */
+export function padding(tokens: number[][]): number {
+  const layers = tokens[0]?.length ?? 0;
+  let padded = 0;
+  let live = 0;
+  for (let l = 0; l < layers; l++) {
+    const counts = tokens.map((t) => t[l] ?? 0);
+    padded += counts.length * Math.max(...counts);
+    live += sum(counts);
+  }
+  return live === 0 ? 1 : padded / live;
+}
+
 function argmax(xs: Float32Array): number {
   let best = 0;
   for (let i = 1; i < xs.length; i++) if ((xs[i] as number) > (xs[best] as number)) best = i;
@@ -109,6 +125,7 @@ export async function measurePrecisions(s: Subject, tensors: Float32Array[], thr
       batch,
       ms_per_video_b1: b1,
       ms_per_video_batch: median(t.batch) / batch,
+      padding: padding(t.tokens),
       gflops_mean: sum(t.tokens.map((tk) => runGflops(s, knobs, tk))) / batch,
       top1_agreement: agree,
       token_rel_diff: tokenDiff,

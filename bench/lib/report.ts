@@ -322,6 +322,11 @@ export interface PrecisionRow {
   ms_per_video_b1: number;
   /** Per video: the median batched run over `batch`. */
   ms_per_video_batch: number;
+  /**
+   * What the batch pads: over the joint layers, `batch` × the longest live token count of its videos
+   * (each run at batch 1) over their live tokens summed. 1 when every video keeps as many tokens.
+   */
+  padding?: number | undefined;
   gflops_mean: number;
   /** Against the fp32 graph on the same clips at batch 1. */
   top1_agreement: number;
@@ -579,7 +584,7 @@ export function renderMarkdown(r: Results): string {
     const fp32 = (x: PrecisionRow): PrecisionRow | undefined => pr.find((y) => y.model === x.model && y.precision === 'fp32');
     out.push(
       table(
-        ['model', 'graph', 'MiB', 'clips × reps', 'ms/video batch 1', `ms/video batched`, 'batched / batch 1', 'speed-up vs fp32 (batch 1)', 'speed-up vs fp32 (batched)', 'GFLOPs (mean)', 'top-1 = fp32', 'tokens vs fp32'],
+        ['model', 'graph', 'MiB', 'clips × reps', 'ms/video batch 1', `ms/video batched`, 'batched / batch 1', 'tokens padded in the batch', 'speed-up vs fp32 (batch 1)', 'speed-up vs fp32 (batched)', 'GFLOPs (mean)', 'top-1 = fp32', 'tokens vs fp32'],
         pr.map((x) => [
           x.model,
           `${x.precision} (\`${x.file}\`)`,
@@ -588,6 +593,7 @@ export function renderMarkdown(r: Results): string {
           fmt(x.ms_per_video_b1),
           `${fmt(x.ms_per_video_batch)} (batch ${x.batch})`,
           `${fmt(x.ms_per_video_batch / x.ms_per_video_b1)}×`,
+          x.padding === undefined ? '' : `${fmt(x.padding)}×`,
           `**${fmt((fp32(x)?.ms_per_video_b1 ?? Number.NaN) / x.ms_per_video_b1)}×**`,
           `${fmt((fp32(x)?.ms_per_video_batch ?? Number.NaN) / x.ms_per_video_batch)}×`,
           fmt(x.gflops_mean, 4),

@@ -73,12 +73,11 @@ export const EngineConfigSchema = z.strictObject({
   batchMaxDelayMs: z.number().int().nonnegative().default(0),
   /**
    * Live stream windows waiting for the inference worker at the same time (with equal knobs) run as
-   * one batch of up to this many. Many streams on few cores: 47 streams of 25 fps 360p on 2 cores with
-   * the embedded model held (p99 lag 0.92 s) at 8 and did not at 1 (p99 4.6 s, 47 windows dropped),
-   * `bench/streams.ts --trial 47` of 2026-12-06. A model whose batches cost more per video than single
-   * runs (the DeiT-S-sized preset: 1.38×, make bench section 6) wants 1.
+   * one batch of up to this many; 0 lets the model decide (streamBatchSize). Many streams on few
+   * cores: 47 streams of 25 fps 360p on 2 cores with the embedded model held (p99 lag 0.92 s) at 8 and
+   * did not at 1 (p99 4.6 s, 47 windows dropped), `bench/streams.ts --trial 47` of 2026-12-06.
    */
-  streamBatchMaxSize: z.number().int().positive().default(8),
+  streamBatchMaxSize: z.number().int().nonnegative().default(0),
   /**
    * How much lower live stream decoders run than the rest of the service (nice, 0..19): the inference
    * worker, which every stream shares and whose delay is every stream's lag, goes first; a decoder
@@ -116,6 +115,25 @@ export function threadPlan(config: Pick<EngineConfig, 'decodeWorkers' | 'decodeT
     intraOpNumThreads: config.intraOpNumThreads || Math.max(1, cores - (config.decodeWorkers - 1)),
   };
 }
+
+/** Below this, one run at batch 1 (the warm-up's) is short enough that batching pays. */
+export const STREAM_BATCH_RUN_MS = 100;
+
+/**
+ * The stream batch size: the configured one, or for 0, 8 when one run of the model at batch 1 (the
+ * warm-up) takes under STREAM_BATCH_RUN_MS, else 1. A batch pads every video to the batch's longest
+ * live token count layer by layer (the graph's compaction) and its activations outgrow the caches,
+ * so it pays only where a run's fixed costs and small GEMMs dominate. Measured (make bench section 6
+ * and its profile at batch 1 and 8): the embedded model, a 28 ms warm-up, costs 0.77-0.84× per video
+ * at batch 8; the DeiT-S-sized preset, about 1 s, costs 1.10-1.38×, of which padding is 1.14×
+ * (tokens; 1.16× for attention's tokens²) and the rest elementwise ops 1.3-2× slower per video
+ * (Add, Softmax, Transpose, LayerNormalization) while its MatMuls gain 7%.
+ */
+export function streamBatchSize(configured: number, warmupMs: number): number {
+  if (configured > 0) return configured;
+  return warmupMs < STREAM_BATCH_RUN_MS ? 8 : 1;
+}
+
 export type EngineConfigInput = z.input<typeof EngineConfigSchema>;
 
 export function engineConfig(input: EngineConfigInput = {}): EngineConfig {

@@ -19,7 +19,7 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
 import type { EngineError } from '../errors.js';
-import { engineConfig, threadPlan, type EngineConfig, type EngineConfigInput } from './config.js';
+import { engineConfig, streamBatchSize, threadPlan, type EngineConfig, type EngineConfigInput } from './config.js';
 import { createDecodePool, type DecodePool, type DecodePoolOptions, type DecoderInfo } from './decode/pool.js';
 import { createSessionHost, inferenceInit, type SessionHost, type SessionHostOptions, type SessionInfo } from './inference/host.js';
 import { createKnobValidator, type KnobInput, type Knobs } from './knobs.js';
@@ -146,7 +146,9 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     throw err;
   }
   const validateKnobs = createKnobValidator(manifest);
-  const { classify, classifyFrames } = createPipeline({ model, config, decoder, host, now, logger, tracer: options.tracer });
+  const streamBatch = streamBatchSize(config.streamBatchMaxSize, session.warmupMs);
+  if (config.streamBatchMaxSize === 0) logger.info({ streamBatchMaxSize: streamBatch, warmupMs: Math.round(session.warmupMs) }, 'live stream batch size chosen from the model\'s warm-up run');
+  const { classify, classifyFrames } = createPipeline({ model, config, decoder, host, now, logger, tracer: options.tracer, streamBatchSize: streamBatch });
   const { frames, size, resize_short_side: resizeShortSide, scale_flags: scaleFlags } = manifest.input;
   return {
     manifest,

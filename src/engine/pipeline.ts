@@ -56,6 +56,8 @@ export interface PipelineDeps {
   logger: Logger;
   /** Only when tracing is on. */
   tracer?: Tracer | undefined;
+  /** Live windows per batch, as config.ts streamBatchSize decided it for this model. */
+  streamBatchSize: number;
 }
 
 export type Classify = (file: string, knobs: Knobs, options?: ClassifyOptions) => Promise<ClassifyResult>;
@@ -78,7 +80,7 @@ export function createPipeline(deps: PipelineDeps): { classify: Classify; classi
   const limits = { maxDurationS: config.maxDurationS, maxPixels: config.maxPixels };
   const infer = createBatcher(host, { maxSize: config.batchMaxSize, maxDelayMs: config.batchMaxDelayMs }, now);
   // Windows have a batcher of their own: with many streams, windows that wait together run together.
-  const inferWindows = createBatcher(host, { maxSize: config.streamBatchMaxSize, maxDelayMs: 0 }, now);
+  const inferWindows = createBatcher(host, { maxSize: deps.streamBatchSize, maxDelayMs: 0 }, now);
 
   const classifyFrames: ClassifyFrames = async (frames, knobs, options = {}) => {
     // The inference worker is the files': windows of many streams share it in arrival order.

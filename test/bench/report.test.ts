@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { renderMarkdown, TABLES_END, TABLES_START, withTables, writeResults, type Results, type RunStats } from '../../bench/lib/report.js';
 import { fmt, median, peakGrowth, percentile, summarize } from '../../bench/lib/stats.js';
 import { buildTargets } from '../../bench/lib/targets.js';
+import { padding } from '../../bench/lib/precision.js';
 
 const run = (ms: number[], gflops: number[], keep: number, thr: number): RunStats => ({
   knobs: { keep_ratio: keep, halt_threshold: thr },
@@ -228,5 +229,14 @@ describe('bench targets and results writer', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('a batch\'s padding', () => {
+  it('counts every video at the longest live count of each layer, over the live tokens', () => {
+    expect(padding([[10, 10], [10, 10]])).toBe(1);
+    // Layer 0: 2 × 10 over 20; layer 1: 2 × 8 over 10.
+    expect(padding([[10, 8], [10, 2]])).toBeCloseTo(36 / 30, 12);
+    expect(padding([])).toBe(1);
   });
 });
