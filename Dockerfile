@@ -76,4 +76,5 @@ EXPOSE 8080 8081
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["node", "dist/server.js"]
+# The V8 flags of src/node-flags.ts (smaller young generation: no mark-compact a second under load).
+CMD ["node", "--max-semi-space-size=4", "dist/server.js"]

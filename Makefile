@@ -16,7 +16,7 @@ export PYTHONPATH := $(CURDIR)/models
 .PHONY: run test test-python test-ts test-oip bench-oip bench-streams bench-pulled bench-precision bench-tracing fp16-model build deps python-env python-test-deps node-deps ffmpeg chromium promtool rtsp-server bench bench-deps golden default-model clean image image-test k8s-test k8s-deps gpu-bundle
 
 run: build  ## install what is needed and serve the embedded default model on :8080 (no ffmpeg CLI: node-av decodes)
-	node dist/server.js
+	node --max-semi-space-size=4 dist/server.js
 
 test: deps  ## install what is needed and run every test, TypeScript and Python
 	$(MAKE) --no-print-directory test-python

@@ -57,7 +57,8 @@ interface Variant {
 function parseVariant(text: string): Variant {
   const at = text.indexOf(':');
   const pairs = (at < 0 ? '' : text.slice(at + 1)).split(',').filter(Boolean);
-  return { name: at < 0 ? text : text.slice(0, at), env: Object.fromEntries(pairs.map((p) => p.split('=') as [string, string])) };
+  // A value may hold '=' itself (NODE_OPTIONS=--max-semi-space-size=8): split at the first.
+  return { name: at < 0 ? text : text.slice(0, at), env: Object.fromEntries(pairs.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)])) };
 }
 const base: Variant[] = values.base ? [{ name: 'base', root: path.resolve(values.base), env: {} }] : [];
 const variants: Variant[] = values.variant?.length

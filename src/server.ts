@@ -32,6 +32,7 @@ import { createService } from './service/index.js';
 import { createRegistry } from './service/metrics.js';
 import { createUploadArea, sweepLeftovers } from './service/uploads.js';
 import { createHttpTracing } from './http/tracing.js';
+import { missingNodeFlags } from './node-flags.js';
 import { startTracing } from './telemetry/tracing.js';
 
 async function main(): Promise<void> {
@@ -46,6 +47,8 @@ async function main(): Promise<void> {
   const logger = pino({ level: config.logLevel });
   const { authToken, ...serviceSettings } = config.service;
   logger.info({ modelDir: config.modelDir, engine: config.engine, service: { ...serviceSettings, auth: authToken !== undefined }, http: config.http }, 'starting');
+  const missingFlags = missingNodeFlags(process.execArgv, process.env.NODE_OPTIONS);
+  if (missingFlags.length > 0) logger.warn({ missing: missingFlags }, 'node was started without the V8 flags this service is tuned for (src/node-flags.ts): expect about 1 ms more CPU per video in garbage collection; start it as the Dockerfile does');
 
   const tracing = await startTracing({ process: 'main' });
   if (tracing) logger.info('tracing on: spans are exported as the OTEL_* variables say');

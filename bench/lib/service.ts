@@ -14,6 +14,7 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { missingNodeFlags } from '../../src/node-flags.js';
 import type { Engine } from '../../src/engine/index.js';
 import { log, ROOT, sleep } from './env.js';
 import type { ServiceResults, ServiceStep, SoakSample, SoakWindow, StepCpu } from './report.js';
@@ -210,7 +211,9 @@ export async function startServer(o: ServerOptions): Promise<ServerHandle> {
   const dist = path.join(root, 'dist', 'server.js');
   const probe = pathToFileURL(path.join(ROOT, 'bench', 'lib', 'eld-probe.mjs')).href;
   // dist/ as `make bench` builds it; the TypeScript source through tsx when dist/ is missing or older than src/.
-  const args = existsSync(dist) && (o.root !== undefined || !staleBuild(dist)) ? ['--import', probe, dist] : ['--import', probe, '--import', 'tsx', path.join(ROOT, 'src', 'server.ts')];
+  // Started as the Dockerfile starts it (NODE_FLAGS); a variant's NODE_OPTIONS can still set them.
+  const flags = missingNodeFlags([], o.env?.NODE_OPTIONS ?? process.env.NODE_OPTIONS);
+  const args = existsSync(dist) && (o.root !== undefined || !staleBuild(dist)) ? [...flags, '--import', probe, dist] : [...flags, '--import', probe, '--import', 'tsx', path.join(ROOT, 'src', 'server.ts')];
   if (args.includes('tsx')) log('dist/ is missing or older than src/: running the server from source through tsx');
   const env = {
     ...process.env,

@@ -20,6 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
+import { NODE_FLAGS } from '../../src/node-flags.js';
 import { PACKAGE_ROOT } from '../../src/paths.js';
 import { freePort, startJaeger, startPrometheus, stopAll, until, type Prometheus, type Span } from './stack.js';
 
@@ -38,7 +39,7 @@ async function main(): Promise<void> {
 
   const jaeger = await startJaeger(execFileSync(path.join(PACKAGE_ROOT, 'scripts', 'monitoring', 'build-jaeger.sh'), { encoding: 'utf8' }).trim());
   const port = await freePort();
-  const service = spawn(process.execPath, [path.join(PACKAGE_ROOT, 'dist', 'server.js')], {
+  const service = spawn(process.execPath, [...NODE_FLAGS, path.join(PACKAGE_ROOT, 'dist', 'server.js')], {
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', GRPC_PORT: '0', OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpHttp, OTEL_BSP_SCHEDULE_DELAY: '500', LOG_LEVEL: 'warn' },
     stdio: 'ignore',
   });

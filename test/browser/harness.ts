@@ -10,6 +10,7 @@ import path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { expect } from 'vitest';
 import { ROOT } from '../http/helpers.js';
+import { NODE_FLAGS } from '../../src/node-flags.js';
 import { freePort, status } from '../http/server-process.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -25,7 +26,7 @@ export interface BrowserServer {
 export async function startBrowserServer(env: Record<string, string>): Promise<BrowserServer> {
   const port = await freePort();
   const uploadDir = mkdtempSync(path.join(os.tmpdir(), 'haltingvt-browser-uploads-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'server.ts')], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, '--import', 'tsx', path.join(ROOT, 'src', 'server.ts')], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH,

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach } from 'vitest';
 import { freePort } from '../helpers/net.js';
+import { NODE_FLAGS } from '../../src/node-flags.js';
 import { ROOT, TINY_MODEL } from './helpers.js';
 
 export interface Server {
@@ -54,7 +55,7 @@ export async function startServer(
   const port = await freePort();
   const uploadDir = options.uploadDir ?? mkdtempSync(path.join(os.tmpdir(), 'haltingvt-server-test-'));
   (options.forSuite ? suiteFolders : folders).push(uploadDir);
-  const command = [...(options.wrap ?? []), process.execPath, '--import', 'tsx', ...(options.nodeArgs ?? []), path.join(ROOT, 'src', 'server.ts')];
+  const command = [...(options.wrap ?? []), process.execPath, ...NODE_FLAGS, '--import', 'tsx', ...(options.nodeArgs ?? []), path.join(ROOT, 'src', 'server.ts')];
   const child = spawn(command[0] as string, command.slice(1), {
     cwd: ROOT,
     env: {
