@@ -3,7 +3,7 @@
  * CPU each process spends per video, one video at a time and under load. Runs alternate between the
  * variants round by round, so that a machine that slows down or speeds up meanwhile moves them alike.
  *
- *   node --import tsx bench/ab.ts --base DIR [--seconds 20] [--rounds 2] [--clients 6]
+ *   node --import tsx bench/ab.ts --base DIR [--base-env VAR=value,...] [--seconds 20] [--rounds 2] [--clients 6]
  *   node --import tsx bench/ab.ts --variant 'one thread:INTRA_OP_THREADS=1' --variant 'two:INTRA_OP_THREADS=2'
  *   node --import tsx bench/ab.ts --jaeger --variant 'tracing off:' --variant 'tracing on:OTEL_EXPORTER_OTLP_ENDPOINT=$JAEGER' [--base DIR]
  *
@@ -30,6 +30,7 @@ import { startJaeger, stopAll } from '../scripts/monitoring/stack.js';
 const { values } = parseArgs({
   options: {
     base: { type: 'string' },
+    'base-env': { type: 'string' },
     variant: { type: 'string', multiple: true },
     seconds: { type: 'string', default: '20' },
     rounds: { type: 'string', default: '2' },
@@ -60,7 +61,9 @@ function parseVariant(text: string): Variant {
   // A value may hold '=' itself (NODE_OPTIONS=--max-semi-space-size=8): split at the first.
   return { name: at < 0 ? text : text.slice(0, at), env: Object.fromEntries(pairs.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)])) };
 }
-const base: Variant[] = values.base ? [{ name: 'base', root: path.resolve(values.base), env: {} }] : [];
+// --base-env 'VAR=value,...': the base's environment, e.g. NODE_OPTIONS=--max-semi-space-size=16 (V8's
+// default on x64) for a build from before src/node-flags.ts, which every server here is otherwise started with.
+const base: Variant[] = values.base ? [{ name: 'base', root: path.resolve(values.base), env: parseVariant(`base:${values['base-env'] ?? ''}`).env }] : [];
 const variants: Variant[] = values.variant?.length
   ? [...base, ...values.variant.map(parseVariant)]
   : [...base, { name: 'this tree, threads spinning', env: { INTRA_OP_SPINNING: 'true' } }, { name: 'this tree, defaults', env: {} }];
