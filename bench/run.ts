@@ -351,7 +351,7 @@ async function main(): Promise<void> {
       modelName: embedded.manifest.name,
       // The service as deployed: INTRA_OP_THREADS=0 takes the cores its decoding leaves (1 on 2 cores at
       // CONCURRENCY 2). --threads is for the engine and kernel sections; given to the server it would
-      // measure a configuration nobody runs (2 threads cost ~7 ms more inference CPU per video here).
+      // measure a configuration nobody runs (2 threads cost 5-7 ms more inference CPU per video here).
       threads: 0,
       concurrency,
       queueSize: 16,

@@ -21,6 +21,16 @@ export function missingNodeFlags(execArgv: readonly string[], nodeOptions: strin
   return NODE_FLAGS.filter((flag) => !given.has(flagName(flag)));
 }
 
+/**
+ * A worker's flags: the main process's own value of each flag where its command line gave one (an
+ * operator's choice reaches the workers), NODE_FLAGS' value where neither it nor NODE_OPTIONS (which
+ * the workers inherit, and which a command-line flag would override) did.
+ */
+export function workerNodeFlags(execArgv: readonly string[], nodeOptions: string | undefined): string[] {
+  const ours = new Set(NODE_FLAGS.map(flagName));
+  return [...execArgv.filter((arg) => ours.has(flagName(arg))), ...missingNodeFlags(execArgv, nodeOptions)];
+}
+
 /** `--max-semi-space-size` of `--max-semi-space-size=4` (and of `--max_semi_space_size=8`, V8's spelling). */
 function flagName(arg: string): string {
   const at = arg.indexOf('=');

@@ -86,7 +86,7 @@ export function createUploadArea(parent: string, options: UploadAreaOptions = {}
           return folder;
         },
         async remove(file) {
-          await removeFile(file);
+          removeFile(file);
         },
         async spool(source, file, maxBytes) {
           if (ended) throw new EngineError('ABORTED', 'the request has already ended');
@@ -99,7 +99,7 @@ export function createUploadArea(parent: string, options: UploadAreaOptions = {}
               total.bytes += n;
             });
           } finally {
-            if (ended) await removeFile(file);
+            if (ended) removeFile(file);
           }
         },
         async write(data, file) {
@@ -117,7 +117,8 @@ export function createUploadArea(parent: string, options: UploadAreaOptions = {}
         async removeAll() {
           ended = true;
           // A file is one unlink (removeFile); rm() would lstat first and go through the thread pool.
-          await Promise.all([...files.splice(0).map(removeFile), ...folders.splice(0).map((f) => rm(f, { force: true, recursive: true }))]);
+          for (const file of files.splice(0)) removeFile(file);
+          await Promise.all(folders.splice(0).map((f) => rm(f, { force: true, recursive: true })));
           total.files -= mine.files;
           total.bytes -= mine.bytes;
           mine.files = 0;
@@ -216,7 +217,7 @@ async function spool(source: Readable, sink: Writable, maxBytes: number, onBytes
  * Removes a file that may never have been created (a path handed out but not written). Synchronous,
  * as fileSink writes: an unlink is tens of microseconds, and the thread pool's round trip costs more.
  */
-async function removeFile(file: string): Promise<void> {
+function removeFile(file: string): void {
   try {
     unlinkSync(file);
   } catch {

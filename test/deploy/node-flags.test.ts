@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { workerEntry } from '../../src/engine/workers/entry.js';
-import { missingNodeFlags, NODE_FLAGS } from '../../src/node-flags.js';
+import { missingNodeFlags, NODE_FLAGS, workerNodeFlags } from '../../src/node-flags.js';
 import { ROOT } from '../http/helpers.js';
 
 function commandLine(where: string): string[] {
@@ -43,5 +43,11 @@ describe('the V8 flags of every process', () => {
     expect(missingNodeFlags(['--max-semi-space-size=64'], undefined)).toEqual([]);
     expect(missingNodeFlags(['--import', 'tsx'], '  --max-semi-space-size=2 ')).toEqual([]);
     expect(missingNodeFlags(['--max-old-space-size=8'], '')).toEqual([...NODE_FLAGS]);
+  });
+
+  it("follow the main process's own value when its command line gave one", () => {
+    expect(workerNodeFlags(['--max-semi-space-size=16', '--enable-source-maps'], undefined)).toEqual(['--max-semi-space-size=16']);
+    expect(workerNodeFlags(['--enable-source-maps'], undefined)).toEqual([...NODE_FLAGS]);
+    expect(workerNodeFlags([], '--max-semi-space-size=8')).toEqual([]);
   });
 });
