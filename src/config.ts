@@ -52,6 +52,9 @@ export const EnvSchema = z.object({
   MAX_PIXELS: int(1).default(engine.maxPixels).describe('largest accepted frame, width × height (4K UHD)'),
   MAX_BATCH_ITEMS: int(1, 1000).default(16).describe('most videos in one batch request'),
   DECODE_TIMEOUT_MS: int(1).default(engine.decodeTimeoutMs).describe('wall-clock limit for decoding one video; past it the worker is killed and replaced (504)'),
+  DECODE_WORKER_MAX_VIDEOS: int(0)
+    .default(engine.decodeWorkerMaxVideos)
+    .describe('videos after which a decode worker is replaced by a fresh one, bounding the memory its native heap gathers; 0: never'),
   INFERENCE_TIMEOUT_MS: int(1)
     .default(engine.inferenceTimeoutMs)
     .describe('wall-clock limit for one model run; past it its videos fail (504) and the inference worker is replaced'),
@@ -192,6 +195,7 @@ export function configSchema(places: ConfigPlaces = {}) {
       // One decode worker per queue slot: at most CONCURRENCY videos decode at once.
       decodeWorkers: e.CONCURRENCY,
       decodeThreads: e.DECODE_THREADS,
+      decodeWorkerMaxVideos: e.DECODE_WORKER_MAX_VIDEOS,
       decodeHwaccel: e.DECODE_HWACCEL,
       batchMaxSize: e.BATCH_MAX_SIZE,
       batchMaxDelayMs: e.BATCH_MAX_DELAY_MS,

@@ -124,6 +124,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     workers: config.decodeWorkers,
     init: { threads: threads.decodeThreads, hwaccel: config.decodeHwaccel },
     timeoutMs: config.decodeTimeoutMs,
+    maxVideosPerWorker: config.decodeWorkerMaxVideos,
     supervision: config,
     logger,
     now,

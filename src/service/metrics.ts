@@ -205,6 +205,7 @@ export function createMetrics(registry: MetricsRegistry): Metrics {
   });
   for (const [name, help, field] of [
     ['worker_restarts_total', 'Ready worker processes that died and were replaced, by pool', 'restarts'],
+    ['worker_retired_total', 'Worker processes replaced on purpose after their job limit (DECODE_WORKER_MAX_VIDEOS), by pool', 'retired'],
     ['worker_failed_starts_total', 'Worker processes that died or were killed before they were ready, by pool', 'failedStarts'],
   ] as const) {
     new Counter({

@@ -120,7 +120,7 @@ function heldHost(): { host: SessionHost; runs: HeldRun[] } {
         });
       }),
     accepting: () => true,
-    stats: () => ({ state: 'up', workers: 1, alive: 1, busy: runs.length, queued: 0, restarts: 0, failedStarts: 0, failuresInRow: 0, pids: [] }),
+    stats: () => ({ state: 'up', workers: 1, alive: 1, busy: runs.length, queued: 0, restarts: 0, retired: 0, failedStarts: 0, failuresInRow: 0, pids: [] }),
     close: () => Promise.resolve(),
   };
   return { host, runs };

@@ -12,6 +12,7 @@ import type { MetricsRegistry as Registry } from '../../src/service/metrics.js';
 import { buildApp } from '../../src/app.js';
 import type { AppConfig, HttpConfig, ServiceConfig } from '../../src/config.js';
 import { createEngine, type Engine } from '../../src/engine/index.js';
+import type { EngineConfigInput } from '../../src/engine/config.js';
 import { CONNECT_GUARD } from '../../src/paths.js';
 import { createService, type EnginePort, type Service } from '../../src/service/index.js';
 import { createRegistry } from '../../src/service/metrics.js';
@@ -36,8 +37,8 @@ export function engineFromConfig(config: AppConfig, logger: Logger): Promise<Eng
  */
 export const TEST_DECODER_NICE = 2;
 
-export function openTinyEngine(): Promise<Engine> {
-  return createEngine({ modelDir: TINY_MODEL, config: { executionProviders: ['cpu'], intraOpNumThreads: 1, streamDecoderNice: TEST_DECODER_NICE } });
+export function openTinyEngine(config: EngineConfigInput = {}): Promise<Engine> {
+  return createEngine({ modelDir: TINY_MODEL, config: { executionProviders: ['cpu'], intraOpNumThreads: 1, streamDecoderNice: TEST_DECODER_NICE, ...config } });
 }
 
 /**

@@ -16,7 +16,7 @@ let text: string;
 const promtool = spawnSync('promtool', ['--version'], { stdio: 'ignore' }).status === 0;
 
 beforeAll(async () => {
-  engine = await openTinyEngine();
+  engine = await openTinyEngine({ decodeWorkerMaxVideos: 2 }); // the four videos below retire it twice
   t = makeApp(engine, { defaultMetrics: true });
   await t.app.inject({ method: 'POST', url: '/v1/classify', ...form([videoPart('clip.mp4', fixture('clip.mp4'))]) });
   await t.app.inject({ method: 'POST', url: '/v1/classify', ...form([videoPart('g.mp4', fixture('garbage.mp4'))]) });
@@ -81,6 +81,8 @@ describe('GET /metrics', () => {
     expect(value('haltingvt_workers_alive{pool="inference"}')).toBe(1);
     expect(value('haltingvt_worker_restarts_total{pool="inference"}')).toBe(0);
     expect(value('haltingvt_worker_failed_starts_total{pool="inference"}')).toBe(0);
+    expect(value('haltingvt_worker_retired_total{pool="decode"}')).toBe(2);
+    expect(value('haltingvt_worker_restarts_total{pool="decode"}')).toBe(0);
     expect(value('haltingvt_queue_depth')).toBe(0);
     expect(value('haltingvt_queue_running')).toBe(0);
     expect(value('haltingvt_inflight_requests')).toBe(0);

@@ -51,7 +51,30 @@ export interface DecodedVideo {
   framesFile?: string | undefined;
 }
 
-export function decodeVideo(job: DecodeJob, decoder: DecoderOptions): DecodedVideo {
+/**
+ * Where a worker's decoded frames go: one buffer for every video, grown to the largest yet, so
+ * that a video costs no 1.2 MB allocation. A fresh one per video left that much garbage per video
+ * to the collector and to malloc, whose heap crept up with it (docs/decisions.md, "Decode worker
+ * memory"). The frames must be consumed (written, sent, thumbnailed) before the next video.
+ */
+export interface FrameBuffer {
+  take(bytes: number): Uint8Array;
+}
+
+export function createFrameBuffer(): FrameBuffer {
+  let buffer = new Uint8Array(0);
+  return {
+    take(bytes) {
+      if (buffer.length < bytes) buffer = new Uint8Array(bytes);
+      return buffer.subarray(0, bytes);
+    },
+  };
+}
+
+const freshBuffer: FrameBuffer = { take: (bytes) => new Uint8Array(bytes) };
+
+/** `into`: where the frames go (default: a new array for this video, which the caller may keep). */
+export function decodeVideo(job: DecodeJob, decoder: DecoderOptions, into: FrameBuffer = freshBuffer): DecodedVideo {
   const { file, name } = job;
   const video = openVideo(file, name);
   try {
@@ -69,7 +92,7 @@ export function decodeVideo(job: DecodeJob, decoder: DecoderOptions): DecodedVid
     const geometry = cropGeometry(info.width, info.height, job.resizeShortSide, job.size);
     const filters = [...info.rotateFilters, filterChain(geometry, job.scaleFlags)].join(',');
     const bytes = job.size * job.size * 3;
-    const rgb = new Uint8Array(plan.unique.length * bytes);
+    const rgb = into.take(plan.unique.length * bytes);
     const got = new Array<boolean>(plan.unique.length).fill(false);
     const codec = video.decoder(info.streamIndex, decoder);
     let stats;

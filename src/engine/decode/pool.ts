@@ -4,6 +4,8 @@
  * a video past DECODE_TIMEOUT_MS kills its worker (DECODE_TIMEOUT), a worker that dies fails only
  * its own video (DECODER_CRASHED), and a caller that goes away kills the worker decoding its video,
  * so no CPU goes on a video nobody waits for (a restart costs ~0.1 s of CPU, a long decode seconds).
+ * After DECODE_WORKER_MAX_VIDEOS videos a worker is retired for a fresh one, which bounds its
+ * fragmenting malloc heap (docs/decisions.md, "Decode worker memory").
  */
 import { EngineError } from '../../errors.js';
 import type { EngineConfig } from '../config.js';
@@ -39,6 +41,8 @@ export interface DecodePoolOptions extends PoolDeps {
   init: DecodeInit;
   /** Wall-clock limit for one video, from the moment a worker takes it. */
   timeoutMs: number;
+  /** Videos after which a worker is retired and replaced (the pool's maxJobsPerWorker); 0 or absent: never. */
+  maxVideosPerWorker?: number | undefined;
 }
 
 /** The decode stage's pool: run() decodes one video; ready() rejects if node-av cannot load at all. */
@@ -54,6 +58,7 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
     init,
     supervision: options.supervision,
     onAbortRunning: 'kill',
+    maxJobsPerWorker: options.maxVideosPerWorker,
     jobTimeout: {
       ms: options.timeoutMs,
       error: (job) => new EngineError('DECODE_TIMEOUT', `decoding ${job.name} took longer than ${options.timeoutMs} ms`, { timeoutMs: options.timeoutMs }),

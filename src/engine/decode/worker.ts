@@ -7,11 +7,13 @@ import { writeFileSync } from 'node:fs';
 import { isEngineError } from '../../errors.js';
 import { thumbnails } from '../thumbnails.js';
 import { serveWorker } from '../workers/child.js';
-import { decodeVideo, type DecodedVideo, type DecodeJob } from './decode-video.js';
+import { createFrameBuffer, decodeVideo, type DecodedVideo, type DecodeJob } from './decode-video.js';
 import { createCudaDevice, libavVersion, recentLibavErrors, stopLibavLog, type DecoderOptions } from './libav.js';
 import type { DecodeInit, DecodeWorkerInfo } from './pool.js';
 
 let decoder: DecoderOptions | undefined;
+// Each video's frames are written or sent before the next job starts (child.ts runs one at a time).
+const frames = createFrameBuffer();
 
 serveWorker<DecodeInit, DecodeWorkerInfo, DecodeJob, DecodedVideo>({
   init({ threads, hwaccel }) {
@@ -28,7 +30,7 @@ serveWorker<DecodeInit, DecodeWorkerInfo, DecodeJob, DecodedVideo>({
   async run(job) {
     await recentLibavErrors(); // lines logged for an earlier video are not this one's
     if (!decoder) throw new Error('the decode worker was not initialised');
-    const video = decodeVideo(job, decoder);
+    const video = decodeVideo(job, decoder, frames);
     const withThumbnails = job.thumbnails ? { ...video, thumbnails: thumbnails(video.rgb, video.slotToFrame, job.size) } : video;
     if (!job.framesFile) return withThumbnails;
     // The frames go to the inference worker through the file; only its name crosses the main process.

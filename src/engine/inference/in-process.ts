@@ -60,6 +60,7 @@ export function createInProcessHost(factory: SessionFactory): (options: SessionH
         busy: Math.min(pending, 1),
         queued: Math.max(0, pending - 1),
         restarts: 0,
+        retired: 0,
         failedStarts: 0,
         failuresInRow: 0,
         pids: [process.pid],

@@ -14,6 +14,9 @@
  * - A caller's abort drops a queued job; a running one is killed with its worker (`kill`: decoding
  *   costs seconds, a restart 0.1 s) or left to finish with its result dropped (`finish`: an
  *   inference run is short, a restart reloads the model).
+ * - `maxJobsPerWorker` retires a worker after that many jobs: it finishes and exits, and a fresh one
+ *   takes its slot at once, so whatever a native library keeps between jobs (the decode workers'
+ *   malloc heap crept with every video; docs/decisions.md, "Decode worker memory") is bounded.
  * - A worker that cannot initialise at all (init-failed) fails the pool for good, and so does a
  *   pool whose every slot went `maxDownMs` without a ready worker; `onFatal` hears of it if the
  *   pool had been ready, so that the service exits and is replaced.
@@ -64,6 +67,8 @@ export interface WorkerPoolOptions<Init, Job> {
   init: Init;
   supervision: WorkerSupervision;
   onAbortRunning: 'kill' | 'finish';
+  /** Jobs after which a worker is retired and replaced; 0 or absent: never. */
+  maxJobsPerWorker?: number | undefined;
   jobTimeout?: { ms: number; error: (job: Job) => EngineError } | undefined;
   errors: {
     crashed: (job: Job, failure: WorkerFailure) => EngineError;
@@ -95,6 +100,8 @@ export interface WorkerPoolStats {
   queued: number;
   /** Ready workers that died and were replaced. */
   restarts: number;
+  /** Workers replaced on purpose after maxJobsPerWorker jobs. */
+  retired: number;
   /** Workers that died or were killed before they were ready. */
   failedStarts: number;
   /** The fewest failed starts in a row of any slot (0 once a slot has a ready worker). */
@@ -145,9 +152,10 @@ interface Worker<Job, Output> {
   proc: ChildProcess;
   ready: boolean;
   running: Entry<Job, Output> | undefined;
+  jobs: number;
   jobTimer: NodeJS.Timeout | undefined;
-  /** Why the pool killed it, so that its exit is not reported as a crash. */
-  killedFor: 'timeout' | 'abort' | 'start-timeout' | undefined;
+  /** Why the pool killed (or retired) it, so that its exit is not reported as a crash. */
+  killedFor: 'timeout' | 'abort' | 'start-timeout' | 'retired' | undefined;
   stderr: string;
 }
 
@@ -173,6 +181,7 @@ export function createWorkerPool<Init, Info, Job, Output>(options: WorkerPoolOpt
   let fatal: EngineError | undefined;
   let closed = false;
   let nextId = 1;
+  let retired = 0;
   let lastExit = '';
   let readyWaiters: Array<{ resolve: (i: Info) => void; reject: (e: unknown) => void }> = [];
 
@@ -228,7 +237,7 @@ export function createWorkerPool<Init, Info, Job, Output>(options: WorkerPoolOpt
   const start = (slot: Slot<Job, Output>): void => {
     if (closed || fatal) return;
     const proc = forkWorker(options.entry, { stdin: false });
-    const w: Worker<Job, Output> = { proc, ready: false, running: undefined, jobTimer: undefined, killedFor: undefined, stderr: '' };
+    const w: Worker<Job, Output> = { proc, ready: false, running: undefined, jobs: 0, jobTimer: undefined, killedFor: undefined, stderr: '' };
     slot.worker = w;
     const keep = (chunk: Buffer): void => {
       w.stderr = (w.stderr + chunk.toString('utf8')).slice(-STDERR_KEEP);
@@ -271,6 +280,8 @@ export function createWorkerPool<Init, Info, Job, Output>(options: WorkerPoolOpt
             if (message.type === 'result') settle(entry, undefined, { result: message.result, waitedS: (entry.sentAt - entry.enqueuedAt) / 1000, ranS: (now() - entry.sentAt) / 1000 });
             else settle(entry, deserializeError(message.error));
           }
+          w.jobs += 1;
+          if (options.maxJobsPerWorker && w.jobs >= options.maxJobsPerWorker) retire(slot, w);
           pump();
           break;
         }
@@ -287,7 +298,7 @@ export function createWorkerPool<Init, Info, Job, Output>(options: WorkerPoolOpt
       const failure: WorkerFailure = { why: `exit code ${code ?? 'none'}, signal ${signal ?? 'none'}`, code, signal, stderr: tail(w.stderr) };
       const { running, killedFor } = w;
       if (running) settle(running, closed ? closedError() : fatal ?? options.errors.crashed(running.job, failure));
-      if (closed || fatal) return;
+      if (closed || fatal || killedFor === 'retired') return;
       const retryInMs = slot.supervisor.exited();
       if (retryInMs < 0) return; // the slot gave up
       if (killedFor === 'timeout' || killedFor === 'abort') return; // a healthy worker, killed on purpose, replaced at once
@@ -307,6 +318,20 @@ export function createWorkerPool<Init, Info, Job, Output>(options: WorkerPoolOpt
     });
 
     proc.send({ type: 'init', init: options.init } satisfies ToWorker<Init, Job>);
+  };
+
+  /**
+   * An idle worker past maxJobsPerWorker leaves its slot to a fresh one, started now (jobs wait for
+   * it as for any start: ~0.2 s once per maxJobsPerWorker jobs), and exits once told to close.
+   */
+  const retire = (slot: Slot<Job, Output>, w: Worker<Job, Output>): void => {
+    if (closed || fatal || slot.worker !== w) return;
+    w.killedFor = 'retired';
+    retired += 1;
+    logger.info({ pid: w.proc.pid, jobs: w.jobs }, `${kind} worker retired after its job limit; a fresh one takes its place`);
+    slot.worker = undefined;
+    void stopWorker(w);
+    start(slot);
   };
 
   /** A slot that had no ready worker for maxDownMs starts nothing more; the last one fails the pool. */
@@ -396,6 +421,7 @@ export function createWorkerPool<Init, Info, Job, Output>(options: WorkerPoolOpt
         busy: all.filter((w) => w.running).length,
         queued: queue.length,
         restarts: sum('restarts'),
+        retired,
         failedStarts: sum('failedStarts'),
         failuresInRow: fewestFailuresInRow(),
         pids: all.flatMap((w) => (w.proc.pid === undefined ? [] : [w.proc.pid])),

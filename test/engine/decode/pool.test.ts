@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { DecodeJob } from '../../../src/engine/decode/decode-video.js';
+import { decodeVideo, type DecodeJob } from '../../../src/engine/decode/decode-video.js';
 import { engineConfig } from '../../../src/engine/config.js';
 import { createDecodePool, type DecodePool, type Hwaccel } from '../../../src/engine/decode/pool.js';
 import type { WorkerSupervision } from '../../../src/engine/workers/pool.js';
@@ -25,16 +25,18 @@ interface PoolSettings {
   fake?: boolean;
   workers?: number;
   timeoutMs?: number;
+  maxVideosPerWorker?: number;
   hwaccel?: Hwaccel;
   supervision?: Partial<WorkerSupervision>;
   onFatal?: (e: unknown) => void;
 }
-function pool({ fake = true, workers = 1, timeoutMs = 20_000, hwaccel = 'none', supervision, onFatal }: PoolSettings = {}) {
+function pool({ fake = true, workers = 1, timeoutMs = 20_000, maxVideosPerWorker, hwaccel = 'none', supervision, onFatal }: PoolSettings = {}) {
   const { logger, lines } = captureLogger();
   const p = createDecodePool({
     workers,
     init: { threads: 1, hwaccel },
     timeoutMs,
+    maxVideosPerWorker,
     supervision: { ...engineConfig(), workerRestartBackoffMs: 20, workerRestartBackoffMaxMs: 200, workerMaxDownMs: 0, ...supervision },
     logger,
     now: () => performance.now(),
@@ -75,6 +77,22 @@ describe('decode pool (fake worker)', () => {
     const after = await pidOf(p);
     expect(after).not.toBe(before);
     expect(p.stats().restarts).toBe(1);
+  });
+
+  it('retires a worker after maxVideosPerWorker videos for a fresh one, failing none, the old process gone, counted apart from crashes', async () => {
+    const { p, lines } = pool({ maxVideosPerWorker: 3 });
+    await p.ready();
+    const one = [await pidOf(p), await pidOf(p), await pidOf(p)];
+    expect(new Set(one).size).toBe(1);
+    // Queued behind the retirement: they wait for the fresh worker and all succeed.
+    const two = await Promise.all([pidOf(p), pidOf(p), pidOf(p), pidOf(p)]);
+    expect(new Set(two.slice(0, 3)).size).toBe(1);
+    expect(two[0]).not.toBe(one[0]);
+    expect(two[3]).not.toBe(two[0]);
+    await vi.waitFor(() => expect(alive(one[0] as number)).toBe(false), WAIT);
+    expect(p.stats()).toMatchObject({ retired: 2, restarts: 0, failedStarts: 0, workers: 1 });
+    expect(lines.filter((l) => l.msg === 'decode worker retired after its job limit; a fresh one takes its place').map((l) => l.jobs)).toEqual([3, 3]);
+    expect(lines.some((l) => /crashed|died/.test(String(l.msg)))).toBe(false);
   });
 
   it('fails only the video whose worker crashed, with a clear error, while the other worker carries on', async () => {
@@ -211,6 +229,18 @@ describe('decode pool (real worker, node-av)', () => {
     const error = (await p.run(job(fixture('truncated.mp4'))).catch((e: unknown) => e)) as Error;
     expect(isEngineError(error, 'VIDEO_UNDECODABLE')).toBe(true);
     expect(error.message).toMatch(/moov atom not found/);
+  });
+
+  it('gives each video its own frames from the worker\'s one buffer, and a retired worker exits cleanly', async () => {
+    const { p, lines } = pool({ fake: false, maxVideosPerWorker: 2 });
+    await p.ready();
+    const first = await p.run(job(fixture('clip.mp4')));
+    const second = await p.run(job(fixture('gop.mp4'))); // the same worker, the same buffer
+    const third = await p.run(job(fixture('clip.mp4'))); // a fresh worker
+    expect(second.rgb).toEqual(decodeVideo(job(fixture('gop.mp4')), { threads: 1, hardware: null }).rgb);
+    expect(third.rgb).toEqual(first.rgb);
+    expect(p.stats()).toMatchObject({ retired: 1, restarts: 0 });
+    expect(lines.some((l) => Number(l.level) >= 50)).toBe(false);
   });
 
   it('kills and replaces a real worker that runs past the limit', async () => {
