@@ -318,6 +318,8 @@ interface Sample {
  * for the answer; after a 429/503 it waits `backoffMs` (a client honouring Retry-After would wait
  * longer). `onTick` runs every `tickMs` while the load runs.
  */
+const POST_TIMEOUT_MS = 120_000;
+
 /**
  * The load's client: node:http over kept-alive sockets. The clients share the service's cores, so
  * what they spend is taken from the service: measured side by side on one server (4 clients, 15 s,
@@ -332,6 +334,8 @@ export function postVideo(url: URL, body: Buffer, agent: Agent): Promise<{ statu
       res.on('error', reject);
     });
     req.on('error', reject);
+    // A service that stalls fails the request (as fetch's own limits did) rather than hang the load.
+    req.setTimeout(POST_TIMEOUT_MS, () => req.destroy(new Error(`no answer within ${POST_TIMEOUT_MS} ms`)));
     req.end(body);
   });
 }
@@ -371,9 +375,12 @@ export async function load(
       if (status === 429 || status === 503 || status === -1) await sleep(options.backoffMs ?? 100);
     }
   };
-  await Promise.all(Array.from({ length: concurrency }, lane));
-  agent.destroy();
-  if (tick) clearInterval(tick);
+  try {
+    await Promise.all(Array.from({ length: concurrency }, lane));
+  } finally {
+    agent.destroy();
+    if (tick) clearInterval(tick);
+  }
   return { samples, elapsedS: (performance.now() - t0) / 1000 };
 }
 

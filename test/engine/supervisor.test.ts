@@ -44,6 +44,21 @@ describe('createSupervisor', () => {
     expect(s.exited()).toBe(100); // the backoff starts over
   });
 
+  it('a worker replaced on purpose counts no restart, and a successor that dies before it is ready is a failed start with backoff', () => {
+    const { s, starts } = supervised(0);
+    s.launch();
+    s.ready();
+    s.replacing(); // the owner starts the successor itself
+    expect(s.stats()).toMatchObject({ state: 'restarting', restarts: 0, failedStarts: 0 });
+    expect(s.accepting()).toBe(true);
+    expect(s.exited()).toBe(100);
+    expect(s.stats()).toMatchObject({ state: 'down', restarts: 0, failedStarts: 1 });
+    vi.advanceTimersByTime(100);
+    expect(starts).toHaveLength(2);
+    s.ready();
+    expect(s.stats()).toMatchObject({ state: 'up', restarts: 0, failuresInRow: 0 });
+  });
+
   it('gives up once after maxDownMs without a ready worker, and starts nothing more', () => {
     const { s, starts, gaveUp } = supervised(1000);
     s.launch();

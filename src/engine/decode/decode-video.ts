@@ -110,6 +110,8 @@ export function decodeVideo(job: DecodeJob, decoder: DecoderOptions, into: Frame
     // A frame that never came out (damaged data, a container promising more than it holds) takes
     // the nearest earlier frame that did, else the nearest later one.
     const fill = got.map((_, k) => nearestDecoded(got, k));
+    // The buffer is the worker's (FrameBuffer): a frame that never decoded must not carry the last video's pixels.
+    for (let k = 0; k < got.length; k++) if (!got[k]) rgb.fill(0, k * bytes, (k + 1) * bytes);
     const slotToFrame = plan.slotToUnique.map((k) => fill[k] as number);
     const padded = plan.slotToUnique.filter((k) => !got[k]).length;
     const { rotateFilters: _, ...rest } = info;

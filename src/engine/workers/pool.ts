@@ -182,6 +182,8 @@ export function createWorkerPool<Init, Info, Job, Output>(options: WorkerPoolOpt
   let closed = false;
   let nextId = 1;
   let retired = 0;
+  /** Retired workers until they have exited: close() waits for them too. */
+  const leaving = new Set<Promise<void>>();
   let lastExit = '';
   let readyWaiters: Array<{ resolve: (i: Info) => void; reject: (e: unknown) => void }> = [];
 
@@ -298,6 +300,7 @@ export function createWorkerPool<Init, Info, Job, Output>(options: WorkerPoolOpt
       const failure: WorkerFailure = { why: `exit code ${code ?? 'none'}, signal ${signal ?? 'none'}`, code, signal, stderr: tail(w.stderr) };
       const { running, killedFor } = w;
       if (running) settle(running, closed ? closedError() : fatal ?? options.errors.crashed(running.job, failure));
+      if (killedFor === 'retired' && (code !== 0 || signal !== null)) logger.warn({ code, signal, stderr: failure.stderr }, `a retired ${kind} worker did not exit cleanly`);
       if (closed || fatal || killedFor === 'retired') return;
       const retryInMs = slot.supervisor.exited();
       if (retryInMs < 0) return; // the slot gave up
@@ -322,15 +325,21 @@ export function createWorkerPool<Init, Info, Job, Output>(options: WorkerPoolOpt
 
   /**
    * An idle worker past maxJobsPerWorker leaves its slot to a fresh one, started now (jobs wait for
-   * it as for any start: ~0.2 s once per maxJobsPerWorker jobs), and exits once told to close.
+   * it as for any start: ~0.2 s once per maxJobsPerWorker jobs), and exits once told to close. One
+   * slot at a time: while another slot has no ready worker this one serves on and tries again after
+   * its next job, so that workers that reach the limit together are not all starting at once.
    */
   const retire = (slot: Slot<Job, Output>, w: Worker<Job, Output>): void => {
     if (closed || fatal || slot.worker !== w) return;
+    if (!slots.every((other) => other === slot || other.worker?.ready === true)) return;
     w.killedFor = 'retired';
     retired += 1;
     logger.info({ pid: w.proc.pid, jobs: w.jobs }, `${kind} worker retired after its job limit; a fresh one takes its place`);
     slot.worker = undefined;
-    void stopWorker(w);
+    const gone = stopWorker(w);
+    leaving.add(gone);
+    void gone.then(() => leaving.delete(gone));
+    slot.supervisor.replacing();
     start(slot);
   };
 
@@ -435,7 +444,7 @@ export function createWorkerPool<Init, Info, Job, Output>(options: WorkerPoolOpt
       readyWaiters = [];
       for (const entry of queue.splice(0)) settle(entry, closedError());
       for (const slot of slots) slot.supervisor.stop();
-      await Promise.all(workers().map(stopWorker));
+      await Promise.all([...workers().map(stopWorker), ...leaving]);
     },
   };
 }

@@ -58,6 +58,11 @@ export interface Supervisor {
   ready(): void;
   /** The current worker exited; returns the delay before its replacement starts (-1: none, stopped). */
   exited(): number;
+  /**
+   * The owner replaces its ready worker on purpose (retired) and starts the successor itself: no
+   * restart is counted, and a successor that dies before it is ready is a failed start (backoff).
+   */
+  replacing(): void;
   /** Whether work can be sent or queued now (false while down or stopped). */
   accepting(): boolean;
   state(): WorkerState;
@@ -125,6 +130,9 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
         if (state === 'down') options.start();
       }, delay);
       return delay;
+    },
+    replacing() {
+      if (state === 'up') state = 'restarting';
     },
     accepting: () => state === 'starting' || state === 'up' || state === 'restarting',
     state: () => state,

@@ -2,7 +2,7 @@
  * The decode pool with real processes: a fake worker (test/fixtures/fake-decode-worker.ts) for the
  * faults, the real worker (node-av) for real videos and for the NVDEC fallback.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -93,6 +93,45 @@ describe('decode pool (fake worker)', () => {
     expect(p.stats()).toMatchObject({ retired: 2, restarts: 0, failedStarts: 0, workers: 1 });
     expect(lines.filter((l) => l.msg === 'decode worker retired after its job limit; a fresh one takes its place').map((l) => l.jobs)).toEqual([3, 3]);
     expect(lines.some((l) => /crashed|died/.test(String(l.msg)))).toBe(false);
+  });
+
+  it('retires one slot at a time, so a decode worker is always ready while two reach the limit together', async () => {
+    const { p } = pool({ workers: 2, maxVideosPerWorker: 2 });
+    await p.ready();
+    await vi.waitFor(() => expect(p.stats().alive).toBe(2), WAIT);
+    let fewest = 2;
+    const watch = setInterval(() => (fewest = Math.min(fewest, p.stats().alive)), 2);
+    try {
+      // A slot that reaches the limit while the other's successor starts serves on until it is ready.
+      for (let round = 0; round < 400 && p.stats().retired < 3; round++) {
+        await Promise.all([pidOf(p), pidOf(p)]);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    } finally {
+      clearInterval(watch);
+    }
+    expect(fewest).toBe(1);
+    expect(p.stats().retired).toBeGreaterThanOrEqual(3);
+    expect(p.stats().restarts).toBe(0);
+  });
+
+  it('counts a successor that dies while starting as a failed start, not a restart, and recovers with backoff', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'decode-pool-'));
+    const flag = path.join(dir, 'die');
+    const { p } = pool({ maxVideosPerWorker: 1 });
+    try {
+      await p.ready();
+      writeFileSync(flag, '');
+      process.env.FAKE_DECODE_DIE_AT_START = flag; // the successors, forked from now on, die at start
+      await pidOf(p);
+      await vi.waitFor(() => expect(p.stats().failedStarts).toBeGreaterThanOrEqual(1), WAIT);
+      expect(p.stats()).toMatchObject({ retired: 1, restarts: 0 });
+      rmSync(flag);
+      // Refused fast while the slot is down (DECODER_UNAVAILABLE), served once a start succeeds.
+      await vi.waitFor(async () => expect(await pidOf(p)).toBeGreaterThan(0), WAIT);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('fails only the video whose worker crashed, with a clear error, while the other worker carries on', async () => {
@@ -232,15 +271,27 @@ describe('decode pool (real worker, node-av)', () => {
   });
 
   it('gives each video its own frames from the worker\'s one buffer, and a retired worker exits cleanly', async () => {
-    const { p, lines } = pool({ fake: false, maxVideosPerWorker: 2 });
+    const { p, lines } = pool({ fake: false, maxVideosPerWorker: 3 });
     await p.ready();
-    const first = await p.run(job(fixture('clip.mp4')));
-    const second = await p.run(job(fixture('gop.mp4'))); // the same worker, the same buffer
-    const third = await p.run(job(fixture('clip.mp4'))); // a fresh worker
-    expect(second.rgb).toEqual(decodeVideo(job(fixture('gop.mp4')), { threads: 1, hardware: null }).rgb);
-    expect(third.rgb).toEqual(first.rgb);
-    expect(p.stats()).toMatchObject({ retired: 1, restarts: 0 });
-    expect(lines.some((l) => Number(l.level) >= 50)).toBe(false);
+    const fresh = (name: string) => decodeVideo(job(fixture(name)), { threads: 1, hardware: null }).rgb;
+    // The same worker, the same buffer: a longer video, then one with fewer distinct frames, whose
+    // answer must be its own frames only, then one left as a file for the inference worker.
+    expect((await p.run(job(fixture('clip.mp4')))).rgb).toEqual(fresh('clip.mp4'));
+    const short = await p.run(job(fixture('three.mp4')));
+    expect(short.rgb).toEqual(fresh('three.mp4'));
+    expect(short.rgb.length).toBeLessThan(fresh('clip.mp4').length);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'decode-pool-'));
+    try {
+      const framesFile = path.join(dir, 'frames');
+      const filed = await p.run({ ...job(fixture('gop.mp4')), framesFile });
+      expect(filed.rgb.length).toBe(0);
+      expect(new Uint8Array(readFileSync(framesFile))).toEqual(fresh('gop.mp4'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    await vi.waitFor(() => expect(p.stats()).toMatchObject({ retired: 1, restarts: 0, alive: 1 }), WAIT);
+    expect((await p.run(job(fixture('clip.mp4')))).rgb).toEqual(fresh('clip.mp4')); // a fresh worker
+    expect(lines.some((l) => Number(l.level) >= 40)).toBe(false);
   });
 
   it('kills and replaces a real worker that runs past the limit', async () => {
