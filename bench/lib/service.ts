@@ -74,6 +74,19 @@ export function cpuSecondsOf(pid: number): number {
   }
 }
 
+/**
+ * CPU seconds of the children `pid` has reaped, over their whole lives (cutime + cstime, /proc/PID/stat
+ * fields 16 and 17): where a worker that exited (a retired decode worker) left its CPU.
+ */
+export function reapedCpuSecondsOf(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[13]) + Number(fields[14])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 /** The machine's CPU seconds since boot, all cores: busy at nice 0, busy at nice > 0, idle (/proc/stat). */
 export function machineCpu(): { busy: number; niced: number; idle: number } {
   const t = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
@@ -116,23 +129,31 @@ function cpuMeter(server: ServerHandle): { stop(videos: number): StepCpu } {
     return new Map([main, ...inference, ...decode].map((p) => [p, cpuSecondsOf(p)]));
   };
   const before = per();
+  const reaped0 = reapedCpuSecondsOf(server.pids().main);
   const machine0 = machineCpu();
   const self0 = process.cpuUsage();
   return {
     stop(videos) {
       const { main, inference, decode } = server.pids();
       const spent = (pids: number[]): number => pids.reduce((a, p) => a + cpuSecondsOf(p) - (before.get(p) ?? 0), 0);
+      // A worker that exited during the step (a decode worker retired after DECODE_WORKER_MAX_VIDEOS)
+      // is no longer listed: its whole life's CPU is now in main's reaped children, less what it had
+      // spent before the step. Counted as decoding, the only workers the service retires.
+      const alive = new Set([main, ...inference, ...decode]);
+      const spentBefore = [...before].filter(([pid]) => !alive.has(pid)).reduce((a, [, s]) => a + s, 0);
+      const exited = reapedCpuSecondsOf(main) - reaped0 - spentBefore;
+      const decodeS = spent(decode) + exited;
       const self = process.cpuUsage(self0);
       const m = machineCpu();
       const total = m.busy + m.niced + m.idle - (machine0.busy + machine0.niced + machine0.idle);
       const n = Math.max(1, videos);
-      const ours = spent([main, ...inference, ...decode]) + (self.user + self.system) / 1e6;
+      const ours = spent([main, ...inference]) + decodeS + (self.user + self.system) / 1e6;
       const busy = m.busy + m.niced - (machine0.busy + machine0.niced);
       return {
         cores: os.availableParallelism(),
-        decode_infer_s_per_video: spent([...inference, ...decode]) / n,
+        decode_infer_s_per_video: (spent(inference) + decodeS) / n,
         inference_s_per_video: spent(inference) / n,
-        decode_s_per_video: spent(decode) / n,
+        decode_s_per_video: decodeS / n,
         main_s_per_video: spent([main]) / n,
         clients_s_per_video: (self.user + self.system) / 1e6 / n,
         niced_fraction: (m.niced - machine0.niced) / total,
