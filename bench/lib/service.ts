@@ -64,27 +64,28 @@ export function rssOf(pid: number): number {
   }
 }
 
-/** user + system CPU seconds of a process (0 when it is gone); /proc/PID/stat fields 14 and 15, in ticks of 1/100 s. */
-export function cpuSecondsOf(pid: number): number {
+/** /proc/PID/stat's fields from the third (state) on, so field N is at N − 3; none when the process is gone. */
+function statFields(pid: number): string[] {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
   } catch {
-    return 0;
+    return [];
   }
 }
 
+/** user + system CPU seconds of a process (0 when it is gone); fields 14 and 15, in ticks of 1/100 s. */
+export function cpuSecondsOf(pid: number): number {
+  const fields = statFields(pid);
+  return fields.length === 0 ? 0 : (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /**
- * CPU seconds of the children `pid` has reaped, over their whole lives (cutime + cstime, /proc/PID/stat
- * fields 16 and 17): where a worker that exited (a retired decode worker) left its CPU.
+ * CPU seconds of the children `pid` has reaped, over their whole lives (cutime + cstime, fields 16
+ * and 17): where a worker that exited (a retired decode worker) left its CPU.
  */
 export function reapedCpuSecondsOf(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    return (Number(fields[13]) + Number(fields[14])) / 100;
-  } catch {
-    return 0;
-  }
+  const fields = statFields(pid);
+  return fields.length === 0 ? 0 : (Number(fields[13]) + Number(fields[14])) / 100;
 }
 
 /** The machine's CPU seconds since boot, all cores: busy at nice 0, busy at nice > 0, idle (/proc/stat). */
