@@ -121,16 +121,13 @@ export function workerPids(pid: number): { inference: number[]; decode: number[]
 
 /**
  * CPU spent over one step, per answered video: the server's workers (decode + inference), its main
- * process, this process (the clients), and the machine's share at nice > 0 and idle. Workers
- * replaced during the step lose what they spent (rare: timeouts and crashes).
+ * process, this process (the clients), and the machine's share at nice > 0 and idle. A worker that
+ * exits during the step (retired, timed out, crashed) is counted from main's reaped children.
  */
 function cpuMeter(server: ServerHandle): { stop(videos: number): StepCpu } {
-  const per = (): Map<number, number> => {
-    const { main, inference, decode } = server.pids();
-    return new Map([main, ...inference, ...decode].map((p) => [p, cpuSecondsOf(p)]));
-  };
-  const before = per();
-  const reaped0 = reapedCpuSecondsOf(server.pids().main);
+  const start = server.pids();
+  const before = new Map([start.main, ...start.inference, ...start.decode].map((p) => [p, cpuSecondsOf(p)]));
+  const reaped0 = reapedCpuSecondsOf(start.main);
   const machine0 = machineCpu();
   const self0 = process.cpuUsage();
   return {
@@ -142,21 +139,22 @@ function cpuMeter(server: ServerHandle): { stop(videos: number): StepCpu } {
       // spent before the step. Counted as decoding, the only workers the service retires.
       const alive = new Set([main, ...inference, ...decode]);
       const spentBefore = [...before].filter(([pid]) => !alive.has(pid)).reduce((a, [, s]) => a + s, 0);
-      const exited = reapedCpuSecondsOf(main) - reaped0 - spentBefore;
-      const decodeS = spent(decode) + exited;
-      const self = process.cpuUsage(self0);
+      const mainS = spent([main]);
+      const inferenceS = spent(inference);
+      const decodeS = spent(decode) + reapedCpuSecondsOf(main) - reaped0 - spentBefore;
+      const clientsS = process.cpuUsage(self0);
       const m = machineCpu();
       const total = m.busy + m.niced + m.idle - (machine0.busy + machine0.niced + machine0.idle);
       const n = Math.max(1, videos);
-      const ours = spent([main, ...inference]) + decodeS + (self.user + self.system) / 1e6;
+      const ours = mainS + inferenceS + decodeS + (clientsS.user + clientsS.system) / 1e6;
       const busy = m.busy + m.niced - (machine0.busy + machine0.niced);
       return {
         cores: os.availableParallelism(),
-        decode_infer_s_per_video: (spent(inference) + decodeS) / n,
-        inference_s_per_video: spent(inference) / n,
+        decode_infer_s_per_video: (inferenceS + decodeS) / n,
+        inference_s_per_video: inferenceS / n,
         decode_s_per_video: decodeS / n,
-        main_s_per_video: spent([main]) / n,
-        clients_s_per_video: (self.user + self.system) / 1e6 / n,
+        main_s_per_video: mainS / n,
+        clients_s_per_video: (clientsS.user + clientsS.system) / 1e6 / n,
         niced_fraction: (m.niced - machine0.niced) / total,
         idle_fraction: (m.idle - machine0.idle) / total,
         ours_fraction: ours / total,
