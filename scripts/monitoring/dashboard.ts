@@ -73,21 +73,23 @@ export const ROWS: Row[] = [
     panels: [
       {
         title: 'Queue',
-        description: 'Videos waiting for a slot (what the HPA scales on), being worked on, and requests in flight.',
+        description: 'Videos waiting for a slot (what the HPA scales on), being decoded, decoded and waiting for the inference worker, and requests in flight.',
         unit: 'short',
         queries: [
           { expr: `sum by (pod) (haltingvt_queue_depth{${SEL}})`, legend: 'waiting {{pod}}' },
-          { expr: `sum by (pod) (haltingvt_queue_running{${SEL}})`, legend: 'running {{pod}}' },
+          { expr: `sum by (pod) (haltingvt_queue_running{${SEL}})`, legend: 'decoding {{pod}}' },
+          { expr: `sum by (pod) (haltingvt_worker_jobs_queued{pool="inference", ${SEL}})`, legend: 'waiting for inference {{pod}}' },
           { expr: `sum by (pod) (haltingvt_inflight_requests{${SEL}})`, legend: 'in flight {{pod}}' },
         ],
       },
       {
         title: 'Workers alive and restarts',
-        description: 'Worker processes ready to serve per pool, and those that died and were replaced.',
+        description: 'Worker processes ready to serve per pool, those that died and were replaced, and those retired on purpose (DECODE_WORKER_MAX_VIDEOS).',
         unit: 'short',
         queries: [
           { expr: `sum by (pool) (haltingvt_workers_alive{${SEL}})`, legend: 'alive {{pool}}' },
           { expr: `sum by (pool) (increase(haltingvt_worker_restarts_total{${SEL}}[${RATE}]))`, legend: 'restarts {{pool}}' },
+          { expr: `sum by (pool) (increase(haltingvt_worker_retired_total{${SEL}}[${RATE}]))`, legend: 'retired {{pool}}' },
         ],
       },
       { title: 'Ready pods', description: 'Pods whose model is loaded and warm (the /readyz answer).', unit: 'short', queries: [{ expr: `sum(haltingvt_model_ready{${SEL}})`, legend: 'ready' }] },

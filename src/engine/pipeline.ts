@@ -40,6 +40,11 @@ export interface ClassifyOptions {
    */
   framesFile?: string | undefined;
   /**
+   * Called once the video is decoded, before its frames wait for the inference worker: a caller
+   * that limits how many videos decode at once (the service's queue) lets the next one start.
+   */
+  onDecoded?: (() => void) | undefined;
+  /**
    * The video's span when the request is traced (the service's): decode and inference spans are
    * made under it in their workers, and postprocess here.
    */
@@ -103,6 +108,7 @@ export function createPipeline(deps: PipelineDeps): { classify: Classify; classi
     const job = { file, name, frames, size, resizeShortSide: shortSide, scaleFlags, limits, thumbnails: options.explain === true, framesFile: options.framesFile };
     const trace = options.span && traceparentOf(options.span);
     const decoded = await decoder.run(job, signal, trace === undefined ? undefined : [trace]);
+    options.onDecoded?.();
     const { info } = decoded;
     if (decoded.padded > 0) deps.logger.warn({ video: name, padded: decoded.padded, frameCount: decoded.frameCount }, 'frames missing from the video; repeating their neighbours');
     const decodeS = (now() - started) / 1000;

@@ -169,10 +169,12 @@ export function createService(deps: ServiceDeps): Service {
     // Under the transport's active span; the queue span ends when a slot is free.
     const span = tracer && startSpan(tracer, 'classify video', undefined);
     let queueSpan: Span | undefined = span && startSpan(tracer, 'queue', span);
-    const run = (): Promise<ClassifyResult> => {
+    // The slot is the decoding's: once the frames are out, the next video decodes while this one
+    // waits for the inference worker (queue.ts).
+    const run = (decoded: () => void): Promise<ClassifyResult> => {
       queueSpan?.end();
       queueSpan = undefined;
-      return engine.classify(file, knobs, { signal, explain, probabilities, name, enqueuedAt, framesFile, span });
+      return engine.classify(file, knobs, { signal, explain, probabilities, name, enqueuedAt, framesFile, span, onDecoded: decoded });
     };
     try {
       const { value } = await queue.run(run, signal);

@@ -119,7 +119,7 @@ export function createMetrics(registry: MetricsRegistry): Metrics {
     enableExemplars: true,
   });
   const queueDepth = new Gauge({ name: `${PREFIX}queue_depth`, help: 'Videos waiting for a slot in the service queue', registers });
-  const running = new Gauge({ name: `${PREFIX}queue_running`, help: 'Videos being decoded or inferred (queue slots in use)', registers });
+  const running = new Gauge({ name: `${PREFIX}queue_running`, help: 'Videos holding a queue slot: being decoded (a decoded video gives its slot back while it waits for inference)', registers });
   const inflight = new Gauge({
     name: `${PREFIX}inflight_requests`,
     help: 'Inference requests in progress, from the first byte of the upload to the response',
@@ -201,6 +201,15 @@ export function createMetrics(registry: MetricsRegistry): Metrics {
     registers,
     collect() {
       for (const [pool, stats] of pools()) this.set({ pool }, stats.alive);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}worker_jobs_queued`,
+    help: 'Jobs waiting for a busy worker, by pool (inference: decoded videos waiting for the inference worker)',
+    labelNames: ['pool'] as const,
+    registers,
+    collect() {
+      for (const [pool, stats] of pools()) this.set({ pool }, stats.queued);
     },
   });
   for (const [name, help, field] of [

@@ -1,8 +1,12 @@
 /**
- * The bounded queue in front of the engine: at most `concurrency` videos are decoded or inferred
- * at once and at most `size` more wait; past that a request is refused at once (QUEUE_FULL, 429)
- * rather than piling up, as Triton's `max_queue_size` does. A waiting request whose signal aborts
- * (its client went away) leaves the queue without ever reaching the engine.
+ * The bounded queue in front of the engine: at most `concurrency` videos hold a slot at once and at
+ * most `size` more wait; past that a request is refused at once (QUEUE_FULL, 429) rather than
+ * piling up, as Triton's `max_queue_size` does. A waiting request whose signal aborts (its client
+ * went away) leaves the queue without ever reaching the engine.
+ *
+ * A task may give its slot back before it ends (`release`): the service's videos do once decoded,
+ * so the next video decodes while this one waits for the inference worker, and no core idles
+ * while every video in flight waits for the one inference worker.
  *
  * A request is admitted (`admit()`) before its upload is read and holds its place until it is
  * answered, so uploading, waiting and running requests together never exceed `size + concurrency`:
@@ -29,8 +33,11 @@ export interface QueueStats {
 export interface WorkQueue {
   /** Videos that may run at once (a batch request uses as many lanes). */
   readonly concurrency: number;
-  /** Runs `task` when a slot is free; `waitedS` is the time spent waiting for it. */
-  run<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<{ value: T; waitedS: number }>;
+  /**
+   * Runs `task` when a slot is free; `waitedS` is the time spent waiting for it. The slot is given
+   * back when the task settles, or earlier when it calls `release` (idempotent).
+   */
+  run<T>(task: (release: () => void) => Promise<T>, signal?: AbortSignal): Promise<{ value: T; waitedS: number }>;
   /** Takes a place for one request before its upload is read (QUEUE_FULL when none is left); call the result to give it back. */
   admit(): () => void;
   stats(): QueueStats;
@@ -80,13 +87,19 @@ export function createWorkQueue(options: QueueOptions): WorkQueue {
           running += 1;
           changed();
           const waitedS = (now() - enqueuedAt) / 1000;
-          task().then(
+          let held = true;
+          const giveBack = (): void => {
+            if (!held) return;
+            held = false;
+            release();
+          };
+          task(giveBack).then(
             (value) => {
-              release();
+              giveBack();
               resolve({ value, waitedS });
             },
             (err: unknown) => {
-              release();
+              giveBack();
               reject(err);
             },
           );

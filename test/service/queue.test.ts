@@ -86,3 +86,35 @@ describe('createWorkQueue', () => {
     expect(idle).toBe(true);
   });
 });
+
+describe('createWorkQueue: a task that gives its slot back early', () => {
+  it('lets the next task start while it still runs, and counts the slot once', async () => {
+    const q = createWorkQueue({ concurrency: 1, size: 4, now: () => 0 });
+    const a = deferred();
+    let giveBack!: () => void;
+    const first = q.run((release) => {
+      giveBack = release;
+      return a.promise;
+    });
+    let secondRan = false;
+    const second = q.run(async () => {
+      secondRan = true;
+    });
+    expect(q.stats()).toEqual({ queued: 1, running: 1, admitted: 0 });
+    giveBack();
+    giveBack(); // idempotent: the second call frees nothing more
+    await second;
+    expect(secondRan).toBe(true);
+    expect(q.stats()).toEqual({ queued: 0, running: 0, admitted: 0 });
+    a.resolve();
+    await first; // settling after the early release frees nothing more either
+    expect(q.stats()).toEqual({ queued: 0, running: 0, admitted: 0 });
+    const b = deferred();
+    const third = q.run(() => b.promise);
+    const fourth = q.run(async () => 'fourth');
+    expect(q.stats()).toEqual({ queued: 1, running: 1, admitted: 0 });
+    b.resolve();
+    await third;
+    expect((await fourth).value).toBe('fourth');
+  });
+});

@@ -1,0 +1,60 @@
+/**
+ * The service's queue slot is the decoding's: a video gives it back once decoded (the engine's
+ * onDecoded), so with CONCURRENCY 1 the next video decodes while the first waits for inference.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Engine } from '../../src/engine/index.js';
+import { engineWith, fixture, gate, makeApp, openTinyEngine, until, type TestApp } from '../http/helpers.js';
+import { readFileSync } from 'node:fs';
+
+let engine: Engine;
+let t: TestApp;
+const entered: string[] = [];
+let inference = gate();
+
+beforeAll(async () => {
+  engine = await openTinyEngine();
+  const port = engineWith(engine, {
+    // The real engine, with its inference held at a gate the test opens: onDecoded is passed on as
+    // the engine gets it, and "inference" waits until the gate opens.
+    classify: async (file, knobs, options) => {
+      const result = await engine.classify(file, knobs, { ...options, onDecoded: undefined });
+      entered.push(file);
+      options?.onDecoded?.();
+      await inference.promise;
+      return result;
+    },
+  });
+  t = makeApp(port, { service: { concurrency: 1, queueSize: 8 } });
+});
+afterAll(async () => {
+  await t?.app.close();
+  await engine?.close();
+});
+
+describe('decode slots', () => {
+  it('with CONCURRENCY 1, decodes the next video while the first waits for inference', async () => {
+    const body = readFileSync(fixture('clip.mp4'));
+    const post = () => t.app.inject({ method: 'POST', url: '/v1/classify', headers: { 'content-type': 'video/mp4' }, payload: body });
+    const first = post();
+    await until(() => entered.length === 1, 'the first video decoded');
+    const second = post();
+    await until(() => entered.length === 2, 'the second video decoded while the first still waits');
+    inference.open();
+    const answers = await Promise.all([first, second]);
+    expect(answers.map((a) => a.statusCode)).toEqual([200, 200]);
+    inference = gate();
+  });
+
+  it('the engine calls onDecoded once per video, after decoding and before the answer; not when decoding fails', async () => {
+    const knobs = engine.validateKnobs({});
+    const events: string[] = [];
+    const result = await engine.classify(fixture('clip.mp4'), knobs, { onDecoded: () => events.push('decoded') });
+    events.push('answered');
+    expect(result.video.decoded_frames).toBeGreaterThan(0);
+    expect(events).toEqual(['decoded', 'answered']);
+    let called = 0;
+    await expect(engine.classify(fixture('garbage.mp4'), knobs, { onDecoded: () => (called += 1) })).rejects.toThrow();
+    expect(called).toBe(0);
+  });
+});
