@@ -69,7 +69,7 @@ export const EnvSchema = z.object({
   QUEUE_SIZE: int(0, 100_000)
     .default(16)
     .describe('requests that may wait for a slot, uploads included; more get 429 before uploading'),
-  CONCURRENCY: int(1, 64).default(2).describe('videos decoded at once, one decode worker each (a decoded video waits for the inference worker without holding its slot); a batch uses up to `CONCURRENCY` lanes'),
+  CONCURRENCY: int(1, 64).default(2).describe('videos decoded at once, one decode worker each; as many more, decoded, may wait for the inference worker without a slot; a batch uses up to `CONCURRENCY` lanes'),
   BATCH_MAX_SIZE: int(1, 64)
     .default(engine.batchMaxSize)
     .describe('dynamic batching: most videos with equal knobs in one model run; 1 turns it off'),

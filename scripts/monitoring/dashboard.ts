@@ -78,7 +78,7 @@ export const ROWS: Row[] = [
         queries: [
           { expr: `sum by (pod) (haltingvt_queue_depth{${SEL}})`, legend: 'waiting {{pod}}' },
           { expr: `sum by (pod) (haltingvt_queue_running{${SEL}})`, legend: 'decoding {{pod}}' },
-          { expr: `sum by (pod) (haltingvt_worker_jobs_queued{pool="inference", ${SEL}})`, legend: 'waiting for inference {{pod}}' },
+          { expr: `sum by (pod) (haltingvt_queue_inferring{${SEL}})`, legend: 'decoded, inferring {{pod}}' },
           { expr: `sum by (pod) (haltingvt_inflight_requests{${SEL}})`, legend: 'in flight {{pod}}' },
         ],
       },

@@ -108,10 +108,10 @@ export function createPipeline(deps: PipelineDeps): { classify: Classify; classi
     const job = { file, name, frames, size, resizeShortSide: shortSide, scaleFlags, limits, thumbnails: options.explain === true, framesFile: options.framesFile };
     const trace = options.span && traceparentOf(options.span);
     const decoded = await decoder.run(job, signal, trace === undefined ? undefined : [trace]);
+    const decodeS = (now() - started) / 1000;
     options.onDecoded?.();
     const { info } = decoded;
     if (decoded.padded > 0) deps.logger.warn({ video: name, padded: decoded.padded, frameCount: decoded.frameCount }, 'frames missing from the video; repeating their neighbours');
-    const decodeS = (now() - started) / 1000;
 
     // The frames go to the inference worker as they came, bytes (or the file holding them); it normalises them there.
     const { outputs, queueS, inferS } = await infer({ rgb: decoded.rgb, file: decoded.framesFile, slotToFrame: decoded.slotToFrame, trace }, knobs, signal);

@@ -6,7 +6,8 @@
  *
  * One request: admit (a place in the bounded queue and a lifecycle slot, taken before anything is
  * read, so a refused client hears 429 or 503 before it sends its video) → spool (each video to a
- * temp file: libav needs a seekable file) → queue (at most CONCURRENCY videos in the engine) →
+ * temp file: libav needs a seekable file) → queue (at most CONCURRENCY videos decoding, and as many
+ * more decoded and waiting for inference) →
  * engine → metrics. `classify()` does all of it for videos already in hand; a transport that
  * receives an upload as a stream takes the steps itself: `admit()`, spool into `admission.temps`,
  * `admission.classify()`, `admission.release()`.
@@ -140,7 +141,7 @@ export function createService(deps: ServiceDeps): Service {
     concurrency: config.concurrency,
     size: config.queueSize,
     now,
-    onChange: (s) => metrics.queue(s.queued, s.running, s.admitted),
+    onChange: (s) => metrics.queue(s.queued, s.running, s.inferring, s.admitted),
   });
   const uploads = deps.uploads ?? createUploadArea(config.uploadDir);
   metrics.watch({ ready: () => lifecycle.ready(), workers: () => lifecycle.loaded()?.stats().pools, uploads: () => uploads.usage() });

@@ -59,8 +59,12 @@ export interface Metrics {
   batch(items: number): void;
   /** One error answered (a batch counts each failed item); the same error object is counted once however many layers report it. */
   error(error: EngineError): void;
-  /** `admitted`: requests holding a place, from before their upload to their answer. */
-  queue(queued: number, running: number, admitted: number): void;
+  /**
+   * `running`: videos holding a slot (decoding); `inferring`: decoded videos that gave theirs back
+   * and wait for or are in inference; `admitted`: requests holding a place, from before their upload
+   * to their answer.
+   */
+  queue(queued: number, running: number, inferring: number, admitted: number): void;
   inflight(delta: 1 | -1): void;
   /** Reads these at every scrape. */
   watch(sources: ScrapeSources): void;
@@ -119,7 +123,8 @@ export function createMetrics(registry: MetricsRegistry): Metrics {
     enableExemplars: true,
   });
   const queueDepth = new Gauge({ name: `${PREFIX}queue_depth`, help: 'Videos waiting for a slot in the service queue', registers });
-  const running = new Gauge({ name: `${PREFIX}queue_running`, help: 'Videos holding a queue slot: being decoded (a decoded video gives its slot back while it waits for inference)', registers });
+  const running = new Gauge({ name: `${PREFIX}queue_running`, help: 'Videos holding a queue slot: being decoded (or, past the cap on inferring videos, inferred)', registers });
+  const inferring = new Gauge({ name: `${PREFIX}queue_inferring`, help: 'Decoded videos that gave their queue slot back and wait for or are in inference (at most CONCURRENCY)', registers });
   const inflight = new Gauge({
     name: `${PREFIX}inflight_requests`,
     help: 'Inference requests in progress, from the first byte of the upload to the response',
@@ -203,15 +208,6 @@ export function createMetrics(registry: MetricsRegistry): Metrics {
       for (const [pool, stats] of pools()) this.set({ pool }, stats.alive);
     },
   });
-  new Gauge({
-    name: `${PREFIX}worker_jobs_queued`,
-    help: 'Jobs waiting for a busy worker, by pool (inference: decoded videos waiting for the inference worker)',
-    labelNames: ['pool'] as const,
-    registers,
-    collect() {
-      for (const [pool, stats] of pools()) this.set({ pool }, stats.queued);
-    },
-  });
   for (const [name, help, field] of [
     ['worker_restarts_total', 'Ready worker processes that died and were replaced, by pool', 'restarts'],
     ['worker_retired_total', 'Worker processes replaced on purpose after their job limit (DECODE_WORKER_MAX_VIDEOS), by pool', 'retired'],
@@ -283,6 +279,7 @@ export function createMetrics(registry: MetricsRegistry): Metrics {
   uploadsInProgress.set(0);
   queueDepth.set(0);
   running.set(0);
+  inferring.set(0);
   inflight.set(0);
 
   return {
@@ -316,9 +313,10 @@ export function createMetrics(registry: MetricsRegistry): Metrics {
       counted.add(error);
       errors.inc({ code: error.code });
     },
-    queue(q, r, admitted) {
+    queue(q, r, decoded, admitted) {
       queueDepth.set(q);
       running.set(r);
+      inferring.set(decoded);
       uploadsInProgress.set(admitted);
     },
     inflight(delta) {

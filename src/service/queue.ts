@@ -6,7 +6,10 @@
  *
  * A task may give its slot back before it ends (`release`): the service's videos do once decoded,
  * so the next video decodes while this one waits for the inference worker, and no core idles
- * while every video in flight waits for the one inference worker.
+ * while every video in flight waits for the one inference worker. At most `concurrency` tasks run
+ * without their slot (`inferring`); past that a release is ignored and the slot is held to the end,
+ * so when inference is the bottleneck the backlog waits here, in `queued`, where the queue-depth
+ * metric (and the autoscaler on it) sees it, and at most 2 × `concurrency` videos are in the engine.
  *
  * A request is admitted (`admit()`) before its upload is read and holds its place until it is
  * answered, so uploading, waiting and running requests together never exceed `size + concurrency`:
@@ -25,7 +28,10 @@ export interface QueueOptions {
 
 export interface QueueStats {
   queued: number;
+  /** Tasks holding a slot. */
   running: number;
+  /** Tasks that gave their slot back and still run (the service's: decoded, waiting for or in inference). */
+  inferring: number;
   /** Requests holding a place (uploading, waiting or running). */
   admitted: number;
 }
@@ -35,13 +41,14 @@ export interface WorkQueue {
   readonly concurrency: number;
   /**
    * Runs `task` when a slot is free; `waitedS` is the time spent waiting for it. The slot is given
-   * back when the task settles, or earlier when it calls `release` (idempotent).
+   * back when the task settles, or earlier when it calls `release` (idempotent) while fewer than
+   * `concurrency` tasks run without theirs.
    */
   run<T>(task: (release: () => void) => Promise<T>, signal?: AbortSignal): Promise<{ value: T; waitedS: number }>;
   /** Takes a place for one request before its upload is read (QUEUE_FULL when none is left); call the result to give it back. */
   admit(): () => void;
   stats(): QueueStats;
-  /** Resolves when nothing runs, waits or holds a place. */
+  /** Resolves when nothing runs (with or without its slot), waits or holds a place. */
   idle(): Promise<void>;
 }
 
@@ -54,12 +61,13 @@ export function createWorkQueue(options: QueueOptions): WorkQueue {
   const { concurrency, size, now } = options;
   const waiting: Waiter[] = [];
   let running = 0;
+  let inferring = 0;
   let admitted = 0;
   let idleWaiters: Array<() => void> = [];
 
   const changed = (): void => {
-    options.onChange?.({ queued: waiting.length, running, admitted });
-    if (running === 0 && waiting.length === 0 && admitted === 0 && idleWaiters.length > 0) {
+    options.onChange?.({ queued: waiting.length, running, inferring, admitted });
+    if (running === 0 && inferring === 0 && waiting.length === 0 && admitted === 0 && idleWaiters.length > 0) {
       const resolve = idleWaiters;
       idleWaiters = [];
       for (const r of resolve) r();
@@ -87,19 +95,28 @@ export function createWorkQueue(options: QueueOptions): WorkQueue {
           running += 1;
           changed();
           const waitedS = (now() - enqueuedAt) / 1000;
-          let held = true;
-          const giveBack = (): void => {
-            if (!held) return;
-            held = false;
+          let slot: 'held' | 'released early' | 'done' = 'held';
+          const releaseEarly = (): void => {
+            if (slot !== 'held' || inferring >= concurrency) return;
+            slot = 'released early';
+            inferring += 1;
             release();
           };
-          task(giveBack).then(
+          const settle = (): void => {
+            if (slot === 'held') release();
+            else if (slot === 'released early') {
+              inferring -= 1;
+              changed();
+            }
+            slot = 'done';
+          };
+          task(releaseEarly).then(
             (value) => {
-              giveBack();
+              settle();
               resolve({ value, waitedS });
             },
             (err: unknown) => {
-              giveBack();
+              settle();
               reject(err);
             },
           );
@@ -140,9 +157,9 @@ export function createWorkQueue(options: QueueOptions): WorkQueue {
         changed();
       };
     },
-    stats: () => ({ queued: waiting.length, running, admitted }),
+    stats: () => ({ queued: waiting.length, running, inferring, admitted }),
     idle() {
-      if (running === 0 && waiting.length === 0 && admitted === 0) return Promise.resolve();
+      if (running === 0 && inferring === 0 && waiting.length === 0 && admitted === 0) return Promise.resolve();
       return new Promise((resolve) => idleWaiters.push(resolve));
     },
   };

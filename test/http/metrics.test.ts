@@ -83,10 +83,9 @@ describe('GET /metrics', () => {
     expect(value('haltingvt_worker_failed_starts_total{pool="inference"}')).toBe(0);
     expect(value('haltingvt_worker_retired_total{pool="decode"}')).toBe(2);
     expect(value('haltingvt_worker_restarts_total{pool="decode"}')).toBe(0);
-    expect(value('haltingvt_worker_jobs_queued{pool="inference"}')).toBe(0);
-    expect(value('haltingvt_worker_jobs_queued{pool="decode"}')).toBe(0);
     expect(value('haltingvt_queue_depth')).toBe(0);
     expect(value('haltingvt_queue_running')).toBe(0);
+    expect(value('haltingvt_queue_inferring')).toBe(0);
     expect(value('haltingvt_inflight_requests')).toBe(0);
     expect(value('haltingvt_model_ready')).toBe(1);
     expect(value('haltingvt_model_info{model="tiny",version="0.0.1",execution_provider="cpu"}')).toBe(1);

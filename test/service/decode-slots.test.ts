@@ -3,6 +3,7 @@
  * onDecoded), so with CONCURRENCY 1 the next video decodes while the first waits for inference.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EngineError, isEngineError } from '../../src/errors.js';
 import type { Engine } from '../../src/engine/index.js';
 import { engineWith, fixture, gate, makeApp, openTinyEngine, until, type TestApp } from '../http/helpers.js';
 import { readFileSync } from 'node:fs';
@@ -37,10 +38,15 @@ describe('decode slots', () => {
     const body = readFileSync(fixture('clip.mp4'));
     const post = () => t.app.inject({ method: 'POST', url: '/v1/classify', headers: { 'content-type': 'video/mp4' }, payload: body });
     const first = post();
-    await until(() => entered.length === 1, 'the first video decoded');
-    const second = post();
-    await until(() => entered.length === 2, 'the second video decoded while the first still waits');
-    inference.open();
+    const second = (async () => {
+      await until(() => entered.length === 1, 'the first video decoded');
+      return post();
+    })();
+    try {
+      await until(() => entered.length === 2, 'the second video decoded while the first still waits');
+    } finally {
+      inference.open(); // a failure must not leave the requests hanging
+    }
     const answers = await Promise.all([first, second]);
     expect(answers.map((a) => a.statusCode)).toEqual([200, 200]);
     inference = gate();
@@ -56,5 +62,14 @@ describe('decode slots', () => {
     let called = 0;
     await expect(engine.classify(fixture('garbage.mp4'), knobs, { onDecoded: () => (called += 1) })).rejects.toThrow();
     expect(called).toBe(0);
+  });
+
+  it('the engine calls onDecoded before inference: a caller that leaves there never gets an answer', async () => {
+    const controller = new AbortController();
+    const leaving = engine.classify(fixture('clip.mp4'), engine.validateKnobs({}), {
+      signal: controller.signal,
+      onDecoded: () => controller.abort(new EngineError('ABORTED', 'the caller left once the video was decoded')),
+    });
+    await expect(leaving).rejects.toSatisfy((e) => isEngineError(e, 'ABORTED'));
   });
 });

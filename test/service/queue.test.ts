@@ -16,7 +16,7 @@ describe('createWorkQueue', () => {
     const ran: string[] = [];
     const first = q.run(async () => (ran.push('a'), a.promise));
     const second = q.run(async () => (ran.push('b'), 'b'));
-    expect(q.stats()).toEqual({ queued: 1, running: 1, admitted: 0 });
+    expect(q.stats()).toEqual({ queued: 1, running: 1, inferring: 0, admitted: 0 });
     const third = q.run(async () => 'c');
     await expect(third).rejects.toSatisfy((e) => isEngineError(e, 'QUEUE_FULL'));
     expect(ran).toEqual(['a']);
@@ -24,8 +24,8 @@ describe('createWorkQueue', () => {
     expect((await first).value).toBe('a');
     expect((await second).value).toBe('b');
     expect(ran).toEqual(['a', 'b']);
-    expect(q.stats()).toEqual({ queued: 0, running: 0, admitted: 0 });
-    expect(seen.at(-1)).toEqual({ queued: 0, running: 0, admitted: 0 });
+    expect(q.stats()).toEqual({ queued: 0, running: 0, inferring: 0, admitted: 0 });
+    expect(seen.at(-1)).toEqual({ queued: 0, running: 0, inferring: 0, admitted: 0 });
   });
 
   it('drops a waiting task whose signal aborts; it never runs', async () => {
@@ -88,33 +88,77 @@ describe('createWorkQueue', () => {
 });
 
 describe('createWorkQueue: a task that gives its slot back early', () => {
-  it('lets the next task start while it still runs, and counts the slot once', async () => {
+  it('lets the next task start while it still runs, counted as inferring, once however often it releases', async () => {
     const q = createWorkQueue({ concurrency: 1, size: 4, now: () => 0 });
     const a = deferred();
-    let giveBack!: () => void;
+    let releaseA!: () => void;
     const first = q.run((release) => {
-      giveBack = release;
+      releaseA = release;
       return a.promise;
     });
-    let secondRan = false;
-    const second = q.run(async () => {
-      secondRan = true;
-    });
-    expect(q.stats()).toEqual({ queued: 1, running: 1, admitted: 0 });
-    giveBack();
-    giveBack(); // idempotent: the second call frees nothing more
-    await second;
-    expect(secondRan).toBe(true);
-    expect(q.stats()).toEqual({ queued: 0, running: 0, admitted: 0 });
-    a.resolve();
-    await first; // settling after the early release frees nothing more either
-    expect(q.stats()).toEqual({ queued: 0, running: 0, admitted: 0 });
     const b = deferred();
-    const third = q.run(() => b.promise);
-    const fourth = q.run(async () => 'fourth');
-    expect(q.stats()).toEqual({ queued: 1, running: 1, admitted: 0 });
+    let secondStarted = false;
+    const second = q.run(() => {
+      secondStarted = true;
+      return b.promise;
+    });
+    expect(q.stats()).toEqual({ queued: 1, running: 1, inferring: 0, admitted: 0 });
+    releaseA();
+    releaseA(); // idempotent
+    expect(secondStarted).toBe(true);
+    expect(q.stats()).toEqual({ queued: 0, running: 1, inferring: 1, admitted: 0 });
+    a.resolve();
+    await first; // settling after the early release frees no slot a second time
+    expect(q.stats()).toEqual({ queued: 0, running: 1, inferring: 0, admitted: 0 });
     b.resolve();
-    await third;
-    expect((await fourth).value).toBe('fourth');
+    await second;
+    expect(q.stats()).toEqual({ queued: 0, running: 0, inferring: 0, admitted: 0 });
+  });
+
+  it('ignores a release once `concurrency` tasks run without their slot: the next waits in the queue', async () => {
+    const q = createWorkQueue({ concurrency: 1, size: 4, now: () => 0 });
+    const gates = [deferred(), deferred(), deferred()];
+    const releases: Array<() => void> = [];
+    const started: number[] = [];
+    const runs = gates.map((g, i) =>
+      q.run((release) => {
+        started.push(i);
+        releases.push(release);
+        return g.promise;
+      }),
+    );
+    releases[0]!(); // the first goes on without its slot; the second starts
+    expect(started).toEqual([0, 1]);
+    releases[1]!(); // one already runs without its slot (concurrency 1): ignored
+    expect(started).toEqual([0, 1]);
+    expect(q.stats()).toEqual({ queued: 1, running: 1, inferring: 1, admitted: 0 });
+    gates[0]!.resolve();
+    await runs[0];
+    releases[1]!(); // now there is room: the third starts
+    expect(started).toEqual([0, 1, 2]);
+    gates[1]!.resolve();
+    gates[2]!.resolve();
+    await Promise.all(runs);
+    expect(q.stats()).toEqual({ queued: 0, running: 0, inferring: 0, admitted: 0 });
+  });
+
+  it('a task that fails after its early release is counted out; idle() waits for it', async () => {
+    const q = createWorkQueue({ concurrency: 1, size: 4, now: () => 0 });
+    const a = deferred();
+    const failing = q.run(async (release) => {
+      release();
+      await a.promise;
+      throw new Error('inference failed');
+    });
+    await Promise.resolve();
+    expect(q.stats()).toEqual({ queued: 0, running: 0, inferring: 1, admitted: 0 });
+    let idle = false;
+    const idled = q.idle().then(() => (idle = true));
+    await Promise.resolve();
+    expect(idle).toBe(false);
+    a.resolve();
+    await expect(failing).rejects.toThrow('inference failed');
+    await idled;
+    expect(q.stats()).toEqual({ queued: 0, running: 0, inferring: 0, admitted: 0 });
   });
 });
