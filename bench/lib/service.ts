@@ -333,11 +333,6 @@ interface Sample {
   stages?: { queue: number; decode: number; infer: number };
 }
 
-/**
- * `concurrency` closed-loop clients for `seconds`: each posts the next clip as a raw body and waits
- * for the answer; after a 429/503 it waits `backoffMs` (a client honouring Retry-After would wait
- * longer). `onTick` runs every `tickMs` while the load runs.
- */
 const POST_TIMEOUT_MS = 120_000;
 
 /**
@@ -360,6 +355,11 @@ export function postVideo(url: URL, body: Buffer, agent: Agent): Promise<{ statu
   });
 }
 
+/**
+ * `concurrency` closed-loop clients for `seconds`: each posts the next clip as a raw body and waits
+ * for the answer; after a 429/503 it waits `backoffMs` (a client honouring Retry-After would wait
+ * longer). `onTick` runs every `tickMs` while the load runs.
+ */
 export async function load(
   server: ServerHandle,
   bodies: Buffer[],

@@ -141,7 +141,7 @@ export function createService(deps: ServiceDeps): Service {
     concurrency: config.concurrency,
     size: config.queueSize,
     now,
-    onChange: (s) => metrics.queue(s.queued, s.running, s.inferring, s.admitted),
+    onChange: (stats) => metrics.queue(stats),
   });
   const uploads = deps.uploads ?? createUploadArea(config.uploadDir);
   metrics.watch({ ready: () => lifecycle.ready(), workers: () => lifecycle.loaded()?.stats().pools, uploads: () => uploads.usage() });

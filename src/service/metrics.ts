@@ -14,6 +14,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type OpenMe
 import type { WorkerPoolStats } from '../engine/index.js';
 import type { VideoAnswer } from '../engine/result.js';
 import type { EngineError } from '../errors.js';
+import type { QueueStats } from './queue.js';
 
 export const PREFIX = 'haltingvt_';
 
@@ -59,12 +60,8 @@ export interface Metrics {
   batch(items: number): void;
   /** One error answered (a batch counts each failed item); the same error object is counted once however many layers report it. */
   error(error: EngineError): void;
-  /**
-   * `running`: videos holding a slot (decoding); `inferring`: decoded videos that gave theirs back
-   * and wait for or are in inference; `admitted`: requests holding a place, from before their upload
-   * to their answer.
-   */
-  queue(queued: number, running: number, inferring: number, admitted: number): void;
+  /** The work queue's counts (queue.ts QueueStats), whenever they change. */
+  queue(stats: QueueStats): void;
   inflight(delta: 1 | -1): void;
   /** Reads these at every scrape. */
   watch(sources: ScrapeSources): void;
@@ -313,11 +310,11 @@ export function createMetrics(registry: MetricsRegistry): Metrics {
       counted.add(error);
       errors.inc({ code: error.code });
     },
-    queue(q, r, decoded, admitted) {
-      queueDepth.set(q);
-      running.set(r);
-      inferring.set(decoded);
-      uploadsInProgress.set(admitted);
+    queue(stats) {
+      queueDepth.set(stats.queued);
+      running.set(stats.running);
+      inferring.set(stats.inferring);
+      uploadsInProgress.set(stats.admitted);
     },
     inflight(delta) {
       inflight.inc(delta);
