@@ -6,12 +6,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { validatorCompiler } from 'fastify-type-provider-zod';
 import type { HttpConfig } from './config.js';
 import { EngineError } from './errors.js';
 import { clientErrorAnswer, sendError, toServiceError } from './http/errors.js';
 import { API_VERSION } from './http/openapi.js';
 import { createRequestIdGenerator, REQUEST_ID_HEADER } from './http/request-id.js';
+import { responseSerializerCompiler } from './http/serializer.js';
 import { classifyRoutes } from './http/routes/classify.js';
 import { healthRoutes } from './http/routes/health.js';
 import { modelRoutes } from './http/routes/models.js';
@@ -66,10 +67,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       socket.destroy();
     },
   });
-  // Route schemas are the zod schemas themselves: requests are parsed by them, responses checked
-  // and serialised by them, and handlers typed from them (fastify-type-provider-zod).
+  // Route schemas are the zod schemas themselves: requests are parsed by them, handlers typed from
+  // them (fastify-type-provider-zod), and responses written from them (http/serializer.ts).
   app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
+  app.setSerializerCompiler(responseSerializerCompiler);
   // Applied to the root at once rather than registered: a registered plugin loads at ready(), after
   // the hooks below, and the request's span must exist before any of them runs (a DRAINING refusal
   // is traced too).
@@ -79,15 +80,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.addHook('preClose', async () => {
     closing = true;
   });
-  app.addHook('onRequest', async () => {
-    if (closing) throw new EngineError('DRAINING', 'the service is closing its listener; retry on another instance');
-  });
-
   // A client trickling an upload would otherwise hold its temp file and an in-flight slot for ever.
   // The upload routes enforce REQUEST_TIMEOUT_MS themselves (a 408 in the error format); this is
   // the backstop for the rest, which live streams are exempt from.
+  // The hooks on every request take fastify's callback form: an async hook costs a promise each.
   const backstopMs = backstopTimeout(config.requestTimeoutMs);
   app.addHook('onRequest', (request, reply, done) => {
+    if (closing) return done(new EngineError('DRAINING', 'the service is closing its listener; retry on another instance'));
     if (backstopMs > 0 && request.routeOptions.config.liveUpload !== true) {
       const timer = setTimeout(() => {
         if (!request.raw.complete) request.raw.destroy();
@@ -99,18 +98,20 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
 
   const { servedBy } = config;
-  app.addHook('onSend', async (request, reply) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header(REQUEST_ID_HEADER, request.id);
     if (servedBy !== undefined) reply.header(SERVED_BY_HEADER, servedBy);
     // A keep-alive client of a draining instance would send its next request here and get DRAINING;
     // closed, its connection is made again through the load balancer, to an instance that stays.
     if (service.lifecycle.status() === 'draining') reply.header('connection', 'close');
+    done(null, payload);
   });
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     // The route pattern, never the raw URL: unknown paths must not create label values. `::` is the
     // router's escape for a literal colon (/v1/classify::batch); the label shows the path as served.
     const route = request.routeOptions.url?.replaceAll('::', ':') ?? 'unmatched';
     metrics.observeRequest('http', route, request.method, reply.statusCode, reply.elapsedTime / 1000, deps.tracing?.ids(request));
+    done();
   });
   app.setErrorHandler(async (err, request, reply) => sendError(request, reply, toServiceError(err), errorDeps));
   app.setNotFoundHandler(async (request, reply) => sendError(request, reply, new EngineError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`), errorDeps));

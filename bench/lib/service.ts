@@ -3,7 +3,9 @@
  * engine's own throughput with no HTTP in front. The server is started as `node --import
  * bench/lib/eld-probe.mjs dist/server.js` with an IPC channel, over which the probe reports the
  * main thread's event-loop delay; RSS and CPU time come from /proc for the server, its inference
- * worker and its decode workers. After the load steps the same server answers the probes (the
+ * worker and its decode workers. The probe is on only in a window of its own after each step's
+ * CPU has been read, and through the soak: its 1 ms timer costs the main process 2-4 CPU ms per
+ * video one at a time (eld-probe.mjs). After the load steps the same server answers the probes (the
  * reference clip) at one client and at the saturation step's clients, so that its CPU per video by
  * process can be set against the floor measured on those clips (floor.ts).
  */
@@ -205,7 +207,8 @@ interface EldReport {
 export interface ServerHandle {
   proc: ChildProcess;
   url: string;
-  eld(reset: boolean): Promise<EldReport>;
+  /** The probe's figures since its last reset; `on` turns it on (from now, reset) or off (after this report). */
+  eld(reset: boolean, on?: boolean): Promise<EldReport>;
   /** Bytes: the server's main process, its inference worker, its decode workers together. */
   rss(): { main: number; worker: number; decode: number };
   /** Process ids now: the main process, the inference worker(s), the decode workers, the live stream decoders. */
@@ -291,7 +294,7 @@ export async function startServer(o: ServerOptions): Promise<ServerHandle> {
   return {
     proc,
     url,
-    eld: (reset) =>
+    eld: (reset, on) =>
       new Promise((resolve, reject) => {
         if (!proc.connected) return reject(new Error(`the server is gone (exit ${proc.exitCode}, signal ${proc.signalCode}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
         const id = nextId++;
@@ -300,7 +303,7 @@ export async function startServer(o: ServerOptions): Promise<ServerHandle> {
           clearTimeout(timer);
           resolve(r);
         });
-        proc.send({ type: 'bench:eld', id, reset }, (err) => {
+        proc.send({ type: 'bench:eld', id, reset, on }, (err) => {
           if (!err) return;
           clearTimeout(timer);
           waiting.delete(id);
@@ -417,9 +420,11 @@ export interface ServiceOptions extends ServerOptions {
   probes?: Array<{ label: string; files: string[] }> | undefined;
 }
 
-/** One closed-loop step of `concurrency` clients: throughput, latency, the server's loop delay, peak RSS and CPU by process. */
+/**
+ * One closed-loop step of `concurrency` clients: throughput, latency, peak RSS and CPU by process;
+ * then, the same load going on, the server's loop delay in a window of its own with the probe on.
+ */
 async function measureStep(server: ServerHandle, bodies: Buffer[], concurrency: number, seconds: number, label: string): Promise<ServiceStep> {
-  await server.eld(true);
   let peak = { main: 0, worker: 0, decode: 0 };
   const track = (): void => {
     const r = server.rss();
@@ -429,7 +434,9 @@ async function measureStep(server: ServerHandle, bodies: Buffer[], concurrency: 
   const { samples, elapsedS } = await load(server, bodies, concurrency, seconds, { tickMs: 1000, onTick: track });
   const ok = samples.filter((s) => s.status === 200);
   const cpu = meter.stop(ok.length);
-  const eld = await server.eld(true);
+  await server.eld(true, true);
+  await load(server, bodies, concurrency, Math.max(1, Math.min(ELD_WINDOW_S, seconds / 2)));
+  const eld = await server.eld(true, false);
   track();
   const stages = ok.map((s) => s.stages).filter((s): s is NonNullable<Sample['stages']> => s !== undefined);
   const step: ServiceStep = {
@@ -455,6 +462,9 @@ async function measureStep(server: ServerHandle, bodies: Buffer[], concurrency: 
   log(`service${label} c=${concurrency}: ${step.throughput.toFixed(2)} videos/s, p50 ${step.p50_ms.toFixed(0)} ms, p99 ${step.p99_ms.toFixed(0)} ms, 429 ${(100 * step.rate_429).toFixed(0)}%, loop p99 ${step.eld_p99_ms.toFixed(1)} ms`);
   return step;
 }
+
+/** Seconds of each step's loop-delay window (at most half the step). */
+const ELD_WINDOW_S = 5;
 
 /** The step with the most videos/s. */
 export function bestStep(steps: ServiceStep[]): ServiceStep {
@@ -486,7 +496,7 @@ export async function measureService(o: ServiceOptions): Promise<ServiceResults>
     if (o.probes?.length) probes = await measureProbes(server, o, bestStep(steps).concurrency);
     if (o.soakSeconds > 0) {
       log(`soak: ${o.soakConcurrency} clients for ${o.soakSeconds} s`);
-      await server.eld(true);
+      await server.eld(true, true);
       const samples: SoakSample[] = [];
       let pending = Promise.resolve();
       const { samples: reqs, elapsedS } = await load(server, bodies, o.soakConcurrency, o.soakSeconds, {

@@ -163,7 +163,10 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     validateKnobs,
     stats: () => ({
       accepting: host.accepting() && decoder.accepting(),
-      pools: { inference: host.stats(), decode: decoder.stats() },
+      // Built when read (a scrape): the service's readiness checks, several per request, read only `accepting`.
+      get pools() {
+        return { inference: host.stats(), decode: decoder.stats() };
+      },
     }),
     close: async () => {
       await Promise.all([host.close(), decoder.close()]);

