@@ -29,8 +29,17 @@ export function responseJsonSchema(schema: ZodSchema): Record<string, unknown> |
 }
 
 export const responseSerializerCompiler: FastifySerializerCompiler<ZodSchema> = (route) => {
-  const json = responseJsonSchema(route.schema);
-  if (!json) return zodSerializerCompiler(route as Parameters<typeof zodSerializerCompiler>[0]);
-  const stringify = fastJson(json as unknown as Parameters<typeof fastJson>[0]);
-  return (data: unknown) => stringify(data);
+  const stringify = compileJson(route.schema);
+  return stringify ?? zodSerializerCompiler(route as Parameters<typeof zodSerializerCompiler>[0]);
 };
+
+/** fast-json-stringify's writer for a zod schema, or undefined when either step cannot take it. */
+export function compileJson(schema: ZodSchema): ((data: unknown) => string) | undefined {
+  const json = responseJsonSchema(schema);
+  if (!json) return undefined;
+  try {
+    return fastJson(json as unknown as Parameters<typeof fastJson>[0]) as (data: unknown) => string;
+  } catch {
+    return undefined;
+  }
+}

@@ -196,6 +196,12 @@ function spool(source: Readable, open: () => FileSink, maxBytes: number, onBytes
     let sink: FileSink;
     try {
       sink = open();
+      // A source that has already ended sends no more events: its file is empty.
+      if (source.readableEnded) {
+        sink.close();
+        resolve(0);
+        return;
+      }
     } catch (err) {
       reject(storageFull(err) ?? err);
       return;
@@ -234,6 +240,7 @@ function spool(source: Readable, open: () => FileSink, maxBytes: number, onBytes
     source.once('end', onEnd);
     source.once('error', onError);
     source.once('close', onClose);
+    source.resume(); // a 'data' listener does not restart a source paused before
   });
 }
 

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { V2ModelMetadata, V2ModelReady, V2ServerMetadata } from '../../src/http/oip-schemas.js';
 import { BatchResponse, ClassifyResponse, Liveness, ModelInfo, ModelList, Readiness, V2Live, V2Ready } from '../../src/http/schemas.js';
-import { responseJsonSchema, responseSerializerCompiler } from '../../src/http/serializer.js';
+import { compileJson, responseJsonSchema, responseSerializerCompiler } from '../../src/http/serializer.js';
 import { fixture, form, useTinyApp, videoPart } from './helpers.js';
 
 const t = useTinyApp();
@@ -16,16 +16,18 @@ const zodWrites = (schema: z.ZodType, data: unknown): string => (zodSerializerCo
 describe('response serializer', () => {
   it('compiles every response schema the routes declare (none falls back to zod per answer)', () => {
     const schemas = { ClassifyResponse, BatchResponse, ModelInfo, ModelList, Liveness, Readiness, V2Live, V2Ready, V2ServerMetadata, V2ModelMetadata, V2ModelReady };
-    const unconverted = Object.entries(schemas).filter(([, schema]) => responseJsonSchema(schema) === undefined);
+    const unconverted = Object.entries(schemas).filter(([, schema]) => compileJson(schema) === undefined);
     expect(unconverted.map(([name]) => name)).toEqual([]);
   });
 
   it('writes real /v1/classify and batch answers as the zod schemas do', async () => {
     const single = await t.app.inject({ method: 'POST', url: '/v1/classify?explain=true', headers: { 'content-type': 'video/mp4' }, payload: readFileSync(fixture('clip.mp4')) });
     expect(single.statusCode).toBe(200);
-    const { payload, headers } = form([videoPart('a.mp4', fixture('clip.mp4'), 'files'), videoPart('b.mp4', fixture('clip.mp4'), 'files')]);
+    // One item fails (not a video): the failed branch, with its error's details, is written too.
+    const { payload, headers } = form([videoPart('a.mp4', fixture('clip.mp4'), 'files'), { name: 'files', filename: 'junk.mp4', contentType: 'video/mp4', data: Buffer.from('not a video') }]);
     const batch = await t.app.inject({ method: 'POST', url: '/v1/classify:batch', payload, headers });
     expect(batch.statusCode).toBe(200);
+    expect(batch.json()).toMatchObject({ succeeded: 1, failed: 1, items: [{ ok: true }, { ok: false, error: { code: expect.any(String) } }] });
     for (const [schema, body] of [
       [ClassifyResponse, single.json()],
       [BatchResponse, batch.json()],

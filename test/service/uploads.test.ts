@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isEngineError } from '../../src/errors.js';
 import { createUploadArea, sweepLeftovers } from '../../src/service/uploads.js';
@@ -44,6 +44,49 @@ describe('upload area', () => {
     await temps.removeAll();
     expect(readdirSync(area.dir)).toEqual([]);
     expect(area.usage()).toEqual({ files: 0, bytes: 0 });
+  });
+});
+
+describe('spooling a request stream', () => {
+  it('is ABORTED when the source closes before its end or was destroyed before the spool, and leaves no listener behind', async () => {
+    const temps = createUploadArea(root()).session();
+    const cut = new PassThrough();
+    const spooling = temps.spool(cut, temps.path(), 1e6);
+    cut.write(Buffer.alloc(100));
+    cut.destroy();
+    await expect(spooling).rejects.toSatisfy((e) => isEngineError(e, 'ABORTED'));
+    expect(cut.listenerCount('data') + cut.listenerCount('end')).toBe(0);
+    const gone = new PassThrough();
+    gone.destroy();
+    await expect(temps.spool(gone, temps.path(), 1e6)).rejects.toSatisfy((e) => isEngineError(e, 'ABORTED'));
+    await temps.removeAll();
+  });
+
+  it('stops at the limit with UPLOAD_TOO_LARGE and leaves the source paused, not destroyed (the 413 still reaches the client)', async () => {
+    const temps = createUploadArea(root()).session();
+    const source = new PassThrough();
+    const spooling = temps.spool(source, temps.path(), 1000);
+    source.write(Buffer.alloc(600));
+    source.write(Buffer.alloc(600));
+    await expect(spooling).rejects.toSatisfy((e) => isEngineError(e, 'UPLOAD_TOO_LARGE'));
+    expect(source.destroyed).toBe(false);
+    expect(source.isPaused()).toBe(true);
+    await temps.removeAll();
+  });
+
+  it('reads a source paused before the spool, and writes an empty file for one that has already ended', async () => {
+    const temps = createUploadArea(root()).session();
+    const paused = new PassThrough();
+    paused.pause();
+    paused.end(Buffer.alloc(300));
+    expect(await temps.spool(paused, temps.path(), 1e6)).toBe(300);
+    const ended = Readable.from([]);
+    ended.resume();
+    await new Promise((resolve) => ended.once('end', resolve));
+    const file = temps.path();
+    expect(await temps.spool(ended, file, 1e6)).toBe(0);
+    expect(existsSync(file)).toBe(true);
+    await temps.removeAll();
   });
 });
 
