@@ -13,7 +13,7 @@ export ONNXRUNTIME_NODE_INSTALL = skip   # the CUDA libraries come from NuGet, w
 export SKIP_FFMPEG = true
 export PYTHONPATH := $(CURDIR)/models
 
-.PHONY: run test test-python test-ts test-oip bench-oip bench-streams bench-pulled bench-precision bench-tracing fp16-model build deps python-env python-test-deps node-deps ffmpeg chromium promtool rtsp-server bench bench-deps golden default-model clean image image-test k8s-test k8s-deps gpu-bundle
+.PHONY: run test test-python test-ts test-oip bench-oip bench-streams bench-pulled bench-precision bench-tracing bench-main-floor fp16-model build deps python-env python-test-deps node-deps ffmpeg chromium promtool rtsp-server bench bench-deps golden default-model clean image image-test k8s-test k8s-deps gpu-bundle
 
 run: build  ## install what is needed and serve the embedded default model on :8080 (no ffmpeg CLI: node-av decodes)
 	node --max-semi-space-size=4 dist/server.js
@@ -118,6 +118,9 @@ bench-pulled: deps build  ## pulled streams only: CPU-seconds and GFLOPs per hou
 
 bench-tracing: deps build  ## what tracing costs: CPU per video by process and videos/s, tracing off and on (spans to Jaeger on loopback), interleaved; BASE=DIR (a checkout with dist/ built) adds that build beside them (about 5 minutes)
 	node --import tsx bench/ab.ts --jaeger $(if $(BASE),--base $(BASE),) --variant 'tracing off:' --variant 'tracing on:OTEL_EXPORTER_OTLP_ENDPOINT=$$JAEGER' $(BENCH_ARGS)
+
+bench-main-floor: deps build  ## the main process's CPU per upload: a bare node:http server, the service with a canned engine (each back to back and with a video's gap) and the whole service, interleaved (about 6 minutes)
+	node --import tsx bench/main-floor.ts $(BENCH_ARGS)
 
 image:  ## build the container image (podman, else docker; local base images when no registry answers)
 	./scripts/container/build.sh

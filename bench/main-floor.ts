@@ -1,0 +1,85 @@
+/**
+ * What the main process's CPU per video could be on this machine, side by side in one run: a bare
+ * node:http server doing only the hand-offs the service's main process must do per upload, the
+ * service with its engine replaced by a canned answer, and the whole service, each fed one upload of
+ * the 4 s 640×360 clip at a time. The bare and canned servers run twice: answering at once (back to
+ * back) and after GAP ms (what a video's decoding and inference take), since on some hosts the same
+ * code costs far more CPU when the process sleeps between requests (docs/decisions.md, "The main
+ * process"). Rounds alternate the variants so that drift moves them alike. Main-process CPU from /proc.
+ *
+ *   make build && node --import tsx bench/main-floor.ts [--uploads 300] [--rounds 3] [--gap 70]
+ *
+ * Results: a Markdown table on stdout.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { NODE_FLAGS } from '../src/node-flags.js';
+import { syntheticClip } from './lib/decode.js';
+import { log, ROOT } from './lib/env.js';
+import { cpuSecondsOf } from './lib/service.js';
+
+const { values } = parseArgs({ options: { uploads: { type: 'string', default: '300' }, rounds: { type: 'string', default: '3' }, gap: { type: 'string', default: '70' } } });
+const uploads = Number(values.uploads);
+const rounds = Number(values.rounds);
+const gap = Number(values.gap);
+if (!existsSync(path.join(ROOT, 'dist', 'app.js'))) throw new Error('dist/ is missing: `make build` first (the servers run the compiled service, with no TypeScript loader in them)');
+const clipFile = syntheticClip(process.env.FFMPEG ?? 'ffmpeg', path.join(ROOT, 'bench', 'out', 'clips'), { seconds: 4, width: 640, height: 360, gop: 250 });
+const clip = readFileSync(clipFile);
+
+const variants = [
+  { name: 'bare node:http, back to back', env: { MODE: 'bare', GAP_MS: '0' } },
+  { name: `bare node:http, ${gap} ms gap`, env: { MODE: 'bare', GAP_MS: String(gap) } },
+  { name: 'service, canned answer, back to back', env: { MODE: 'canned', GAP_MS: '0' } },
+  { name: `service, canned answer, ${gap} ms gap`, env: { MODE: 'canned', GAP_MS: String(gap) } },
+  { name: 'service, real engine', env: { MODE: 'service', GAP_MS: '0' } },
+];
+
+const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+function post(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/v1/classify', method: 'POST', agent, headers: { 'content-type': 'application/octet-stream', 'content-length': clip.length } }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end(clip);
+  });
+}
+
+async function measure(env: Record<string, string>): Promise<number> {
+  const server: ChildProcess = fork(path.join(ROOT, 'bench', 'lib', 'main-floor-server.mjs'), [], {
+    execArgv: [...NODE_FLAGS],
+    env: { ...process.env, MODEL_DIR: path.join(ROOT, 'models', 'default'), CLIP: clipFile, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  try {
+    const { port } = await new Promise<{ port: number }>((resolve, reject) => {
+      server.once('message', resolve);
+      server.once('exit', (code) => reject(new Error(`the server exited (${code})`)));
+    });
+    for (let i = 0; i < 100; i++) await post(port); // warm-up: JIT, buffers
+    const before = cpuSecondsOf(server.pid as number);
+    for (let i = 0; i < uploads; i++) await post(port);
+    return ((cpuSecondsOf(server.pid as number) - before) * 1000) / uploads;
+  } finally {
+    server.kill('SIGKILL');
+  }
+}
+
+const results = new Map<string, number[]>(variants.map((v) => [v.name, []]));
+for (let round = 1; round <= rounds; round++) {
+  for (const v of variants) {
+    const ms = await measure(v.env);
+    results.get(v.name)?.push(ms);
+    log(`round ${round}: ${v.name}: ${ms.toFixed(2)} main-process CPU ms per upload`);
+  }
+}
+agent.destroy();
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+console.log(`\n${os.cpus()[0]?.model.trim() ?? 'CPU'}, ${os.availableParallelism()} cores; ${rounds} rounds of ${uploads} uploads per variant, interleaved; clip 4 s 640×360 H.264 (${clip.length} bytes)\n`);
+console.log('| server | main-process CPU ms per upload (median) | per round |\n|---|---|---|');
+for (const [name, xs] of results) console.log(`| ${name} | **${median(xs).toFixed(2)}** | ${xs.map((x) => x.toFixed(2)).join(', ')} |`);
