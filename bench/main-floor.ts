@@ -13,14 +13,14 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { NODE_FLAGS } from '../src/node-flags.js';
 import { syntheticClip } from './lib/decode.js';
 import { log, ROOT } from './lib/env.js';
-import { cpuSecondsOf } from './lib/service.js';
+import { cpuSecondsOf, postVideo } from './lib/service.js';
 
 const { values } = parseArgs({ options: { uploads: { type: 'string', default: '300' }, rounds: { type: 'string', default: '3' }, gap: { type: 'string', default: '70' } } });
 const uploads = Number(values.uploads);
@@ -39,15 +39,9 @@ const variants = [
 ];
 
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-function post(port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/v1/classify', method: 'POST', agent, headers: { 'content-type': 'application/octet-stream', 'content-length': clip.length } }, (res) => {
-      res.resume();
-      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
-    });
-    req.on('error', reject);
-    req.end(clip);
-  });
+async function post(port: number): Promise<void> {
+  const { status, text } = await postVideo(new URL(`http://127.0.0.1:${port}/v1/classify`), clip, agent);
+  if (status !== 200) throw new Error(`HTTP ${status}: ${text}`);
 }
 
 async function measure(env: Record<string, string>): Promise<number> {

@@ -162,7 +162,7 @@ export function createPipeline(deps: PipelineDeps): { classify: Classify; classi
 /**
  * A clear FILE_NOT_FOUND before a worker is asked. Synchronous: fs.promises.access goes through
  * libuv's thread pool, and the round trip cost the process ~50 µs of CPU more per call than the
- * call itself (3,000 calls each, alternated, 2-core Xeon, 2026-12-07).
+ * call itself (3,000 calls each, alternated, 2-core AMD EPYC, 2026-12-07).
  */
 function readable(file: string, name: string): void {
   try {

@@ -65,9 +65,11 @@ export function createWorkQueue(options: QueueOptions): WorkQueue {
   let admitted = 0;
   let idleWaiters: Array<() => void> = [];
 
+  const stats = (): QueueStats => ({ queued: waiting.length, running, inferring, admitted });
+  const isIdle = (): boolean => running === 0 && inferring === 0 && waiting.length === 0 && admitted === 0;
   const changed = (): void => {
-    options.onChange?.({ queued: waiting.length, running, inferring, admitted });
-    if (running === 0 && inferring === 0 && waiting.length === 0 && admitted === 0 && idleWaiters.length > 0) {
+    options.onChange?.(stats());
+    if (idleWaiters.length > 0 && isIdle()) {
       const resolve = idleWaiters;
       idleWaiters = [];
       for (const r of resolve) r();
@@ -157,9 +159,9 @@ export function createWorkQueue(options: QueueOptions): WorkQueue {
         changed();
       };
     },
-    stats: () => ({ queued: waiting.length, running, inferring, admitted }),
+    stats,
     idle() {
-      if (running === 0 && inferring === 0 && waiting.length === 0 && admitted === 0) return Promise.resolve();
+      if (isIdle()) return Promise.resolve();
       return new Promise((resolve) => idleWaiters.push(resolve));
     },
   };

@@ -187,11 +187,11 @@ function pidAlive(pid: number): boolean {
  * the byte count. Each chunk is written as it arrives, synchronously (openFileSink says why), from the
  * source's own 'data' events: a Transform to count bytes and stream.pipeline to a Writable cost the
  * main process 100-200 µs more per 384 KiB upload than this (same file writes, 2,000 uploads each,
- * alternated, 2-core Xeon, 2026-12-07). `source` is never destroyed here: a failed spool leaves it
+ * alternated, 2-core AMD EPYC, 2026-12-07). `source` is never destroyed here: a failed spool leaves it
  * paused, since the socket goes with it and the client would never see its 413.
  */
 function spool(source: Readable, open: () => FileSink, maxBytes: number, onBytes: (n: number) => void): Promise<number> {
-  if (source.destroyed && !source.readableEnded) return Promise.reject(new EngineError('ABORTED', 'the client went away during the upload'));
+  if (source.destroyed && !source.readableEnded) return Promise.reject(clientLeft());
   return new Promise((resolve, reject) => {
     let sink: FileSink;
     try {
@@ -234,7 +234,7 @@ function spool(source: Readable, open: () => FileSink, maxBytes: number, onBytes
     const onEnd = (): void => finish();
     const onError = (err: Error): void => finish(asClientAbort(err));
     const onClose = (): void => {
-      if (!source.readableEnded) finish(new EngineError('ABORTED', 'the client went away during the upload'));
+      if (!source.readableEnded) finish(clientLeft());
     };
     source.on('data', onData);
     source.once('end', onEnd);
@@ -288,6 +288,8 @@ function storageFull(err: unknown): EngineError | undefined {
   if (code !== 'ENOSPC' && code !== 'EDQUOT') return undefined;
   return new EngineError('UPLOAD_STORAGE_FULL', 'no space left to store the upload', { errno: code }, { cause: err });
 }
+
+const clientLeft = (): EngineError => new EngineError('ABORTED', 'the client went away during the upload');
 
 /** An error on the request stream is the client's connection breaking (reset, "aborted"). */
 function asClientAbort(err: Error): Error {

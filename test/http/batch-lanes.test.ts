@@ -4,30 +4,22 @@
  * previous one is done, and the queue is FIFO). The engine is held per call, so order is exact.
  */
 import { statSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Engine } from '../../src/engine/index.js';
+import { describe, expect, it } from 'vitest';
 import { BatchResponse } from '../../src/http/schemas.js';
-import { fixture, form, gate, heldEngine, makeApp, openTinyEngine, until, videoPart, type TestApp } from './helpers.js';
+import { fixture, form, gate, heldEngine, until, useTinyApp, videoPart } from './helpers.js';
 
-let engine: Engine;
-let t: TestApp;
 /** One entry per classify call, in call order: which fixture, and the gate that holds it. */
 const calls: Array<{ video: string; release: () => void }> = [];
-const sizes = new Map<number, string>();
+const sizes = new Map(['clip.mp4', 'three.mp4'].map((name) => [statSync(fixture(name)).size, name]));
 
-beforeAll(async () => {
-  engine = await openTinyEngine();
-  for (const name of ['clip.mp4', 'three.mp4']) sizes.set(statSync(fixture(name)).size, name);
-  const port = heldEngine(engine, (file) => {
-    const g = gate();
-    calls.push({ video: sizes.get(statSync(file).size) ?? '?', release: g.open });
-    return g.promise;
-  });
-  t = makeApp(port, { service: { concurrency: 2, queueSize: 16 } });
-});
-afterAll(async () => {
-  await t?.app.close();
-  await engine?.close();
+const t = useTinyApp({
+  wrap: (engine) =>
+    heldEngine(engine, (file) => {
+      const g = gate();
+      calls.push({ video: sizes.get(statSync(file).size) ?? '?', release: g.open });
+      return g.promise;
+    }),
+  overrides: { service: { concurrency: 2, queueSize: 16 } },
 });
 
 describe('batch lanes', () => {

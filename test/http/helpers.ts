@@ -42,15 +42,16 @@ export function openTinyEngine(config: EngineConfigInput = {}): Promise<Engine> 
 }
 
 /**
- * For one test file: the tiny engine behind an app with the default settings, opened before its
- * tests and closed after them. The fields read through to what beforeAll made.
+ * For one test file: the tiny engine behind an app, opened before its tests and closed after them;
+ * the default settings unless `overrides` say otherwise, and the engine as it is unless `wrap` puts
+ * something in front of it (engineWith, heldEngine). The fields read through to what beforeAll made.
  */
-export function useTinyApp(): TestApp & { readonly engine: Engine } {
+export function useTinyApp(options: { wrap?: (engine: Engine) => EnginePort; overrides?: AppOverrides } = {}): TestApp & { readonly engine: Engine } {
   let engine: Engine | undefined;
   let t: TestApp | undefined;
   beforeAll(async () => {
     engine = await openTinyEngine();
-    t = makeApp(engine);
+    t = makeApp(options.wrap ? options.wrap(engine) : engine, options.overrides);
   });
   afterAll(async () => {
     await t?.app.close();

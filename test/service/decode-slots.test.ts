@@ -2,35 +2,28 @@
  * The service's queue slot is the decoding's: a video gives it back once decoded (the engine's
  * onDecoded), so with CONCURRENCY 1 the next video decodes while the first waits for inference.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EngineError, isEngineError } from '../../src/errors.js';
-import type { Engine } from '../../src/engine/index.js';
-import { engineWith, fixture, gate, makeApp, openTinyEngine, until, type TestApp } from '../http/helpers.js';
+import { engineWith, fixture, gate, until, useTinyApp } from '../http/helpers.js';
 import { readFileSync } from 'node:fs';
 
-let engine: Engine;
-let t: TestApp;
 const entered: string[] = [];
 let inference = gate();
 
-beforeAll(async () => {
-  engine = await openTinyEngine();
-  const port = engineWith(engine, {
-    // The real engine, with its inference held at a gate the test opens: onDecoded is passed on as
-    // the engine gets it, and "inference" waits until the gate opens.
-    classify: async (file, knobs, options) => {
-      const result = await engine.classify(file, knobs, { ...options, onDecoded: undefined });
-      entered.push(file);
-      options?.onDecoded?.();
-      await inference.promise;
-      return result;
-    },
-  });
-  t = makeApp(port, { service: { concurrency: 1, queueSize: 8 } });
-});
-afterAll(async () => {
-  await t?.app.close();
-  await engine?.close();
+const t = useTinyApp({
+  // The real engine, with its inference held at a gate the test opens: onDecoded is passed on as
+  // the engine gets it, and "inference" waits until the gate opens.
+  wrap: (engine) =>
+    engineWith(engine, {
+      classify: async (file, knobs, options) => {
+        const result = await engine.classify(file, knobs, { ...options, onDecoded: undefined });
+        entered.push(file);
+        options?.onDecoded?.();
+        await inference.promise;
+        return result;
+      },
+    }),
+  overrides: { service: { concurrency: 1, queueSize: 8 } },
 });
 
 describe('decode slots', () => {
@@ -53,6 +46,7 @@ describe('decode slots', () => {
   });
 
   it('the engine calls onDecoded once per video, after decoding and before the answer; not when decoding fails', async () => {
+    const { engine } = t;
     const knobs = engine.validateKnobs({});
     const events: string[] = [];
     const result = await engine.classify(fixture('clip.mp4'), knobs, { onDecoded: () => events.push('decoded') });
@@ -65,6 +59,7 @@ describe('decode slots', () => {
   });
 
   it('the engine calls onDecoded before inference: a caller that leaves there never gets an answer', async () => {
+    const { engine } = t;
     const controller = new AbortController();
     const leaving = engine.classify(fixture('clip.mp4'), engine.validateKnobs({}), {
       signal: controller.signal,
