@@ -11,16 +11,13 @@
  *
  * Results: a Markdown table on stdout.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { Agent } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { NODE_FLAGS } from '../src/node-flags.js';
 import { syntheticClip } from './lib/decode.js';
 import { log, ROOT } from './lib/env.js';
-import { cpuSecondsOf, postVideo } from './lib/service.js';
+import { mainCpuPerUpload, type MainFloorRun } from './lib/main-floor.js';
 
 const { values } = parseArgs({ options: { uploads: { type: 'string', default: '300' }, rounds: { type: 'string', default: '3' }, gap: { type: 'string', default: '70' } } });
 const uploads = Number(values.uploads);
@@ -30,7 +27,7 @@ if (!existsSync(path.join(ROOT, 'dist', 'app.js'))) throw new Error('dist/ is mi
 const clipFile = syntheticClip(process.env.FFMPEG ?? 'ffmpeg', path.join(ROOT, 'bench', 'out', 'clips'), { seconds: 4, width: 640, height: 360, gop: 250 });
 const clip = readFileSync(clipFile);
 
-const variants = [
+const variants: Array<{ name: string; env: MainFloorRun['env'] }> = [
   { name: 'bare node:http, back to back', env: { MODE: 'bare', GAP_MS: '0' } },
   { name: `bare node:http, ${gap} ms gap`, env: { MODE: 'bare', GAP_MS: String(gap) } },
   { name: 'service, canned answer, back to back', env: { MODE: 'canned', GAP_MS: '0' } },
@@ -38,41 +35,14 @@ const variants = [
   { name: 'service, real engine', env: { MODE: 'service', GAP_MS: '0' } },
 ];
 
-const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-async function post(port: number): Promise<void> {
-  const { status, text } = await postVideo(new URL(`http://127.0.0.1:${port}/v1/classify`), clip, agent);
-  if (status !== 200) throw new Error(`HTTP ${status}: ${text}`);
-}
-
-async function measure(env: Record<string, string>): Promise<number> {
-  const server: ChildProcess = fork(path.join(ROOT, 'bench', 'lib', 'main-floor-server.mjs'), [], {
-    execArgv: [...NODE_FLAGS],
-    env: { ...process.env, MODEL_DIR: path.join(ROOT, 'models', 'default'), CLIP: clipFile, ...env },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  try {
-    const { port } = await new Promise<{ port: number }>((resolve, reject) => {
-      server.once('message', resolve);
-      server.once('exit', (code) => reject(new Error(`the server exited (${code})`)));
-    });
-    for (let i = 0; i < 100; i++) await post(port); // warm-up: JIT, buffers
-    const before = cpuSecondsOf(server.pid as number);
-    for (let i = 0; i < uploads; i++) await post(port);
-    return ((cpuSecondsOf(server.pid as number) - before) * 1000) / uploads;
-  } finally {
-    server.kill('SIGKILL');
-  }
-}
-
 const results = new Map<string, number[]>(variants.map((v) => [v.name, []]));
 for (let round = 1; round <= rounds; round++) {
   for (const v of variants) {
-    const ms = await measure(v.env);
+    const ms = await mainCpuPerUpload({ env: v.env, clipFile, clip, uploads, warm: 100 });
     results.get(v.name)?.push(ms);
     log(`round ${round}: ${v.name}: ${ms.toFixed(2)} main-process CPU ms per upload`);
   }
 }
-agent.destroy();
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 console.log(`\n${os.cpus()[0]?.model.trim() ?? 'CPU'}, ${os.availableParallelism()} cores; ${rounds} rounds of ${uploads} uploads per variant, interleaved; clip 4 s 640×360 H.264 (${clip.length} bytes)\n`);
 console.log('| server | main-process CPU ms per upload (median) | per round |\n|---|---|---|');

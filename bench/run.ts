@@ -18,7 +18,7 @@
  * measures only the decoders and keeps the rest), --render results.json (re-judge and re-render only).
  * `make bench BENCH_ARGS=--quick` runs the quick mode through make.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -50,6 +50,7 @@ import { writeResults } from './lib/report.js';
 import { ensureInt8, measurePrecisions } from './lib/precision.js';
 import { measureService, engineThroughput } from './lib/service.js';
 import { floorRow, measureFloor, type FloorOptions } from './lib/floor.js';
+import { mainCpuPerUpload } from './lib/main-floor.js';
 import { buildTargets } from './lib/targets.js';
 
 const { values } = parseArgs({
@@ -104,6 +105,7 @@ const plan = quick
       soakSeconds: 0,
       floorSeconds: 1.5,
       floorPyavReps: 1,
+      mainReference: { uploads: 20, warm: 10 },
     }
   : {
       clips: 8,
@@ -138,6 +140,8 @@ const plan = quick
       // Each part of section 5's CPU floor repeats for this long per set of clips (whole passes).
       floorSeconds: 8,
       floorPyavReps: 3,
+      // Target 5g's reference: a bare node:http server's main-process CPU per upload of the reference clip.
+      mainReference: { uploads: 200, warm: 50 },
     };
 if (values.clips) plan.clips = plan.presetClips = Number(values.clips);
 if (values.preset) plan.preset = values.preset;
@@ -171,6 +175,21 @@ async function floorOf(s: Subject, label: string, files: string[], o: FloorOptio
   const drift = f.inference_ms / f.inference_wall_ms - 1;
   if (Math.abs(drift) > 0.1) notes.push(`CPU floor on ${label}: inference alone at 1 thread spent ${f.inference_ms.toFixed(1)} CPU ms per ${f.inference_wall_ms.toFixed(1)} wall ms (${(100 * drift).toFixed(0)}%): something besides the one ORT thread ran in the bench process, or the thread waited.`);
   return f;
+}
+
+/**
+ * Target 5g's reference, after the service has stopped: what a bare node:http server doing only the
+ * main process's hand-offs spends per upload of the reference clip, back to back and with the
+ * service's own one-client latency as the gap (bench/lib/main-floor.ts).
+ */
+async function mainReference(clips: string, clipFile: string, gapMs: number): Promise<NonNullable<ServiceResults['main_reference']>> {
+  log(`5g's reference: a bare node:http server on ${clips}, back to back and with a ${gapMs} ms gap`);
+  const clip = readFileSync(clipFile);
+  const run = (gap: number): Promise<number> => mainCpuPerUpload({ env: { MODE: 'bare', GAP_MS: String(gap) }, clipFile, clip, ...plan.mainReference });
+  const backToBack = await run(0);
+  const gapped = await run(gapMs);
+  log(`5g's reference: ${backToBack.toFixed(2)} main-process CPU ms per upload back to back, ${gapped.toFixed(2)} with the gap`);
+  return { clips, gap_ms: gapMs, uploads: plan.mainReference.uploads, bare_back_to_back_ms: backToBack, bare_gap_ms: gapped };
 }
 
 /** --render FILE: judge the targets again and rewrite the Markdown from an existing results.json (no measuring). */
@@ -366,6 +385,9 @@ async function main(): Promise<void> {
     });
     const stepsOf = (label: string): ServiceStep[] => measured.probes?.find((p) => p.clips === label)?.steps ?? [];
     measured.floor = sets.flatMap((set, i) => floorRow(set.label, set.files.length, set.role, floors[i] as CpuFloor, set.role === 'service' ? measured.steps : stepsOf(set.label)) ?? []);
+    const reference = sets.find((x) => x.role === 'reference');
+    const oneClient = stepsOf(REFERENCE_CLIP.label).reduce<ServiceStep | undefined>((a, b) => (a === undefined || b.concurrency < a.concurrency ? b : a), undefined);
+    if (reference && oneClient) measured.main_reference = await mainReference(reference.label, reference.files[0] as string, Math.round(oneClient.p50_ms));
     service = measured;
   });
 

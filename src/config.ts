@@ -60,7 +60,7 @@ export const EnvSchema = z.object({
     .describe('wall-clock limit for one model run; past it its videos fail (504) and the inference worker is replaced'),
   DECODE_THREADS: int(0, 256)
     .default(engine.decodeThreads)
-    .describe('decoder threads per decode worker (one per `CONCURRENCY` slot); 0: cores ÷ `CONCURRENCY`'),
+    .describe('decoder (and filter-graph) threads per decode worker (one per `CONCURRENCY` slot); 0: cores ÷ `CONCURRENCY`'),
   DECODE_HWACCEL: z
     .enum(['auto', 'cuda', 'none'])
     .default(engine.decodeHwaccel)

@@ -9,6 +9,12 @@
  * PyAV's CPU on the same clips stands beside the decode part as its anchor. A service on those clips
  * is judged against decode + inference: what it spends beyond (its main process, the frames'
  * normalisation, IPC, waking pool threads) is overhead, not work that has to be done.
+ *
+ * Both parts are measured a second time paced as one client paces the service: each pauses after
+ * every video for as long as the other part's video takes, so each sleeps between videos as the
+ * service's decode and inference workers do when one video is in flight. On some hosts a process
+ * woken from sleep spends far more CPU on the same work (docs/decisions.md, "The main process"); the
+ * paced floor says how much of the one-client ratio is that host's price rather than the service's.
  */
 import path from 'node:path';
 import { pino } from 'pino';
@@ -34,6 +40,11 @@ export interface FloorOptions {
   pyavReps: number;
 }
 
+/** Pause after each video, ms: the other part's wall time per video when paced, 0 back to back. */
+type PauseMs = number;
+
+const pause = (ms: PauseMs): Promise<void> | undefined => (ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : undefined);
+
 /** Repeats `pass` (one run over every clip) until `seconds` have gone by, at least once; whole passes, so each clip weighs the same as in the load's round robin. */
 async function repeatFor(seconds: number, pass: () => Promise<void>): Promise<{ passes: number; wallMs: number }> {
   const t0 = performance.now();
@@ -52,44 +63,58 @@ function decodeJob(s: Subject, file: string): DecodeJob {
 }
 
 /** The engine's decode worker pool alone: CPU ms and wall ms per video, from /proc of its one worker. */
-export async function decodeAlone(s: Subject, files: string[], o: FloorOptions): Promise<{ cpuMs: number; wallMs: number; videos: number }> {
+export async function decodeAlone(s: Subject, files: string[], o: FloorOptions, pauseMs: PauseMs = 0): Promise<{ cpuMs: number; wallMs: number; videos: number }> {
   const config = engineConfig();
   const pool = createDecodePool({ workers: 1, init: { threads: o.decodeThreads, hwaccel: 'none' }, timeoutMs: config.decodeTimeoutMs, supervision: config, logger: silent, now: () => performance.now() });
   try {
     await pool.ready();
     const jobs = files.map((f) => decodeJob(s, f));
     const pass = async (): Promise<void> => {
-      for (const job of jobs) await pool.run(job);
+      for (const job of jobs) {
+        const t0 = performance.now();
+        await pool.run(job);
+        busyMs += performance.now() - t0;
+        await pause(pauseMs);
+      }
     };
+    let busyMs = 0;
     await pass(); // warm: page cache, the worker's first-use allocations
+    busyMs = 0;
     const [pid] = pool.stats().pids;
     if (pid === undefined) throw new Error('the decode pool has no worker');
     const cpu0 = cpuSecondsOf(pid);
-    const { passes, wallMs } = await repeatFor(o.seconds, pass);
+    const { passes } = await repeatFor(o.seconds, pass);
     const cpuS = cpuSecondsOf(pid) - cpu0;
     if (pool.stats().pids[0] !== pid) throw new Error('the decode worker was replaced while it was measured');
     const videos = passes * jobs.length;
-    return { cpuMs: (cpuS * 1000) / videos, wallMs: wallMs / videos, videos };
+    return { cpuMs: (cpuS * 1000) / videos, wallMs: busyMs / videos, videos };
   } finally {
     await pool.close();
   }
 }
 
 /** The model alone at one intra-op thread on the clips' tensors: process CPU ms and wall ms per run. */
-export async function inferenceAlone(s: Subject, tensors: Float32Array[], o: FloorOptions): Promise<{ cpuMs: number; wallMs: number; runs: number }> {
+export async function inferenceAlone(s: Subject, tensors: Float32Array[], o: FloorOptions, pauseMs: PauseMs = 0): Promise<{ cpuMs: number; wallMs: number; runs: number }> {
   const { frames, size } = s.model.manifest.input;
   const session = await openSession(s.model.modelPath, { executionProviders: ['cpu'], intraOpNumThreads: 1, spinning: false, logger: silent });
   try {
     const feeds = tensors.map((t) => modelFeeds(t, [1, 3, frames, size, size], defaults(s)));
     const pass = async (): Promise<void> => {
-      for (const f of feeds) await session.run(f);
+      for (const f of feeds) {
+        const t0 = performance.now();
+        await session.run(f);
+        busyMs += performance.now() - t0;
+        await pause(pauseMs);
+      }
     };
+    let busyMs = 0;
     await pass(); // warm: the first run allocates ORT's arenas
+    busyMs = 0;
     const cpu0 = process.cpuUsage();
-    const { passes, wallMs } = await repeatFor(o.seconds, pass);
+    const { passes } = await repeatFor(o.seconds, pass);
     const cpu = process.cpuUsage(cpu0);
     const runs = passes * feeds.length;
-    return { cpuMs: (cpu.user + cpu.system) / 1000 / runs, wallMs: wallMs / runs, runs };
+    return { cpuMs: (cpu.user + cpu.system) / 1000 / runs, wallMs: busyMs / runs, runs };
   } finally {
     await session.dispose();
   }
@@ -110,14 +135,16 @@ export async function pyavAlone(s: Subject, files: string[], reps: number): Prom
   }
 }
 
-/** The floor on one set of clips: decode alone, then inference alone, then the PyAV anchor, one after the other. */
+/**
+ * The floor on one set of clips: decode alone, then inference alone, then the same two paced as one
+ * client paces the service, then the PyAV anchor, one after the other.
+ */
 export async function measureFloor(s: Subject, files: string[], o: FloorOptions): Promise<CpuFloor> {
+  const tensors = files.map((f) => decodeTensor(s, f));
   const decode = await decodeAlone(s, files, o);
-  const inference = await inferenceAlone(
-    s,
-    files.map((f) => decodeTensor(s, f)),
-    o,
-  );
+  const inference = await inferenceAlone(s, tensors, o);
+  const decodePaced = await decodeAlone(s, files, o, inference.wallMs);
+  const inferencePaced = await inferenceAlone(s, tensors, o, decode.wallMs);
   const pyav = await pyavAlone(s, files, o.pyavReps);
   return {
     decode_ms: decode.cpuMs,
@@ -129,6 +156,7 @@ export async function measureFloor(s: Subject, files: string[], o: FloorOptions)
     inference_wall_ms: inference.wallMs,
     inference_runs: inference.runs,
     total_ms: decode.cpuMs + inference.cpuMs,
+    paced: { decode_ms: decodePaced.cpuMs, inference_ms: inferencePaced.cpuMs, total_ms: decodePaced.cpuMs + inferencePaced.cpuMs },
   };
 }
 
@@ -137,7 +165,7 @@ function floorStep(step: ServiceStep, floor: CpuFloor): FloorStep | undefined {
   if (c?.inference_s_per_video === undefined || c.decode_s_per_video === undefined) return undefined;
   const cpu = { main: c.main_s_per_video * 1000, inference: c.inference_s_per_video * 1000, decode: c.decode_s_per_video * 1000 };
   const total = cpu.main + cpu.inference + cpu.decode;
-  return { concurrency: step.concurrency, duration_s: step.duration_s, videos: step.ok, throughput: step.throughput, cpu_ms: { ...cpu, total }, ratio: total / floor.total_ms };
+  return { concurrency: step.concurrency, duration_s: step.duration_s, videos: step.ok, throughput: step.throughput, cpu_ms: { ...cpu, total }, ratio: total / floor.total_ms, ...(floor.paced ? { ratio_paced: total / floor.paced.total_ms } : {}) };
 }
 
 /** One set of clips' row: the step at one client (else the fewest) and the saturation step (the most videos/s), against the floor. */
@@ -146,7 +174,8 @@ export function floorRow(clips: string, files: number, role: CpuFloorRow['role']
   const fewest = steps.reduce((a, b) => (b.concurrency < a.concurrency ? b : a));
   const best = bestStep(steps);
   const one = floorStep(fewest, floor);
-  const saturation = floorStep(best, floor);
+  // At saturation no worker sleeps between videos: the floor measured back to back is its measure.
+  const saturation = floorStep(best, { ...floor, paced: undefined });
   const cores = best.cpu?.cores;
   if (!one || !saturation || cores === undefined) return undefined;
   const limit = cores / (floor.total_ms / 1000);

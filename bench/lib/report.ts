@@ -219,6 +219,12 @@ export interface CpuFloor {
   inference_runs: number;
   /** decode + inference */
   total_ms: number;
+  /**
+   * The same two parts paced as one client paces the service: each pausing after every video for
+   * the other's wall time per video, so each sleeps between videos as the service's workers do
+   * (absent in runs before 2026-12-07 22:00).
+   */
+  paced?: { decode_ms: number; inference_ms: number; total_ms: number };
 }
 
 /** One step of the service on a set of clips, against that set's floor. */
@@ -230,6 +236,8 @@ export interface FloorStep {
   cpu_ms: ProcessCpuMs;
   /** cpu_ms.total ÷ the floor's total. */
   ratio: number;
+  /** cpu_ms.total ÷ the paced floor's total, where the floor has one. */
+  ratio_paced?: number;
 }
 
 /** The service's CPU per video by process on one set of clips, one video at a time and at saturation, next to the floor. */
@@ -277,6 +285,13 @@ export interface ServiceResults {
   probes?: Array<{ clips: string; steps: ServiceStep[] }>;
   /** Per set of clips, the service against the floor measured alone (absent in runs before 2026-12-06 21:00). */
   floor?: CpuFloorRow[];
+  /**
+   * Target 5g's reference: a bare node:http server doing only the main process's hand-offs (temp
+   * file, two IPC round trips, a 1 KB answer; bench/lib/main-floor-server.mjs), its main-process CPU
+   * per upload of the reference clip back to back and with the service's one-client p50 as the gap
+   * (absent in runs before 2026-12-07 22:00).
+   */
+  main_reference?: { clips: string; gap_ms: number; uploads: number; bare_back_to_back_ms: number; bare_gap_ms: number };
   eld_p99_worst_ms: number;
   soak: {
     concurrency: number;
@@ -636,7 +651,9 @@ function floorTable(rows: CpuFloorRow[]): string[] {
     '"decode alone" is the engine\'s decode worker pool (one worker, one video at a time, the service\'s decoder threads; /proc CPU of the worker, IPC of the frames included), with PyAV on the same clips at 1 thread beside it; ' +
     '"inference alone" is one ORT session at one intra-op thread on the clips\' preprocessed tensors at the default knobs, batch 1 (process CPU ÷ runs; CPU ÷ wall near 1 shows one thread did the work). ' +
     'The service\'s main, inference and decode columns are /proc CPU of its processes over the step ÷ videos answered; what they spend beyond the floor (HTTP and uploads, IPC, normalising the frames, waking pool threads) is overhead. ' +
-    'The reference clip runs on the same server after the load steps, at one client and at the saturation step\'s clients.';
+    'The reference clip runs on the same server after the load steps, at one client and at the saturation step\'s clients. ' +
+    '"Paced" is the same floor measured again with each part pausing after every video for as long as the other part\'s video takes, so that it sleeps between videos as the service\'s workers do when one client sends one video at a time (their main process and the client add more sleep still); ' +
+    'on a host where a process woken from sleep pays more CPU for the same work, the one-client row read against it says how much of its ratio is the host\'s price and how much the service\'s.';
   const body = rows.flatMap((x) => {
     const f = x.floor;
     const row = (load: string, step: FloorStep, limit: string): string[] => [
@@ -651,6 +668,7 @@ function floorTable(rows: CpuFloorRow[]): string[] {
       `${fmt(f.inference_ms)} (${fmt(f.inference_ms / f.inference_wall_ms)})`,
       fmt(f.total_ms),
       `**${fmt(step.ratio)}×**`,
+      step.ratio_paced !== undefined && f.paced ? `${fmt(f.paced.decode_ms)} + ${fmt(f.paced.inference_ms)} = ${fmt(f.paced.total_ms)} (${fmt(step.ratio_paced)}×)` : '–',
       limit,
     ];
     return [
@@ -662,7 +680,7 @@ function floorTable(rows: CpuFloorRow[]): string[] {
     text,
     '',
     table(
-      ['clips', 'load', 'videos/s', 'CPU ms per video: main', 'inference', 'decode', 'total', 'floor: decode alone (PyAV)', 'inference alone, 1 thread (CPU ÷ wall)', 'floor', 'total ÷ floor', `cores ÷ floor videos/s (throughput's share)`],
+      ['clips', 'load', 'videos/s', 'CPU ms per video: main', 'inference', 'decode', 'total', 'floor: decode alone (PyAV)', 'inference alone, 1 thread (CPU ÷ wall)', 'floor', 'total ÷ floor', 'floor paced as one client: decode + inference = total (total ÷ it)', `cores ÷ floor videos/s (throughput's share)`],
       body,
     ),
     '',

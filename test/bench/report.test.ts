@@ -188,7 +188,29 @@ describe('bench targets and results writer', () => {
     expect([byId['5e']?.met, byId['5f']?.met, byId['5g']?.met]).toEqual([false, false, false]);
     const md = renderMarkdown({ ...r, targets: buildTargets(r) });
     expect(md).toContain('CPU per video against the floor');
-    expect(md).toContain('| 4 s 360p H.264 | 8 clients (saturation) | 23 | 1.9 | 31 | 51 | 83.9 | 50 (PyAV 80) | 30 (0.984) | 80 | **1.05×** | 25 (**92%**) |');
+    expect(md).toContain('| 4 s 360p H.264 | 8 clients (saturation) | 23 | 1.9 | 31 | 51 | 83.9 | 50 (PyAV 80) | 30 (0.984) | 80 | **1.05×** | – | 25 (**92%**) |');
+  });
+
+  it('reads one client against the floor paced as one client, and 5g beside a bare server', async () => {
+    const { floorRow } = await import('../../bench/lib/floor.js');
+    const r = fakeResults();
+    const service = r.service as NonNullable<typeof r.service>;
+    const floor = { decode_ms: 50, decode_wall_ms: 51, decode_videos: 40, decode_threads: 1, pyav_ms: 80, inference_ms: 30, inference_wall_ms: 30.5, inference_runs: 60, total_ms: 80, paced: { decode_ms: 60, inference_ms: 40, total_ms: 100 } };
+    const cpu = (main: number, inference: number, decode: number) => ({ cores: 2, main_s_per_video: main / 1000, inference_s_per_video: inference / 1000, decode_s_per_video: decode / 1000 });
+    const one = { ...service.steps[0]!, concurrency: 1, throughput: 10, cpu: { ...service.steps[0]!.cpu!, ...cpu(3, 40, 67) } };
+    const sat = { ...service.steps[0]!, concurrency: 4, throughput: 20, cpu: { ...service.steps[0]!.cpu!, ...cpu(2, 32, 54) } };
+    const row = floorRow('4 s 360p H.264', 1, 'reference', floor, [one, sat]);
+    if (!row) throw new Error('no row');
+    // 110 CPU ms against 80 back to back and 100 paced; at saturation no worker sleeps, so no paced ratio.
+    expect([row.one.ratio, row.one.ratio_paced]).toEqual([110 / 80, 1.1]);
+    expect(row.saturation.ratio_paced).toBeUndefined();
+    service.floor = [row];
+    service.main_reference = { clips: '4 s 360p H.264', gap_ms: 66, uploads: 200, bare_back_to_back_ms: 0.9, bare_gap_ms: 2.5 };
+    const byId = Object.fromEntries(buildTargets(r).map((t) => [t.id, t]));
+    expect(byId['5e']?.value).toContain('1.38× at 1 client (1.1× the floor paced as one client)');
+    expect(byId['5g']?.value).toBe("3 ms at 1 client, 2 ms at 4 (a bare node:http server doing only the hand-offs: 0.9 ms back to back, 2.5 ms with the service's one-client 66 ms between uploads)");
+    expect(byId['5g']?.met).toBe(false);
+    expect(renderMarkdown({ ...r, targets: buildTargets(r) })).toContain('| 1 client | 10 | 3 | 40 | 67 | 110 | 50 (PyAV 80) | 30 (0.984) | 80 | **1.38×** | 60 + 40 = 100 (1.1×) | – |');
   });
 
   it('puts the tables between markers, after what a page already holds', () => {

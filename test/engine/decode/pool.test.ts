@@ -294,6 +294,25 @@ describe('decode pool (real worker, node-av)', () => {
     expect(lines.some((l) => Number(l.level) >= 40)).toBe(false);
   });
 
+  it('filters on the decoder\'s threads: no thread starts in the worker while it decodes', async () => {
+    const { p } = pool({ fake: false });
+    await p.ready();
+    await p.run(job(fixture('clip.mp4'))); // the worker's lazily made threads (libuv, V8) exist now
+    const pid = p.stats().pids[0] as number;
+    const threads = (): number => Number(/^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+    const idle = threads();
+    // libavfilter's default would start a thread per core for each video's graph, alive while its frames are scaled.
+    const seen: number[] = [];
+    const sampler = setInterval(() => seen.push(threads()), 1);
+    try {
+      for (let i = 0; i < 20; i++) await p.run(job(fixture('clip.mp4')));
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(seen.length).toBeGreaterThan(20);
+    expect(Math.max(...seen)).toBe(idle);
+  });
+
   it('kills and replaces a real worker that runs past the limit', async () => {
     const { p } = pool({ fake: false, timeoutMs: 1 });
     await p.ready();
