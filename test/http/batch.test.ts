@@ -1,21 +1,10 @@
 import { readFileSync, statSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Engine } from '../../src/engine/index.js';
+import { describe, expect, it } from 'vitest';
 import { BatchResponse, ClassifyResponse, ErrorBody } from '../../src/http/schemas.js';
-import { fixture, form, makeApp, openTinyEngine, videoPart, type TestApp } from './helpers.js';
+import { fixture, form, useTinyApp, videoPart } from './helpers.js';
 
-let engine: Engine;
-let t: TestApp;
-
-beforeAll(async () => {
-  engine = await openTinyEngine();
-  // Just over clip.mp4, under clip-audio.mp4: one item of a batch can be too large on its own.
-  t = makeApp(engine, { service: { maxUploadBytes: statSync(fixture('clip.mp4')).size + 10, maxBatchItems: 5 } });
-});
-afterAll(async () => {
-  await t?.app.close();
-  await engine?.close();
-});
+// Just over clip.mp4, under clip-audio.mp4: one item of a batch can be too large on its own.
+const t = useTinyApp({ overrides: { service: { maxUploadBytes: statSync(fixture('clip.mp4')).size + 10, maxBatchItems: 5 } } });
 
 const batch = (parts: Parameters<typeof form>[0], url = '/v1/classify:batch') => t.app.inject({ method: 'POST', url, ...form(parts) });
 

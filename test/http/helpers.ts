@@ -43,14 +43,15 @@ export function openTinyEngine(config: EngineConfigInput = {}): Promise<Engine> 
 
 /**
  * For one test file: the tiny engine behind an app, opened before its tests and closed after them;
- * the default settings unless `overrides` say otherwise, and the engine as it is unless `wrap` puts
- * something in front of it (engineWith, heldEngine). The fields read through to what beforeAll made.
+ * the default settings unless `engine` (the engine's) or `overrides` (the app's) say otherwise, and
+ * the engine as it is unless `wrap` puts something in front of it (engineWith, heldEngine). The
+ * fields read through to what beforeAll made; a file's own beforeAll, registered after, runs after it.
  */
-export function useTinyApp(options: { wrap?: (engine: Engine) => EnginePort; overrides?: AppOverrides } = {}): TestApp & { readonly engine: Engine } {
+export function useTinyApp(options: { engine?: EngineConfigInput; wrap?: (engine: Engine) => EnginePort; overrides?: AppOverrides } = {}): TestApp & { readonly engine: Engine } {
   let engine: Engine | undefined;
   let t: TestApp | undefined;
   beforeAll(async () => {
-    engine = await openTinyEngine();
+    engine = await openTinyEngine(options.engine);
     t = makeApp(options.wrap ? options.wrap(engine) : engine, options.overrides);
   });
   afterAll(async () => {

@@ -4,20 +4,16 @@
  * `make test`; run alone without promtool, that one test is skipped).
  */
 import { spawnSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Engine } from '../../src/engine/index.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { suiteNeeds } from '../helpers/needs.js';
-import { fixture, form, makeApp, openTinyEngine, videoPart, type TestApp } from './helpers.js';
+import { fixture, form, useTinyApp, videoPart } from './helpers.js';
 
-let engine: Engine;
-let t: TestApp;
+const t = useTinyApp({ engine: { decodeWorkerMaxVideos: 2 }, overrides: { defaultMetrics: true } }); // the four videos below retire the decode worker twice
 let text: string;
 
 const promtool = spawnSync('promtool', ['--version'], { stdio: 'ignore' }).status === 0;
 
 beforeAll(async () => {
-  engine = await openTinyEngine({ decodeWorkerMaxVideos: 2 }); // the four videos below retire it twice
-  t = makeApp(engine, { defaultMetrics: true });
   await t.app.inject({ method: 'POST', url: '/v1/classify', ...form([videoPart('clip.mp4', fixture('clip.mp4'))]) });
   await t.app.inject({ method: 'POST', url: '/v1/classify', ...form([videoPart('g.mp4', fixture('garbage.mp4'))]) });
   await t.app.inject({
@@ -31,10 +27,6 @@ beforeAll(async () => {
   expect(res.statusCode).toBe(200);
   expect(res.headers['content-type']).toContain('text/plain');
   text = res.body;
-});
-afterAll(async () => {
-  await t?.app.close();
-  await engine?.close();
 });
 
 /** The value of one sample line, e.g. value('haltingvt_videos_total{outcome="ok"}'). */

@@ -7,24 +7,20 @@ import { readFileSync } from 'node:fs';
 import { credentials, loadPackageDefinition, Metadata, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Engine } from '../../src/engine/index.js';
 import { PROTO_FILE, type GrpcService } from '../../src/grpc/server.js';
 import { V2InferResponse } from '../../src/http/oip-schemas.js';
 import { ClassifyResponse } from '../../src/http/schemas.js';
-import { fixture, form, makeApp, openTinyEngine, videoPart, type TestApp } from '../http/helpers.js';
+import { fixture, form, useTinyApp, videoPart } from '../http/helpers.js';
 import { serveGrpc } from '../grpc/helpers.js';
 
 const Inference = (loadPackageDefinition(loadSync(PROTO_FILE, { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true })).inference as GrpcObject)
   .GRPCInferenceService as ServiceClientConstructor;
 
-let engine: Engine;
-let t: TestApp;
+const t = useTinyApp();
 let grpc: GrpcService;
 let client: InstanceType<ServiceClientConstructor>;
 
 beforeAll(async () => {
-  engine = await openTinyEngine();
-  t = makeApp(engine);
   let address: string;
   ({ grpc, address } = await serveGrpc(t));
   client = new Inference(address, credentials.createInsecure());
@@ -32,8 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   client?.close();
   await grpc?.close(1000);
-  await t?.app.close();
-  await engine?.close();
 });
 
 /** Every sample of the exposition, by series (name and labels), for before/after differences. */
