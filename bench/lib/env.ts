@@ -134,7 +134,19 @@ export async function machineFacts(threads: number, py: PythonFacts, ffmpegPath:
     torch_threads: threads,
     loadavg_start: os.loadavg(),
     concurrent_load: otherLoad(),
+    int8_dot_products: int8DotProducts(),
   };
+}
+
+/** The int8 dot-product instructions /proc/cpuinfo lists (empty where it lists none or cannot be read). */
+function int8DotProducts(): string[] {
+  let flags: string[] = [];
+  try {
+    flags = /^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim().split(/\s+/) ?? [];
+  } catch {
+    /* not Linux: none known */
+  }
+  return ['avx512_vnni', 'avx_vnni', 'amx_int8'].filter((f) => flags.includes(f));
 }
 
 /** The toolkit's heavy commands (train, eval, synth, export) run by someone else, from pgrep. */

@@ -23,6 +23,8 @@ export interface MachineFacts {
   loadavg_start: number[];
   /** Other heavy processes seen at the start (e.g. a training run): the numbers are noisier then. */
   concurrent_load: string | null;
+  /** The CPU's int8 dot-product instructions (/proc/cpuinfo: avx512_vnni, avx_vnni, amx_int8), on which int8's target depends (absent in runs before 2026-12-07 22:00). */
+  int8_dot_products?: string[];
 }
 
 export interface ModelInfo {
@@ -405,6 +407,7 @@ export function renderMarkdown(r: Results): string {
       ['Node.js / onnxruntime-node', `${m.node} / ${m.onnxruntime_node} (intra-op threads ${m.ort_intra_op_threads})`],
       ['PyTorch / onnxruntime (Python)', `${m.torch} (threads ${m.torch_threads}) / ${m.onnxruntime_python}`],
       ['ffmpeg', m.ffmpeg],
+      ...(m.int8_dot_products ? [['int8 dot products', m.int8_dot_products.join(', ') || 'none (no VNNI or AMX)']] : []),
       ['load at start', `${m.loadavg_start.map((x) => x.toFixed(2)).join(' ')}${m.concurrent_load ? ` — ${m.concurrent_load}` : ''}`],
     ]),
     '',

@@ -4,11 +4,15 @@
  * suite runs it on a made-up Results.
  */
 import type { CpuFloorRow, Results, ServiceResults, TargetResult } from './report.js';
-import { fmt, pct } from './stats.js';
+import { fmt, mean, pct } from './stats.js';
 
 export const THRESHOLDS = {
   realisation: 0.9,
-  speedup: 3,
+  /** Token merging's realisation on the preset: its saliency pass and gathers are work halting does not add. */
+  mergingRealisation: 0.95,
+  /** Per video against the authors' PyTorch code, same weights and tokens: fp32 (section 2), and our int8 against their fp32 where the CPU has int8 dot products (6d). */
+  speedup: 1.5,
+  int8VsReference: 3,
   blockFraction: 0.85,
   serviceFraction: 0.9,
   cpuLimitFraction: 0.85,
@@ -52,9 +56,9 @@ export function buildTargets(r: Results): TargetResult[] {
     targets.push({
       id: `1${String.fromCharCode(109 + i)}`,
       what: `${m.mode === 'tome' ? 'ToMe' : 'vid-TLDR'} ${m.ratio} realisation, ${roleName(m.role)} (\`${m.model}\`)`,
-      target: `≥ ${THRESHOLDS.realisation}`,
+      target: `≥ ${THRESHOLDS.mergingRealisation}`,
       value: `${fmt(m.realisation)} (time ${fmt(m.speedup)}× for ${fmt(m.flops_ratio)}× fewer FLOPs)`,
-      met: m.realisation >= THRESHOLDS.realisation,
+      met: m.realisation >= THRESHOLDS.mergingRealisation,
     });
   });
 
@@ -62,7 +66,7 @@ export function buildTargets(r: Results): TargetResult[] {
     const met = x.speedup_median >= THRESHOLDS.speedup;
     targets.push({
       id: `2${String.fromCharCode(97 + i)}`,
-      what: `speedup per video vs PyTorch reference, ${roleName(x.role)}`,
+      what: `speedup per video vs PyTorch reference (fp32 both), ${roleName(x.role)}`,
       target: `≥ ${THRESHOLDS.speedup}×`,
       value: `${fmt(x.speedup_median)}× median (${fmt(x.speedup_min)}–${fmt(x.speedup_max)})`,
       met,
@@ -227,6 +231,21 @@ function precisionTargets(r: Results, roleName: (role: string) => string): Targe
       target: `≤ ${THRESHOLDS.batchCost}×`,
       value: `${fmt(ratio)}× (${fmt(ef.ms_per_video_b1)} → ${fmt(ef.ms_per_video_batch)} ms)`,
       met: ratio <= THRESHOLDS.batchCost,
+    });
+  }
+  const ref = r.reference.find((x) => x.role === 'preset');
+  if (pi && ref) {
+    // Section 2's PyTorch reference and section 6's int8 graph run the same clips at the same threads.
+    const torchMs = mean(ref.torch_ms_per_clip);
+    const ratio = torchMs / pi.ms_per_video_b1;
+    const dot = r.machine.int8_dot_products;
+    const judged = dot === undefined || dot.length > 0;
+    out.push({
+      id: '6d',
+      what: `int8 vs the authors' fp32 PyTorch per video, ${roleName('preset')} (on CPUs with VNNI or AMX)`,
+      target: `≥ ${THRESHOLDS.int8VsReference}×`,
+      value: `${fmt(ratio)}× (${fmt(torchMs)} → ${fmt(pi.ms_per_video_b1)} ms, batch 1)${judged ? '' : '; this CPU has no int8 dot products, so not judged'}`,
+      met: judged ? ratio >= THRESHOLDS.int8VsReference : null,
     });
   }
   return out;

@@ -48,7 +48,7 @@ function fakeResults(): Results {
       },
     ],
     merging: [
-      { model: 'paper', role: 'preset', clips: 2, reps: 1, mode: 'tome', ratio: 0.2, off: run([500, 500], [30, 30], 0.5, 10), merged: run([300, 300], [16.6, 16.6], 0.5, 10), speedup: 1.67, flops_ratio: 1.81, realisation: 0.92 },
+      { model: 'paper', role: 'preset', clips: 2, reps: 1, mode: 'tome', ratio: 0.2, off: run([500, 500], [30, 30], 0.5, 10), merged: run([300, 300], [16.6, 16.6], 0.5, 10), speedup: 1.74, flops_ratio: 1.81, realisation: 0.96 },
       { model: 'paper', role: 'preset', clips: 2, reps: 1, mode: 'tldr', ratio: 0.2, off: run([500, 500], [30, 30], 0.5, 10), merged: run([400, 400], [16.7, 16.7], 0.5, 10), speedup: 1.25, flops_ratio: 1.8, realisation: 0.69 },
       { model: 'tiny', role: 'embedded', clips: 2, reps: 1, mode: 'tome', ratio: 0.2, off: run([10, 10], [0.7, 0.7], 0.5, 4), merged: run([12, 12], [0.6, 0.6], 0.5, 4), speedup: 0.83, flops_ratio: 1.17, realisation: 0.71 },
     ],
@@ -112,7 +112,7 @@ describe('bench targets and results writer', () => {
   it('judges every target', () => {
     const targets = buildTargets(fakeResults());
     const byId = Object.fromEntries(targets.map((t) => [t.id, t]));
-    expect(Object.keys(byId).sort()).toEqual(['1a', '1b', '1m', '1n', '2a', '2b', '3a', '3b', '4', '5a', '5b', '5c', '6a', '6b', '6c']);
+    expect(Object.keys(byId).sort()).toEqual(['1a', '1b', '1m', '1n', '2a', '2b', '3a', '3b', '4', '5a', '5b', '5c', '6a', '6b', '6c', '6d']);
     // Merging is judged on the preset at ratio 0.2 only (the embedded model's row is reported, not judged).
     expect([byId['1m']?.what, byId['1m']?.met]).toEqual(['ToMe 0.2 realisation, paper preset (`paper`)', true]);
     expect([byId['1n']?.what, byId['1n']?.met]).toEqual(['vid-TLDR 0.2 realisation, paper preset (`paper`)', false]);
@@ -139,6 +139,26 @@ describe('bench targets and results writer', () => {
     worse.precision![0]!.ms_per_video_batch = 8;
     const again = Object.fromEntries(buildTargets(worse).map((t) => [t.id, t.met]));
     expect([again['6a'], again['6b'], again['6c']]).toEqual([true, false, false]);
+  });
+
+  it('judges merging at 0.95, fp32 against the authors\' code at 1.5×, and int8 against it at 3× where the CPU has int8 dot products', () => {
+    const r = fakeResults();
+    r.merging.find((m) => m.role === 'preset' && m.mode === 'tome')!.realisation = 0.94;
+    r.reference[1]!.speedup_median = 1.5;
+    let byId = Object.fromEntries(buildTargets(r).map((t) => [t.id, t]));
+    expect([byId['1m']?.met, byId['2b']?.met, byId['2b']?.target]).toEqual([false, true, '≥ 1.5×']);
+    // Section 2's 600 ms of PyTorch against section 6's int8 run.
+    expect([byId['6d']?.met, byId['6d']?.value]).toEqual([false, '1× (600 → 600 ms, batch 1)']);
+    r.precision![3]!.ms_per_video_b1 = 150;
+    byId = Object.fromEntries(buildTargets(r).map((t) => [t.id, t]));
+    expect([byId['6d']?.met, byId['6d']?.value]).toEqual([true, '4× (600 → 150 ms, batch 1)']);
+    r.machine.int8_dot_products = [];
+    byId = Object.fromEntries(buildTargets(r).map((t) => [t.id, t]));
+    expect(byId['6d']?.met).toBeNull();
+    expect(byId['6d']?.value).toContain('no int8 dot products');
+    r.machine.int8_dot_products = ['avx512_vnni'];
+    expect(buildTargets(r).find((t) => t.id === '6d')?.met).toBe(true);
+    expect(renderMarkdown({ ...r, targets: buildTargets(r) })).toContain('| int8 dot products | avx512_vnni |');
   });
 
   it('judges the CPU-limit ratio and each process RSS on its own when a run measured them', () => {
