@@ -43,7 +43,22 @@ export interface FloorOptions {
 /** Pause after each video, ms: the other part's wall time per video when paced, 0 back to back. */
 type PauseMs = number;
 
-const pause = (ms: PauseMs): Promise<void> | undefined => (ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : undefined);
+/**
+ * One pass over `items` per call of `pass`, pausing `pauseMs` after each item; `busy.ms` sums the
+ * wall time spent inside `run` (the pauses left out), for the caller to reset after its warm pass.
+ */
+function pacedPasses<T>(items: T[], run: (item: T) => Promise<unknown>, pauseMs: PauseMs): { pass: () => Promise<void>; busy: { ms: number } } {
+  const busy = { ms: 0 };
+  const pass = async (): Promise<void> => {
+    for (const item of items) {
+      const t0 = performance.now();
+      await run(item);
+      busy.ms += performance.now() - t0;
+      if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
+  };
+  return { pass, busy };
+}
 
 /** Repeats `pass` (one run over every clip) until `seconds` have gone by, at least once; whole passes, so each clip weighs the same as in the load's round robin. */
 async function repeatFor(seconds: number, pass: () => Promise<void>): Promise<{ passes: number; wallMs: number }> {
@@ -69,17 +84,9 @@ export async function decodeAlone(s: Subject, files: string[], o: FloorOptions, 
   try {
     await pool.ready();
     const jobs = files.map((f) => decodeJob(s, f));
-    const pass = async (): Promise<void> => {
-      for (const job of jobs) {
-        const t0 = performance.now();
-        await pool.run(job);
-        busyMs += performance.now() - t0;
-        await pause(pauseMs);
-      }
-    };
-    let busyMs = 0;
+    const { pass, busy } = pacedPasses(jobs, (job) => pool.run(job), pauseMs);
     await pass(); // warm: page cache, the worker's first-use allocations
-    busyMs = 0;
+    busy.ms = 0;
     const [pid] = pool.stats().pids;
     if (pid === undefined) throw new Error('the decode pool has no worker');
     const cpu0 = cpuSecondsOf(pid);
@@ -87,7 +94,7 @@ export async function decodeAlone(s: Subject, files: string[], o: FloorOptions, 
     const cpuS = cpuSecondsOf(pid) - cpu0;
     if (pool.stats().pids[0] !== pid) throw new Error('the decode worker was replaced while it was measured');
     const videos = passes * jobs.length;
-    return { cpuMs: (cpuS * 1000) / videos, wallMs: busyMs / videos, videos };
+    return { cpuMs: (cpuS * 1000) / videos, wallMs: busy.ms / videos, videos };
   } finally {
     await pool.close();
   }
@@ -99,22 +106,14 @@ export async function inferenceAlone(s: Subject, tensors: Float32Array[], o: Flo
   const session = await openSession(s.model.modelPath, { executionProviders: ['cpu'], intraOpNumThreads: 1, spinning: false, logger: silent });
   try {
     const feeds = tensors.map((t) => modelFeeds(t, [1, 3, frames, size, size], defaults(s)));
-    const pass = async (): Promise<void> => {
-      for (const f of feeds) {
-        const t0 = performance.now();
-        await session.run(f);
-        busyMs += performance.now() - t0;
-        await pause(pauseMs);
-      }
-    };
-    let busyMs = 0;
+    const { pass, busy } = pacedPasses(feeds, (f) => session.run(f), pauseMs);
     await pass(); // warm: the first run allocates ORT's arenas
-    busyMs = 0;
+    busy.ms = 0;
     const cpu0 = process.cpuUsage();
     const { passes } = await repeatFor(o.seconds, pass);
     const cpu = process.cpuUsage(cpu0);
     const runs = passes * feeds.length;
-    return { cpuMs: (cpu.user + cpu.system) / 1000 / runs, wallMs: busyMs / runs, runs };
+    return { cpuMs: (cpu.user + cpu.system) / 1000 / runs, wallMs: busy.ms / runs, runs };
   } finally {
     await session.dispose();
   }
