@@ -138,13 +138,15 @@ export async function machineFacts(threads: number, py: PythonFacts, ffmpegPath:
   };
 }
 
-/** The int8 dot-product instructions /proc/cpuinfo lists (empty where it lists none or cannot be read). */
-function int8DotProducts(): string[] {
-  let flags: string[] = [];
+/** The int8 dot-product instructions /proc/cpuinfo lists; undefined where it cannot be read or lists no x86 flags (then unknown, not none). */
+function int8DotProducts(): string[] | undefined {
+  let flags: string[];
   try {
-    flags = /^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim().split(/\s+/) ?? [];
+    const line = /^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1];
+    if (line === undefined) return undefined;
+    flags = line.trim().split(/\s+/);
   } catch {
-    /* not Linux: none known */
+    return undefined;
   }
   return ['avx512_vnni', 'avx_vnni', 'amx_int8'].filter((f) => flags.includes(f));
 }

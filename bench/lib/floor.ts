@@ -25,8 +25,8 @@ import { modelFeeds } from '../../src/engine/infer.js';
 import { openSession } from '../../src/engine/inference/ort-session.js';
 import { log, ROOT, runPython } from './env.js';
 import { decodeTensor, defaults, type Subject } from './models.js';
-import type { CpuFloor, CpuFloorRow, FloorStep, ServiceStep } from './report.js';
-import { bestStep, cpuSecondsOf } from './service.js';
+import type { CpuFloor } from './report.js';
+import { cpuSecondsOf } from './service.js';
 import { mean } from './stats.js';
 
 const silent = pino({ level: 'silent' });
@@ -44,31 +44,35 @@ export interface FloorOptions {
 type PauseMs = number;
 
 /**
- * One pass over `items` per call of `pass`, pausing `pauseMs` after each item; `busy.ms` sums the
- * wall time spent inside `run` (the pauses left out), for the caller to reset after its warm pass.
+ * Passes over `items` (each item once per pass, a pause of `pauseMs` after each): `warm` runs one
+ * pass unmeasured; `measure` repeats whole passes until `seconds` have gone by (at least one, so each
+ * clip weighs the same as in the load's round robin) and gives the wall time spent inside `run`, the
+ * pauses left out.
  */
-function pacedPasses<T>(items: T[], run: (item: T) => Promise<unknown>, pauseMs: PauseMs): { pass: () => Promise<void>; busy: { ms: number } } {
-  const busy = { ms: 0 };
-  const pass = async (): Promise<void> => {
+function timedPasses<T>(items: T[], run: (item: T) => Promise<unknown>, pauseMs: PauseMs): { warm: () => Promise<void>; measure: (seconds: number) => Promise<{ passes: number; busyMs: number }> } {
+  const pass = async (): Promise<number> => {
+    let busyMs = 0;
     for (const item of items) {
       const t0 = performance.now();
       await run(item);
-      busy.ms += performance.now() - t0;
+      busyMs += performance.now() - t0;
       if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
     }
+    return busyMs;
   };
-  return { pass, busy };
-}
-
-/** Repeats `pass` (one run over every clip) until `seconds` have gone by, at least once; whole passes, so each clip weighs the same as in the load's round robin. */
-async function repeatFor(seconds: number, pass: () => Promise<void>): Promise<{ passes: number; wallMs: number }> {
-  const t0 = performance.now();
-  let passes = 0;
-  do {
-    await pass();
-    passes += 1;
-  } while (performance.now() - t0 < seconds * 1000);
-  return { passes, wallMs: performance.now() - t0 };
+  return {
+    warm: async () => void (await pass()),
+    async measure(seconds) {
+      const t0 = performance.now();
+      let passes = 0;
+      let busyMs = 0;
+      do {
+        busyMs += await pass();
+        passes += 1;
+      } while (performance.now() - t0 < seconds * 1000);
+      return { passes, busyMs };
+    },
+  };
 }
 
 function decodeJob(s: Subject, file: string): DecodeJob {
@@ -84,17 +88,16 @@ export async function decodeAlone(s: Subject, files: string[], o: FloorOptions, 
   try {
     await pool.ready();
     const jobs = files.map((f) => decodeJob(s, f));
-    const { pass, busy } = pacedPasses(jobs, (job) => pool.run(job), pauseMs);
-    await pass(); // warm: page cache, the worker's first-use allocations
-    busy.ms = 0;
+    const passes = timedPasses(jobs, (job) => pool.run(job), pauseMs);
+    await passes.warm(); // page cache, the worker's first-use allocations
     const [pid] = pool.stats().pids;
     if (pid === undefined) throw new Error('the decode pool has no worker');
     const cpu0 = cpuSecondsOf(pid);
-    const { passes } = await repeatFor(o.seconds, pass);
+    const { passes: done, busyMs } = await passes.measure(o.seconds);
     const cpuS = cpuSecondsOf(pid) - cpu0;
     if (pool.stats().pids[0] !== pid) throw new Error('the decode worker was replaced while it was measured');
-    const videos = passes * jobs.length;
-    return { cpuMs: (cpuS * 1000) / videos, wallMs: busy.ms / videos, videos };
+    const videos = done * jobs.length;
+    return { cpuMs: (cpuS * 1000) / videos, wallMs: busyMs / videos, videos };
   } finally {
     await pool.close();
   }
@@ -106,14 +109,13 @@ export async function inferenceAlone(s: Subject, tensors: Float32Array[], o: Flo
   const session = await openSession(s.model.modelPath, { executionProviders: ['cpu'], intraOpNumThreads: 1, spinning: false, logger: silent });
   try {
     const feeds = tensors.map((t) => modelFeeds(t, [1, 3, frames, size, size], defaults(s)));
-    const { pass, busy } = pacedPasses(feeds, (f) => session.run(f), pauseMs);
-    await pass(); // warm: the first run allocates ORT's arenas
-    busy.ms = 0;
+    const passes = timedPasses(feeds, (f) => session.run(f), pauseMs);
+    await passes.warm(); // the first run allocates ORT's arenas
     const cpu0 = process.cpuUsage();
-    const { passes } = await repeatFor(o.seconds, pass);
+    const { passes: done, busyMs } = await passes.measure(o.seconds);
     const cpu = process.cpuUsage(cpu0);
-    const runs = passes * feeds.length;
-    return { cpuMs: (cpu.user + cpu.system) / 1000 / runs, wallMs: busy.ms / runs, runs };
+    const runs = done * feeds.length;
+    return { cpuMs: (cpu.user + cpu.system) / 1000 / runs, wallMs: busyMs / runs, runs };
   } finally {
     await session.dispose();
   }
@@ -157,26 +159,4 @@ export async function measureFloor(s: Subject, files: string[], o: FloorOptions)
     total_ms: decode.cpuMs + inference.cpuMs,
     paced: { decode_ms: decodePaced.cpuMs, inference_ms: inferencePaced.cpuMs, total_ms: decodePaced.cpuMs + inferencePaced.cpuMs },
   };
-}
-
-function floorStep(step: ServiceStep, floor: CpuFloor): FloorStep | undefined {
-  const c = step.cpu;
-  if (c?.inference_s_per_video === undefined || c.decode_s_per_video === undefined) return undefined;
-  const cpu = { main: c.main_s_per_video * 1000, inference: c.inference_s_per_video * 1000, decode: c.decode_s_per_video * 1000 };
-  const total = cpu.main + cpu.inference + cpu.decode;
-  return { concurrency: step.concurrency, duration_s: step.duration_s, videos: step.ok, throughput: step.throughput, cpu_ms: { ...cpu, total }, ratio: total / floor.total_ms, ...(floor.paced ? { ratio_paced: total / floor.paced.total_ms } : {}) };
-}
-
-/** One set of clips' row: the step at one client (else the fewest) and the saturation step (the most videos/s), against the floor. */
-export function floorRow(clips: string, files: number, role: CpuFloorRow['role'], floor: CpuFloor, steps: ServiceStep[]): CpuFloorRow | undefined {
-  if (steps.length === 0) return undefined;
-  const fewest = steps.reduce((a, b) => (b.concurrency < a.concurrency ? b : a));
-  const best = bestStep(steps);
-  const one = floorStep(fewest, floor);
-  // At saturation no worker sleeps between videos: the floor measured back to back is its measure.
-  const saturation = floorStep(best, { ...floor, paced: undefined });
-  const cores = best.cpu?.cores;
-  if (!one || !saturation || cores === undefined) return undefined;
-  const limit = cores / (floor.total_ms / 1000);
-  return { clips, files, role, cores, floor, one, saturation, floor_limit: limit, ratio_floor_limit: saturation.throughput / limit };
 }

@@ -1,5 +1,6 @@
 /**
- * One of bench/main-floor.ts's servers, forked with an IPC channel; it sends `{ port }` once
+ * One of the main-floor servers (bench/lib/main-floor.ts, used by bench/main-floor.ts and target 5g
+ * of `make bench`), forked with an IPC channel; it sends `{ port }` once
  * listening. Plain JavaScript on dist/ (`make build`), so that no TypeScript loader runs in the
  * process whose CPU is measured. MODE says which:
  * - `bare`: node:http doing what the service's main process must do per upload, no more: the body
@@ -18,13 +19,6 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { pino } from 'pino';
-import { buildApp } from '../../dist/app.js';
-import { loadConfig } from '../../dist/config.js';
-import { createEngine } from '../../dist/engine/index.js';
-import { createService } from '../../dist/service/index.js';
-import { createRegistry } from '../../dist/service/metrics.js';
-import { createUploadArea } from '../../dist/service/uploads.js';
 
 const mode = process.env.MODE ?? 'bare';
 const gapMs = Number(process.env.GAP_MS ?? 0);
@@ -62,6 +56,14 @@ if (mode === 'bare') {
   });
   server.listen(0, '127.0.0.1', () => send({ port: server.address().port }));
 } else {
+  // The service's modules only here: the bare server loads none of them.
+  const { pino } = await import('pino');
+  const { buildApp } = await import('../../dist/app.js');
+  const { loadConfig } = await import('../../dist/config.js');
+  const { createEngine } = await import('../../dist/engine/index.js');
+  const { createService } = await import('../../dist/service/index.js');
+  const { createRegistry } = await import('../../dist/service/metrics.js');
+  const { createUploadArea } = await import('../../dist/service/uploads.js');
   const config = loadConfig({ ...process.env, LOG_LEVEL: 'warn' });
   const logger = pino({ level: 'warn' });
   const real = await createEngine({ modelDir: config.modelDir, config: config.engine, logger });

@@ -23,7 +23,7 @@ export interface MachineFacts {
   loadavg_start: number[];
   /** Other heavy processes seen at the start (e.g. a training run): the numbers are noisier then. */
   concurrent_load: string | null;
-  /** The CPU's int8 dot-product instructions (/proc/cpuinfo: avx512_vnni, avx_vnni, amx_int8), on which int8's target depends (absent in runs before 2026-12-07 22:00). */
+  /** The CPU's int8 dot-product instructions (/proc/cpuinfo: avx512_vnni, avx_vnni, amx_int8), on which int8's target depends; absent where /proc/cpuinfo lists no x86 flags, and in runs before 2026-12-07 22:00. */
   int8_dot_products?: string[];
 }
 
@@ -224,7 +224,7 @@ export interface CpuFloor {
   /**
    * The same two parts paced as one client paces the service: each pausing after every video for
    * the other's wall time per video, so each sleeps between videos as the service's workers do
-   * (absent in runs before 2026-12-07 22:00).
+   * (absent in runs before 2026-12-07 21:37).
    */
   paced?: { decode_ms: number; inference_ms: number; total_ms: number };
 }
@@ -290,8 +290,8 @@ export interface ServiceResults {
   /**
    * Target 5g's reference: a bare node:http server doing only the main process's hand-offs (temp
    * file, two IPC round trips, a 1 KB answer; bench/lib/main-floor-server.mjs), its main-process CPU
-   * per upload of the reference clip back to back and with the service's one-client p50 as the gap
-   * (absent in runs before 2026-12-07 22:00).
+   * per upload of the reference clip back to back and with each upload answered after the service's
+   * one-client p50 (absent in runs before 2026-12-07 21:37).
    */
   main_reference?: { clips: string; gap_ms: number; uploads: number; bare_back_to_back_ms: number; bare_gap_ms: number };
   eld_p99_worst_ms: number;
@@ -407,7 +407,7 @@ export function renderMarkdown(r: Results): string {
       ['Node.js / onnxruntime-node', `${m.node} / ${m.onnxruntime_node} (intra-op threads ${m.ort_intra_op_threads})`],
       ['PyTorch / onnxruntime (Python)', `${m.torch} (threads ${m.torch_threads}) / ${m.onnxruntime_python}`],
       ['ffmpeg', m.ffmpeg],
-      ...(m.int8_dot_products ? [['int8 dot products', m.int8_dot_products.join(', ') || 'none (no VNNI or AMX)']] : []),
+      ['int8 dot products', m.int8_dot_products === undefined ? 'not recorded' : m.int8_dot_products.join(', ') || 'none (no VNNI or AMX)'],
       ['load at start', `${m.loadavg_start.map((x) => x.toFixed(2)).join(' ')}${m.concurrent_load ? ` — ${m.concurrent_load}` : ''}`],
     ]),
     '',

@@ -6,7 +6,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { renderMarkdown, TABLES_END, TABLES_START, withTables, writeResults, type Results, type RunStats } from '../../bench/lib/report.js';
+import { floorRow } from '../../bench/lib/floor-rows.js';
+import { renderMarkdown, TABLES_END, TABLES_START, withTables, writeResults, type Results, type RunStats, type StepCpu } from '../../bench/lib/report.js';
 import { fmt, median, peakGrowth, percentile, summarize } from '../../bench/lib/stats.js';
 import { buildTargets } from '../../bench/lib/targets.js';
 import { padding } from '../../bench/lib/precision.js';
@@ -148,8 +149,10 @@ describe('bench targets and results writer', () => {
     let byId = Object.fromEntries(buildTargets(r).map((t) => [t.id, t]));
     expect([byId['1m']?.met, byId['2b']?.met, byId['2b']?.target]).toEqual([false, true, '≥ 1.5×']);
     // Section 2's 600 ms of PyTorch against section 6's int8 run.
-    expect([byId['6d']?.met, byId['6d']?.value]).toEqual([false, '1× (600 → 600 ms, batch 1)']);
+    // A run that did not record the CPU's instructions is judged, and says so.
+    expect([byId['6d']?.met, byId['6d']?.value]).toEqual([false, "1× (600 → 600 ms, batch 1); the CPU's int8 instructions were not recorded"]);
     r.precision![3]!.ms_per_video_b1 = 150;
+    r.machine.int8_dot_products = ['amx_int8'];
     byId = Object.fromEntries(buildTargets(r).map((t) => [t.id, t]));
     expect([byId['6d']?.met, byId['6d']?.value]).toEqual([true, '4× (600 → 150 ms, batch 1)']);
     r.machine.int8_dot_products = [];
@@ -211,14 +214,16 @@ describe('bench targets and results writer', () => {
     expect(md).toContain('| 4 s 360p H.264 | 8 clients (saturation) | 23 | 1.9 | 31 | 51 | 83.9 | 50 (PyAV 80) | 30 (0.984) | 80 | **1.05×** | – | 25 (**92%**) |');
   });
 
-  it('reads one client against the floor paced as one client, and 5g beside a bare server', async () => {
-    const { floorRow } = await import('../../bench/lib/floor.js');
+  it('reads one client against the floor paced as one client, and 5g beside a bare server', () => {
     const r = fakeResults();
     const service = r.service as NonNullable<typeof r.service>;
     const floor = { decode_ms: 50, decode_wall_ms: 51, decode_videos: 40, decode_threads: 1, pyav_ms: 80, inference_ms: 30, inference_wall_ms: 30.5, inference_runs: 60, total_ms: 80, paced: { decode_ms: 60, inference_ms: 40, total_ms: 100 } };
-    const cpu = (main: number, inference: number, decode: number) => ({ cores: 2, main_s_per_video: main / 1000, inference_s_per_video: inference / 1000, decode_s_per_video: decode / 1000 });
-    const one = { ...service.steps[0]!, concurrency: 1, throughput: 10, cpu: { ...service.steps[0]!.cpu!, ...cpu(3, 40, 67) } };
-    const sat = { ...service.steps[0]!, concurrency: 4, throughput: 20, cpu: { ...service.steps[0]!.cpu!, ...cpu(2, 32, 54) } };
+    const cpu = (main: number, inference: number, decode: number): StepCpu => ({
+      cores: 2, main_s_per_video: main / 1000, inference_s_per_video: inference / 1000, decode_s_per_video: decode / 1000,
+      decode_infer_s_per_video: (inference + decode) / 1000, clients_s_per_video: 0.001, niced_fraction: 0, idle_fraction: 0.1, ours_fraction: 0.9, others_fraction: 0,
+    });
+    const one = { ...service.steps[0]!, concurrency: 1, throughput: 10, cpu: cpu(3, 40, 67) };
+    const sat = { ...service.steps[0]!, concurrency: 4, throughput: 20, cpu: cpu(2, 32, 54) };
     const row = floorRow('4 s 360p H.264', 1, 'reference', floor, [one, sat]);
     if (!row) throw new Error('no row');
     // 110 CPU ms against 80 back to back and 100 paced; at saturation no worker sleeps, so no paced ratio.
@@ -228,7 +233,7 @@ describe('bench targets and results writer', () => {
     service.main_reference = { clips: '4 s 360p H.264', gap_ms: 66, uploads: 200, bare_back_to_back_ms: 0.9, bare_gap_ms: 2.5 };
     const byId = Object.fromEntries(buildTargets(r).map((t) => [t.id, t]));
     expect(byId['5e']?.value).toContain('1.38× at 1 client (1.1× the floor paced as one client)');
-    expect(byId['5g']?.value).toBe("3 ms at 1 client, 2 ms at 4 (a bare node:http server doing only the hand-offs: 0.9 ms back to back, 2.5 ms with the service's one-client 66 ms between uploads)");
+    expect(byId['5g']?.value).toBe("3 ms at 1 client, 2 ms at 4 (a bare node:http server doing only the hand-offs: 0.9 ms answering at once, 2.5 ms answering each upload after the service's one-client p50 of 66 ms)");
     expect(byId['5g']?.met).toBe(false);
     expect(renderMarkdown({ ...r, targets: buildTargets(r) })).toContain('| 1 client | 10 | 3 | 40 | 67 | 110 | 50 (PyAV 80) | 30 (0.984) | 80 | **1.38×** | 60 + 40 = 100 (1.1×) | – |');
   });

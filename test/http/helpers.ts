@@ -45,7 +45,8 @@ export function openTinyEngine(config: EngineConfigInput = {}): Promise<Engine> 
  * For one test file: the tiny engine behind an app, opened before its tests and closed after them;
  * the default settings unless `engine` (the engine's) or `overrides` (the app's) say otherwise, and
  * the engine as it is unless `wrap` puts something in front of it (engineWith, heldEngine). The
- * fields read through to what beforeAll made; a file's own beforeAll, registered after, runs after it.
+ * fields read through to what beforeAll made. A file's own beforeAll, registered after, runs after
+ * it, and its afterAll before this one's (vitest's default `sequence.hooks: 'stack'`).
  */
 export function useTinyApp(options: { engine?: EngineConfigInput; wrap?: (engine: Engine) => EnginePort; overrides?: AppOverrides } = {}): TestApp & { readonly engine: Engine } {
   let engine: Engine | undefined;

@@ -601,12 +601,13 @@ interface FilterChain {
 function createFilterChain(description: string, threads: number, name: string): FilterChain {
   const graph = new FilterGraph();
   graph.alloc();
-  // As many threads as the decoder has. libavfilter's default (0) starts a pool of one thread per
-  // core for each graph, i.e. each video, and the scale filter hands every frame's slices to it: 4
-  // threads created and ended per video and ~120 futex calls (strace). With the graph at the
-  // decoder's one thread (2 cores, CONCURRENCY 2), decode-alone CPU per video, alternated 5 rounds:
-  // 33.4 against 36.8 ms (4 s 360p clip), 34.4 against 36.0 (held-out clips, 3 rounds); 1080p
-  // unchanged within noise (2-core AMD EPYC, 2026-12-07).
+  // As many threads as the decoder has, set before the graph's first filter is made (libavfilter
+  // starts the graph's threads then). At its default (0) libavfilter sizes them from the cores, for
+  // every graph, so for every video, and the scale filter spreads each frame's slices over them: on
+  // 2 cores 4 threads made and ended per video and ~120 futex calls (strace), none at the decoder's
+  // one thread (2 cores, CONCURRENCY 2). Decode-alone CPU per video, alternated 5 rounds: 33.4
+  // against 36.8 ms (4 s 360p clip), 34.4 against 36.0 (held-out clips, 3 rounds); 1080p unchanged
+  // within noise (2-core AMD EPYC, 2026-12-07). Where DECODE_THREADS is above 1, the graph gets as many.
   graph.nbThreads = threads;
   let source: FilterContext | undefined;
   let sink: FilterContext | undefined;

@@ -294,14 +294,21 @@ describe('decode pool (real worker, node-av)', () => {
     expect(lines.some((l) => Number(l.level) >= 40)).toBe(false);
   });
 
-  it('filters on the decoder\'s threads: no thread starts in the worker while it decodes', async () => {
+  // On one core libavfilter's default is one thread too: the test could not tell the two apart.
+  it.skipIf(os.availableParallelism() < 2)('filters on the decoder\'s threads: no thread starts in the worker while it decodes', async () => {
     const { p } = pool({ fake: false });
     await p.ready();
     await p.run(job(fixture('clip.mp4'))); // the worker's lazily made threads (libuv, V8) exist now
     const pid = p.stats().pids[0] as number;
-    const threads = (): number => Number(/^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+    const threads = (): number => {
+      try {
+        return Number(/^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+      } catch {
+        return Number.NaN; // the worker gone: fails below rather than throwing in the timer
+      }
+    };
     const idle = threads();
-    // libavfilter's default would start a thread per core for each video's graph, alive while its frames are scaled.
+    // libavfilter's default would start threads for each video's graph, alive while its frames are scaled.
     const seen: number[] = [];
     const sampler = setInterval(() => seen.push(threads()), 1);
     try {
@@ -310,7 +317,8 @@ describe('decode pool (real worker, node-av)', () => {
       clearInterval(sampler);
     }
     expect(seen.length).toBeGreaterThan(20);
-    expect(Math.max(...seen)).toBe(idle);
+    expect(seen.filter((n) => !Number.isFinite(n))).toEqual([]);
+    expect(Math.max(...seen)).toBeLessThanOrEqual(idle);
   });
 
   it('kills and replaces a real worker that runs past the limit', async () => {
