@@ -11,7 +11,7 @@
  *
  * Results: a Markdown table on stdout.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -23,7 +23,6 @@ const { values } = parseArgs({ options: { uploads: { type: 'string', default: '3
 const uploads = Number(values.uploads);
 const rounds = Number(values.rounds);
 const gap = Number(values.gap);
-if (!existsSync(path.join(ROOT, 'dist', 'app.js'))) throw new Error('dist/ is missing: `make build` first (the servers run the compiled service, with no TypeScript loader in them)');
 const clipFile = syntheticClip(process.env.FFMPEG ?? 'ffmpeg', path.join(ROOT, 'bench', 'out', 'clips'), { seconds: 4, width: 640, height: 360, gop: 250 });
 const clip = readFileSync(clipFile);
 

@@ -5,6 +5,7 @@
  * bench/main-floor.ts. The servers run dist/ (`make build`), so no TypeScript loader runs in them.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { Agent } from 'node:http';
 import path from 'node:path';
 import { NODE_FLAGS } from '../../src/node-flags.js';
@@ -23,6 +24,10 @@ export interface MainFloorRun {
 
 /** Main-process CPU ms per upload, from /proc of the server over `uploads` sequential uploads. */
 export async function mainCpuPerUpload(run: MainFloorRun): Promise<number> {
+  // The bare server is plain JavaScript; the other two run the compiled service.
+  if (run.env.MODE !== 'bare' && !existsSync(path.join(ROOT, 'dist', 'app.js'))) {
+    throw new Error('dist/ is missing: `make build` first (the servers run the compiled service, with no TypeScript loader in them)');
+  }
   const server: ChildProcess = fork(path.join(ROOT, 'bench', 'lib', 'main-floor-server.mjs'), [], {
     execArgv: [...NODE_FLAGS],
     env: { ...process.env, MODEL_DIR: path.join(ROOT, 'models', 'default'), CLIP: run.clipFile, ...run.env },
