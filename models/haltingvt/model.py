@@ -217,6 +217,8 @@ class HaltingVT(nn.Module):
                 saliency = sharpness_saliency(probs, patch) if mode == "tldr" else None
                 metric = x if mode == "tldr" else keys
                 x, size, c, ids, live = merge_step(x, size, c, ids, live, metric, r, saliency)
+                # The merged-away tokens leave before the MLP: it runs on M - r tokens, as flops.py counts.
+                x, c, ids, live, size = compact(x, c, ids, live, size)  # (B, M', D), then (B, M') each
             z = blk.feed_forward(x)  # (B, M', D)
             h = halting_score(z[..., 0], cfg.halt_scale, cfg.halt_center)  # (B, M)
             if not cfg.quirk_cls_halts and not last:

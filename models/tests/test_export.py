@@ -3,6 +3,8 @@ and the per-patch stop map exact, for batch 1-4, several keep ratios and thresho
 
 import itertools
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -169,6 +171,31 @@ def test_merged_batches_give_their_unbatched_results(merging):
         one = sess.run(None, feeds(video[b:b + 1], 0.5, 0.9, "tome", 0.3))
         assert np.abs(one[0] - logits[b:b + 1]).max() <= 1e-5 * np.abs(logits).max()
         assert np.array_equal(one[1][0], tokens[b]) and np.array_equal(one[2][0], stop[b])
+
+
+@pytest.mark.parametrize("mode", ["tome", "tldr"])
+def test_a_merging_layer_runs_its_mlp_on_the_tokens_the_merge_left(tmp_path, mode):
+    """What flops.py counts (the MLP on n - r), read from ONNX Runtime's profile: the rows each joint
+    layer's fc1 multiplied, against the tokens that entered it less the merge's count."""
+    cfg = preset("test-micro")
+    model = random_model(cfg, seed=3)
+    opts = ort.SessionOptions()
+    opts.enable_profiling = True
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keeps the nodes' names
+    opts.profile_file_prefix = str(tmp_path / "merge")
+    sess = ort.InferenceSession(build_graph(model).SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    ratio = 0.3
+    _, tokens, _ = sess.run(None, feeds(random_video(cfg, 1, seed=1).numpy(), 1.0, 4.0, mode, ratio))
+    events = json.loads(Path(sess.end_profiling()).read_text())
+    rows = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["args"].get("op_name") == "MatMul":
+            if m := re.match(r"joint(\d+)/joint\d+\.mlp\.fc1_", e["name"]):
+                rows[int(m.group(1))] = e["args"]["input_type_shape"][0]["float"][1]
+    entered = tokens[0].tolist()
+    assert sorted(rows) == list(range(cfg.num_joint))
+    assert [rows[i] for i in range(cfg.num_joint)] == [n - merge_count(n, ratio) for n in entered]
+    assert all(merge_count(n, ratio) > 0 for n in entered)  # every layer merged: the check could fail
 
 
 def test_rehash_lists_a_report_added_later_but_refuses_a_changed_graph(tmp_path):

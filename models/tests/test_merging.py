@@ -159,6 +159,21 @@ def test_merging_without_halting_follows_merge_count(micro, mode):
     assert (stops == micro.num_joint).sum(-1).tolist() == [expected[-1] - 1] * 2  # minus the class token
 
 
+@pytest.mark.parametrize("mode", ["tome", "tldr"])
+def test_the_compact_path_runs_each_mlp_on_the_tokens_the_merge_left(micro, mode):
+    """flops.py counts a merging layer's MLP on n - r tokens; the reference path must run it so."""
+    model = random_model(micro, seed=2)
+    rows = []
+    hooks = [blk.mlp.register_forward_hook(lambda _m, args, _out: rows.append(args[0].shape[1])) for blk in model.joint]
+    with torch.no_grad():
+        out = model.forward_compact(random_video(micro, 1, seed=1), 1.0, 4.0, mode, 0.3)
+    for h in hooks:
+        h.remove()
+    entered = out.active_tokens[0].tolist()
+    assert all(merge_count(n, 0.3) > 0 for n in entered)
+    assert rows == [n - merge_count(n, 0.3) for n in entered]
+
+
 def test_merging_with_halting_counts_tokens_that_merged_or_halted(micro):
     model = random_model(micro, seed=2)
     video = random_video(micro, 3, seed=1)
