@@ -11,7 +11,7 @@ PY="$V/bin/python"
 SEED=${SEED:-1}
 RUN=${RUN:-runs/motion-tiny-seed$SEED}
 OUT=${OUT:-models/default}
-VERSION=${VERSION:-3.2.1}
+VERSION=${VERSION:-3.2.2}
 
 # 1. train (task + ponder + Motion Loss), one command, ~52 min on 2 cores. The motion-tiny preset
 #    starts from a space-time conv stem (kernels 8, 3, 3: each token sees 32x32 pixels around its
