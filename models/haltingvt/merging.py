@@ -25,7 +25,8 @@ What merging means for the other tokens:
   (size-weighted); its patch stops at the layer that merged it (patch_stop_layer).
 
 Token layout after a merge: the destination set (even positions, class token first) then the source
-set (odd positions) with the merged-away ones marked not live; the next layer's compaction drops them.
+set (odd positions) with the merged-away ones marked not live; forward_compact (and the graph) drop
+them before the MLP.
 """
 
 from __future__ import annotations

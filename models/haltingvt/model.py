@@ -220,10 +220,10 @@ class HaltingVT(nn.Module):
                 # The merged-away tokens leave before the MLP: it runs on M - r tokens, as flops.py counts.
                 x, c, ids, live, size = compact(x, c, ids, live, size)  # (B, M', D), then (B, M') each
             z = blk.feed_forward(x)  # (B, M', D)
-            h = halting_score(z[..., 0], cfg.halt_scale, cfg.halt_center)  # (B, M)
+            h = halting_score(z[..., 0], cfg.halt_scale, cfg.halt_center)  # (B, M')
             if not cfg.quirk_cls_halts and not last:
                 h = torch.cat([torch.zeros_like(h[:, :1]), h[:, 1:]], dim=1)
-            r = torch.cat([r_cls[:, None], torch.zeros_like(h[:, 1:])], dim=1)  # (B, M): only the class token's R matters
+            r = torch.cat([r_cls[:, None], torch.zeros_like(h[:, 1:])], dim=1)  # (B, M'): only the class token's R matters
             c, r, weight, _, still = act_step(c, r, h, live, thr, last)
             cls_out = cls_out + z[:, 0] * weight[:, :1]  # (B, D)
             r_cls = r[:, 0]

@@ -198,6 +198,25 @@ def test_a_merging_layer_runs_its_mlp_on_the_tokens_the_merge_left(tmp_path, mod
     assert all(merge_count(n, ratio) > 0 for n in entered)  # every layer merged: the check could fail
 
 
+def test_merged_sums_are_the_same_at_any_thread_count():
+    """Several sources merge into one destination: the merge's sums must not race when ONNX Runtime
+    splits them over threads (ScatterND's add does, above ~2e5 elements; ScatterElements' does not).
+    Batch 24 of 401 tokens at dim 64: ~3e5 elements per layer's sum, over that threshold."""
+    cfg = preset("test-micro", img_size=160, embed_dim=64)
+    sess = {}
+    for threads in (1, 4):
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        sess[threads] = ort.InferenceSession(build_graph(random_model(cfg, seed=4)).SerializeToString(), opts,
+                                             providers=["CPUExecutionProvider"])
+    run = feeds(random_video(cfg, 24, seed=2).numpy(), 1.0, 4.0, "tome", 0.5)
+    one = sess[1].run(None, run)
+    for _ in range(5):
+        many = sess[4].run(None, run)
+        assert np.array_equal(many[1], one[1]) and np.array_equal(many[2], one[2])
+        assert np.abs(many[0] - one[0]).max() <= 1e-5 * np.abs(one[0]).max()
+
+
 def test_rehash_lists_a_report_added_later_but_refuses_a_changed_graph(tmp_path):
     import shutil
 
