@@ -11,15 +11,20 @@
  *
  * Results: a Markdown table on stdout.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { syntheticClip } from './lib/decode.js';
 import { log, ROOT } from './lib/env.js';
 import { mainCpuPerUpload, type MainFloorRun } from './lib/main-floor.js';
+import { staleBuild } from './lib/service.js';
+import { median } from './lib/stats.js';
 
 const { values } = parseArgs({ options: { uploads: { type: 'string', default: '300' }, rounds: { type: 'string', default: '3' }, gap: { type: 'string', default: '70' } } });
+// The canned and service variants run dist/ with no TypeScript loader: an old build would measure old code.
+const dist = path.join(ROOT, 'dist', 'server.js');
+if (!existsSync(dist) || staleBuild(dist)) throw new Error('dist/ is missing or older than src/: `make build` first');
 const uploads = Number(values.uploads);
 const rounds = Number(values.rounds);
 const gap = Number(values.gap);
@@ -42,7 +47,6 @@ for (let round = 1; round <= rounds; round++) {
     log(`round ${round}: ${v.name}: ${ms.toFixed(2)} main-process CPU ms per upload`);
   }
 }
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 console.log(`\n${os.cpus()[0]?.model.trim() ?? 'CPU'}, ${os.availableParallelism()} cores; ${rounds} rounds of ${uploads} uploads per variant, interleaved; clip 4 s 640×360 H.264 (${clip.length} bytes)\n`);
 console.log('| server | main-process CPU ms per upload (median) | per round |\n|---|---|---|');
 for (const [name, xs] of results) console.log(`| ${name} | **${median(xs).toFixed(2)}** | ${xs.map((x) => x.toFixed(2)).join(', ')} |`);

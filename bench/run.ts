@@ -358,10 +358,8 @@ async function main(): Promise<void> {
       return runs;
     });
     // The floor's parts are measured alone: the engine above has closed and the server is not started yet.
-    const sets = [
-      { label: `held-out clips (${clips.length})`, files: clips, role: 'service' as const },
-      { label: REFERENCE_CLIP.label, files: [syntheticClip(binaries.ffmpeg, path.join(OUT, 'clips'), REFERENCE_CLIP.spec)], role: 'reference' as const },
-    ];
+    const referenceSet = { label: REFERENCE_CLIP.label, files: [syntheticClip(binaries.ffmpeg, path.join(OUT, 'clips'), REFERENCE_CLIP.spec)], role: 'reference' as const };
+    const sets = [{ label: `held-out clips (${clips.length})`, files: clips, role: 'service' as const }, referenceSet];
     const floorOptions = { decodeThreads: Math.max(1, Math.floor(os.availableParallelism() / concurrency)), seconds: plan.floorSeconds, pyavReps: plan.floorPyavReps };
     const served = subjects.find((x) => x.role === 'embedded') as Subject; // the model the server runs
     const floors: CpuFloor[] = [];
@@ -382,17 +380,16 @@ async function main(): Promise<void> {
       soakConcurrency: 8,
       soakSampleS: 5,
       engineThroughput: engineRuns,
-      probes: sets.filter((x) => x.role === 'reference'),
+      probes: [referenceSet],
     });
     const stepsOf = (label: string): ServiceStep[] => measured.probes?.find((p) => p.clips === label)?.steps ?? [];
     measured.floor = sets.flatMap((set, i) => floorRow(set.label, set.files.length, set.role, floors[i] as CpuFloor, set.role === 'service' ? measured.steps : stepsOf(set.label)) ?? []);
     service = measured;
-    const reference = sets.find((x) => x.role === 'reference');
-    const oneClient = reference && fewestStep(stepsOf(reference.label));
-    if (reference && oneClient) {
+    const oneClient = fewestStep(stepsOf(referenceSet.label));
+    if (oneClient) {
       // Its own failure must not lose the section's measurements above.
       try {
-        measured.main_reference = await mainReference(reference.label, reference.files[0] as string, Math.round(oneClient.p50_ms));
+        measured.main_reference = await mainReference(referenceSet.label, referenceSet.files[0] as string, Math.round(oneClient.p50_ms));
       } catch (err) {
         notes.push(`5g's reference (a bare node:http server) not measured: ${(err as Error).message.split('\n')[0]}`);
       }

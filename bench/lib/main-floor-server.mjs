@@ -4,7 +4,7 @@
  * listening. Plain JavaScript on dist/ (`make build`), so that no TypeScript loader runs in the
  * process whose CPU is measured. MODE says which:
  * - `bare`: node:http doing what the service's main process must do per upload, no more: the body
- *   to a temp file with synchronous writes, two IPC round trips to a child (main-floor-child.ts), a
+ *   to a temp file with synchronous writes, two IPC round trips to a child (main-floor-child.mjs), a
  *   1 KB JSON answer;
  * - `canned`: the service as server.ts builds it (fastify, admission, spool, queue, metrics, the
  *   answer), its engine's classify replaced by an answer it gave once for real;
@@ -64,7 +64,8 @@ if (mode === 'bare') {
   const { createService } = await import('../../dist/service/index.js');
   const { createRegistry } = await import('../../dist/service/metrics.js');
   const { createUploadArea } = await import('../../dist/service/uploads.js');
-  const config = loadConfig({ ...process.env, LOG_LEVEL: 'warn' });
+  // The CPU provider, as bench/lib/service.ts's servers run it: on a GPU host 5g measures the same engine.
+  const config = loadConfig({ ...process.env, LOG_LEVEL: 'warn', EXECUTION_PROVIDERS: 'cpu' });
   const logger = pino({ level: 'warn' });
   const real = await createEngine({ modelDir: config.modelDir, config: config.engine, logger });
   let engine = real;

@@ -2,10 +2,10 @@
  * The main process's CPU per upload for one of bench/lib/main-floor-server.mjs's servers (a bare
  * node:http server doing only the service's hand-offs, the service with a canned engine, or the whole
  * service), fed one upload at a time: target 5g's reference, used by `make bench` and
- * bench/main-floor.ts. The servers run dist/ (`make build`), so no TypeScript loader runs in them.
+ * bench/main-floor.ts. The canned and service servers run dist/ (`make build`; bench/main-floor.ts
+ * checks it is current), so no TypeScript loader runs in them; the bare one loads nothing of ours.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { Agent } from 'node:http';
 import path from 'node:path';
 import { NODE_FLAGS } from '../../src/node-flags.js';
@@ -24,10 +24,6 @@ export interface MainFloorRun {
 
 /** Main-process CPU ms per upload, from /proc of the server over `uploads` sequential uploads. */
 export async function mainCpuPerUpload(run: MainFloorRun): Promise<number> {
-  // The bare server is plain JavaScript; the other two run the compiled service.
-  if (run.env.MODE !== 'bare' && !existsSync(path.join(ROOT, 'dist', 'app.js'))) {
-    throw new Error('dist/ is missing: `make build` first (the servers run the compiled service, with no TypeScript loader in them)');
-  }
   const server: ChildProcess = fork(path.join(ROOT, 'bench', 'lib', 'main-floor-server.mjs'), [], {
     execArgv: [...NODE_FLAGS],
     env: { ...process.env, MODEL_DIR: path.join(ROOT, 'models', 'default'), CLIP: run.clipFile, ...run.env },

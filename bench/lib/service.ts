@@ -173,7 +173,8 @@ function cpuLimit(step: ServiceStep): { cpu_limit?: number; ratio_cpu_limit?: nu
   return { cpu_limit: limit, ratio_cpu_limit: step.throughput / limit };
 }
 
-function staleBuild(dist: string): boolean {
+/** Whether src/ changed after `dist` was built. */
+export function staleBuild(dist: string): boolean {
   const built = statSync(dist).mtimeMs;
   const newest = (dir: string): number =>
     readdirSync(dir, { withFileTypes: true }).reduce((m, e) => Math.max(m, e.isDirectory() ? newest(path.join(dir, e.name)) : statSync(path.join(dir, e.name)).mtimeMs), 0);

@@ -25,6 +25,7 @@ import onnxruntime as ort
 from haltingvt import preset
 from haltingvt.export import feeds
 from haltingvt.export.graph import build_graph
+from haltingvt.flops import FlopsConstants, joint_macs
 from haltingvt.merging import merge_count
 from haltingvt.testing import random_model, random_video
 
@@ -80,18 +81,13 @@ def profile(model: bytes, video, mode: str, ratio: float, threads: int, reps: in
             "merge_ops": dict(merge_ops.most_common())}
 
 
-def layer_macs(dim: int, tokens: int, mlp_tokens: int) -> int:
-    """A joint layer's multiply-adds: qkv and projection on every token, attention N x (N+1), MLP on the kept."""
-    return 4 * tokens * dim * dim + 2 * tokens * (tokens + 1) * dim + 8 * mlp_tokens * dim * dim
-
-
-def report(base: dict, merged: dict, dim: int) -> dict:
-    rate = sum(base["layer_ms"]) / sum(layer_macs(dim, n, n) for n in base["tokens"])  # ms per MAC, unmerged
+def report(base: dict, merged: dict, k: FlopsConstants) -> dict:
+    rate = sum(base["layer_ms"]) / sum(joint_macs(k, n) for n in base["tokens"])  # ms per MAC, unmerged
     tokens = merged["tokens"]
     rows, expected = [], 0.0
     for i, n in enumerate(tokens):
         kept = n - merge_count(n, merged["ratio"])  # what the merge left for the MLP (halting is off)
-        ideal = layer_macs(dim, n, kept) * rate
+        ideal = joint_macs(k, n, kept) * rate
         expected += ideal
         rows.append({"layer": i, "tokens": n, "ms": merged["layer_ms"][i], "at_unmerged_rate_ms": ideal,
                      "merge_ms": merged["merge_ms"][i]})
@@ -100,7 +96,7 @@ def report(base: dict, merged: dict, dim: int) -> dict:
     print(" layer tokens   ms  at-unmerged-rate  merge ms")
     for r in rows:
         print(f"  {r['layer']:4d} {r['tokens']:6d} {r['ms']:6.2f} {r['at_unmerged_rate_ms']:10.2f} {r['merge_ms']:12.2f}")
-    print(f" joint layers {layers:.1f} ms against {expected:.1f} at the unmerged rate (+{layers - expected:.1f}); "
+    print(f" joint layers {layers:.1f} ms against {expected:.1f} at the unmerged rate ({layers - expected:+.1f}); "
           f"the merges' own kernels {merges:.1f} ms; the rest of the graph {base['other_ms']:.1f} -> {merged['other_ms']:.1f}")
     print(" merge kernels by op: " + ", ".join(f"{op} {ms:.2f}" for op, ms in list(merged["merge_ops"].items())[:10]))
     return {"mode": merged["mode"], "ratio": merged["ratio"], "layers": rows, "layers_ms": layers,
@@ -118,7 +114,7 @@ def main() -> int:
     video = random_video(cfg, 1, seed=0).numpy()
     with tempfile.TemporaryDirectory() as workdir:
         runs = [profile(model, video, m, r, args.threads, args.reps, cfg.num_joint, workdir) for m, r in SETTINGS]
-    out = [report(runs[0], merged, cfg.embed_dim) for merged in runs[1:]]
+    out = [report(runs[0], merged, FlopsConstants.of(cfg)) for merged in runs[1:]]
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     return 0

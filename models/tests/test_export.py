@@ -203,12 +203,12 @@ def test_merged_sums_are_the_same_at_any_thread_count():
     splits them over threads (ScatterND's add does, above ~2e5 elements; ScatterElements' does not).
     Batch 24 of 401 tokens at dim 64: ~3e5 elements per layer's sum, over that threshold."""
     cfg = preset("test-micro", img_size=160, embed_dim=64)
+    graph = build_graph(random_model(cfg, seed=4)).SerializeToString()
     sess = {}
     for threads in (1, 4):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
-        sess[threads] = ort.InferenceSession(build_graph(random_model(cfg, seed=4)).SerializeToString(), opts,
-                                             providers=["CPUExecutionProvider"])
+        sess[threads] = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
     run = feeds(random_video(cfg, 24, seed=2).numpy(), 1.0, 4.0, "tome", 0.5)
     one = sess[1].run(None, run)
     for _ in range(5):
